@@ -1,0 +1,337 @@
+//! The `aci-gateway` command line: `serve`, `pki init`, `submit`, `status`, `reindex`.
+//!
+//! Exit codes: 0 success (filing accepted), 1 refused by the gateway (violations, conflict,
+//! permission), 2 usage, configuration or transport error, 64 invalid configuration at `serve`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use tonic::Code;
+
+use crate::client::{CarrierClient, ClientTls, Credentials};
+use crate::config::Config;
+use crate::pb::{self, Manifest};
+use crate::{ingest, pki, server, store, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aci-gateway",
+    version,
+    about = "Advance cargo information gateway: carriers file manifests over mutual-TLS gRPC"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Serve plaintext and trust the caller's claimed identity (development only).
+        #[arg(long)]
+        insecure_dev: bool,
+        /// Once listening, write the bound addresses to this file as JSON.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+    },
+    /// Development PKI.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+    /// File a manifest (proto3 JSON) and print the receipt, or every violation.
+    Submit {
+        file: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show the status of one of your filings.
+    Status {
+        /// The MRN of the filing.
+        #[arg(required_unless_present = "lrn", conflicts_with = "lrn")]
+        mrn: Option<String>,
+        /// Look the filing up by your LRN instead.
+        #[arg(long)]
+        lrn: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Rebuild the index from the log (the gateway must be stopped).
+    Reindex {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PkiCommand {
+    /// Create a development PKI (CAs, gateway and sample carrier certificates).
+    Init {
+        #[arg(default_value = "var/pki")]
+        dir: PathBuf,
+        #[arg(long, default_value = "GB-DEV-1")]
+        gateway_id: String,
+    },
+}
+
+const DEFAULT_CONFIG: &str = "config/gateway.toml";
+
+#[derive(Debug, Args)]
+struct ClientArgs {
+    /// Config whose carrier address and development PKI give the defaults below.
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Gateway address, e.g. https://127.0.0.1:7443.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// CA certificate that issued the gateway's certificate.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Your client certificate (SAN URI urn:aci:carrier:<EORI>).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Talk plaintext to a `serve --insecure-dev` gateway as this EORI.
+    #[arg(long, value_name = "EORI")]
+    insecure_dev: Option<String>,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            config,
+            insecure_dev,
+            ready_file,
+        } => serve(&config, insecure_dev, ready_file).await,
+        Command::Pki {
+            command: PkiCommand::Init { dir, gateway_id },
+        } => {
+            pki::init(&dir, &gateway_id)?;
+            println!("development PKI created in {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Submit { file, client } => submit(&file, &client).await,
+        Command::Status { mrn, lrn, client } => status(mrn, lrn, &client).await,
+        Command::Reindex { config } => {
+            let config = Config::load(&config)?;
+            let records = store::reindex(&config.data_dir, config.store.segment_bytes)?;
+            println!("index rebuilt from {records} log records");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(
+    config_path: &Path,
+    insecure_dev: bool,
+    ready_file: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(64));
+        }
+    };
+    let options = server::Options { insecure_dev };
+    let config_shown = config_path.display().to_string();
+    let mut ready_error = None;
+    server::run(&config, options, shutdown_signal(), |gateway| {
+        let scheme = if insecure_dev { "http" } else { "https" };
+        let example = Path::new("schemas/examples/sea-f10.json");
+        if example.exists() {
+            let config_arg = if config_shown == DEFAULT_CONFIG {
+                String::new()
+            } else {
+                format!(" --config {config_shown}")
+            };
+            tracing::info!(
+                "ready: submit the sample filing with `cargo run --release -- submit {}{config_arg}`",
+                example.display()
+            );
+        }
+        if let Some(path) = &ready_file {
+            let ready = serde_json::json!({
+                "carrier": format!("{scheme}://{}", gateway.carrier_addr),
+                "peer": gateway.peer_addr.to_string(),
+                "admin": gateway.admin_addr.to_string(),
+                "recovered_records": gateway.recovery.last_seq,
+                "cut_bytes": gateway.recovery.cut.as_ref().map(|c| c.bytes),
+            });
+            let tmp = path.with_extension("tmp");
+            if let Err(e) = std::fs::write(&tmp, ready.to_string())
+                .and_then(|()| std::fs::rename(&tmp, path))
+            {
+                ready_error = Some(e);
+            }
+        }
+    })
+    .await?;
+    if let Some(e) = ready_error {
+        bail!("could not write the ready file: {e}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the gateway");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+async fn connect(args: &ClientArgs) -> Result<CarrierClient> {
+    let config = if args.config.exists() {
+        Some(Config::load(&args.config)?)
+    } else {
+        None
+    };
+    let dev_pki = config.as_ref().and_then(|c| c.tls.dev_pki.clone());
+    let endpoint = match (&args.endpoint, &config) {
+        (Some(endpoint), _) => endpoint.clone(),
+        (None, Some(config)) => {
+            let mut addr = config.carrier_api.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let scheme = if args.insecure_dev.is_some() {
+                "http"
+            } else {
+                "https"
+            };
+            format!("{scheme}://{addr}")
+        }
+        (None, None) => bail!("give --endpoint (no config at {})", args.config.display()),
+    };
+    let credentials = match &args.insecure_dev {
+        Some(eori) => Credentials::InsecureDev { eori: eori.clone() },
+        None => {
+            let default = |given: &Option<PathBuf>, file: &str, what: &str| -> Result<PathBuf> {
+                match (given, &dev_pki) {
+                    (Some(path), _) => Ok(path.clone()),
+                    (None, Some(dir)) => Ok(dir.join(file)),
+                    (None, None) => bail!("give --{what} (the config has no development PKI)"),
+                }
+            };
+            Credentials::Tls(ClientTls {
+                ca: default(&args.ca, pki::ADMIN_CA_CERT, "ca")?,
+                cert: default(&args.cert, pki::SAMPLE_CARRIER_CERT, "cert")?,
+                key: default(&args.key, pki::SAMPLE_CARRIER_KEY, "key")?,
+            })
+        }
+    };
+    Ok(CarrierClient::connect(&endpoint, &credentials).await?)
+}
+
+async fn submit(file: &Path, args: &ClientArgs) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let manifest: Manifest =
+        pb::from_json(&text).with_context(|| format!("{} is not a manifest", file.display()))?;
+    let mut client = connect(args).await?;
+    match client.submit(manifest).await {
+        Ok(receipt) => {
+            print_json(&pb::to_json(&receipt));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(status) => refused(&status),
+    }
+}
+
+async fn status(mrn: Option<String>, lrn: Option<String>, args: &ClientArgs) -> Result<ExitCode> {
+    let mut client = connect(args).await?;
+    let answer = match (mrn, lrn) {
+        (Some(mrn), _) => client.status_by_mrn(&mrn).await,
+        (None, Some(lrn)) => client.status_by_lrn(&lrn).await,
+        (None, None) => bail!("give an MRN or --lrn"),
+    };
+    match answer {
+        Ok(status) => {
+            print_json(&pb::to_json(&status));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(status) => refused(&status),
+    }
+}
+
+/// Prints a refusal as JSON; exit 1 when the gateway refused the request itself, 2 otherwise.
+fn refused(status: &tonic::Status) -> Result<ExitCode> {
+    let mut out = serde_json::json!({
+        "code": code_name(status.code()),
+        "message": status.message(),
+    });
+    if let Some(report) = ingest::status::report_of(status) {
+        out["violations"] = pb::to_json(&report)["violations"].clone();
+        out["truncated"] = report.truncated.into();
+    }
+    print_json(&out);
+    let refused_by_gateway = matches!(
+        status.code(),
+        Code::InvalidArgument
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::NotFound
+            | Code::FailedPrecondition
+            | Code::ResourceExhausted
+    );
+    Ok(ExitCode::from(if refused_by_gateway { 1 } else { 2 }))
+}
+
+/// The canonical name of a gRPC code, as in the gRPC specification (`INVALID_ARGUMENT`).
+fn code_name(code: Code) -> String {
+    let camel = format!("{code:?}");
+    let mut name = String::with_capacity(camel.len() + 4);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+fn print_json(value: &serde_json::Value) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot print the answer: {e}"),
+    }
+}

@@ -1,0 +1,141 @@
+//! A carrier's client: connects to the carrier API with mutual TLS (or plaintext to a
+//! `--insecure-dev` server) and makes calls. Used by the CLI and by the tests.
+
+use std::path::PathBuf;
+
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Request, Status};
+
+use crate::ingest::DEV_CARRIER_HEADER;
+use crate::pb::carrier_gateway_client::CarrierGatewayClient;
+use crate::pb::{
+    FilingStatus, GetStatusRequest, Manifest, Receipt, SubmitRequest, get_status_request,
+    submit_request,
+};
+
+/// Files presenting a carrier to the gateway.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    /// The CA that issued the gateway's certificate.
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// How a client authenticates.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    Tls(ClientTls),
+    /// Plaintext to a development server, claiming to be this EORI.
+    InsecureDev {
+        eori: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("endpoint {endpoint}: {source}")]
+    Endpoint {
+        endpoint: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("cannot connect to {endpoint}: {source}")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
+/// A connected carrier client.
+#[derive(Clone, Debug)]
+pub struct CarrierClient {
+    inner: CarrierGatewayClient<Channel>,
+    dev_eori: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl CarrierClient {
+    /// Connects to `endpoint` (`https://host:port`, or `http://` for `--insecure-dev`).
+    pub async fn connect(
+        endpoint: &str,
+        credentials: &Credentials,
+    ) -> Result<CarrierClient, ClientError> {
+        crate::tls::install_crypto_provider();
+        let endpoint_error = |source| ClientError::Endpoint {
+            endpoint: endpoint.to_owned(),
+            source,
+        };
+        let mut builder = Endpoint::from_shared(endpoint.to_owned()).map_err(endpoint_error)?;
+        let mut dev_eori = None;
+        match credentials {
+            Credentials::Tls(files) => {
+                let read = |path: &PathBuf| {
+                    std::fs::read(path).map_err(|source| ClientError::Read {
+                        path: path.clone(),
+                        source,
+                    })
+                };
+                let tls = ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(read(&files.ca)?))
+                    .identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+                builder = builder.tls_config(tls).map_err(endpoint_error)?;
+            }
+            Credentials::InsecureDev { eori } => {
+                dev_eori = Some(eori.parse().map_err(|_| ClientError::Read {
+                    path: PathBuf::from(eori),
+                    source: std::io::Error::other("the EORI is not valid header text"),
+                })?);
+            }
+        }
+        let channel = builder
+            .connect()
+            .await
+            .map_err(|source| ClientError::Connect {
+                endpoint: endpoint.to_owned(),
+                source,
+            })?;
+        Ok(CarrierClient {
+            inner: CarrierGatewayClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
+            dev_eori,
+        })
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Some(eori) = &self.dev_eori {
+            request
+                .metadata_mut()
+                .insert(DEV_CARRIER_HEADER, eori.clone());
+        }
+        request
+    }
+
+    pub async fn submit(&mut self, manifest: Manifest) -> Result<Receipt, Status> {
+        let request = self.request(SubmitRequest {
+            filing: Some(submit_request::Filing::Manifest(manifest)),
+        });
+        Ok(self.inner.submit(request).await?.into_inner())
+    }
+
+    pub async fn status_by_mrn(&mut self, mrn: &str) -> Result<FilingStatus, Status> {
+        let request = self.request(GetStatusRequest {
+            key: Some(get_status_request::Key::Mrn(mrn.to_owned())),
+        });
+        Ok(self.inner.get_status(request).await?.into_inner())
+    }
+
+    pub async fn status_by_lrn(&mut self, lrn: &str) -> Result<FilingStatus, Status> {
+        let request = self.request(GetStatusRequest {
+            key: Some(get_status_request::Key::Lrn(lrn.to_owned())),
+        });
+        Ok(self.inner.get_status(request).await?.into_inner())
+    }
+}

@@ -1,0 +1,358 @@
+//! The gateway's TOML configuration: read, checked key by key, and sealed into [`Config`].
+//!
+//! Unknown keys are refused; every error names the file and the key. Relative paths are taken
+//! relative to the directory of the config file, so a config works from any working directory.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::ids::Eori;
+
+/// A configuration that passed every check.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This gateway's identity among administrations (origin of what it forwards).
+    pub gateway_id: String,
+    /// ISO 3166 alpha-2 country code written into the MRNs this gateway issues.
+    pub country: String,
+    /// Where the log and its index live.
+    pub data_dir: PathBuf,
+    pub carrier_api: CarrierApi,
+    /// Listener for peer administrations (mutual TLS against the peer CA).
+    pub peer_listen: SocketAddr,
+    /// Plain HTTP listener for health checks and metrics.
+    pub admin_listen: SocketAddr,
+    pub tls: TlsFiles,
+    pub store: StoreSettings,
+    /// Carriers allowed to file on behalf of others: agent EORI → principals' EORIs.
+    pub representatives: HashMap<String, HashSet<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CarrierApi {
+    pub listen: SocketAddr,
+    /// Largest gRPC message accepted, in bytes; larger ones are refused before decoding.
+    pub max_message_bytes: usize,
+}
+
+/// Certificate and key files. With `dev_pki` set, they live in that directory and are created
+/// on first start.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub dev_pki: Option<PathBuf>,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub carrier_ca: PathBuf,
+    pub peer_ca: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoreSettings {
+    /// A segment file is closed and a new one started once it holds this many bytes.
+    pub segment_bytes: u64,
+    /// Most appends written under one fdatasync.
+    pub max_batch: usize,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Syntax { file: PathBuf, message: String },
+    #[error("{file}: key `{key}`: {message}")]
+    Invalid {
+        file: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Checks config text; `path` names the file in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        raw.seal(base, path)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    gateway: RawGateway,
+    carrier_api: RawCarrierApi,
+    peer_api: RawListener,
+    admin: RawListener,
+    tls: RawTls,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    representatives: Vec<RawRepresentative>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    id: String,
+    country: String,
+    data_dir: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCarrierApi {
+    listen: String,
+    #[serde(default = "default_max_message_bytes")]
+    max_message_bytes: usize,
+}
+
+fn default_max_message_bytes() -> usize {
+    4 * 1024 * 1024
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    listen: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    dev_pki: Option<PathBuf>,
+    server_cert: Option<PathBuf>,
+    server_key: Option<PathBuf>,
+    carrier_ca: Option<PathBuf>,
+    peer_ca: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(default = "default_segment_bytes")]
+    segment_bytes: u64,
+    #[serde(default = "default_max_batch")]
+    max_batch: usize,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            segment_bytes: default_segment_bytes(),
+            max_batch: default_max_batch(),
+        }
+    }
+}
+
+fn default_segment_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_max_batch() -> usize {
+    1024
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepresentative {
+    agent: String,
+    principals: Vec<String>,
+}
+
+impl RawConfig {
+    fn seal(self, base: &Path, file: &Path) -> Result<Config, ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            key,
+            message,
+        };
+        let gateway = self.gateway;
+        if gateway.id.is_empty()
+            || !gateway
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid(
+                "gateway.id",
+                format!("{:?} must be letters, digits, '-' or '_'", gateway.id),
+            ));
+        }
+        if gateway.country.len() != 2 || !gateway.country.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(invalid(
+                "gateway.country",
+                format!(
+                    "{:?} is not an ISO 3166 alpha-2 code (two upper-case letters)",
+                    gateway.country
+                ),
+            ));
+        }
+        let listen = |key: &'static str, text: &str| {
+            text.parse::<SocketAddr>().map_err(|e| {
+                invalid(
+                    key,
+                    format!("{text:?} is not an address such as 127.0.0.1:7443 ({e})"),
+                )
+            })
+        };
+        let carrier_listen = listen("carrier_api.listen", &self.carrier_api.listen)?;
+        let peer_listen = listen("peer_api.listen", &self.peer_api.listen)?;
+        let admin_listen = listen("admin.listen", &self.admin.listen)?;
+        const MESSAGE_LIMITS: std::ops::RangeInclusive<usize> = 1024..=(64 * 1024 * 1024);
+        if !MESSAGE_LIMITS.contains(&self.carrier_api.max_message_bytes) {
+            return Err(invalid(
+                "carrier_api.max_message_bytes",
+                format!(
+                    "{} is outside {}..={}",
+                    self.carrier_api.max_message_bytes,
+                    MESSAGE_LIMITS.start(),
+                    MESSAGE_LIMITS.end()
+                ),
+            ));
+        }
+        if self.store.segment_bytes < 64 * 1024 {
+            return Err(invalid(
+                "store.segment_bytes",
+                format!("{} is below the minimum of 65536", self.store.segment_bytes),
+            ));
+        }
+        if !(1..=65536).contains(&self.store.max_batch) {
+            return Err(invalid(
+                "store.max_batch",
+                format!("{} is outside 1..=65536", self.store.max_batch),
+            ));
+        }
+        let tls = self.tls.seal(base, &invalid)?;
+        let mut representatives: HashMap<String, HashSet<String>> = HashMap::new();
+        for entry in self.representatives {
+            for eori in std::iter::once(&entry.agent).chain(&entry.principals) {
+                if Eori::parse(eori).is_none() {
+                    return Err(invalid(
+                        "representatives",
+                        format!("{eori:?} is not an EORI number"),
+                    ));
+                }
+            }
+            representatives
+                .entry(entry.agent)
+                .or_default()
+                .extend(entry.principals);
+        }
+        Ok(Config {
+            gateway_id: gateway.id,
+            country: gateway.country,
+            data_dir: base.join(gateway.data_dir),
+            carrier_api: CarrierApi {
+                listen: carrier_listen,
+                max_message_bytes: self.carrier_api.max_message_bytes,
+            },
+            peer_listen,
+            admin_listen,
+            tls,
+            store: StoreSettings {
+                segment_bytes: self.store.segment_bytes,
+                max_batch: self.store.max_batch,
+            },
+            representatives,
+        })
+    }
+}
+
+impl RawTls {
+    fn seal(
+        self,
+        base: &Path,
+        invalid: &dyn Fn(&'static str, String) -> ConfigError,
+    ) -> Result<TlsFiles, ConfigError> {
+        let dev_pki = self.dev_pki.map(|dir| base.join(dir));
+        let file = |key: &'static str, explicit: Option<PathBuf>, dev_name: &str| match (
+            explicit, &dev_pki,
+        ) {
+            (Some(path), _) => Ok(base.join(path)),
+            (None, Some(dir)) => Ok(dir.join(dev_name)),
+            (None, None) => Err(invalid(
+                key,
+                "missing: give the file, or set tls.dev_pki to use a development PKI".into(),
+            )),
+        };
+        Ok(TlsFiles {
+            server_cert: file(
+                "tls.server_cert",
+                self.server_cert,
+                crate::pki::GATEWAY_CERT,
+            )?,
+            server_key: file("tls.server_key", self.server_key, crate::pki::GATEWAY_KEY)?,
+            carrier_ca: file(
+                "tls.carrier_ca",
+                self.carrier_ca,
+                crate::pki::CARRIER_CA_CERT,
+            )?,
+            peer_ca: file("tls.peer_ca", self.peer_ca, crate::pki::ADMIN_CA_CERT)?,
+            dev_pki,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEV: &str = include_str!("../config/gateway.toml");
+    const PRODUCTION: &str = include_str!("../config/production.toml");
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/aci/gateway.toml"))
+    }
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        let dev = parse(DEV).expect("dev config");
+        assert_eq!(dev.carrier_api.listen.port(), 7443);
+        assert_eq!(dev.data_dir, Path::new("/etc/aci/../var/data"));
+        assert!(dev.tls.dev_pki.is_some());
+        let production = parse(PRODUCTION).expect("production config");
+        assert!(production.tls.dev_pki.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let text = DEV.replace("[gateway]", "[gateway]\ncolour = \"blue\"");
+        let message = parse(&text).expect_err("unknown key").to_string();
+        assert!(message.contains("gateway.toml"), "{message}");
+        assert!(message.contains("colour"), "{message}");
+    }
+
+    #[test]
+    fn bad_values_name_file_and_key() {
+        let text = DEV.replace("country = \"GB\"", "country = \"gbr\"");
+        let message = parse(&text).expect_err("bad country").to_string();
+        assert!(
+            message.contains("/etc/aci/gateway.toml: key `gateway.country`"),
+            "{message}"
+        );
+        let text = DEV.replace("127.0.0.1:7443", "localhost");
+        let message = parse(&text).expect_err("bad address").to_string();
+        assert!(message.contains("carrier_api.listen"), "{message}");
+    }
+}

@@ -1,0 +1,185 @@
+//! The carrier API (`aci.v1.CarrierGateway`): a thin adapter that authenticates the caller,
+//! hands the filing to validation and the store, and translates outcomes to gRPC.
+
+pub mod status;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use crate::ids::{Eori, Lrn, Mrn};
+use crate::pb::carrier_gateway_server::CarrierGateway;
+use crate::pb::submit_request::Filing;
+use crate::pb::{FilingStatus, GetStatusRequest, Receipt, SubmitRequest, get_status_request};
+use crate::store::{NewFiling, Registration, Store};
+use crate::telemetry::Metrics;
+use crate::tls::{Identity, PeerInfo};
+use crate::validate;
+
+/// Metadata a development client sends on a plaintext connection to say which carrier it is.
+pub const DEV_CARRIER_HEADER: &str = "x-aci-dev-carrier";
+
+/// Who may file for whom.
+#[derive(Debug, Default)]
+pub struct Access {
+    /// Agent EORI → the EORIs it may file for (besides its own).
+    pub representatives: HashMap<String, HashSet<String>>,
+}
+
+impl Access {
+    fn may_act_for(&self, caller: &Eori, filer: &str) -> bool {
+        caller.as_str() == filer
+            || self
+                .representatives
+                .get(caller.as_str())
+                .is_some_and(|principals| principals.contains(filer))
+    }
+}
+
+/// The `CarrierGateway` service.
+#[derive(Clone, Debug)]
+pub struct CarrierService {
+    store: Store,
+    access: Arc<Access>,
+    metrics: Arc<Metrics>,
+}
+
+impl CarrierService {
+    pub fn new(store: Store, access: Arc<Access>, metrics: Arc<Metrics>) -> CarrierService {
+        CarrierService {
+            store,
+            access,
+            metrics,
+        }
+    }
+}
+
+/// The authenticated carrier behind a request.
+fn caller<T>(request: &Request<T>) -> Result<Eori, Status> {
+    let info = request
+        .extensions()
+        .get::<PeerInfo>()
+        .ok_or_else(|| Status::unauthenticated("no connection identity"))?;
+    if info.insecure {
+        // Development plaintext: the caller says who it is. `serve --insecure-dev` warns loudly.
+        let claimed = request
+            .metadata()
+            .get(DEV_CARRIER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Eori::parse);
+        return claimed.ok_or_else(|| {
+            Status::unauthenticated(format!(
+                "plaintext development server: send your EORI in the {DEV_CARRIER_HEADER} header"
+            ))
+        });
+    }
+    match &info.identity {
+        Some(Identity::Carrier(eori)) => Ok(eori.clone()),
+        Some(Identity::Admin(id)) => Err(Status::permission_denied(format!(
+            "administration {id} cannot use the carrier API"
+        ))),
+        None => Err(Status::unauthenticated(
+            "the client certificate carries no urn:aci:carrier:<EORI> identity",
+        )),
+    }
+}
+
+#[tonic::async_trait]
+impl CarrierGateway for CarrierService {
+    async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<Receipt>, Status> {
+        let received_at = SystemTime::now();
+        let caller = caller(&request)?;
+        let traceparent = request
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let Some(Filing::Manifest(manifest)) = request.into_inner().filing else {
+            return Err(Status::invalid_argument("the request carries no filing"));
+        };
+        // Refuse an impostor before telling it anything about its filing.
+        if let Some(declarant) = &manifest.declarant
+            && !declarant.eori.is_empty()
+            && !self.access.may_act_for(&caller, &declarant.eori)
+        {
+            self.metrics.filing("forbidden");
+            return Err(Status::permission_denied(format!(
+                "{caller} may not file as {}",
+                declarant.eori
+            )));
+        }
+        let original = manifest.encode_to_vec();
+        let accepted = match validate::validate(manifest) {
+            Ok(accepted) => accepted,
+            Err(report) => {
+                self.metrics.filing("rejected");
+                tracing::info!(%caller, findings = report.findings().len(), "filing rejected");
+                return Err(status::rejected(&report));
+            }
+        };
+        let lrn = accepted.lrn.clone();
+        let registration = self
+            .store
+            .register(NewFiling {
+                filer: accepted.filer,
+                lrn: accepted.lrn,
+                digest: accepted.digest,
+                manifest: accepted.manifest,
+                original,
+                original_type: "application/x-protobuf",
+                warnings: accepted.warnings.iter().map(|f| f.to_proto()).collect(),
+                received_at,
+                traceparent,
+            })
+            .await
+            .map_err(|e| status::store_failure(&e))?;
+        match registration {
+            Registration::Registered(receipt) => {
+                self.metrics.filing("registered");
+                tracing::info!(mrn = %receipt.mrn, %lrn, filer = %receipt.filer, seq = receipt.sequence, "filing registered");
+                Ok(Response::new(receipt))
+            }
+            Registration::Duplicate(receipt) => {
+                self.metrics.filing("duplicate");
+                Ok(Response::new(receipt))
+            }
+            Registration::Conflict { mrn } => {
+                self.metrics.filing("conflict");
+                Err(status::conflict(lrn.as_str(), &mrn))
+            }
+        }
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<GetStatusRequest>,
+    ) -> Result<Response<FilingStatus>, Status> {
+        let caller = caller(&request)?;
+        let found = match request.into_inner().key {
+            Some(get_status_request::Key::Mrn(text)) => {
+                let mrn = Mrn::parse(&text).map_err(|e| {
+                    Status::invalid_argument(format!("{text:?} is not an MRN: {e}"))
+                })?;
+                self.store.status(&mrn)
+            }
+            Some(get_status_request::Key::Lrn(text)) => {
+                let lrn = Lrn::parse(&text)
+                    .ok_or_else(|| Status::invalid_argument(format!("{text:?} is not an LRN")))?;
+                self.store.status_by_lrn(&caller, &lrn)
+            }
+            None => return Err(Status::invalid_argument("give an MRN or an LRN")),
+        }
+        .map_err(|e| status::store_failure(&e))?;
+        // Another filer's filing is reported as absent: its existence is not the caller's business.
+        match found {
+            Some(status) if self.access.may_act_for(&caller, &status.filer) => {
+                Ok(Response::new(status))
+            }
+            _ => Err(Status::not_found("no such filing of yours")),
+        }
+    }
+}

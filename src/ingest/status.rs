@@ -1,0 +1,118 @@
+//! The one place where the carrier API's outcomes become gRPC statuses.
+//!
+//! Rejections use the rich error model: `google.rpc.BadRequest` (one field violation per finding,
+//! with reason `ACI_<code>_<RULE>`) for any gRPC client, and `aci.v1.ValidationReport` with the
+//! full findings for clients that know it. Internal detail (paths on disk, IO errors) is logged,
+//! never sent.
+
+use prost::Message;
+use tonic::{Code, Status};
+use tonic_types::pb::{self as rpc, bad_request::FieldViolation};
+
+use crate::ids::Mrn;
+use crate::pb;
+use crate::store::StoreError;
+use crate::validate::Report;
+
+const TYPE_PREFIX: &str = "type.googleapis.com/";
+
+/// `INVALID_ARGUMENT` carrying every finding of the report.
+pub fn rejected(report: &Report) -> Status {
+    let violations = report.to_proto();
+    let bad_request = rpc::BadRequest {
+        field_violations: violations
+            .violations
+            .iter()
+            .map(|v| FieldViolation {
+                field: v.path.clone(),
+                description: v.message.clone(),
+                reason: reason(v),
+                localized_message: None,
+            })
+            .collect(),
+    };
+    let count = violations.violations.len();
+    let message = format!(
+        "filing refused: {count}{} finding{} (see details)",
+        if violations.truncated { "+" } else { "" },
+        if count == 1 { "" } else { "s" }
+    );
+    with_details(
+        Code::InvalidArgument,
+        message,
+        vec![
+            any("google.rpc.BadRequest", &bad_request),
+            any("aci.v1.ValidationReport", &violations),
+        ],
+    )
+}
+
+/// `ALREADY_EXISTS`: the LRN is registered with other content.
+pub fn conflict(lrn: &str, mrn: &Mrn) -> Status {
+    let info = rpc::ResourceInfo {
+        resource_type: "aci.v1.Filing".into(),
+        resource_name: mrn.to_string(),
+        owner: String::new(),
+        description: format!("LRN {lrn} is registered as {mrn} with different content"),
+    };
+    with_details(
+        Code::AlreadyExists,
+        format!(
+            "LRN {lrn} is already registered as {mrn} with different content; \
+             amend {mrn} to change it, or use a new LRN"
+        ),
+        vec![any("google.rpc.ResourceInfo", &info)],
+    )
+}
+
+/// A store failure: the filing was not acknowledged and may be retried with the same LRN.
+pub fn store_failure(error: &StoreError) -> Status {
+    tracing::error!(%error, "store failure");
+    match error {
+        StoreError::Closed => Status::unavailable("the gateway is shutting down; retry"),
+        _ => Status::unavailable(
+            "the filing could not be made durable; it was not registered, retry with the same LRN",
+        ),
+    }
+}
+
+/// The findings in a status from this gateway, if it carries them.
+pub fn report_of(status: &Status) -> Option<pb::ValidationReport> {
+    let details = rpc::Status::decode(status.details()).ok()?;
+    details
+        .details
+        .iter()
+        .find(|any| any.type_url == format!("{TYPE_PREFIX}aci.v1.ValidationReport"))
+        .and_then(|any| pb::ValidationReport::decode(any.value.as_slice()).ok())
+}
+
+fn reason(violation: &pb::Violation) -> String {
+    let rule: String = violation
+        .rule
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("ACI_{}_{rule}", violation.code)
+}
+
+fn any(type_name: &str, message: &impl Message) -> prost_types::Any {
+    prost_types::Any {
+        type_url: format!("{TYPE_PREFIX}{type_name}"),
+        value: message.encode_to_vec(),
+    }
+}
+
+fn with_details(code: Code, message: String, details: Vec<prost_types::Any>) -> Status {
+    let status = rpc::Status {
+        code: code as i32,
+        message: message.clone(),
+        details,
+    };
+    Status::with_details(code, message, status.encode_to_vec().into())
+}

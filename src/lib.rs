@@ -1,0 +1,42 @@
+//! # aci-gateway
+//!
+//! An advance cargo information gateway in the spirit of the WCO SAFE Framework: carriers file
+//! pre-arrival manifests over mutual-TLS gRPC; each filing is validated, made durable in an
+//! append-only log, and answered with a receipt (MRN) or every violation at once.
+//!
+//! ## Data flow
+//!
+//! ```text
+//! carrier ──mTLS gRPC──► ingest ──► validate ──► store (log, fdatasync) ──► receipt (MRN)
+//!                          │            │
+//!                          ◄── coded violations (google.rpc.BadRequest + aci.v1.ValidationReport)
+//! ```
+//!
+//! ## Layout
+//!
+//! - [`cli`]: the `aci-gateway` commands (`serve`, `pki`, `submit`, `status`, `reindex`).
+//! - [`config`]: the TOML configuration, checked and sealed.
+//! - [`server`]: wires store, listeners and admin port; one shutdown path.
+//! - [`ingest`]: the carrier API, a thin gRPC adapter; `ingest::status` maps outcomes to gRPC.
+//! - [`validate`]: findings and reports; required data and identifier formats.
+//! - [`store`]: the segment log (framing, CRC, hash chain), group commit, the sled index.
+//! - [`ids`]: MRN, LRN, EORI and sequence types; the ISO 6346 check character.
+//! - [`tls`]: rustls configurations, the accept loop, identities from certificates.
+//! - [`pki`]: the development PKI created on first start.
+//! - [`client`]: a carrier's client, used by the CLI and the tests.
+//! - [`telemetry`]: logging and the Prometheus counters.
+//! - [`pb`]: generated protobuf types and proto3 JSON.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod ids;
+pub mod ingest;
+pub mod pb;
+pub mod pki;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod tls;
+pub mod validate;

@@ -1,0 +1,92 @@
+//! Generated protobuf types and services (`proto/`), the descriptor set, and proto3 JSON
+//! conversion driven by it.
+#![allow(clippy::all, missing_docs)]
+
+use std::sync::LazyLock;
+
+use prost_reflect::{DescriptorPool, DynamicMessage};
+
+/// Carrier-facing API and the cargo report (`aci.v1`).
+pub mod aci {
+    pub mod v1 {
+        tonic::include_proto!("aci.v1");
+    }
+    /// The log record and index layouts (`aci.store.v1`).
+    pub mod store {
+        pub mod v1 {
+            tonic::include_proto!("aci.store.v1");
+        }
+    }
+}
+
+pub use aci::store::v1 as store;
+pub use aci::v1::*;
+
+/// The encoded `FileDescriptorSet` of every `.proto` in `proto/` (for reflection and JSON).
+pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/aci_descriptor.bin"));
+
+static POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
+    DescriptorPool::decode(DESCRIPTOR_SET).expect("the descriptor set built by build.rs decodes")
+});
+
+/// The descriptor pool of the wire contracts.
+pub fn descriptor_pool() -> &'static DescriptorPool {
+    &POOL
+}
+
+/// Why a proto3 JSON document could not be read as a message.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    #[error("message type {0} is not in the descriptor set")]
+    UnknownType(String),
+    #[error("invalid JSON for {type_name}: {source}")]
+    Syntax {
+        type_name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("JSON does not match {type_name}: {source}")]
+    Shape {
+        type_name: String,
+        #[source]
+        source: prost::DecodeError,
+    },
+}
+
+/// Reads a message from its proto3 JSON form (field names as in the .proto or lowerCamelCase;
+/// unknown fields refused).
+pub fn from_json<T: prost::Message + Default + prost::Name>(json: &str) -> Result<T, JsonError> {
+    let type_name = T::full_name();
+    let descriptor = descriptor_pool()
+        .get_message_by_name(&type_name)
+        .ok_or_else(|| JsonError::UnknownType(type_name.clone()))?;
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let dynamic = DynamicMessage::deserialize(descriptor, &mut deserializer)
+        .and_then(|message| deserializer.end().map(|()| message))
+        .map_err(|source| JsonError::Syntax {
+            type_name: type_name.clone(),
+            source,
+        })?;
+    dynamic
+        .transcode_to::<T>()
+        .map_err(|source| JsonError::Shape { type_name, source })
+}
+
+/// Writes a message in proto3 JSON form (field names as in the .proto, every field present,
+/// so a reader sees `"warnings": []` rather than nothing).
+pub fn to_json<T: prost::Message + prost::Name>(message: &T) -> serde_json::Value {
+    let type_name = T::full_name();
+    let descriptor = descriptor_pool()
+        .get_message_by_name(&type_name)
+        .expect("every generated message is in the descriptor set");
+    let mut dynamic = DynamicMessage::new(descriptor);
+    dynamic
+        .transcode_from(message)
+        .expect("a generated message transcodes to its own descriptor");
+    let options = prost_reflect::SerializeOptions::new()
+        .use_proto_field_name(true)
+        .skip_default_fields(false);
+    dynamic
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .expect("serializing to a JSON value cannot fail")
+}

@@ -1,0 +1,304 @@
+//! A development PKI: two certificate authorities (carriers, peer administrations), the gateway's
+//! certificate and a sample carrier's, created on first start so the gateway runs out of the box.
+//!
+//! Identities are SAN URIs: `urn:aci:carrier:<EORI>` for carriers, `urn:aci:admin:<gateway id>`
+//! for administrations. The gateway's certificate is issued by the administrations' CA and serves
+//! both listeners (carriers trust that CA to reach the gateway). Tests use [`Authority`] to issue
+//! whatever certificates they need, including wrong and expired ones.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+};
+use time::{Duration, OffsetDateTime};
+
+pub const CARRIER_CA_CERT: &str = "carrier-ca.pem";
+pub const CARRIER_CA_KEY: &str = "carrier-ca.key";
+pub const ADMIN_CA_CERT: &str = "admin-ca.pem";
+pub const ADMIN_CA_KEY: &str = "admin-ca.key";
+pub const GATEWAY_CERT: &str = "gateway.pem";
+pub const GATEWAY_KEY: &str = "gateway.key";
+pub const SAMPLE_CARRIER_CERT: &str = "carrier.pem";
+pub const SAMPLE_CARRIER_KEY: &str = "carrier.key";
+/// The EORI of the sample carrier, as filer in `schemas/examples/`.
+pub const SAMPLE_CARRIER_EORI: &str = "GB123456789000";
+
+const FILES: [&str; 8] = [
+    CARRIER_CA_CERT,
+    CARRIER_CA_KEY,
+    ADMIN_CA_CERT,
+    ADMIN_CA_KEY,
+    GATEWAY_CERT,
+    GATEWAY_KEY,
+    SAMPLE_CARRIER_CERT,
+    SAMPLE_CARRIER_KEY,
+];
+
+/// The identity URI of a carrier.
+pub fn carrier_uri(eori: &str) -> String {
+    format!("urn:aci:carrier:{eori}")
+}
+
+/// The identity URI of an administration's gateway.
+pub fn admin_uri(gateway_id: &str) -> String {
+    format!("urn:aci:admin:{gateway_id}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{dir} exists but is not a complete development PKI (missing {missing})")]
+    Incomplete { dir: PathBuf, missing: String },
+    #[error("{0} already exists; refusing to overwrite it")]
+    Exists(PathBuf),
+}
+
+/// A certificate and its private key, PEM-encoded.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// When a certificate is valid.
+#[derive(Clone, Copy, Debug)]
+pub struct Validity {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+impl Validity {
+    /// From an hour ago (clock skew) for `days` days.
+    pub fn days(days: i64) -> Validity {
+        let now = OffsetDateTime::now_utc();
+        Validity {
+            not_before: now - Duration::hours(1),
+            not_after: now + Duration::days(days),
+        }
+    }
+
+    /// Ended yesterday.
+    pub fn expired() -> Validity {
+        let now = OffsetDateTime::now_utc();
+        Validity {
+            not_before: now - Duration::days(30),
+            not_after: now - Duration::days(1),
+        }
+    }
+}
+
+/// A certificate authority that can issue leaf certificates.
+pub struct Authority {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+    key_pem: String,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority").finish_non_exhaustive()
+    }
+}
+
+impl Authority {
+    /// A new self-signed CA, valid for ten years.
+    pub fn new(common_name: &str) -> Result<Authority, PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let validity = Validity::days(3650);
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        let key = KeyPair::generate()?;
+        let key_pem = key.serialize_pem();
+        let issuer = CertifiedIssuer::self_signed(params, key)?;
+        Ok(Authority { issuer, key_pem })
+    }
+
+    pub fn cert_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
+    }
+
+    /// A client certificate carrying `uri` as its identity.
+    pub fn issue_client(&self, uri: &str, validity: Validity) -> Result<Issued, PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(uri);
+        params.subject_alt_names = vec![SanType::URI(uri.try_into()?)];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(params, validity)
+    }
+
+    /// A certificate for a gateway: server for `hosts` (DNS names or IP addresses) and client
+    /// with the identity `uri` (a gateway is a client of its peers).
+    pub fn issue_gateway(
+        &self,
+        hosts: &[&str],
+        uri: &str,
+        validity: Validity,
+    ) -> Result<Issued, PkiError> {
+        let hosts: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
+        let mut params = CertificateParams::new(hosts)?;
+        params.distinguished_name = name(uri);
+        params.subject_alt_names.push(SanType::URI(uri.try_into()?));
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        self.issue(params, validity)
+    }
+
+    fn issue(&self, mut params: CertificateParams, validity: Validity) -> Result<Issued, PkiError> {
+        params.not_before = validity.not_before;
+        params.not_after = validity.not_after;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "aci-gateway development PKI");
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+/// Makes sure `dir` holds a complete development PKI, creating it if `dir` does not exist.
+/// Returns whether it was created now.
+pub fn ensure_dev_pki(dir: &Path, gateway_id: &str) -> Result<bool, PkiError> {
+    if dir.exists() {
+        let missing: Vec<&str> = FILES
+            .iter()
+            .copied()
+            .filter(|f| !dir.join(f).is_file())
+            .collect();
+        if missing.is_empty() {
+            return Ok(false);
+        }
+        return Err(PkiError::Incomplete {
+            dir: dir.to_owned(),
+            missing: missing.join(", "),
+        });
+    }
+    init(dir, gateway_id)?;
+    Ok(true)
+}
+
+/// Creates a development PKI in `dir`, which must not exist. The files appear all at once
+/// (written to a sibling directory, synced, then renamed into place).
+pub fn init(dir: &Path, gateway_id: &str) -> Result<(), PkiError> {
+    if dir.exists() {
+        return Err(PkiError::Exists(dir.to_owned()));
+    }
+    let carrier_ca = Authority::new("aci-gateway dev carrier CA")?;
+    let admin_ca = Authority::new("aci-gateway dev administrations CA")?;
+    let gateway = admin_ca.issue_gateway(
+        &["localhost", "127.0.0.1", "::1"],
+        &admin_uri(gateway_id),
+        Validity::days(825),
+    )?;
+    let carrier =
+        carrier_ca.issue_client(&carrier_uri(SAMPLE_CARRIER_EORI), Validity::days(825))?;
+
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    create_dir_all(parent)?;
+    let staging = parent.join(format!(
+        ".{}.partial-{}",
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    create_dir_all(&staging)?;
+    let files = [
+        (CARRIER_CA_CERT, carrier_ca.cert_pem()),
+        (CARRIER_CA_KEY, carrier_ca.key_pem().to_owned()),
+        (ADMIN_CA_CERT, admin_ca.cert_pem()),
+        (ADMIN_CA_KEY, admin_ca.key_pem().to_owned()),
+        (GATEWAY_CERT, gateway.cert_pem),
+        (GATEWAY_KEY, gateway.key_pem),
+        (SAMPLE_CARRIER_CERT, carrier.cert_pem),
+        (SAMPLE_CARRIER_KEY, carrier.key_pem),
+    ];
+    for (file, contents) in &files {
+        let secret = file.ends_with(".key");
+        write_file(&staging.join(file), contents.as_bytes(), secret)?;
+    }
+    fs::rename(&staging, dir).map_err(|source| PkiError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    Ok(())
+}
+
+fn create_dir_all(dir: &Path) -> Result<(), PkiError> {
+    fs::create_dir_all(dir).map_err(|source| PkiError::Io {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+/// Writes a file (private keys readable by the owner only) and syncs it.
+pub fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), PkiError> {
+    let io = |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(path)
+        .map_err(io)?;
+    file.write_all(contents).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_pki_is_created_once_and_complete() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("pki");
+        assert!(ensure_dev_pki(&dir, "GB-DEV-1").expect("create"));
+        assert!(!ensure_dev_pki(&dir, "GB-DEV-1").expect("reuse"));
+        let mode = fs::metadata(dir.join(GATEWAY_KEY))
+            .expect("key")
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+        fs::remove_file(dir.join(SAMPLE_CARRIER_KEY)).expect("remove");
+        let err = ensure_dev_pki(&dir, "GB-DEV-1").expect_err("incomplete");
+        assert!(err.to_string().contains(SAMPLE_CARRIER_KEY), "{err}");
+        assert!(matches!(init(&dir, "X"), Err(PkiError::Exists(_))));
+    }
+}

@@ -1,0 +1,333 @@
+//! Wires the gateway together: store, listeners (carriers, peers, admin), and one shutdown path.
+//!
+//! Shutdown: stop accepting, let in-flight calls finish (at most [`SHUTDOWN_GRACE`]), answer
+//! every append already queued, flush the index, return.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+
+use crate::config::Config;
+use crate::ingest::{Access, CarrierService};
+use crate::pb::carrier_gateway_server::CarrierGatewayServer;
+use crate::store::{Recovery, Store, StoreError, StoreOptions};
+use crate::telemetry::Metrics;
+use crate::{pki, tls};
+
+/// How long in-flight calls may take to finish once shutdown starts.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("development PKI: {0}")]
+    Pki(#[from] pki::PkiError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr} ({listener}): {source}")]
+    Bind {
+        addr: SocketAddr,
+        listener: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{listener} server: {source}")]
+    Serve {
+        listener: &'static str,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("a server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// How to run, beyond the config file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Serve plaintext gRPC, trusting the caller's claimed identity. Development only.
+    pub insecure_dev: bool,
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    pub carrier_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub recovery: Recovery,
+    store: Store,
+    shutdown: CancellationToken,
+    servers: Vec<(
+        &'static str,
+        JoinHandle<Result<(), tonic::transport::Error>>,
+    )>,
+    admin: JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Opens the store, binds every listener and starts serving.
+    pub async fn start(config: &Config, options: Options) -> Result<Gateway, ServerError> {
+        tls::install_crypto_provider();
+        if let Some(dir) = &config.tls.dev_pki
+            && pki::ensure_dev_pki(dir, &config.gateway_id)?
+        {
+            tracing::info!(dir = %dir.display(), "created a development PKI");
+        }
+        let carrier_tls = tls::server_config(
+            &config.tls.server_cert,
+            &config.tls.server_key,
+            &config.tls.carrier_ca,
+        )?;
+        let peer_tls = tls::server_config(
+            &config.tls.server_cert,
+            &config.tls.server_key,
+            &config.tls.peer_ca,
+        )?;
+
+        let data_dir = config.data_dir.clone();
+        let store_options = StoreOptions {
+            country: config.country.clone(),
+            segment_bytes: config.store.segment_bytes,
+            max_batch: config.store.max_batch,
+        };
+        let (store, recovery) =
+            tokio::task::spawn_blocking(move || Store::open(&data_dir, store_options)).await??;
+        if let Some(cut) = &recovery.cut {
+            tracing::warn!(
+                segment = %cut.segment.display(), offset = cut.offset, bytes = cut.bytes,
+                reason = %cut.reason, kept_in = %cut.kept_in.display(),
+                "cut a torn tail off the log (unacknowledged writes of the last crash)"
+            );
+        }
+        tracing::info!(records = recovery.last_seq, data = %config.data_dir.display(), "log opened");
+
+        let bind = |addr: SocketAddr, listener: &'static str| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr,
+                    listener,
+                    source,
+                })
+        };
+        let carrier_listener = bind(config.carrier_api.listen, "carrier API").await?;
+        let peer_listener = bind(config.peer_listen, "peer API").await?;
+        let admin_listener = bind(config.admin_listen, "admin").await?;
+        let local = |l: &TcpListener| l.local_addr().expect("a bound socket has an address");
+        let (carrier_addr, peer_addr, admin_addr) = (
+            local(&carrier_listener),
+            local(&peer_listener),
+            local(&admin_listener),
+        );
+
+        let shutdown = CancellationToken::new();
+        let metrics = Arc::new(Metrics::default());
+        let access = Arc::new(Access {
+            representatives: config.representatives.clone(),
+        });
+        let carrier_service = CarrierGatewayServer::new(CarrierService::new(
+            store.clone(),
+            access,
+            Arc::clone(&metrics),
+        ))
+        .max_decoding_message_size(config.carrier_api.max_message_bytes);
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<CarrierGatewayServer<CarrierService>>()
+            .await;
+
+        if options.insecure_dev {
+            tracing::warn!(
+                "--insecure-dev: the carrier API serves PLAINTEXT and trusts the caller's claimed \
+                 identity; never use this outside development"
+            );
+        }
+        let carrier_incoming = tls::accept(
+            carrier_listener,
+            (!options.insecure_dev).then_some(carrier_tls),
+            "carrier API",
+            shutdown.clone(),
+        );
+        let carrier_server = Server::builder()
+            .layer(tower::util::MapResponseLayer::new(
+                oversize_is_resource_exhausted as fn(_) -> _,
+            ))
+            .add_service(health_service.clone())
+            .add_service(carrier_service)
+            .serve_with_incoming_shutdown(carrier_incoming, shutdown.clone().cancelled_owned());
+
+        // Peer administrations: mutual TLS against the peer CA. Deliveries and feeds are served
+        // here once the exchange exists; health checking works now.
+        let peer_incoming =
+            tls::accept(peer_listener, Some(peer_tls), "peer API", shutdown.clone());
+        let peer_server = Server::builder()
+            .add_service(health_service)
+            .serve_with_incoming_shutdown(peer_incoming, shutdown.clone().cancelled_owned());
+
+        let servers = vec![
+            ("carrier API", tokio::spawn(carrier_server)),
+            ("peer API", tokio::spawn(peer_server)),
+        ];
+        let admin = tokio::spawn(serve_admin(
+            admin_listener,
+            store.clone(),
+            metrics,
+            shutdown.clone(),
+        ));
+        tracing::info!(
+            carrier = %carrier_addr, peer = %peer_addr, admin = %admin_addr,
+            tls = !options.insecure_dev, "gateway listening"
+        );
+        Ok(Gateway {
+            carrier_addr,
+            peer_addr,
+            admin_addr,
+            recovery,
+            store,
+            shutdown,
+            servers,
+            admin,
+        })
+    }
+
+    /// The gateway's store (for tests and tools in the same process).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stops accepting, drains in-flight calls and queued appends, and returns.
+    pub async fn stop(self) -> Result<(), ServerError> {
+        self.shutdown.cancel();
+        let mut first_error = None;
+        for (listener, server) in self.servers {
+            let abort = server.abort_handle();
+            match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(source))) => {
+                    first_error.get_or_insert(ServerError::Serve { listener, source });
+                }
+                Ok(Err(join)) => {
+                    first_error.get_or_insert(ServerError::Task(join));
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        listener,
+                        "calls still running after the grace period; cut off"
+                    );
+                    abort.abort();
+                }
+            }
+        }
+        self.admin.abort();
+        self.store.close().await;
+        tracing::info!("gateway stopped");
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Runs a gateway until `shutdown` completes.
+pub async fn run(
+    config: &Config,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(&Gateway),
+) -> Result<(), ServerError> {
+    let gateway = Gateway::start(config, options).await?;
+    on_ready(&gateway);
+    shutdown.await;
+    tracing::info!("shutting down");
+    gateway.stop().await
+}
+
+/// tonic refuses an over-size message with `OUT_OF_RANGE`; the gRPC specification (and every
+/// other implementation) says `RESOURCE_EXHAUSTED`. Before the handler runs, the refusal is a
+/// trailers-only response, so its status is in the headers, where this rewrites it.
+fn oversize_is_resource_exhausted(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers();
+    let is_oversize = headers.get("grpc-status").is_some_and(|s| s == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| m.contains("message length too large"));
+    if is_oversize {
+        let headers = response.headers_mut();
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        headers.insert(
+            "grpc-message",
+            http::HeaderValue::from_static(
+                "message larger than carrier_api.max_message_bytes; split the filing",
+            ),
+        );
+    }
+    response
+}
+
+/// The admin port: `/healthz`, `/readyz`, `/metrics`, over minimal HTTP/1.1 (one request per
+/// connection).
+async fn serve_admin(
+    listener: TcpListener,
+    store: Store,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (mut stream, _) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(_) => continue,
+            },
+        };
+        let store = store.clone();
+        let metrics = Arc::clone(&metrics);
+        let shutting_down = shutdown.is_cancelled();
+        tokio::spawn(async move {
+            let mut head = vec![0u8; 2048];
+            let mut len = 0;
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                while len < head.len() && !head[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut head[len..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => len += n,
+                    }
+                }
+            })
+            .await;
+            if read.is_err() {
+                return;
+            }
+            let request = String::from_utf8_lossy(&head[..len]);
+            let path = request.split_whitespace().nth(1).unwrap_or("");
+            let (status, content_type, body) = match path {
+                "/healthz" => ("200 OK", "text/plain", "ok\n".to_owned()),
+                "/readyz" if shutting_down => {
+                    ("503 Service Unavailable", "text/plain", "stopping\n".into())
+                }
+                "/readyz" => ("200 OK", "text/plain", "ready\n".to_owned()),
+                "/metrics" => (
+                    "200 OK",
+                    "text/plain; version=0.0.4",
+                    metrics.render(store.stats()),
+                ),
+                _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}

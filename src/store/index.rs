@@ -1,0 +1,191 @@
+//! The index: sled trees derived from the log, so queries need not read it.
+//!
+//! Trees: `lrn` ((filer, LRN) → MRN), `filings` (MRN → `FilingEntry`), `meta` (`hwm`: the
+//! sequence of the last record applied, big-endian). A batch of records is applied in one sled
+//! transaction together with the new high-water mark, so the index is always the image of a log
+//! prefix; after a crash the records past the mark are replayed. sled's own durability does not
+//! matter for correctness: the log is the truth and replay is idempotent.
+
+use prost::Message;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::ids::{Eori, Lrn, Mrn, Seq};
+use crate::pb::store::{FilingEntry, LogRecord, RecordKind};
+use crate::pb::{FilingState, FilingStatus, Receipt};
+
+const HIGH_WATER: &[u8] = b"hwm";
+
+/// One index entry: tree name, key, value.
+pub type Entry = (&'static str, Vec<u8>, Vec<u8>);
+/// Separates filer and LRN in keys; neither may contain control characters.
+const KEY_SEPARATOR: u8 = 0x1f;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("index database: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("index entry for {key} does not decode: {reason}")]
+    Decode { key: String, reason: String },
+}
+
+/// A cheap handle on the index trees.
+#[derive(Clone)]
+pub struct Index {
+    db: sled::Db,
+    by_lrn: sled::Tree,
+    filings: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").finish_non_exhaustive()
+    }
+}
+
+impl Index {
+    pub fn open(dir: &std::path::Path) -> Result<Index, IndexError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Index {
+            by_lrn: db.open_tree("lrn")?,
+            filings: db.open_tree("filings")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    /// The sequence of the last record applied (0 when none).
+    pub fn high_water(&self) -> Result<Seq, IndexError> {
+        Ok(Seq(self
+            .meta
+            .get(HIGH_WATER)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)))
+    }
+
+    /// The MRN registered for a filer's LRN.
+    pub fn mrn_for(&self, filer: &Eori, lrn: &Lrn) -> Result<Option<Mrn>, IndexError> {
+        let Some(value) = self.by_lrn.get(lrn_key(filer.as_str(), lrn.as_str()))? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&value);
+        Mrn::parse(&text).map(Some).map_err(|e| IndexError::Decode {
+            key: format!("{filer}/{lrn}"),
+            reason: e.to_string(),
+        })
+    }
+
+    /// What is known about an MRN.
+    pub fn status(&self, mrn: &Mrn) -> Result<Option<FilingStatus>, IndexError> {
+        let Some(value) = self.filings.get(mrn.as_str())? else {
+            return Ok(None);
+        };
+        let entry = FilingEntry::decode(value.as_ref()).map_err(|e| IndexError::Decode {
+            key: mrn.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(entry.status)
+    }
+
+    /// Applies records (consecutive, in log order) and moves the high-water mark past them.
+    pub fn apply(&self, records: &[LogRecord]) -> Result<(), IndexError> {
+        let Some(last) = records.last() else {
+            return Ok(());
+        };
+        let updates: Vec<(Vec<u8>, String, Vec<u8>)> = records
+            .iter()
+            .filter(|r| r.kind() == RecordKind::Filing)
+            .map(|r| {
+                let entry = FilingEntry {
+                    status: Some(status_of(r)),
+                };
+                (
+                    lrn_key(&r.filer, &r.lrn),
+                    r.mrn.clone(),
+                    entry.encode_to_vec(),
+                )
+            })
+            .collect();
+        let high_water = last.sequence.to_be_bytes();
+        (&self.by_lrn, &self.filings, &self.meta)
+            .transaction(|(by_lrn, filings, meta)| {
+                for (key, mrn, entry) in &updates {
+                    by_lrn.insert(key.as_slice(), mrn.as_bytes())?;
+                    filings.insert(mrn.as_bytes(), entry.as_slice())?;
+                }
+                meta.insert(HIGH_WATER, &high_water)?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => IndexError::Sled(e),
+                TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+            })
+    }
+
+    /// Empties every tree, for a rebuild from the log.
+    pub fn clear(&self) -> Result<(), IndexError> {
+        self.by_lrn.clear()?;
+        self.filings.clear()?;
+        self.meta.clear()?;
+        Ok(())
+    }
+
+    /// Writes sled's buffers to disk (not an fsync; see DESIGN.md).
+    pub fn flush(&self) -> Result<(), IndexError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every entry of every tree, for comparing two indexes.
+    pub fn dump(&self) -> Result<Vec<Entry>, IndexError> {
+        let mut out = Vec::new();
+        for (name, tree) in [
+            ("lrn", &self.by_lrn),
+            ("filings", &self.filings),
+            ("meta", &self.meta),
+        ] {
+            for item in tree.iter() {
+                let (k, v) = item?;
+                out.push((name, k.to_vec(), v.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn lrn_key(filer: &str, lrn: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(filer.len() + 1 + lrn.len());
+    key.extend_from_slice(filer.as_bytes());
+    key.push(KEY_SEPARATOR);
+    key.extend_from_slice(lrn.as_bytes());
+    key
+}
+
+/// The receipt a filing record stands for; a pure function of the record, so an index rebuilt
+/// from the log answers exactly what the live one did.
+pub fn receipt_of(record: &LogRecord) -> Receipt {
+    Receipt {
+        mrn: record.mrn.clone(),
+        lrn: record.lrn.clone(),
+        filer: record.filer.clone(),
+        sequence: record.sequence,
+        version: record.version,
+        digest: hex::encode(&record.digest),
+        chain_hash: hex::encode(&record.hash),
+        received_at: record.received_at,
+        warnings: record.warnings.clone(),
+    }
+}
+
+fn status_of(record: &LogRecord) -> FilingStatus {
+    FilingStatus {
+        mrn: record.mrn.clone(),
+        lrn: record.lrn.clone(),
+        filer: record.filer.clone(),
+        state: FilingState::Registered as i32,
+        version: record.version,
+        receipt: Some(receipt_of(record)),
+    }
+}

@@ -1,0 +1,369 @@
+//! The append-only segment log: the gateway's source of truth.
+//!
+//! Segment files live in `<data>/log/`, named by the sequence of their first record
+//! (`00000000000000000001.seg`). Only the writer appends, and only to the newest segment; a new
+//! segment and the directory are fsynced when it is created. At open, only the newest segment is
+//! read: a torn tail (a frame cut short, a CRC mismatch or zeroed space at the end) is moved
+//! aside into a `.torn` file and cut off; damage followed by intact frames is corruption of
+//! synced data, and opening refuses rather than discard acknowledged records.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::ids::Seq;
+use crate::pb::store::LogRecord;
+
+use super::record::{self, FrameError, GENESIS};
+
+/// What opening the log found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Sequence of the last intact record (0 for an empty log).
+    pub last_seq: u64,
+    /// Bytes cut from the end of the newest segment, and where they were kept.
+    pub cut: Option<TornTail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    pub segment: PathBuf,
+    pub offset: u64,
+    pub bytes: u64,
+    pub reason: String,
+    pub kept_in: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{segment} at byte {offset}: {reason}; refusing to discard the records after it")]
+    Corrupt {
+        segment: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
+    move |source| LogError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The writer's handle on the log. Reading is done with [`read_from`], which needs no handle.
+pub struct SegmentLog {
+    dir: PathBuf,
+    segment_bytes: u64,
+    file: File,
+    file_path: PathBuf,
+    file_len: u64,
+    next_seq: u64,
+    last_hash: [u8; 32],
+    /// fdatasync calls made, for the metrics and the benchmark.
+    pub syncs: u64,
+}
+
+impl SegmentLog {
+    /// Opens (or creates) the log in `dir` and recovers its tail.
+    pub fn open(dir: &Path, segment_bytes: u64) -> Result<(SegmentLog, Recovery), LogError> {
+        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let mut segments = list_segments(dir)?;
+        let mut recovery = Recovery::default();
+        if segments.is_empty() {
+            let path = segment_path(dir, 1);
+            create_segment(dir, &path)?;
+            segments.push((1, path));
+        }
+        let (newest_first, newest_path) = segments.last().cloned().expect("at least one segment");
+        let scan = scan_segment(&newest_path, newest_first)?;
+        if let Some(damage) = scan.damage {
+            recovery.cut = Some(cut_tail(&newest_path, scan.valid_len, damage)?);
+        }
+        let (last_seq, last_hash) = match scan.last {
+            Some(last) => last,
+            None if segments.len() > 1 => {
+                let (first, path) = &segments[segments.len() - 2];
+                let previous = scan_segment(path, *first)?;
+                if let Some(damage) = previous.damage {
+                    return Err(LogError::Corrupt {
+                        segment: path.clone(),
+                        offset: previous.valid_len,
+                        reason: damage,
+                    });
+                }
+                previous.last.unwrap_or((newest_first - 1, GENESIS))
+            }
+            None => (newest_first - 1, GENESIS),
+        };
+        recovery.last_seq = last_seq;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&newest_path)
+            .map_err(io_error(&newest_path))?;
+        let file_len = file.metadata().map_err(io_error(&newest_path))?.len();
+        Ok((
+            SegmentLog {
+                dir: dir.to_owned(),
+                segment_bytes,
+                file,
+                file_path: newest_path,
+                file_len,
+                next_seq: last_seq + 1,
+                last_hash,
+                syncs: 0,
+            },
+            recovery,
+        ))
+    }
+
+    /// The sequence the next appended record will get.
+    pub fn next_seq(&self) -> Seq {
+        Seq(self.next_seq)
+    }
+
+    /// Assigns the next sequence to `record`, seals it into the chain and returns its frame.
+    /// Nothing is written until [`SegmentLog::write_batch`].
+    pub fn seal_next(&mut self, record: &mut LogRecord) -> Vec<u8> {
+        record.sequence = self.next_seq;
+        let (frame, hash) = record::seal(record, self.last_hash);
+        self.next_seq += 1;
+        self.last_hash = hash;
+        frame
+    }
+
+    /// Writes the frames of consecutive sealed records and makes them durable: one fdatasync per
+    /// segment touched. `first_seq` is the sequence of the first frame.
+    pub fn write_batch(&mut self, first_seq: u64, frames: &[Vec<u8>]) -> Result<(), LogError> {
+        let mut pending: Vec<u8> = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            let frame_len = frame.len() as u64;
+            let unwritten = pending.len() as u64;
+            if self.file_len + unwritten > 0
+                && self.file_len + unwritten + frame_len > self.segment_bytes
+            {
+                self.flush(&mut pending)?;
+                self.roll(first_seq + i as u64)?;
+            }
+            pending.extend_from_slice(frame);
+        }
+        self.flush(&mut pending)
+    }
+
+    fn flush(&mut self, pending: &mut Vec<u8>) -> Result<(), LogError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all(pending)
+            .map_err(io_error(&self.file_path))?;
+        self.file.sync_data().map_err(io_error(&self.file_path))?;
+        self.syncs += 1;
+        self.file_len += pending.len() as u64;
+        pending.clear();
+        Ok(())
+    }
+
+    fn roll(&mut self, first_seq: u64) -> Result<(), LogError> {
+        let path = segment_path(&self.dir, first_seq);
+        create_segment(&self.dir, &path)?;
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        self.file_path = path;
+        self.file_len = 0;
+        self.syncs += 2;
+        Ok(())
+    }
+}
+
+/// Reads every record from `from` (inclusive) to the end of the log, verifying frames, hashes
+/// and the chain, and calls `visit` with each.
+pub fn read_from<E: From<LogError>>(
+    dir: &Path,
+    from: Seq,
+    mut visit: impl FnMut(LogRecord) -> Result<(), E>,
+) -> Result<(), E> {
+    let segments = list_segments(dir)?;
+    let start = segments
+        .iter()
+        .rposition(|(first, _)| *first <= from.0)
+        .unwrap_or(0);
+    let mut expected_prev: Option<[u8; 32]> = None;
+    for (first, path) in &segments[start..] {
+        let bytes = fs::read(path).map_err(io_error(path))?;
+        let mut offset = 0usize;
+        let mut seq = *first;
+        while offset < bytes.len() {
+            let corrupt = |reason: String| LogError::Corrupt {
+                segment: path.clone(),
+                offset: offset as u64,
+                reason,
+            };
+            let (payload, used) = record::read_frame(&bytes[offset..])
+                .map_err(|e| corrupt(format!("record {seq}: {e}")))?;
+            let rec = record::open(payload).map_err(|e| corrupt(format!("record {seq}: {e}")))?;
+            if rec.sequence != seq {
+                return Err(
+                    corrupt(format!("expected record {seq}, found {}", rec.sequence)).into(),
+                );
+            }
+            if let Some(prev) = expected_prev
+                && rec.prev_hash != prev
+            {
+                return Err(corrupt(format!("record {seq} breaks the hash chain")).into());
+            }
+            expected_prev = Some(record::hash_of(&rec));
+            if seq >= from.0 {
+                visit(rec)?;
+            }
+            offset += used;
+            seq += 1;
+        }
+    }
+    Ok(())
+}
+
+fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.seg"))
+}
+
+/// The segments in `dir`, in order, with the sequence of their first record.
+pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    let mut segments = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".seg")) else {
+            continue;
+        };
+        if let Ok(first) = stem.parse::<u64>() {
+            segments.push((first, entry.path()));
+        }
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+fn create_segment(dir: &Path, path: &Path) -> Result<(), LogError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(dir))
+}
+
+struct Scan {
+    /// Bytes of intact records from the start.
+    valid_len: u64,
+    /// Sequence and hash of the last intact record.
+    last: Option<(u64, [u8; 32])>,
+    /// Why the bytes after `valid_len` are not records, if there are any.
+    damage: Option<String>,
+}
+
+/// Reads a segment front to back, stopping at the first frame that is not intact.
+fn scan_segment(path: &Path, first_seq: u64) -> Result<Scan, LogError> {
+    let bytes = fs::read(path).map_err(io_error(path))?;
+    let mut offset = 0usize;
+    let mut seq = first_seq;
+    let mut last: Option<(u64, [u8; 32])> = None;
+    while offset < bytes.len() {
+        let corrupt = |reason: String| LogError::Corrupt {
+            segment: path.to_owned(),
+            offset: offset as u64,
+            reason,
+        };
+        match record::read_frame(&bytes[offset..]) {
+            Ok((payload, used)) => {
+                // An intact frame whose record is wrong was written that way: not a torn write.
+                let rec = record::open(payload).map_err(|e| corrupt(e.to_string()))?;
+                if rec.sequence != seq {
+                    return Err(corrupt(format!(
+                        "expected record {seq}, found {}",
+                        rec.sequence
+                    )));
+                }
+                if let Some((_, prev)) = last
+                    && rec.prev_hash != prev
+                {
+                    return Err(corrupt(format!("record {seq} breaks the hash chain")));
+                }
+                last = Some((seq, record::hash_of(&rec)));
+                offset += used;
+                seq += 1;
+            }
+            Err(damage) => {
+                if intact_frame_follows(&bytes[offset..], &damage) {
+                    return Err(corrupt(format!(
+                        "{damage}, yet intact records follow (not a torn write)"
+                    )));
+                }
+                return Ok(Scan {
+                    valid_len: offset as u64,
+                    last,
+                    damage: Some(damage.to_string()),
+                });
+            }
+        }
+    }
+    Ok(Scan {
+        valid_len: offset as u64,
+        last,
+        damage: None,
+    })
+}
+
+/// Whether a damaged frame is followed by an intact one where its length says the next begins.
+/// A torn write leaves nothing intact after it: the writer appends in order and syncs.
+fn intact_frame_follows(bytes: &[u8], damage: &FrameError) -> bool {
+    if *damage != FrameError::Crc {
+        return false;
+    }
+    let len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    let next = record::HEADER_LEN + len;
+    bytes
+        .get(next..)
+        .is_some_and(|rest| !rest.is_empty() && record::read_frame(rest).is_ok())
+}
+
+/// Moves the damaged tail of `path` (from `offset`) into a `.torn` file, then cuts it off.
+fn cut_tail(path: &Path, offset: u64, reason: String) -> Result<TornTail, LogError> {
+    let bytes = fs::read(path).map_err(io_error(path))?;
+    let tail = &bytes[usize::try_from(offset).expect("offset within a file we read")..];
+    let kept_in = path.with_extension(format!("seg.torn-{offset}"));
+    let mut kept = File::create(&kept_in).map_err(io_error(&kept_in))?;
+    kept.write_all(tail).map_err(io_error(&kept_in))?;
+    kept.sync_all().map_err(io_error(&kept_in))?;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_error(path))?;
+    file.set_len(offset).map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(TornTail {
+        segment: path.to_owned(),
+        offset,
+        bytes: tail.len() as u64,
+        reason,
+        kept_in,
+    })
+}

@@ -1,0 +1,277 @@
+//! Durable storage: the append-only log (the truth), the sled index derived from it, and the
+//! group-commit writer between them.
+//!
+//! `<data>/log/` holds the segments, `<data>/index/` the sled database. [`Store::open`] recovers
+//! the log's tail, replays into the index whatever it has not seen, and starts the writer.
+//! [`Store::register`] answers only after the filing's record is on disk (`fdatasync`).
+
+mod index;
+mod log;
+pub mod record;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ids::{Eori, Lrn, Mrn, Seq};
+use crate::pb::store::LogRecord;
+use crate::pb::{FilingStatus, Manifest, Receipt, Violation};
+
+pub use self::index::{Index, IndexError, receipt_of};
+pub use self::log::{LogError, Recovery, TornTail, list_segments};
+
+/// Commands waiting for the writer before `register` callers wait for room (backpressure).
+const QUEUE_DEPTH: usize = 8192;
+
+/// A filing that passed validation, ready to be registered.
+#[derive(Debug, Clone)]
+pub struct NewFiling {
+    pub filer: Eori,
+    pub lrn: Lrn,
+    pub manifest: Manifest,
+    /// SHA-256 of the canonical manifest encoding.
+    pub digest: [u8; 32],
+    /// The bytes as submitted, and their media type.
+    pub original: Vec<u8>,
+    pub original_type: &'static str,
+    pub warnings: Vec<Violation>,
+    pub received_at: SystemTime,
+    pub traceparent: String,
+}
+
+/// How a registration ended. Each is a normal business outcome, not an error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Registration {
+    /// Newly registered and durable.
+    Registered(Receipt),
+    /// The same (filer, LRN) with the same content was registered before: its original receipt.
+    Duplicate(Receipt),
+    /// The (filer, LRN) is registered with different content, under this MRN.
+    Conflict { mrn: Mrn },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("the index is at record {index} but the log ends at {log}; run `aci-gateway reindex`")]
+    IndexAhead { index: u64, log: u64 },
+    #[error("the store cannot append: {0}")]
+    Failed(String),
+    #[error("the store is closed")]
+    Closed,
+    #[error("cannot start the log writer: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Settings of an open store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Country code for the MRNs issued.
+    pub country: String,
+    pub segment_bytes: u64,
+    pub max_batch: usize,
+}
+
+/// Counters of the append path (shared with the metrics endpoint and the benchmark).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub records: AtomicU64,
+    pub batches: AtomicU64,
+    pub syncs: AtomicU64,
+    /// Total time spent writing and syncing batches, in microseconds.
+    pub commit_micros: AtomicU64,
+    /// The last sequence known to be on disk.
+    pub durable_seq: AtomicU64,
+}
+
+impl Stats {
+    fn record_batch(&self, records: u64, syncs: u64, elapsed: Duration) {
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.syncs.fetch_add(syncs, Ordering::Relaxed);
+        self.commit_micros.fetch_add(
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// A cheap, clonable handle on the store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    commands: mpsc::Sender<writer::Command>,
+    index: Index,
+    log_dir: PathBuf,
+    stats: Arc<Stats>,
+    /// Joined by `close`; the writer exits on its own if every handle is dropped.
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens the store in `data_dir`: recovers the log, brings the index up to date, starts the
+    /// writer. Returns what recovery found.
+    pub fn open(data_dir: &Path, options: StoreOptions) -> Result<(Store, Recovery), StoreError> {
+        let log_dir = data_dir.join("log");
+        let (log, recovery) = log::SegmentLog::open(&log_dir, options.segment_bytes)?;
+        let index = Index::open(&data_dir.join("index"))?;
+        catch_up(&index, &log_dir, recovery.last_seq)?;
+        let stats = Arc::new(Stats::default());
+        stats
+            .durable_seq
+            .store(recovery.last_seq, Ordering::Release);
+        let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let writer = writer::Writer {
+            log,
+            index: index.clone(),
+            country: options.country,
+            max_batch: options.max_batch,
+            stats: Arc::clone(&stats),
+        };
+        let thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(StoreError::Thread)?;
+        let store = Store {
+            shared: Arc::new(Shared {
+                commands,
+                index,
+                log_dir,
+                stats,
+                thread: std::sync::Mutex::new(Some(thread)),
+            }),
+        };
+        Ok((store, recovery))
+    }
+
+    /// Registers a filing; answers once it is durable (or was already registered).
+    pub async fn register(&self, filing: NewFiling) -> Result<Registration, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .commands
+            .send(writer::Command::Register {
+                filing: Box::new(filing),
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The status of an MRN.
+    pub fn status(&self, mrn: &Mrn) -> Result<Option<FilingStatus>, StoreError> {
+        Ok(self.shared.index.status(mrn)?)
+    }
+
+    /// The status of a filer's LRN.
+    pub fn status_by_lrn(
+        &self,
+        filer: &Eori,
+        lrn: &Lrn,
+    ) -> Result<Option<FilingStatus>, StoreError> {
+        match self.shared.index.mrn_for(filer, lrn)? {
+            Some(mrn) => self.status(&mrn),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads every record from `from` to the end of the log, verified.
+    pub fn read_from<E: From<LogError>>(
+        &self,
+        from: Seq,
+        visit: impl FnMut(LogRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
+        log::read_from(&self.shared.log_dir, from, visit)
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.shared.index
+    }
+
+    /// Answers every registration already queued, flushes the index and stops the writer.
+    pub async fn close(&self) {
+        let (reply, done) = oneshot::channel();
+        if self
+            .shared
+            .commands
+            .send(writer::Command::Close { reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+        let thread = self
+            .shared
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// Replays into the index the records it has not seen.
+fn catch_up(index: &Index, log_dir: &Path, log_end: u64) -> Result<(), StoreError> {
+    let high_water = index.high_water()?.0;
+    if high_water > log_end {
+        return Err(StoreError::IndexAhead {
+            index: high_water,
+            log: log_end,
+        });
+    }
+    if high_water == log_end {
+        return Ok(());
+    }
+    replay(index, log_dir, Seq(high_water + 1))?;
+    tracing::info!(
+        from = high_water + 1,
+        to = log_end,
+        "index caught up with the log"
+    );
+    Ok(())
+}
+
+/// Applies the log from `from` onwards to the index, in batches.
+fn replay(index: &Index, log_dir: &Path, from: Seq) -> Result<(), StoreError> {
+    const REPLAY_BATCH: usize = 4096;
+    let mut batch = Vec::with_capacity(REPLAY_BATCH);
+    log::read_from(log_dir, from, |record| -> Result<(), StoreError> {
+        batch.push(record);
+        if batch.len() == REPLAY_BATCH {
+            index.apply(&batch)?;
+            batch.clear();
+        }
+        Ok(())
+    })?;
+    index.apply(&batch)?;
+    Ok(())
+}
+
+/// Rebuilds the index of the store in `data_dir` from scratch (the store must not be open).
+/// Returns the number of records replayed.
+pub fn reindex(data_dir: &Path, segment_bytes: u64) -> Result<u64, StoreError> {
+    let log_dir = data_dir.join("log");
+    let (_log, recovery) = log::SegmentLog::open(&log_dir, segment_bytes)?;
+    let index = Index::open(&data_dir.join("index"))?;
+    index.clear()?;
+    replay(&index, &log_dir, Seq(1))?;
+    index.flush()?;
+    Ok(recovery.last_seq)
+}

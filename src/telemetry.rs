@@ -1,0 +1,90 @@
+//! Logs and metrics: `tracing` output to stderr, and the counters served as Prometheus text on
+//! the admin port.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tracing_subscriber::EnvFilter;
+
+use crate::store::Stats;
+
+/// Starts logging to stderr, filtered by `RUST_LOG` (default `info`). Safe to call twice.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Filing outcomes counted, in the order they are reported.
+const OUTCOMES: [&str; 5] = [
+    "registered",
+    "duplicate",
+    "conflict",
+    "rejected",
+    "forbidden",
+];
+
+/// The gateway's counters (the store keeps its own [`Stats`]).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    filings: [AtomicU64; OUTCOMES.len()],
+}
+
+impl Metrics {
+    /// Counts one filing with the given outcome (one of `OUTCOMES`).
+    pub fn filing(&self, outcome: &str) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            self.filings[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Prometheus text exposition of these counters and the store's.
+    pub fn render(&self, store: &Stats) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP aci_filings_total Filings answered, by outcome.\n");
+        out.push_str("# TYPE aci_filings_total counter\n");
+        for (outcome, count) in OUTCOMES.iter().zip(&self.filings) {
+            let _ = writeln!(
+                out,
+                "aci_filings_total{{outcome=\"{outcome}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let counters = [
+            (
+                "aci_log_records_total",
+                "Records appended to the log.",
+                &store.records,
+            ),
+            (
+                "aci_log_batches_total",
+                "Group commits (batches written under one sync).",
+                &store.batches,
+            ),
+            (
+                "aci_log_fsyncs_total",
+                "fdatasync and fsync calls made by the log writer.",
+                &store.syncs,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP aci_log_commit_seconds_total Time spent writing and syncing batches.\n\
+             # TYPE aci_log_commit_seconds_total counter\naci_log_commit_seconds_total {:.6}",
+            store.commit_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "# HELP aci_log_durable_sequence Sequence of the last record on disk.\n\
+             # TYPE aci_log_durable_sequence gauge\naci_log_durable_sequence {}",
+            store.durable_seq.load(Ordering::Relaxed)
+        );
+        out
+    }
+}

@@ -1,0 +1,178 @@
+//! Validation: a decoded `Manifest` in, either an [`Accepted`] filing or a [`Report`] of every
+//! finding out. A refusal is a value here, never an error; this module knows nothing of gRPC or
+//! storage.
+//!
+//! Findings carry a code in the EU customs convention ([`Code`]), a stable rule id, the path of
+//! the field (`consignments[0].goods_items[2].hs_code`), the offending value and a message.
+
+mod required;
+
+use sha2::{Digest, Sha256};
+
+use crate::ids::{Eori, Lrn};
+use crate::pb::{self, Manifest};
+
+/// Most findings reported for one filing; the report says when there were more.
+pub const MAX_FINDINGS: usize = 200;
+/// Longest offending value quoted in a finding.
+const MAX_VALUE_CHARS: usize = 64;
+
+/// Error codes in the EU customs convention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    /// 12: incorrect value, or not in its code list.
+    IncorrectValue,
+    /// 13: missing where required.
+    Missing,
+    /// 14: a rule is broken.
+    RuleBroken,
+    /// 15: present where not allowed.
+    NotAllowed,
+    /// 26: duplicate message.
+    DuplicateMessage,
+    /// 81: duplicate transport document reference.
+    DuplicateDocument,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::IncorrectValue => "12",
+            Code::Missing => "13",
+            Code::RuleBroken => "14",
+            Code::NotAllowed => "15",
+            Code::DuplicateMessage => "26",
+            Code::DuplicateDocument => "81",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// Refuses the filing.
+    Error,
+    /// Reported in the receipt; the filing is accepted.
+    Warning,
+}
+
+/// One thing found wrong with a filing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub code: Code,
+    pub rule: &'static str,
+    pub path: String,
+    pub message: String,
+    pub severity: Severity,
+    pub value: String,
+}
+
+impl Finding {
+    pub fn to_proto(&self) -> pb::Violation {
+        pb::Violation {
+            code: self.code.as_str().to_owned(),
+            rule: self.rule.to_owned(),
+            path: self.path.clone(),
+            message: self.message.clone(),
+            severity: match self.severity {
+                Severity::Error => pb::Severity::Error,
+                Severity::Warning => pb::Severity::Warning,
+            } as i32,
+            value: self.value.clone(),
+        }
+    }
+}
+
+/// Every finding about one filing, in the order found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    findings: Vec<Finding>,
+    /// More findings existed than `MAX_FINDINGS`.
+    truncated: bool,
+}
+
+impl Report {
+    pub fn push(&mut self, finding: Finding) {
+        if self.findings.len() < MAX_FINDINGS {
+            self.findings.push(finding);
+        } else {
+            self.truncated = true;
+        }
+    }
+
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+
+    pub fn to_proto(&self) -> pb::ValidationReport {
+        pb::ValidationReport {
+            violations: self.findings.iter().map(Finding::to_proto).collect(),
+            truncated: self.truncated,
+        }
+    }
+}
+
+/// A filing that passed validation: holding one proves the checks ran.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    pub filer: Eori,
+    pub lrn: Lrn,
+    pub manifest: Manifest,
+    /// SHA-256 of the canonical encoding: equal content, equal digest, whatever the input format.
+    pub digest: [u8; 32],
+    pub warnings: Vec<Finding>,
+}
+
+/// Checks a manifest; all findings at once.
+pub fn validate(manifest: Manifest) -> Result<Accepted, Report> {
+    let mut report = Report::default();
+    required::check(&manifest, &mut report);
+    if report.has_errors() {
+        return Err(report);
+    }
+    let declarant = manifest.declarant.as_ref().map(|d| d.eori.as_str());
+    // The required-field checks above guarantee both parse; refuse rather than panic if not.
+    let (Some(filer), Some(lrn)) = (declarant.and_then(Eori::parse), Lrn::parse(&manifest.lrn))
+    else {
+        report.push(Finding {
+            code: Code::Missing,
+            rule: "required",
+            path: "declarant.eori".into(),
+            message: "the filer's EORI and the LRN are required".into(),
+            severity: Severity::Error,
+            value: String::new(),
+        });
+        return Err(report);
+    };
+    Ok(Accepted {
+        filer,
+        lrn,
+        digest: digest(&manifest),
+        manifest,
+        warnings: report.findings,
+    })
+}
+
+/// SHA-256 of the manifest's protobuf encoding (prost encodes fields in tag order, so equal
+/// messages encode to equal bytes).
+pub fn digest(manifest: &Manifest) -> [u8; 32] {
+    Sha256::digest(prost::Message::encode_to_vec(manifest)).into()
+}
+
+/// A value quoted in a finding, cut to a readable length.
+fn quote(value: &str) -> String {
+    if value.chars().count() <= MAX_VALUE_CHARS {
+        value.to_owned()
+    } else {
+        let mut cut: String = value.chars().take(MAX_VALUE_CHARS).collect();
+        cut.push('…');
+        cut
+    }
+}
