@@ -107,6 +107,13 @@ impl Gateway {
                 "cut a torn tail off the log (unacknowledged writes of the last crash)"
             );
         }
+        if let Some((from, to)) = recovery.acknowledged_lost {
+            tracing::error!(
+                from,
+                to,
+                "acknowledged records are missing from the log; the index was rebuilt without them"
+            );
+        }
         tracing::info!(records = recovery.last_seq, data = %config.data_dir.display(), "log opened");
 
         let bind = |addr: SocketAddr, listener: &'static str| async move {
@@ -254,21 +261,17 @@ pub async fn run(
 fn oversize_is_resource_exhausted(
     mut response: http::Response<tonic::body::Body>,
 ) -> http::Response<tonic::body::Body> {
-    let headers = response.headers();
-    let is_oversize = headers.get("grpc-status").is_some_and(|s| s == "11")
-        && headers
-            .get("grpc-message")
-            .and_then(|m| m.to_str().ok())
-            .is_some_and(|m| m.contains("message length too large"));
+    let is_oversize = tonic::Status::from_header_map(response.headers()).is_some_and(|status| {
+        status.code() == tonic::Code::OutOfRange
+            && status.message().contains("message length too large")
+    });
     if is_oversize {
-        let headers = response.headers_mut();
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
-        headers.insert(
-            "grpc-message",
-            http::HeaderValue::from_static(
-                "message larger than carrier_api.max_message_bytes; split the filing",
-            ),
+        let refusal = tonic::Status::resource_exhausted(
+            "message larger than carrier_api.max_message_bytes; split the filing",
         );
+        if let Err(e) = refusal.add_header(response.headers_mut()) {
+            tracing::warn!(error = %e, "could not rewrite the over-size status");
+        }
     }
     response
 }

@@ -23,6 +23,9 @@ pub struct Recovery {
     pub last_seq: u64,
     /// Bytes cut from the end of the newest segment, and where they were kept.
     pub cut: Option<TornTail>,
+    /// Sequences the index knew (so they had been acknowledged) but the log no longer holds:
+    /// synced data was lost below us. The index was rebuilt from the log.
+    pub acknowledged_lost: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

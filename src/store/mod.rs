@@ -60,8 +60,6 @@ pub enum StoreError {
     Log(#[from] LogError),
     #[error(transparent)]
     Index(#[from] IndexError),
-    #[error("the index is at record {index} but the log ends at {log}; run `aci-gateway reindex`")]
-    IndexAhead { index: u64, log: u64 },
     #[error("the store cannot append: {0}")]
     Failed(String),
     #[error("the store is closed")]
@@ -124,9 +122,9 @@ impl Store {
     /// writer. Returns what recovery found.
     pub fn open(data_dir: &Path, options: StoreOptions) -> Result<(Store, Recovery), StoreError> {
         let log_dir = data_dir.join("log");
-        let (log, recovery) = log::SegmentLog::open(&log_dir, options.segment_bytes)?;
+        let (log, mut recovery) = log::SegmentLog::open(&log_dir, options.segment_bytes)?;
         let index = Index::open(&data_dir.join("index"))?;
-        catch_up(&index, &log_dir, recovery.last_seq)?;
+        recovery.acknowledged_lost = catch_up(&index, &log_dir, recovery.last_seq)?;
         let stats = Arc::new(Stats::default());
         stats
             .durable_seq
@@ -204,7 +202,8 @@ impl Store {
     }
 
     /// Answers every registration already queued, flushes the index and stops the writer.
-    pub async fn close(&self) {
+    /// Consumes this handle; the index is released once every other clone is dropped too.
+    pub async fn close(self) {
         let (reply, done) = oneshot::channel();
         if self
             .shared
@@ -227,25 +226,30 @@ impl Store {
     }
 }
 
-/// Replays into the index the records it has not seen.
-fn catch_up(index: &Index, log_dir: &Path, log_end: u64) -> Result<(), StoreError> {
+/// Replays into the index the records it has not seen. If the index is ahead of the log, the
+/// log lost records that had been acknowledged: the index is rebuilt to match the log, and the
+/// lost range is returned so that it is reported.
+fn catch_up(index: &Index, log_dir: &Path, log_end: u64) -> Result<Option<(u64, u64)>, StoreError> {
     let high_water = index.high_water()?.0;
     if high_water > log_end {
-        return Err(StoreError::IndexAhead {
-            index: high_water,
-            log: log_end,
-        });
+        tracing::error!(
+            from = log_end + 1,
+            to = high_water,
+            "the log lost acknowledged records (disk or tampering); rebuilding the index from the log"
+        );
+        index.clear()?;
+        replay(index, log_dir, Seq(1))?;
+        return Ok(Some((log_end + 1, high_water)));
     }
-    if high_water == log_end {
-        return Ok(());
+    if high_water < log_end {
+        replay(index, log_dir, Seq(high_water + 1))?;
+        tracing::info!(
+            from = high_water + 1,
+            to = log_end,
+            "index caught up with the log"
+        );
     }
-    replay(index, log_dir, Seq(high_water + 1))?;
-    tracing::info!(
-        from = high_water + 1,
-        to = log_end,
-        "index caught up with the log"
-    );
-    Ok(())
+    Ok(None)
 }
 
 /// Applies the log from `from` onwards to the index, in batches.

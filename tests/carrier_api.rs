@@ -1,0 +1,365 @@
+//! The carrier API end to end: real gateways on loopback, real mutual TLS, real gRPC clients.
+
+mod common;
+
+use aci_gateway::client::Credentials;
+use aci_gateway::ingest::status::report_of;
+use aci_gateway::pb::carrier_gateway_client::CarrierGatewayClient;
+use aci_gateway::pb::{FilingState, SubmitRequest, submit_request};
+use aci_gateway::pki::{Authority, Validity};
+use common::{CARRIER, GatewayBuilder, OTHER_CARRIER, client, endpoint, sea_filing};
+use tonic::Code;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+use tonic_types::StatusExt;
+
+#[tokio::test]
+async fn a_filing_gets_a_durable_receipt_and_a_resubmission_the_same_one() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+
+    let receipt = carrier.submit(sea_filing("LRN-1")).await.expect("accepted");
+    assert_eq!(receipt.lrn, "LRN-1");
+    assert_eq!(receipt.filer, CARRIER);
+    assert_eq!(receipt.sequence, 1);
+    assert_eq!(receipt.version, 1);
+    assert!(
+        aci_gateway::ids::Mrn::parse(&receipt.mrn).is_ok(),
+        "{}",
+        receipt.mrn
+    );
+    assert_eq!(receipt.digest.len(), 64);
+    assert_eq!(receipt.chain_hash.len(), 64);
+    assert!(receipt.received_at.is_some());
+    assert!(
+        gateway
+            .store()
+            .stats()
+            .durable_seq
+            .load(std::sync::atomic::Ordering::Acquire)
+            >= 1,
+        "acknowledged before durable"
+    );
+
+    let again = carrier
+        .submit(sea_filing("LRN-1"))
+        .await
+        .expect("idempotent");
+    assert_eq!(again, receipt);
+
+    let by_mrn = carrier.status_by_mrn(&receipt.mrn).await.expect("status");
+    assert_eq!(by_mrn.state(), FilingState::Registered);
+    assert_eq!(by_mrn.receipt.as_ref(), Some(&receipt));
+    let by_lrn = carrier.status_by_lrn("LRN-1").await.expect("status by LRN");
+    assert_eq!(by_lrn, by_mrn);
+
+    let second = carrier.submit(sea_filing("LRN-2")).await.expect("second");
+    assert_eq!(second.sequence, 2);
+    assert_ne!(second.mrn, receipt.mrn);
+    gateway.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn different_content_under_a_registered_lrn_is_already_exists() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let receipt = carrier.submit(sea_filing("LRN-1")).await.expect("accepted");
+
+    let mut changed = sea_filing("LRN-1");
+    changed.consignments[0].goods_items[0].description = "Spanners".into();
+    let status = carrier.submit(changed).await.expect_err("conflict");
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert!(
+        status.message().contains(&receipt.mrn),
+        "{}",
+        status.message()
+    );
+    let info = status.get_details_resource_info().expect("resource info");
+    assert_eq!(info.resource_name, receipt.mrn);
+    gateway.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn concurrent_submissions_of_one_lrn_make_one_record() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let endpoint = endpoint(&gateway);
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let mut carrier = client(&endpoint, &site.carrier()).await;
+        tasks.push(tokio::spawn(async move {
+            carrier.submit(sea_filing("SAME-LRN")).await
+        }));
+    }
+    let mut receipts = Vec::new();
+    for task in tasks {
+        receipts.push(task.await.expect("task").expect("accepted"));
+    }
+    assert!(
+        receipts.windows(2).all(|w| w[0] == w[1]),
+        "one receipt for all"
+    );
+    let mut records = 0;
+    gateway
+        .store()
+        .read_from(
+            aci_gateway::ids::Seq(1),
+            |_| -> Result<(), aci_gateway::store::LogError> {
+                records += 1;
+                Ok(())
+            },
+        )
+        .expect("log reads");
+    assert_eq!(records, 1);
+    gateway.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn every_violation_comes_back_in_the_rich_error_model() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let mut bad = sea_filing("BAD-1");
+    bad.consignments[0].goods_items[0].hs_code = "82041".into();
+    bad.consignments[0].goods_items[1].description.clear();
+    bad.filing_type = "X1".into();
+
+    let status = carrier.submit(bad).await.expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    // What any gRPC client reads: google.rpc.BadRequest.
+    let bad_request = status.get_details_bad_request().expect("BadRequest detail");
+    let fields: Vec<&str> = bad_request
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "filing_type",
+            "consignments[0].goods_items[0].hs_code",
+            "consignments[0].goods_items[1].description",
+        ]
+    );
+    // What our clients read: the full report with codes and rule ids.
+    let report = report_of(&status).expect("ValidationReport detail");
+    let coded: Vec<(&str, &str)> = report
+        .violations
+        .iter()
+        .map(|v| (v.code.as_str(), v.rule.as_str()))
+        .collect();
+    assert_eq!(
+        coded,
+        [
+            ("12", "format.filing_type"),
+            ("12", "format.hs_code"),
+            ("13", "required")
+        ]
+    );
+    assert_eq!(report.violations[1].value, "82041");
+    // Nothing was stored.
+    assert_eq!(
+        gateway
+            .store()
+            .stats()
+            .records
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    gateway.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_carrier_files_only_as_itself_or_for_whom_it_represents() {
+    let (site, gateway) = GatewayBuilder::default()
+        .representative(OTHER_CARRIER, &[CARRIER])
+        .start()
+        .await;
+    let endpoint = endpoint(&gateway);
+    let other = Credentials::Tls(
+        site.pki
+            .carrier_files("other", OTHER_CARRIER, Validity::days(1)),
+    );
+    let mut agent = client(&endpoint, &other).await;
+    let mut carrier = client(&endpoint, &site.carrier()).await;
+
+    // The carrier cannot file as the agent: nobody configured that.
+    let mut as_other = sea_filing("LRN-X");
+    as_other.declarant.as_mut().expect("declarant").eori = OTHER_CARRIER.into();
+    let status = carrier.submit(as_other).await.expect_err("impersonation");
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    // The agent may file for the carrier, as configured.
+    let receipt = agent
+        .submit(sea_filing("LRN-R"))
+        .await
+        .expect("representative");
+    assert_eq!(receipt.filer, CARRIER);
+
+    // A third carrier cannot see the carrier's filing: it does not exist for it.
+    let third = Credentials::Tls(site.pki.carrier_files(
+        "third",
+        "FR12345678901",
+        Validity::days(1),
+    ));
+    let mut stranger = client(&endpoint, &third).await;
+    let status = stranger
+        .status_by_mrn(&receipt.mrn)
+        .await
+        .expect_err("not visible");
+    assert_eq!(status.code(), Code::NotFound);
+    let status = stranger
+        .status_by_lrn("LRN-R")
+        .await
+        .expect_err("not visible");
+    assert_eq!(status.code(), Code::NotFound);
+    gateway.stop().await.expect("clean stop");
+}
+
+/// Makes a call with the given client TLS setup and returns its error.
+async fn call_with(endpoint: &str, tls: ClientTlsConfig) -> tonic::Status {
+    aci_gateway::tls::install_crypto_provider();
+    let channel = match Endpoint::from_shared(endpoint.to_owned())
+        .expect("endpoint")
+        .tls_config(tls)
+        .expect("tls config")
+        .connect()
+        .await
+    {
+        Ok(channel) => channel,
+        // TLS 1.2 fails at connect; TLS 1.3 reports the refusal on the first call.
+        Err(e) => return tonic::Status::unavailable(e.to_string()),
+    };
+    let mut client = CarrierGatewayClient::new(channel);
+    client
+        .submit(SubmitRequest {
+            filing: Some(submit_request::Filing::Manifest(sea_filing("NOPE"))),
+        })
+        .await
+        .expect_err("must be refused")
+}
+
+#[tokio::test]
+async fn connections_without_a_valid_carrier_certificate_are_refused() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let endpoint = endpoint(&gateway);
+    let gateway_ca = Certificate::from_pem(site.pki.admin_ca.cert_pem());
+
+    // No client certificate at all.
+    let status = call_with(
+        &endpoint,
+        ClientTlsConfig::new().ca_certificate(gateway_ca.clone()),
+    )
+    .await;
+    assert_tls_refusal(&status, "CertificateRequired");
+
+    // A certificate from a CA the carrier listener does not trust.
+    let rogue_ca = Authority::new("rogue CA").expect("CA");
+    let rogue = site.pki.client_files(
+        "rogue",
+        &rogue_ca,
+        &aci_gateway::pki::carrier_uri(CARRIER),
+        Validity::days(1),
+    );
+    let status = call_with(&endpoint, tls_config(&rogue, &gateway_ca)).await;
+    assert_tls_refusal(&status, "UnknownCA");
+
+    // A certificate from the right CA that has expired.
+    let expired = site
+        .pki
+        .carrier_files("expired", CARRIER, Validity::expired());
+    let status = call_with(&endpoint, tls_config(&expired, &gateway_ca)).await;
+    assert_tls_refusal(&status, "CertificateExpired");
+
+    // A valid chain whose certificate names no carrier: connects, refused on the call.
+    let anonymous = site.pki.client_files(
+        "anonymous",
+        &site.pki.carrier_ca,
+        "urn:example:someone",
+        Validity::days(1),
+    );
+    let status = call_with(&endpoint, tls_config(&anonymous, &gateway_ca)).await;
+    assert_eq!(status.code(), Code::Unauthenticated, "{status}");
+
+    // Nothing got in; a real carrier still files.
+    let mut carrier = client(&endpoint, &site.carrier()).await;
+    carrier
+        .submit(sea_filing("LRN-OK"))
+        .await
+        .expect("still serving");
+    assert_eq!(
+        gateway
+            .store()
+            .stats()
+            .records
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    gateway.stop().await.expect("clean stop");
+}
+
+/// The call failed in the TLS layer, with the server's alert naming the reason.
+fn assert_tls_refusal(status: &tonic::Status, alert: &str) {
+    assert!(
+        matches!(status.code(), Code::Unknown | Code::Unavailable),
+        "not a transport failure: {status:?}"
+    );
+    let detail = format!("{status:?}");
+    assert!(detail.contains(alert), "expected alert {alert}: {detail}");
+}
+
+fn tls_config(files: &aci_gateway::client::ClientTls, ca: &Certificate) -> ClientTlsConfig {
+    let read = |p: &std::path::Path| std::fs::read(p).expect("fixture file");
+    ClientTlsConfig::new().ca_certificate(ca.clone()).identity(
+        tonic::transport::Identity::from_pem(read(&files.cert), read(&files.key)),
+    )
+}
+
+#[tokio::test]
+async fn an_oversize_message_is_resource_exhausted_and_the_server_goes_on() {
+    let (site, gateway) = GatewayBuilder::default()
+        .max_message_bytes(64 * 1024)
+        .start()
+        .await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let mut huge = sea_filing("HUGE-1");
+    huge.consignments[0].goods_items[0].description = "x".repeat(100 * 1024);
+
+    let status = carrier.submit(huge).await.expect_err("too large");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status}");
+    assert!(
+        status.message().contains("max_message_bytes"),
+        "{}",
+        status.message()
+    );
+
+    carrier
+        .submit(sea_filing("SMALL-1"))
+        .await
+        .expect("still serving");
+    gateway.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn health_checking_answers_over_mutual_tls() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let files = site.pki.carrier_files("health", CARRIER, Validity::days(1));
+    let ca = Certificate::from_pem(site.pki.admin_ca.cert_pem());
+    aci_gateway::tls::install_crypto_provider();
+    let channel = Endpoint::from_shared(endpoint(&gateway))
+        .expect("endpoint")
+        .tls_config(tls_config(&files, &ca))
+        .expect("tls")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let answer = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "aci.v1.CarrierGateway".into(),
+        })
+        .await
+        .expect("health check");
+    assert_eq!(
+        answer.into_inner().status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    gateway.stop().await.expect("clean stop");
+}

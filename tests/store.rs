@@ -1,0 +1,282 @@
+//! The store on a real disk: recovery of torn tails, refusal of corruption, segment rollover,
+//! the hash chain across restarts, and the index rebuilt from the log.
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use aci_gateway::ids::{Eori, Lrn, Seq};
+use aci_gateway::pb::store::LogRecord;
+use aci_gateway::store::{
+    self, LogError, NewFiling, Registration, Store, StoreError, StoreOptions, list_segments,
+};
+use aci_gateway::validate;
+
+fn options(segment_bytes: u64) -> StoreOptions {
+    StoreOptions {
+        country: "GB".into(),
+        segment_bytes,
+        max_batch: 64,
+    }
+}
+
+fn filing(lrn: &str) -> NewFiling {
+    let accepted = validate::validate(common::sea_filing(lrn)).expect("valid sample");
+    NewFiling {
+        filer: accepted.filer,
+        lrn: accepted.lrn,
+        digest: accepted.digest,
+        manifest: accepted.manifest,
+        original: b"original bytes".to_vec(),
+        original_type: "application/x-protobuf",
+        warnings: Vec::new(),
+        received_at: SystemTime::now(),
+        traceparent: String::new(),
+    }
+}
+
+async fn register_all(store: &Store, lrns: impl IntoIterator<Item = String>) -> Vec<u64> {
+    let mut sequences = Vec::new();
+    for lrn in lrns {
+        match store.register(filing(&lrn)).await.expect("register") {
+            Registration::Registered(receipt) => sequences.push(receipt.sequence),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    sequences
+}
+
+fn records(store: &Store) -> Vec<LogRecord> {
+    let mut out = Vec::new();
+    store
+        .read_from(Seq(1), |r| -> Result<(), LogError> {
+            out.push(r);
+            Ok(())
+        })
+        .expect("log verifies");
+    out
+}
+
+fn newest_segment(data: &Path) -> PathBuf {
+    list_segments(&data.join("log"))
+        .expect("segments")
+        .pop()
+        .expect("a segment")
+        .1
+}
+
+fn open(data: &Path) -> (Store, store::Recovery) {
+    Store::open(data, options(64 * 1024 * 1024)).expect("store opens")
+}
+
+#[tokio::test]
+async fn a_torn_last_record_is_cut_and_everything_before_it_kept() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    let (store, _) = open(data);
+    register_all(&store, (1..=10).map(|i| format!("LRN-{i}"))).await;
+    store.close().await;
+
+    // A crash in the middle of writing record 10: its last 40 bytes never reached the disk.
+    let segment = newest_segment(data);
+    let len = std::fs::metadata(&segment).expect("meta").len();
+    OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .expect("open")
+        .set_len(len - 40)
+        .expect("truncate");
+
+    let (store, recovery) = open(data);
+    assert_eq!(recovery.last_seq, 9);
+    // Here the damage hit a record that had been acknowledged (a real torn write never has
+    // been): it is reported, and the index no longer claims it.
+    assert_eq!(recovery.acknowledged_lost, Some((10, 10)));
+    let cut = recovery.cut.expect("a cut is reported");
+    assert_eq!(cut.reason, "the segment ends inside a frame");
+    assert!(cut.kept_in.exists(), "the cut bytes are kept aside");
+    assert_eq!(
+        std::fs::metadata(&cut.kept_in).expect("kept").len(),
+        cut.bytes
+    );
+    let kept = records(&store);
+    assert_eq!(kept.len(), 9);
+    // The filer's retry registers it again, continuing the chain.
+    let status = store
+        .status_by_lrn(
+            &Eori::parse(common::CARRIER).expect("eori"),
+            &Lrn::parse("LRN-10").expect("lrn"),
+        )
+        .expect("index");
+    assert!(status.is_none());
+    let again = register_all(&store, ["LRN-10".to_owned()]).await;
+    assert_eq!(again, [10]);
+    assert_eq!(records(&store).len(), 10);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn garbage_or_zeros_after_the_last_record_are_cut() {
+    for tail in [
+        vec![0u8; 4096],
+        b"\x20\x00\x00\x00garbage that is not a frame".to_vec(),
+    ] {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let data = tmp.path();
+        let (store, _) = open(data);
+        register_all(&store, (1..=3).map(|i| format!("LRN-{i}"))).await;
+        store.close().await;
+        let segment = newest_segment(data);
+        OpenOptions::new()
+            .append(true)
+            .open(&segment)
+            .expect("open")
+            .write_all(&tail)
+            .expect("append garbage");
+
+        let (store, recovery) = open(data);
+        assert_eq!(recovery.last_seq, 3);
+        assert_eq!(recovery.cut.expect("cut").bytes, tail.len() as u64);
+        assert_eq!(records(&store).len(), 3);
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_last_record_is_cut() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    let (store, _) = open(data);
+    register_all(&store, (1..=5).map(|i| format!("LRN-{i}"))).await;
+    store.close().await;
+    let segment = newest_segment(data);
+    let mut bytes = std::fs::read(&segment).expect("read");
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0xff;
+    std::fs::write(&segment, &bytes).expect("write");
+
+    let (store, recovery) = open(data);
+    assert_eq!(recovery.last_seq, 4);
+    assert_eq!(recovery.cut.expect("cut").reason, "payload CRC32C mismatch");
+    assert_eq!(records(&store).len(), 4);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn damage_followed_by_intact_records_refuses_to_open() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    let (store, _) = open(data);
+    register_all(&store, (1..=5).map(|i| format!("LRN-{i}"))).await;
+    store.close().await;
+    let segment = newest_segment(data);
+    let mut bytes = std::fs::read(&segment).expect("read");
+    // A flipped bit inside the first record: synced data went bad, this is not a torn write.
+    bytes[20] ^= 0x01;
+    std::fs::write(&segment, &bytes).expect("write");
+
+    match Store::open(data, options(64 * 1024 * 1024)) {
+        Err(StoreError::Log(LogError::Corrupt { offset, reason, .. })) => {
+            assert_eq!(offset, 0);
+            assert!(reason.contains("intact records follow"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Nothing was cut: the operator still has every byte.
+    assert_eq!(std::fs::read(&segment).expect("read"), bytes);
+}
+
+#[tokio::test]
+async fn segments_roll_over_and_the_chain_spans_them_and_restarts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    let small = 8 * 1024;
+    let (store, _) = Store::open(data, options(small)).expect("open");
+    let first = register_all(&store, (1..=60).map(|i| format!("LRN-{i}"))).await;
+    store.close().await;
+    let segments = list_segments(&data.join("log")).expect("segments");
+    assert!(segments.len() >= 3, "{} segments", segments.len());
+    for (first_seq, path) in &segments {
+        let len = std::fs::metadata(path).expect("meta").len();
+        assert!(len <= small, "{} has {len} bytes", path.display());
+        assert!(*first_seq >= 1);
+    }
+
+    let (store, recovery) = Store::open(data, options(small)).expect("reopen");
+    assert_eq!(recovery.last_seq, 60);
+    assert!(recovery.cut.is_none());
+    let more = register_all(&store, (61..=70).map(|i| format!("LRN-{i}"))).await;
+    assert_eq!(first, (1..=60).collect::<Vec<_>>());
+    assert_eq!(more, (61..=70).collect::<Vec<_>>());
+    let all = records(&store);
+    assert_eq!(all.len(), 70);
+    for pair in all.windows(2) {
+        assert_eq!(
+            pair[1].prev_hash, pair[0].hash,
+            "chain breaks at {}",
+            pair[1].sequence
+        );
+    }
+    // Reading from the middle starts in the right segment.
+    let mut from_55 = Vec::new();
+    store
+        .read_from(Seq(55), |r| -> Result<(), LogError> {
+            from_55.push(r.sequence);
+            Ok(())
+        })
+        .expect("read");
+    assert_eq!(from_55, (55..=70).collect::<Vec<_>>());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn the_index_rebuilt_from_the_log_equals_the_incremental_one() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    let (store, _) = Store::open(data, options(64 * 1024)).expect("open");
+    // Concurrent registrations, duplicates and conflicts included, across several segments.
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let lrn = format!("LRN-{}", (worker * 25 + i) % 150);
+                store.register(filing(&lrn)).await.expect("register");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let incremental = store.index().dump().expect("dump");
+    store.close().await;
+
+    let replayed = store::reindex(data, 64 * 1024).expect("reindex");
+    assert_eq!(replayed, 150);
+    let (store, _) = Store::open(data, options(64 * 1024)).expect("reopen");
+    let rebuilt = store.index().dump().expect("dump");
+    assert_eq!(rebuilt.len(), incremental.len());
+    assert!(
+        rebuilt == incremental,
+        "rebuilt index differs from the incremental one"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn an_index_behind_the_log_catches_up_at_open() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    let (store, _) = open(data);
+    register_all(&store, (1..=5).map(|i| format!("LRN-{i}"))).await;
+    let before = store.index().dump().expect("dump");
+    store.close().await;
+    // Lose the index entirely, as if sled had kept nothing: replay restores it from the log.
+    std::fs::remove_dir_all(data.join("index")).expect("remove index");
+    let (store, _) = open(data);
+    assert_eq!(store.index().dump().expect("dump"), before);
+    store.close().await;
+}
