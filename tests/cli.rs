@@ -1,0 +1,167 @@
+//! The command line as a user runs it: the real binary against a real gateway.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use aci_gateway::client::{ClientTls, Credentials};
+use aci_gateway::server::{Gateway, Options};
+use common::{GatewayBuilder, client, sea_filing};
+
+fn aci(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aci-gateway"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run aci-gateway")
+}
+
+fn client_args<'a>(endpoint: &'a str, tls: &'a ClientTls) -> Vec<&'a str> {
+    vec![
+        "--config",
+        "/nonexistent/gateway.toml",
+        "--endpoint",
+        endpoint,
+        "--ca",
+        tls.ca.to_str().expect("utf-8 path"),
+        "--cert",
+        tls.cert.to_str().expect("utf-8 path"),
+        "--key",
+        tls.key.to_str().expect("utf-8 path"),
+    ]
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_prints_the_receipt_or_every_violation_with_exit_codes() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let endpoint = common::endpoint(&gateway);
+    let Credentials::Tls(tls) = site.carrier() else {
+        unreachable!("the fixture carrier uses TLS")
+    };
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
+    let sea = examples.join("sea-f10.json");
+    let invalid = examples.join("invalid-sea.json");
+
+    let mut args = vec!["submit", sea.to_str().expect("path")];
+    args.extend(client_args(&endpoint, &tls));
+    let first = aci(&args);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let receipt = json(&first);
+    for field in [
+        "mrn",
+        "sequence",
+        "digest",
+        "chain_hash",
+        "received_at",
+        "warnings",
+    ] {
+        assert!(
+            receipt.get(field).is_some(),
+            "receipt lacks {field}: {receipt}"
+        );
+    }
+    assert_eq!(receipt["lrn"], "SEA-2026-000001");
+    assert_eq!(receipt["warnings"], serde_json::json!([]));
+
+    let second = aci(&args);
+    assert_eq!(second.status.code(), Some(0));
+    assert_eq!(
+        json(&second),
+        receipt,
+        "a resubmission prints the same receipt"
+    );
+
+    let mut args = vec!["submit", invalid.to_str().expect("path")];
+    args.extend(client_args(&endpoint, &tls));
+    let refused = aci(&args);
+    assert_eq!(refused.status.code(), Some(1));
+    let answer = json(&refused);
+    assert_eq!(answer["code"], "INVALID_ARGUMENT");
+    let paths: Vec<&str> = answer["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| v["path"].as_str().expect("path"))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "itinerary.place_of_first_entry.locode",
+            "consignments[0].goods_items[0].hs_code"
+        ]
+    );
+
+    let mrn = receipt["mrn"].as_str().expect("mrn");
+    let mut args = vec!["status", mrn];
+    args.extend(client_args(&endpoint, &tls));
+    let status = aci(&args);
+    assert_eq!(status.status.code(), Some(0));
+    assert_eq!(json(&status)["receipt"], receipt);
+
+    gateway.stop().await.expect("stop");
+
+    // Nobody listening: a transport error, exit 2.
+    let mut args = vec!["submit", sea.to_str().expect("path")];
+    args.extend(client_args(&endpoint, &tls));
+    let unreachable = aci(&args);
+    assert_eq!(unreachable.status.code(), Some(2));
+}
+
+#[test]
+fn a_bad_config_is_reported_before_anything_listens() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        include_str!("../config/gateway.toml").replace("[admin]", "[admin]\nport = 1"),
+    )
+    .expect("write");
+    let output = aci(&["serve", "--config", config.to_str().expect("path")]);
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("gateway.toml"), "{stderr}");
+    assert!(stderr.contains("port"), "{stderr}");
+}
+
+#[tokio::test]
+async fn insecure_dev_serves_plaintext_and_trusts_only_the_claimed_carrier() {
+    let site = GatewayBuilder::default().site();
+    let gateway = Gateway::start(&site.config(), Options { insecure_dev: true })
+        .await
+        .expect("start");
+    let endpoint = format!("http://{}", gateway.carrier_addr);
+    let dev = Credentials::InsecureDev {
+        eori: common::CARRIER.into(),
+    };
+    let mut carrier = client(&endpoint, &dev).await;
+    let receipt = carrier.submit(sea_filing("DEV-1")).await.expect("accepted");
+    assert_eq!(receipt.filer, common::CARRIER);
+
+    // Still one filer per identity: the claimed carrier cannot file as another.
+    let other = Credentials::InsecureDev {
+        eori: common::OTHER_CARRIER.into(),
+    };
+    let mut impostor = client(&endpoint, &other).await;
+    let status = impostor
+        .submit(sea_filing("DEV-2"))
+        .await
+        .expect_err("impersonation");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    gateway.stop().await.expect("stop");
+}
