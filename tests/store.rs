@@ -280,3 +280,58 @@ async fn an_index_behind_the_log_catches_up_at_open() {
     assert_eq!(store.index().dump().expect("dump"), before);
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_and_conflicts_agree_with_the_log() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (store, _) = open(tmp.path());
+    // 16 appenders, 50 LRNs, each LRN in two contents: whichever content lands first wins;
+    // the same content is a duplicate of it, the other a conflict naming its MRN.
+    let mut tasks = Vec::new();
+    for worker in 0..16u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for i in 0..150u32 {
+                let lrn = format!("LRN-{}", (i * 7 + worker) % 50);
+                let mut f = filing(&lrn);
+                if (worker + i) % 2 == 1 {
+                    f.manifest.consignments[0].goods_items[0].description = "Spanners".into();
+                    f.digest = validate::digest(&f.manifest);
+                }
+                let digest = hex::encode(f.digest);
+                answers.push((lrn, digest, store.register(f).await.expect("register")));
+            }
+            answers
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.extend(task.await.expect("task"));
+    }
+    let log = records(&store);
+    assert_eq!(log.len(), 50, "one record per LRN");
+    let by_lrn: std::collections::HashMap<&str, &LogRecord> =
+        log.iter().map(|r| (r.lrn.as_str(), r)).collect();
+    let mut registered = 0;
+    for (lrn, digest, answer) in &answers {
+        let record = by_lrn[lrn.as_str()];
+        let receipt = store::receipt_of(record);
+        match answer {
+            Registration::Registered(r) => {
+                registered += 1;
+                assert_eq!(r, &receipt);
+            }
+            Registration::Duplicate(r) => {
+                assert_eq!(r, &receipt);
+                assert_eq!(digest, &r.digest, "a duplicate has the winner's content");
+            }
+            Registration::Conflict { mrn } => {
+                assert_eq!(mrn.as_str(), record.mrn);
+                assert_ne!(digest, &receipt.digest, "a conflict has other content");
+            }
+        }
+    }
+    assert_eq!(registered, 50);
+    store.close().await;
+}
