@@ -335,3 +335,29 @@ async fn concurrent_duplicates_and_conflicts_agree_with_the_log() {
     assert_eq!(registered, 50);
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_second_store_on_the_same_data_directory_is_refused_before_recovery() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (store, _) = open(tmp.path());
+    register_all(&store, ["LRN-1".to_owned()]).await;
+    // An in-progress write at the end of the live log must not be "recovered" by an intruder.
+    let segment = newest_segment(tmp.path());
+    OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .expect("open")
+        .write_all(&[0x40, 0, 0, 0, 1, 2])
+        .expect("append");
+    let len = std::fs::metadata(&segment).expect("meta").len();
+    match Store::open(tmp.path(), options(64 * 1024 * 1024)) {
+        Err(StoreError::Locked { path, .. }) => assert!(path.ends_with("LOCK")),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::metadata(&segment).expect("meta").len(),
+        len,
+        "nothing cut"
+    );
+    store.close().await;
+}

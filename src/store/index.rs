@@ -45,8 +45,23 @@ impl std::fmt::Debug for Index {
 }
 
 impl Index {
+    /// Opens the index. The caller holds the data directory's lock, so a sled lock still held
+    /// can only be this process's previous instance, whose background threads release it a
+    /// moment after its last handle is dropped: that is waited for, briefly.
     pub fn open(dir: &std::path::Path) -> Result<Index, IndexError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let mut attempts = 0;
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if attempts < 100 && e.to_string().contains("could not acquire lock") =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         Ok(Index {
             by_lrn: db.open_tree("lrn")?,
             filings: db.open_tree("filings")?,

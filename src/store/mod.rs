@@ -66,6 +66,12 @@ pub enum StoreError {
     Closed,
     #[error("cannot start the log writer: {0}")]
     Thread(std::io::Error),
+    #[error("{path} is in use by another gateway process (or cannot be locked: {source})")]
+    Locked {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Settings of an open store.
@@ -113,6 +119,8 @@ struct Shared {
     index: Index,
     log_dir: PathBuf,
     stats: Arc<Stats>,
+    /// Held for the store's lifetime: one process per data directory.
+    _lock: std::fs::File,
     /// Joined by `close`; the writer exits on its own if every handle is dropped.
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -121,6 +129,7 @@ impl Store {
     /// Opens the store in `data_dir`: recovers the log, brings the index up to date, starts the
     /// writer. Returns what recovery found.
     pub fn open(data_dir: &Path, options: StoreOptions) -> Result<(Store, Recovery), StoreError> {
+        let lock = lock_data_dir(data_dir)?;
         let log_dir = data_dir.join("log");
         let (log, mut recovery) = log::SegmentLog::open(&log_dir, options.segment_bytes)?;
         let index = Index::open(&data_dir.join("index"))?;
@@ -147,6 +156,7 @@ impl Store {
                 index,
                 log_dir,
                 stats,
+                _lock: lock,
                 thread: std::sync::Mutex::new(Some(thread)),
             }),
         };
@@ -226,6 +236,29 @@ impl Store {
     }
 }
 
+/// Takes the data directory's lock, so that no second process recovers (and cuts) a log that
+/// another is writing. Released when the returned file is dropped.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = data_dir.join("LOCK");
+    let locked = std::fs::create_dir_all(data_dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+        })
+        .and_then(|file| match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "locked by another process",
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        });
+    locked.map_err(|source| StoreError::Locked { path, source })
+}
+
 /// Replays into the index the records it has not seen. If the index is ahead of the log, the
 /// log lost records that had been acknowledged: the index is rebuilt to match the log, and the
 /// lost range is returned so that it is reported.
@@ -271,6 +304,7 @@ fn replay(index: &Index, log_dir: &Path, from: Seq) -> Result<(), StoreError> {
 /// Rebuilds the index of the store in `data_dir` from scratch (the store must not be open).
 /// Returns the number of records replayed.
 pub fn reindex(data_dir: &Path, segment_bytes: u64) -> Result<u64, StoreError> {
+    let _lock = lock_data_dir(data_dir)?;
     let log_dir = data_dir.join("log");
     let (_log, recovery) = log::SegmentLog::open(&log_dir, segment_bytes)?;
     let index = Index::open(&data_dir.join("index"))?;
