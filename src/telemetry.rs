@@ -17,27 +17,46 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Filing outcomes counted, in the order they are reported.
-const OUTCOMES: [&str; 5] = [
-    "registered",
-    "duplicate",
-    "conflict",
-    "rejected",
-    "forbidden",
-];
+/// How a filing was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Registered,
+    Duplicate,
+    Conflict,
+    Rejected,
+    Forbidden,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 5] = [
+        Outcome::Registered,
+        Outcome::Duplicate,
+        Outcome::Conflict,
+        Outcome::Rejected,
+        Outcome::Forbidden,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Registered => "registered",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Conflict => "conflict",
+            Outcome::Rejected => "rejected",
+            Outcome::Forbidden => "forbidden",
+        }
+    }
+}
 
 /// The gateway's counters (the store keeps its own [`Stats`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    filings: [AtomicU64; OUTCOMES.len()],
+    /// Filings by outcome, indexed by `Outcome as usize`.
+    filings: [AtomicU64; Outcome::ALL.len()],
 }
 
 impl Metrics {
-    /// Counts one filing with the given outcome (one of `OUTCOMES`).
-    pub fn filing(&self, outcome: &str) {
-        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
-            self.filings[i].fetch_add(1, Ordering::Relaxed);
-        }
+    pub fn filing(&self, outcome: Outcome) {
+        self.filings[outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition of these counters and the store's.
@@ -45,11 +64,12 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP aci_filings_total Filings answered, by outcome.\n");
         out.push_str("# TYPE aci_filings_total counter\n");
-        for (outcome, count) in OUTCOMES.iter().zip(&self.filings) {
+        for outcome in Outcome::ALL {
             let _ = writeln!(
                 out,
-                "aci_filings_total{{outcome=\"{outcome}\"}} {}",
-                count.load(Ordering::Relaxed)
+                "aci_filings_total{{outcome=\"{}\"}} {}",
+                outcome.label(),
+                self.filings[outcome as usize].load(Ordering::Relaxed)
             );
         }
         let counters = [

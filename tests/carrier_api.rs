@@ -9,7 +9,7 @@ use aci_gateway::pb::{FilingState, SubmitRequest, submit_request};
 use aci_gateway::pki::{Authority, Validity};
 use common::{CARRIER, GatewayBuilder, OTHER_CARRIER, client, endpoint, sea_filing};
 use tonic::Code;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic_types::StatusExt;
 
 #[tokio::test]
@@ -213,16 +213,20 @@ async fn a_carrier_files_only_as_itself_or_for_whom_it_represents() {
     gateway.stop().await.expect("clean stop");
 }
 
-/// Makes a call with the given client TLS setup and returns its error.
-async fn call_with(endpoint: &str, tls: ClientTlsConfig) -> tonic::Status {
+/// A channel with the given client TLS setup.
+async fn channel(endpoint: &str, tls: ClientTlsConfig) -> Result<Channel, tonic::transport::Error> {
     aci_gateway::tls::install_crypto_provider();
-    let channel = match Endpoint::from_shared(endpoint.to_owned())
+    Endpoint::from_shared(endpoint.to_owned())
         .expect("endpoint")
         .tls_config(tls)
         .expect("tls config")
         .connect()
         .await
-    {
+}
+
+/// Makes a call with the given client TLS setup and returns its error.
+async fn call_with(endpoint: &str, tls: ClientTlsConfig) -> tonic::Status {
+    let channel = match channel(endpoint, tls).await {
         Ok(channel) => channel,
         // TLS 1.2 fails at connect; TLS 1.3 reports the refusal on the first call.
         Err(e) => return tonic::Status::unavailable(e.to_string()),
@@ -342,12 +346,7 @@ async fn health_checking_answers_over_mutual_tls() {
     let (site, gateway) = GatewayBuilder::default().start().await;
     let files = site.pki.carrier_files("health", CARRIER, Validity::days(1));
     let ca = Certificate::from_pem(site.pki.admin_ca.cert_pem());
-    aci_gateway::tls::install_crypto_provider();
-    let channel = Endpoint::from_shared(endpoint(&gateway))
-        .expect("endpoint")
-        .tls_config(tls_config(&files, &ca))
-        .expect("tls")
-        .connect()
+    let channel = channel(&endpoint(&gateway), tls_config(&files, &ca))
         .await
         .expect("connect");
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);

@@ -72,16 +72,21 @@ fn open(data: &Path) -> (Store, store::Recovery) {
     Store::open(data, options(64 * 1024 * 1024)).expect("store opens")
 }
 
+/// A closed store holding `count` filings, and the path of its newest segment.
+async fn seeded(count: usize) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (store, _) = open(tmp.path());
+    register_all(&store, (1..=count).map(|i| format!("LRN-{i}"))).await;
+    store.close().await;
+    let segment = newest_segment(tmp.path());
+    (tmp, segment)
+}
+
 #[tokio::test]
 async fn a_torn_last_record_is_cut_and_everything_before_it_kept() {
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (tmp, segment) = seeded(10).await;
     let data = tmp.path();
-    let (store, _) = open(data);
-    register_all(&store, (1..=10).map(|i| format!("LRN-{i}"))).await;
-    store.close().await;
-
     // A crash in the middle of writing record 10: its last 40 bytes never reached the disk.
-    let segment = newest_segment(data);
     let len = std::fs::metadata(&segment).expect("meta").len();
     OpenOptions::new()
         .write(true)
@@ -124,12 +129,8 @@ async fn garbage_or_zeros_after_the_last_record_are_cut() {
         vec![0u8; 4096],
         b"\x20\x00\x00\x00garbage that is not a frame".to_vec(),
     ] {
-        let tmp = tempfile::tempdir().expect("tmp");
+        let (tmp, segment) = seeded(3).await;
         let data = tmp.path();
-        let (store, _) = open(data);
-        register_all(&store, (1..=3).map(|i| format!("LRN-{i}"))).await;
-        store.close().await;
-        let segment = newest_segment(data);
         OpenOptions::new()
             .append(true)
             .open(&segment)
@@ -147,12 +148,8 @@ async fn garbage_or_zeros_after_the_last_record_are_cut() {
 
 #[tokio::test]
 async fn a_corrupt_last_record_is_cut() {
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (tmp, segment) = seeded(5).await;
     let data = tmp.path();
-    let (store, _) = open(data);
-    register_all(&store, (1..=5).map(|i| format!("LRN-{i}"))).await;
-    store.close().await;
-    let segment = newest_segment(data);
     let mut bytes = std::fs::read(&segment).expect("read");
     let last = bytes.len() - 3;
     bytes[last] ^= 0xff;
@@ -167,12 +164,8 @@ async fn a_corrupt_last_record_is_cut() {
 
 #[tokio::test]
 async fn damage_followed_by_intact_records_refuses_to_open() {
-    let tmp = tempfile::tempdir().expect("tmp");
+    let (tmp, segment) = seeded(5).await;
     let data = tmp.path();
-    let (store, _) = open(data);
-    register_all(&store, (1..=5).map(|i| format!("LRN-{i}"))).await;
-    store.close().await;
-    let segment = newest_segment(data);
     let mut bytes = std::fs::read(&segment).expect("read");
     // A flipped bit inside the first record: synced data went bad, this is not a torn write.
     bytes[20] ^= 0x01;

@@ -15,7 +15,7 @@ use crate::pb::carrier_gateway_server::CarrierGateway;
 use crate::pb::submit_request::Filing;
 use crate::pb::{FilingStatus, GetStatusRequest, Receipt, SubmitRequest, get_status_request};
 use crate::store::{NewFiling, Registration, Store};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, Outcome};
 use crate::tls::{Identity, PeerInfo};
 use crate::validate;
 
@@ -106,7 +106,7 @@ impl CarrierGateway for CarrierService {
             && !declarant.eori.is_empty()
             && !self.access.may_act_for(&caller, &declarant.eori)
         {
-            self.metrics.filing("forbidden");
+            self.metrics.filing(Outcome::Forbidden);
             return Err(Status::permission_denied(format!(
                 "{caller} may not file as {}",
                 declarant.eori
@@ -116,7 +116,7 @@ impl CarrierGateway for CarrierService {
         let accepted = match validate::validate(manifest) {
             Ok(accepted) => accepted,
             Err(report) => {
-                self.metrics.filing("rejected");
+                self.metrics.filing(Outcome::Rejected);
                 tracing::info!(%caller, findings = report.findings().len(), "filing rejected");
                 return Err(status::rejected(&report));
             }
@@ -139,16 +139,16 @@ impl CarrierGateway for CarrierService {
             .map_err(|e| status::store_failure(&e))?;
         match registration {
             Registration::Registered(receipt) => {
-                self.metrics.filing("registered");
+                self.metrics.filing(Outcome::Registered);
                 tracing::info!(mrn = %receipt.mrn, %lrn, filer = %receipt.filer, seq = receipt.sequence, "filing registered");
                 Ok(Response::new(receipt))
             }
             Registration::Duplicate(receipt) => {
-                self.metrics.filing("duplicate");
+                self.metrics.filing(Outcome::Duplicate);
                 Ok(Response::new(receipt))
             }
             Registration::Conflict { mrn } => {
-                self.metrics.filing("conflict");
+                self.metrics.filing(Outcome::Conflict);
                 Err(status::conflict(lrn.as_str(), &mrn))
             }
         }
