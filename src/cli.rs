@@ -199,6 +199,7 @@ async fn serve(
                 "admin": gateway.admin_addr.to_string(),
                 "recovered_records": gateway.recovery.last_seq,
                 "cut_bytes": gateway.recovery.cut.as_ref().map(|c| c.bytes),
+                "acknowledged_lost": gateway.recovery.acknowledged_lost,
             });
             let tmp = path.with_extension("tmp");
             if let Err(e) = std::fs::write(&tmp, ready.to_string())
