@@ -196,7 +196,10 @@ async fn a_restarted_gateway_cuts_a_torn_tail_and_reports_it() {
     }
     // A real torn write is of a record never acknowledged. This one had been (as when a disk
     // loses synced data), so the loss is reported too; the filer's retry registers it whole.
-    assert_eq!(gateway.ready["acknowledged_lost"], serde_json::json!([3, 3]));
+    assert_eq!(
+        gateway.ready["acknowledged_lost"],
+        serde_json::json!([3, 3])
+    );
     let retried = carrier.submit(sea_filing("T-2")).await.expect("retry");
     assert_eq!(retried.sequence, 3);
     assert!(gateway.terminate().success());
