@@ -1,11 +1,10 @@
 //! Compiles the wire contracts in `proto/` with protox (pure Rust: no system `protoc`), generates
-//! the prost types and tonic services, and writes the descriptor set to `OUT_DIR` for reflection
-//! and for proto3 JSON.
+//! the prost types and tonic services, and writes the descriptor set to `OUT_DIR` for reflection,
+//! proto3 JSON and the declarative field constraints.
 use std::{env, fs, path::PathBuf};
 
-use prost::Message;
-
 const PROTOS: &[&str] = &[
+    "aci/v1/constraints.proto",
     "aci/v1/manifest.proto",
     "aci/v1/carrier.proto",
     "aci/store/v1/record.proto",
@@ -13,11 +12,15 @@ const PROTOS: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let descriptors = protox::compile(PROTOS, ["proto"])?;
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler.include_imports(true).include_source_info(false);
+    compiler.open_files(PROTOS)?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    // This encoding keeps the custom field options (`aci.v1.field`) that the validator reads;
+    // re-encoding prost_types would drop them as unknown fields.
     fs::write(
         out_dir.join("aci_descriptor.bin"),
-        descriptors.encode_to_vec(),
+        compiler.encode_file_descriptor_set(),
     )?;
     let mut prost_config = prost_build::Config::new();
     // `prost::Name` on every message: proto3 JSON looks types up by their full name.
@@ -25,6 +28,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
-        .compile_fds_with_config(descriptors, prost_config)?;
+        .compile_fds_with_config(compiler.file_descriptor_set(), prost_config)?;
     Ok(())
 }

@@ -32,7 +32,9 @@ fn bench_dir() -> tempfile::TempDir {
 fn filing() -> NewFiling {
     let mut manifest = SAMPLE.clone();
     manifest.lrn = format!("BENCH-{}", NEXT_LRN.fetch_add(1, Ordering::Relaxed));
-    let accepted = validate::validate(manifest).expect("valid");
+    let accepted = validate::Validator::standard()
+        .validate(manifest, SystemTime::now())
+        .expect("valid");
     let manifest_len = prost::Message::encoded_len(&accepted.manifest);
     NewFiling {
         filer: accepted.filer,

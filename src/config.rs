@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::ids::Eori;
+use crate::validate::Severity;
+use crate::validate::rules::{Deadline, Deadlines, RuleSettings};
 
 /// A configuration that passed every check.
 #[derive(Clone, Debug)]
@@ -29,6 +31,8 @@ pub struct Config {
     pub store: StoreSettings,
     /// Carriers allowed to file on behalf of others: agent EORI → principals' EORIs.
     pub representatives: HashMap<String, HashSet<String>>,
+    /// Settings of the business rules.
+    pub validation: RuleSettings,
 }
 
 #[derive(Clone, Debug)]
@@ -109,6 +113,44 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     representatives: Vec<RawRepresentative>,
+    #[serde(default)]
+    validation: RawValidation,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawValidation {
+    /// "error" (default) or "warning": many real ships carry bad IMO numbers.
+    imo_check: Option<String>,
+    /// "warning" (default) or "error".
+    late_filing: Option<String>,
+    /// Tolerance between total gross mass and the sum over goods items, in percent.
+    mass_tolerance_percent: Option<f64>,
+    /// Replaces the built-in deny-list of generic descriptions.
+    generic_descriptions: Option<Vec<String>>,
+    /// "error" (default) or "warning".
+    generic_description: Option<String>,
+    #[serde(default)]
+    deadlines: RawDeadlines,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDeadlines {
+    sea_containerised: Option<RawDeadline>,
+    sea_bulk: Option<RawDeadline>,
+    air: Option<RawDeadline>,
+    road: Option<RawDeadline>,
+    rail: Option<RawDeadline>,
+    inland_waterway: Option<RawDeadline>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeadline {
+    /// "departure" or "arrival".
+    before: String,
+    hours: f64,
 }
 
 #[derive(Deserialize)]
@@ -259,6 +301,7 @@ impl RawConfig {
                 .or_default()
                 .extend(entry.principals);
         }
+        let validation = self.validation.seal(&invalid)?;
         Ok(Config {
             gateway_id: gateway.id,
             country: gateway.country,
@@ -275,6 +318,94 @@ impl RawConfig {
                 max_batch: self.store.max_batch,
             },
             representatives,
+            validation,
+        })
+    }
+}
+
+impl RawValidation {
+    fn seal(
+        self,
+        invalid: &dyn Fn(&'static str, String) -> ConfigError,
+    ) -> Result<RuleSettings, ConfigError> {
+        let severity =
+            |key: &'static str, value: Option<String>, default: Severity| match value.as_deref() {
+                None => Ok(default),
+                Some("error") => Ok(Severity::Error),
+                Some("warning") => Ok(Severity::Warning),
+                Some(other) => Err(invalid(
+                    key,
+                    format!("{other:?} is neither \"error\" nor \"warning\""),
+                )),
+            };
+        let defaults = RuleSettings::default();
+        let mass_tolerance = match self.mass_tolerance_percent {
+            None => defaults.mass_tolerance,
+            Some(p) if (0.0..=100.0).contains(&p) => p / 100.0,
+            Some(p) => {
+                return Err(invalid(
+                    "validation.mass_tolerance_percent",
+                    format!("{p} is outside 0..=100"),
+                ));
+            }
+        };
+        let d = self.deadlines;
+        let base = Deadlines::default();
+        let deadline = |key: &'static str, raw: Option<RawDeadline>, default: Deadline| {
+            let Some(raw) = raw else { return Ok(default) };
+            if !(0.0..=24.0 * 30.0).contains(&raw.hours) {
+                return Err(invalid(
+                    key,
+                    format!("hours = {} is outside 0..=720", raw.hours),
+                ));
+            }
+            let lead = std::time::Duration::from_secs_f64(raw.hours * 3600.0);
+            match raw.before.as_str() {
+                "departure" => Ok(Deadline::BeforeDeparture(lead)),
+                "arrival" => Ok(Deadline::BeforeArrival(lead)),
+                other => Err(invalid(
+                    key,
+                    format!("before = {other:?}: say \"departure\" or \"arrival\""),
+                )),
+            }
+        };
+        Ok(RuleSettings {
+            imo_severity: severity(
+                "validation.imo_check",
+                self.imo_check,
+                defaults.imo_severity,
+            )?,
+            late_filing_severity: severity(
+                "validation.late_filing",
+                self.late_filing,
+                defaults.late_filing_severity,
+            )?,
+            mass_tolerance,
+            generic_descriptions: self
+                .generic_descriptions
+                .map(|list| list.iter().map(|d| d.to_lowercase()).collect())
+                .unwrap_or(defaults.generic_descriptions),
+            generic_description_severity: severity(
+                "validation.generic_description",
+                self.generic_description,
+                defaults.generic_description_severity,
+            )?,
+            deadlines: Deadlines {
+                sea_containerised: deadline(
+                    "validation.deadlines.sea_containerised",
+                    d.sea_containerised,
+                    base.sea_containerised,
+                )?,
+                sea_bulk: deadline("validation.deadlines.sea_bulk", d.sea_bulk, base.sea_bulk)?,
+                air: deadline("validation.deadlines.air", d.air, base.air)?,
+                road: deadline("validation.deadlines.road", d.road, base.road)?,
+                rail: deadline("validation.deadlines.rail", d.rail, base.rail)?,
+                inland_waterway: deadline(
+                    "validation.deadlines.inland_waterway",
+                    d.inland_waterway,
+                    base.inland_waterway,
+                )?,
+            },
         })
     }
 }

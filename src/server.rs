@@ -19,6 +19,8 @@ use crate::ingest::{Access, CarrierService};
 use crate::pb::carrier_gateway_server::CarrierGatewayServer;
 use crate::store::{Recovery, Store, StoreError, StoreOptions};
 use crate::telemetry::Metrics;
+use crate::validate::Validator;
+use crate::validate::constraints::ConstraintError;
 use crate::{pki, tls};
 
 /// How long in-flight calls may take to finish once shutdown starts.
@@ -45,6 +47,8 @@ pub enum ServerError {
         #[source]
         source: tonic::transport::Error,
     },
+    #[error("validation constraints: {0}")]
+    Constraints(#[from] ConstraintError),
     #[error("a server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -142,6 +146,7 @@ impl Gateway {
         });
         let carrier_service = CarrierGatewayServer::new(CarrierService::new(
             store.clone(),
+            Arc::new(Validator::new(config.validation.clone())?),
             access,
             Arc::clone(&metrics),
         ))

@@ -148,9 +148,9 @@ async fn every_violation_comes_back_in_the_rich_error_model() {
     assert_eq!(
         coded,
         [
-            ("12", "format.filing_type"),
-            ("12", "format.hs_code"),
-            ("13", "required")
+            ("12", "field.code_list"),
+            ("12", "field.pattern"),
+            ("13", "field.required")
         ]
     );
     assert_eq!(report.violations[1].value, "82041");

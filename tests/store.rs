@@ -24,7 +24,9 @@ fn options(segment_bytes: u64) -> StoreOptions {
 }
 
 fn filing(lrn: &str) -> NewFiling {
-    let accepted = validate::validate(common::sea_filing(lrn)).expect("valid sample");
+    let accepted = validate::Validator::standard()
+        .validate(common::sea_filing(lrn), SystemTime::now())
+        .expect("valid sample");
     NewFiling {
         filer: accepted.filer,
         lrn: accepted.lrn,

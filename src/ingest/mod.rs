@@ -17,7 +17,7 @@ use crate::pb::{FilingStatus, GetStatusRequest, Receipt, SubmitRequest, get_stat
 use crate::store::{NewFiling, Registration, Store};
 use crate::telemetry::{Metrics, Outcome};
 use crate::tls::{Identity, PeerInfo};
-use crate::validate;
+use crate::validate::Validator;
 
 /// Metadata a development client sends on a plaintext connection to say which carrier it is.
 pub const DEV_CARRIER_HEADER: &str = "x-aci-dev-carrier";
@@ -43,14 +43,21 @@ impl Access {
 #[derive(Clone, Debug)]
 pub struct CarrierService {
     store: Store,
+    validator: Arc<Validator>,
     access: Arc<Access>,
     metrics: Arc<Metrics>,
 }
 
 impl CarrierService {
-    pub fn new(store: Store, access: Arc<Access>, metrics: Arc<Metrics>) -> CarrierService {
+    pub fn new(
+        store: Store,
+        validator: Arc<Validator>,
+        access: Arc<Access>,
+        metrics: Arc<Metrics>,
+    ) -> CarrierService {
         CarrierService {
             store,
+            validator,
             access,
             metrics,
         }
@@ -113,7 +120,7 @@ impl CarrierGateway for CarrierService {
             )));
         }
         let original = manifest.encode_to_vec();
-        let accepted = match validate::validate(manifest) {
+        let accepted = match self.validator.validate(manifest, received_at) {
             Ok(accepted) => accepted,
             Err(report) => {
                 self.metrics.filing(Outcome::Rejected);

@@ -4,10 +4,22 @@
 //!
 //! Findings carry a code in the EU customs convention ([`Code`]), a stable rule id, the path of
 //! the field (`consignments[0].goods_items[2].hs_code`), the offending value and a message.
+//!
+//! Two stages, one report: the constraints declared in `proto/` ([`constraints`]), then the
+//! business rules ([`rules`]), all findings at once.
 
-mod required;
+pub mod codes;
+pub mod constraints;
+pub mod rules;
+
+use std::sync::LazyLock;
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
+
+use self::codes::CodeLists;
+use self::constraints::{ConstraintError, Constraints};
+use self::rules::RuleSettings;
 
 use crate::ids::{Eori, Lrn};
 use crate::pb::{self, Manifest};
@@ -128,36 +140,108 @@ pub struct Accepted {
     /// SHA-256 of the canonical encoding: equal content, equal digest, whatever the input format.
     pub digest: [u8; 32],
     pub warnings: Vec<Finding>,
+    /// The filing's own master-level transport documents (unique per filer over a window).
+    pub master_documents: Vec<String>,
 }
 
-/// Checks a manifest; all findings at once.
-pub fn validate(manifest: Manifest) -> Result<Accepted, Report> {
-    let mut report = Report::default();
-    required::check(&manifest, &mut report);
-    if report.has_errors() {
-        return Err(report);
+/// Validates filings: the compiled constraints, the code lists and the rule settings.
+#[derive(Debug)]
+pub struct Validator {
+    constraints: Constraints,
+    codes: &'static CodeLists,
+    settings: RuleSettings,
+}
+
+static STANDARD: LazyLock<Validator> = LazyLock::new(|| {
+    Validator::new(RuleSettings::default()).expect("the built-in constraints compile")
+});
+
+impl Validator {
+    pub fn new(settings: RuleSettings) -> Result<Validator, ConstraintError> {
+        let codes = CodeLists::builtin();
+        Ok(Validator {
+            constraints: Constraints::compile(pb::descriptor_pool(), codes)?,
+            codes,
+            settings,
+        })
     }
-    let declarant = manifest.declarant.as_ref().map(|d| d.eori.as_str());
-    // The required-field checks above guarantee both parse; refuse rather than panic if not.
-    let (Some(filer), Some(lrn)) = (declarant.and_then(Eori::parse), Lrn::parse(&manifest.lrn))
-    else {
-        report.push(Finding {
-            code: Code::Missing,
-            rule: "required",
-            path: "declarant.eori".into(),
-            message: "the filer's EORI and the LRN are required".into(),
-            severity: Severity::Error,
-            value: String::new(),
-        });
-        return Err(report);
-    };
-    Ok(Accepted {
-        filer,
-        lrn,
-        digest: digest(&manifest),
-        manifest,
-        warnings: report.findings,
-    })
+
+    /// A validator with the default settings.
+    pub fn standard() -> &'static Validator {
+        &STANDARD
+    }
+
+    pub fn constraints(&self) -> &Constraints {
+        &self.constraints
+    }
+
+    /// Every finding about a manifest, filed at `now`.
+    pub fn check(&self, manifest: &Manifest, now: SystemTime) -> Report {
+        let mut report = Report::default();
+        self.constraints.check(manifest, &mut report);
+        rules::check(manifest, self.codes, &self.settings, now, &mut report);
+        if manifest
+            .declarant
+            .as_ref()
+            .is_some_and(|d| d.eori.is_empty())
+        {
+            report.push(Finding {
+                code: Code::Missing,
+                rule: "presence.filer",
+                path: "declarant.eori".into(),
+                message: "the declarant (filer) is identified by EORI".into(),
+                severity: Severity::Error,
+                value: String::new(),
+            });
+        }
+        report
+    }
+
+    /// Checks a manifest filed at `now`: accepted (with any warnings) or refused with every finding.
+    pub fn validate(&self, manifest: Manifest, now: SystemTime) -> Result<Accepted, Report> {
+        let mut report = self.check(&manifest, now);
+        if report.has_errors() {
+            return Err(report);
+        }
+        let declarant = manifest.declarant.as_ref().map(|d| d.eori.as_str());
+        // The constraints guarantee both parse; refuse rather than panic if they ever do not.
+        let (Some(filer), Some(lrn)) = (declarant.and_then(Eori::parse), Lrn::parse(&manifest.lrn))
+        else {
+            report.push(Finding {
+                code: Code::IncorrectValue,
+                rule: "presence.filer",
+                path: "declarant.eori".into(),
+                message: "the filer's EORI and the LRN must be well-formed".into(),
+                severity: Severity::Error,
+                value: String::new(),
+            });
+            return Err(report);
+        };
+        let master_documents = master_documents(&manifest, self.codes);
+        Ok(Accepted {
+            filer,
+            lrn,
+            digest: digest(&manifest),
+            manifest,
+            warnings: report.findings,
+            master_documents,
+        })
+    }
+}
+
+/// The numbers of the filing's own transport documents whose type is master level.
+fn master_documents(manifest: &Manifest, codes: &CodeLists) -> Vec<String> {
+    let types = codes.list(codes::DOCUMENT_TYPES);
+    let mut numbers: Vec<String> = manifest
+        .consignments
+        .iter()
+        .filter_map(|c| c.transport_document.as_ref())
+        .filter(|d| types.column(&d.r#type, 1) == Some("m"))
+        .map(|d| d.number.clone())
+        .collect();
+    numbers.sort();
+    numbers.dedup();
+    numbers
 }
 
 /// SHA-256 of the manifest's protobuf encoding (prost encodes fields in tag order, so equal
@@ -174,5 +258,42 @@ fn quote(value: &str) -> String {
         let mut cut: String = value.chars().take(MAX_VALUE_CHARS).collect();
         cut.push('…');
         cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    /// 2026-11-20: before every sample's deadline.
+    fn early() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_795_132_800)
+    }
+
+    #[test]
+    fn the_samples_are_valid_without_warnings() {
+        for (name, json) in [
+            (
+                "sea-f10",
+                include_str!("../../schemas/examples/sea-f10.json"),
+            ),
+            (
+                "air-f23",
+                include_str!("../../schemas/examples/air-f23.json"),
+            ),
+            (
+                "road-f50",
+                include_str!("../../schemas/examples/road-f50.json"),
+            ),
+        ] {
+            let manifest: Manifest = pb::from_json(json).expect(name);
+            let report = Validator::standard().check(&manifest, early());
+            assert!(
+                report.findings().is_empty(),
+                "{name}: {:#?}",
+                report.findings()
+            );
+        }
     }
 }

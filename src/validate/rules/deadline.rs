@@ -1,0 +1,138 @@
+//! Filing deadlines per transport mode, against the gateway's clock.
+//!
+//! Defaults follow the EU rules (Reg. 2015/2446 Art. 105-108), which the US rules match where both
+//! exist: sea containerised 24 h before loading (departure), sea bulk 4 h before arrival, air
+//! 4 h before arrival or at departure for flights under 4 h (and before loading for pre-loading
+//! filings), road 1 h and rail 2 h before arrival.
+
+use std::time::{Duration, SystemTime};
+
+use super::Context;
+use super::cross::time;
+use crate::pb::TransportMode;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// When a filing is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deadline {
+    /// This long before the (estimated) departure from the place of loading.
+    BeforeDeparture(Duration),
+    /// This long before the (estimated) arrival at the place of first entry.
+    BeforeArrival(Duration),
+}
+
+/// The deadline of each mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    pub sea_containerised: Deadline,
+    pub sea_bulk: Deadline,
+    /// Air, express and postal (carried by air); flights shorter than the lead time are due at
+    /// departure.
+    pub air: Deadline,
+    pub road: Deadline,
+    pub rail: Deadline,
+    pub inland_waterway: Deadline,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            sea_containerised: Deadline::BeforeDeparture(24 * HOUR),
+            sea_bulk: Deadline::BeforeArrival(4 * HOUR),
+            air: Deadline::BeforeArrival(4 * HOUR),
+            road: Deadline::BeforeArrival(HOUR),
+            rail: Deadline::BeforeArrival(2 * HOUR),
+            inland_waterway: Deadline::BeforeArrival(2 * HOUR),
+        }
+    }
+}
+
+/// The moment a filing is due, with the field it derives from and how it was chosen.
+fn due(cx: &Context<'_>) -> Option<(SystemTime, &'static str, String)> {
+    let itinerary = cx.manifest.itinerary.as_ref()?;
+    let departure = time(&itinerary.estimated_departure);
+    let arrival = time(&itinerary.estimated_arrival);
+    let mode = TransportMode::try_from(cx.manifest.transport_mode).ok()?;
+    let deadlines = &cx.settings.deadlines;
+    let rule = match mode {
+        TransportMode::Sea if cx.manifest.transport_equipment.is_empty() => deadlines.sea_bulk,
+        TransportMode::Sea => deadlines.sea_containerised,
+        TransportMode::Air | TransportMode::Express | TransportMode::Postal => {
+            let pre_loading = cx
+                .codes
+                .list(crate::validate::codes::FILING_TYPES)
+                .column(&cx.manifest.filing_type, 2)
+                == Some("pre-loading");
+            let Deadline::BeforeArrival(lead) = deadlines.air else {
+                return apply(deadlines.air, departure, arrival);
+            };
+            let short_haul = matches!((departure, arrival), (Some(d), Some(a)) if a.duration_since(d).is_ok_and(|flight| flight < lead));
+            if pre_loading || short_haul {
+                let why = if pre_loading {
+                    "before loading"
+                } else {
+                    "at departure (flight shorter than the lead time)"
+                };
+                return departure.map(|d| (d, "itinerary.estimated_departure", why.to_owned()));
+            }
+            deadlines.air
+        }
+        TransportMode::Road => deadlines.road,
+        TransportMode::Rail => deadlines.rail,
+        TransportMode::InlandWaterway => deadlines.inland_waterway,
+        TransportMode::Unspecified => return None,
+    };
+    apply(rule, departure, arrival)
+}
+
+fn apply(
+    rule: Deadline,
+    departure: Option<SystemTime>,
+    arrival: Option<SystemTime>,
+) -> Option<(SystemTime, &'static str, String)> {
+    match rule {
+        Deadline::BeforeDeparture(lead) => departure.and_then(|d| d.checked_sub(lead)).map(|t| {
+            (
+                t,
+                "itinerary.estimated_departure",
+                format!("{} h before departure", lead.as_secs() / 3600),
+            )
+        }),
+        Deadline::BeforeArrival(lead) => arrival.and_then(|a| a.checked_sub(lead)).map(|t| {
+            (
+                t,
+                "itinerary.estimated_arrival",
+                format!("{} h before arrival", lead.as_secs() / 3600),
+            )
+        }),
+    }
+}
+
+pub(super) fn check(cx: &mut Context<'_>) {
+    let Some((deadline, path, rule)) = due(cx) else {
+        return;
+    };
+    let Ok(late_by) = cx.now.duration_since(deadline) else {
+        return;
+    };
+    if late_by.is_zero() {
+        return;
+    }
+    let when = time::OffsetDateTime::from(deadline)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let minutes = late_by.as_secs() / 60;
+    let severity = cx.settings.late_filing_severity;
+    cx.report_as(
+        "deadline.late_filing",
+        severity,
+        path,
+        &when,
+        &format!(
+            "filed {}h{:02}m after the deadline {when} ({rule})",
+            minutes / 60,
+            minutes % 60
+        ),
+    );
+}

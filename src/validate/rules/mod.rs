@@ -1,0 +1,411 @@
+//! Business rules: each a small named function with a stable rule id, grouped by concern.
+//!
+//! [`RULES`] is the registry: id, code, default severity and what the rule checks. The table in
+//! `schemas/RULES.md` is generated from it (`aci-gateway rules`), and a test keeps it current.
+
+mod cross;
+mod deadline;
+mod ids;
+mod presence;
+mod quality;
+
+use std::time::SystemTime;
+
+pub use self::deadline::{Deadline, Deadlines};
+pub use self::ids::{awb_check_digit_ok, container_check_digit_ok, imo_check_digit_ok};
+
+use super::codes::CodeLists;
+use super::{Code, Finding, Report, Severity, quote};
+use crate::pb::Manifest;
+
+/// A rule as listed in the registry.
+#[derive(Clone, Copy, Debug)]
+pub struct Rule {
+    pub id: &'static str,
+    pub code: Code,
+    /// The severity unless configuration says otherwise.
+    pub severity: Severity,
+    pub checks: &'static str,
+}
+
+const fn rule(id: &'static str, code: Code, severity: Severity, checks: &'static str) -> Rule {
+    Rule {
+        id,
+        code,
+        severity,
+        checks,
+    }
+}
+
+use Code::{
+    DuplicateDocument as C81, IncorrectValue as C12, Missing as C13, NotAllowed as C15,
+    RuleBroken as C14,
+};
+use Severity::{Error as E, Warning as W};
+
+/// Every check the gateway makes, declarative constraints first.
+pub const RULES: &[Rule] = &[
+    rule(
+        "field.required",
+        C13,
+        E,
+        "A field marked required in proto/ is present.",
+    ),
+    rule(
+        "field.items",
+        C13,
+        E,
+        "A list has as many items as proto/ allows (code 12 when too many or too few but not none).",
+    ),
+    rule(
+        "field.length",
+        C12,
+        E,
+        "A text's length is within the bounds declared in proto/.",
+    ),
+    rule(
+        "field.pattern",
+        C12,
+        E,
+        "A text matches the pattern declared in proto/.",
+    ),
+    rule(
+        "field.code_list",
+        C12,
+        E,
+        "A code is in the code list named in proto/ (schemas/codes/).",
+    ),
+    rule(
+        "field.range",
+        C12,
+        E,
+        "A number is within the range declared in proto/.",
+    ),
+    rule(
+        "field.fraction_digits",
+        C12,
+        E,
+        "A number has no more decimals than proto/ allows.",
+    ),
+    rule(
+        "ids.container_check_digit",
+        C12,
+        E,
+        "ISO 6346 container numbers carry their check digit.",
+    ),
+    rule(
+        "ids.imo_check_digit",
+        C12,
+        E,
+        "IMO ship numbers carry their check digit (configurable as a warning).",
+    ),
+    rule(
+        "ids.awb_check_digit",
+        C12,
+        E,
+        "Air waybill numbers (ppp-nnnnnnnn) carry their mod 7 check digit.",
+    ),
+    rule(
+        "ids.locode_country",
+        C12,
+        E,
+        "A UN/LOCODE starts with a valid ISO 3166 country code.",
+    ),
+    rule(
+        "ids.eori_country",
+        C12,
+        E,
+        "An EORI starts with a valid country code; GB and XI EORIs have 12 or 15 digits.",
+    ),
+    rule(
+        "ids.related_mrn",
+        C12,
+        E,
+        "A referenced MRN has a valid check character.",
+    ),
+    rule(
+        "ids.hs_chapter",
+        C12,
+        E,
+        "An HS code's chapter exists (01-97, not 77).",
+    ),
+    rule(
+        "presence.filer",
+        C13,
+        E,
+        "The declarant (filer) is identified by a well-formed EORI.",
+    ),
+    rule(
+        "presence.filing_type_mode",
+        C14,
+        E,
+        "The filing type belongs to the filing's transport mode.",
+    ),
+    rule(
+        "presence.conveyance",
+        C13,
+        E,
+        "The conveyance is identified as the mode needs: IMO number (sea, inland waterway), flight number (air, express), vehicle registration (road), train number (rail).",
+    ),
+    rule(
+        "presence.placi",
+        C13,
+        E,
+        "Air pre-loading filings carry the PLACI 7+1 data: house and master waybill, packages, gross mass, description or HS6, consignor and consignee name and address.",
+    ),
+    rule(
+        "presence.next_filing_party",
+        C13,
+        E,
+        "A partial filing (F12, F13) names the next filing party.",
+    ),
+    rule(
+        "presence.postcode_or_po_box",
+        C13,
+        W,
+        "An address with a street has a postcode or a P.O. box.",
+    ),
+    rule(
+        "presence.phone_e123",
+        C12,
+        E,
+        "Phone numbers are in E.123 international form (+, country code, digits and spaces).",
+    ),
+    rule(
+        "presence.package_count",
+        C13,
+        E,
+        "A goods item in packages gives their number.",
+    ),
+    rule(
+        "presence.bulk_package_count",
+        C15,
+        E,
+        "A goods item in bulk or unpacked (VG VL VO VQ VR VS VY NE NF NG) gives no number of packages.",
+    ),
+    rule(
+        "cross.total_packages",
+        C14,
+        E,
+        "The total number of packages equals the sum over goods items.",
+    ),
+    rule(
+        "cross.total_gross_mass",
+        C14,
+        E,
+        "The total gross mass equals the sum over goods items, within the configured tolerance.",
+    ),
+    rule(
+        "cross.total_consignments",
+        C14,
+        E,
+        "The number of consignments in the totals equals the consignments filed.",
+    ),
+    rule(
+        "cross.equipment_goods_item",
+        C14,
+        E,
+        "Every goods item assigned to equipment exists in the filing.",
+    ),
+    rule(
+        "cross.duplicate_document",
+        C81,
+        E,
+        "Transport document references are unique within the filing.",
+    ),
+    rule(
+        "cross.departure_before_arrival",
+        C14,
+        E,
+        "Estimated departure is before estimated arrival.",
+    ),
+    rule(
+        "cross.routing_includes_loading",
+        C14,
+        E,
+        "The countries of routing include the country of loading.",
+    ),
+    rule(
+        "cross.routing_includes_delivery",
+        C14,
+        E,
+        "The countries of routing include each country of delivery.",
+    ),
+    rule(
+        "quality.generic_description",
+        C14,
+        E,
+        "Goods descriptions are not generic (configurable deny-list, e.g. FAK, general cargo, said to contain).",
+    ),
+    rule(
+        "quality.to_order_notify",
+        C13,
+        E,
+        "A consignee \"To Order\" comes with a notify party.",
+    ),
+    rule(
+        "deadline.late_filing",
+        C14,
+        W,
+        "The filing arrives before the deadline for its transport mode (configurable; a warning by default).",
+    ),
+    rule(
+        "store.duplicate_master_document",
+        C81,
+        E,
+        "A master transport document is filed once per filer within the configured window (amendments excepted).",
+    ),
+];
+
+/// The registry entry of a rule id.
+pub fn rule_info(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.id == id)
+}
+
+/// The registry as a Markdown table.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Validation rules\n\nGenerated by `aci-gateway rules` from `src/validate/rules/mod.rs`; do not edit.\n\
+         Codes follow the EU customs convention: 12 incorrect value, 13 missing, 14 rule broken,\n\
+         15 not allowed, 81 duplicate transport document.\n\n\
+         | rule | code | default severity | checks |\n|---|---|---|---|\n",
+    );
+    for rule in RULES {
+        let severity = match rule.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {severity} | {} |\n",
+            rule.id,
+            rule.code.as_str(),
+            rule.checks
+        ));
+    }
+    out
+}
+
+/// Settings of the rules that configuration may change.
+#[derive(Clone, Debug)]
+pub struct RuleSettings {
+    pub imo_severity: Severity,
+    pub late_filing_severity: Severity,
+    /// Relative tolerance between the total gross mass and the sum over goods items.
+    pub mass_tolerance: f64,
+    /// Generic descriptions refused (compared case-insensitively, whole or as a prefix).
+    pub generic_descriptions: Vec<String>,
+    pub generic_description_severity: Severity,
+    pub deadlines: Deadlines,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        RuleSettings {
+            imo_severity: Severity::Error,
+            late_filing_severity: Severity::Warning,
+            mass_tolerance: 0.01,
+            generic_descriptions: [
+                "fak",
+                "freight of all kinds",
+                "general cargo",
+                "said to contain",
+                "stc",
+                "gift",
+                "gifts",
+                "parts",
+                "consolidated",
+                "various",
+                "samples",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            generic_description_severity: Severity::Error,
+            deadlines: Deadlines::default(),
+        }
+    }
+}
+
+/// What a rule sees, and where it reports.
+pub(super) struct Context<'a> {
+    pub manifest: &'a Manifest,
+    pub codes: &'static CodeLists,
+    pub settings: &'a RuleSettings,
+    pub now: SystemTime,
+    report: &'a mut Report,
+}
+
+impl Context<'_> {
+    /// Reports a finding of `rule` (as registered) at `path`.
+    fn report(&mut self, rule: &'static str, path: &str, value: &str, message: &str) {
+        let severity = rule_info(rule).map_or(Severity::Error, |r| r.severity);
+        self.report_as(rule, severity, path, value, message);
+    }
+
+    fn report_as(
+        &mut self,
+        rule: &'static str,
+        severity: Severity,
+        path: &str,
+        value: &str,
+        message: &str,
+    ) {
+        let code = rule_info(rule).map_or(Code::RuleBroken, |r| r.code);
+        self.report.push(Finding {
+            code,
+            rule,
+            path: path.to_owned(),
+            message: message.to_owned(),
+            severity,
+            value: quote(value),
+        });
+    }
+}
+
+/// Runs every rule over a manifest.
+pub(super) fn check(
+    manifest: &Manifest,
+    codes: &'static CodeLists,
+    settings: &RuleSettings,
+    now: SystemTime,
+    report: &mut Report,
+) {
+    let mut cx = Context {
+        manifest,
+        codes,
+        settings,
+        now,
+        report,
+    };
+    ids::check(&mut cx);
+    presence::check(&mut cx);
+    cross::check(&mut cx);
+    quality::check(&mut cx);
+    deadline::check(&mut cx);
+}
+
+/// Every party of a filing with its path.
+fn parties(manifest: &Manifest) -> Vec<(String, &crate::pb::Party)> {
+    let mut out = Vec::new();
+    for (name, party) in [
+        ("declarant", &manifest.declarant),
+        ("representative", &manifest.representative),
+        ("carrier", &manifest.carrier),
+        ("next_filing_party", &manifest.next_filing_party),
+    ] {
+        if let Some(party) = party {
+            out.push((name.to_owned(), party));
+        }
+    }
+    for (i, consignment) in manifest.consignments.iter().enumerate() {
+        for (name, party) in [
+            ("consignor", &consignment.consignor),
+            ("consignee", &consignment.consignee),
+            ("notify_party", &consignment.notify_party),
+        ] {
+            if let Some(party) = party {
+                out.push((format!("consignments[{i}].{name}"), party));
+            }
+        }
+    }
+    out
+}

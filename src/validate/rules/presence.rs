@@ -1,0 +1,274 @@
+//! Conditional presence: what a filing must (or must not) carry given its mode, type and goods.
+
+use super::Context;
+use crate::pb::TransportMode;
+use crate::validate::codes::FILING_TYPES;
+
+/// Package types for goods in bulk or unpacked: no number of packages is given.
+pub const BULK_PACKAGE_TYPES: [&str; 10] =
+    ["VG", "VL", "VO", "VQ", "VR", "VS", "VY", "NE", "NF", "NG"];
+
+pub(super) fn check(cx: &mut Context<'_>) {
+    filing_type_mode(cx);
+    conveyance(cx);
+    placi(cx);
+    next_filing_party(cx);
+    postcode_or_po_box(cx);
+    phones(cx);
+    package_counts(cx);
+}
+
+fn mode(cx: &Context<'_>) -> Option<TransportMode> {
+    TransportMode::try_from(cx.manifest.transport_mode)
+        .ok()
+        .filter(|m| *m != TransportMode::Unspecified)
+}
+
+/// The code-list name of a transport mode.
+pub(super) fn mode_name(mode: TransportMode) -> &'static str {
+    match mode {
+        TransportMode::Unspecified => "unspecified",
+        TransportMode::Sea => "sea",
+        TransportMode::Air => "air",
+        TransportMode::Road => "road",
+        TransportMode::Rail => "rail",
+        TransportMode::Postal => "postal",
+        TransportMode::Express => "express",
+        TransportMode::InlandWaterway => "inland_waterway",
+    }
+}
+
+fn filing_type_mode(cx: &mut Context<'_>) {
+    let Some(mode) = mode(cx) else { return };
+    let filing_type = &cx.manifest.filing_type;
+    let Some(type_mode) = cx.codes.list(FILING_TYPES).column(filing_type, 1) else {
+        return;
+    };
+    if type_mode != mode_name(mode) {
+        cx.report(
+            "presence.filing_type_mode",
+            "filing_type",
+            filing_type,
+            &format!(
+                "{filing_type} is a {type_mode} filing type, but the transport mode is {}",
+                mode_name(mode)
+            ),
+        );
+    }
+}
+
+fn conveyance(cx: &mut Context<'_>) {
+    let Some(mode) = mode(cx) else { return };
+    let conveyance = cx.manifest.conveyance.clone().unwrap_or_default();
+    let (field, value, what) = match mode {
+        TransportMode::Sea | TransportMode::InlandWaterway => (
+            "imo_number",
+            &conveyance.imo_number,
+            "the vessel's IMO number",
+        ),
+        TransportMode::Air | TransportMode::Express => (
+            "flight_number",
+            &conveyance.flight_number,
+            "the flight number",
+        ),
+        TransportMode::Road => (
+            "vehicle_registration",
+            &conveyance.vehicle_registration,
+            "the vehicle registration",
+        ),
+        TransportMode::Rail => ("train_number", &conveyance.train_number, "the train number"),
+        // Postal items travel on any conveyance; the postal operator files without one.
+        TransportMode::Postal | TransportMode::Unspecified => return,
+    };
+    if value.is_empty() {
+        cx.report(
+            "presence.conveyance",
+            &format!("conveyance.{field}"),
+            "",
+            &format!("{} filings give {what}", mode_name(mode)),
+        );
+    }
+}
+
+fn is_pre_loading(cx: &Context<'_>) -> bool {
+    cx.codes
+        .list(FILING_TYPES)
+        .column(&cx.manifest.filing_type, 2)
+        == Some("pre-loading")
+}
+
+/// PLACI "7+1": house waybill, packages, gross mass, description or HS6, consignor and consignee
+/// name and address, and the master air waybill.
+fn placi(cx: &mut Context<'_>) {
+    if !is_pre_loading(cx) {
+        return;
+    }
+    let mut missing: Vec<(String, &'static str)> = Vec::new();
+    for (i, c) in cx.manifest.consignments.iter().enumerate() {
+        let at = |field: &str| format!("consignments[{i}].{field}");
+        if c.transport_document
+            .as_ref()
+            .is_none_or(|d| d.number.is_empty())
+        {
+            missing.push((at("transport_document.number"), "the house waybill number"));
+        }
+        if c.master_document
+            .as_ref()
+            .is_none_or(|d| d.number.is_empty())
+        {
+            missing.push((
+                at("master_document.number"),
+                "the master air waybill number",
+            ));
+        }
+        for (name, party) in [("consignor", &c.consignor), ("consignee", &c.consignee)] {
+            let party = party.clone().unwrap_or_default();
+            if party.name.is_empty() {
+                missing.push((at(&format!("{name}.name")), "the name"));
+            }
+            let address = party.address.unwrap_or_default();
+            if address.city.is_empty() || address.country.is_empty() {
+                missing.push((
+                    at(&format!("{name}.address")),
+                    "the address (city and country)",
+                ));
+            }
+        }
+        for (j, item) in c.goods_items.iter().enumerate() {
+            let at = |field: &str| format!("consignments[{i}].goods_items[{j}].{field}");
+            if item.description.trim().is_empty() && item.hs_code.len() < 6 {
+                missing.push((at("description"), "a description or a 6-digit HS code"));
+            }
+            if item.gross_mass_kg <= 0.0 {
+                missing.push((at("gross_mass_kg"), "the gross mass"));
+            }
+            let bulk = BULK_PACKAGE_TYPES.contains(&item.package_type.as_str());
+            if item.number_of_packages == 0 && !bulk {
+                missing.push((at("number_of_packages"), "the number of packages"));
+            }
+        }
+    }
+    for (path, what) in missing {
+        cx.report(
+            "presence.placi",
+            &path,
+            "",
+            &format!("air pre-loading (PLACI 7+1) filings give {what}"),
+        );
+    }
+}
+
+fn next_filing_party(cx: &mut Context<'_>) {
+    let partial = matches!(cx.manifest.filing_type.as_str(), "F12" | "F13");
+    let named = cx
+        .manifest
+        .next_filing_party
+        .as_ref()
+        .is_some_and(|p| !p.eori.is_empty());
+    if partial && !named {
+        cx.report(
+            "presence.next_filing_party",
+            "next_filing_party.eori",
+            "",
+            "a partial filing names the next filing party by EORI",
+        );
+    }
+}
+
+/// Countries whose addresses have no postal codes (after the Universal Postal Union's addressing
+/// guides; approximate): their addresses need neither postcode nor P.O. box.
+const NO_POSTCODES: [&str; 40] = [
+    "AE", "AG", "AO", "BF", "BI", "BJ", "BO", "BS", "BW", "BZ", "CD", "CF", "CG", "CI", "CM", "DJ",
+    "DM", "ER", "FJ", "GA", "GD", "GH", "GM", "GQ", "GY", "HK", "KI", "KM", "KP", "ML", "MO", "MR",
+    "QA", "RW", "SB", "SC", "SR", "TG", "UG", "ZW",
+];
+
+fn postcode_or_po_box(cx: &mut Context<'_>) {
+    let mut gaps = Vec::new();
+    for (path, party) in super::parties(cx.manifest) {
+        if let Some(address) = &party.address
+            && !NO_POSTCODES.contains(&address.country.as_str())
+            && !address.street_and_number.is_empty()
+            && address.postcode.is_empty()
+            && address.po_box.is_empty()
+        {
+            gaps.push(format!("{path}.address.postcode"));
+        }
+    }
+    for path in gaps {
+        cx.report(
+            "presence.postcode_or_po_box",
+            &path,
+            "",
+            "an address with a street gives a postcode or a P.O. box",
+        );
+    }
+}
+
+/// E.123 international form: '+', a country code, then digits in groups separated by single
+/// spaces; 8 to 15 digits in all.
+pub fn is_e123(phone: &str) -> bool {
+    let Some(rest) = phone.strip_prefix('+') else {
+        return false;
+    };
+    let digits = rest.bytes().filter(u8::is_ascii_digit).count();
+    rest.starts_with(|c: char| c.is_ascii_digit() && c != '0')
+        && (8..=15).contains(&digits)
+        && rest.bytes().all(|b| b.is_ascii_digit() || b == b' ')
+        && !rest.contains("  ")
+        && !rest.ends_with(' ')
+}
+
+fn phones(cx: &mut Context<'_>) {
+    let mut bad = Vec::new();
+    for (path, party) in super::parties(cx.manifest) {
+        if let Some(contact) = &party.contact
+            && !contact.phone.is_empty()
+            && !is_e123(&contact.phone)
+        {
+            bad.push((format!("{path}.contact.phone"), contact.phone.clone()));
+        }
+    }
+    for (path, phone) in bad {
+        cx.report(
+            "presence.phone_e123",
+            &path,
+            &phone,
+            "write phone numbers in E.123 international form, e.g. +44 20 7946 0958",
+        );
+    }
+}
+
+fn package_counts(cx: &mut Context<'_>) {
+    let mut findings = Vec::new();
+    for (i, c) in cx.manifest.consignments.iter().enumerate() {
+        for (j, item) in c.goods_items.iter().enumerate() {
+            let path = format!("consignments[{i}].goods_items[{j}].number_of_packages");
+            let bulk = BULK_PACKAGE_TYPES.contains(&item.package_type.as_str());
+            if bulk && item.number_of_packages > 0 {
+                findings.push((
+                    "presence.bulk_package_count",
+                    path,
+                    item.number_of_packages.to_string(),
+                    format!(
+                        "goods in bulk or unpacked ({}) give no number of packages",
+                        item.package_type
+                    ),
+                ));
+            } else if !bulk && !item.package_type.is_empty() && item.number_of_packages == 0 {
+                findings.push((
+                    "presence.package_count",
+                    path,
+                    String::new(),
+                    format!(
+                        "goods in packages ({}) give the number of packages",
+                        item.package_type
+                    ),
+                ));
+            }
+        }
+    }
+    for (rule, path, value, message) in findings {
+        cx.report(rule, &path, &value, &message);
+    }
+}
