@@ -1,4 +1,4 @@
-//! The `aci-gateway` command line: `serve`, `pki init`, `submit`, `status`, `reindex`.
+//! The `aci-gateway` command line: `serve`, `pki init`, `submit`, `status`, `rules`, `reindex`.
 //!
 //! Exit codes: 0 success (filing accepted), 1 refused by the gateway (violations, conflict,
 //! permission), 2 usage, configuration or transport error, 64 invalid configuration at `serve`.
@@ -61,6 +61,8 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Print the table of validation rules (Markdown), as in schemas/RULES.md.
+    Rules,
     /// Rebuild the index from the log (the gateway must be stopped).
     Reindex {
         #[arg(long, default_value = DEFAULT_CONFIG)]
@@ -154,6 +156,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Submit { file, client } => submit(&file, &client).await,
         Command::Status { mrn, lrn, client } => status(mrn, lrn, &client).await,
+        Command::Rules => {
+            print!("{}", crate::validate::rules::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Reindex { config } => {
             let config = Config::load(&config)?;
             let records = store::reindex(&config.data_dir, config.store.segment_bytes)?;

@@ -348,19 +348,27 @@ impl Compiled {
             );
             return;
         }
-        if let Some(digits) = c.fraction_digits {
-            let scaled = number * 10f64.powi(digits as i32);
-            if (scaled - scaled.round()).abs() > 1e-6 * scaled.abs().max(1.0) {
-                incorrect(
-                    report,
-                    "field.fraction_digits",
-                    path,
-                    &number.to_string(),
-                    &format!("at most {digits} digits after the decimal point"),
-                );
-            }
+        if let Some(digits) = c.fraction_digits
+            && decimals(number) > digits as usize
+        {
+            incorrect(
+                report,
+                "field.fraction_digits",
+                path,
+                &number.to_string(),
+                &format!("at most {digits} digits after the decimal point"),
+            );
         }
     }
+}
+
+/// Digits after the decimal point in the shortest text that reads back as `number` (Rust's
+/// `Display` for floats never uses an exponent), as the number is written in XML.
+fn decimals(number: f64) -> usize {
+    number
+        .to_string()
+        .split_once('.')
+        .map_or(0, |(_, fraction)| fraction.len())
 }
 
 fn missing(report: &mut Report, rule: &'static str, path: &str, message: &str) {

@@ -1,0 +1,559 @@
+//! Every rule, through the public validation path: one case that breaks it (asserting code, rule
+//! id and path) and one that keeps it. Times are fixed, so deadlines are deterministic.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aci_gateway::pb::{self, Manifest};
+use aci_gateway::validate::rules::{RULES, RuleSettings};
+use aci_gateway::validate::{Severity, Validator};
+
+/// 2026-11-20T00:00:00Z: before every sample's deadline.
+fn early() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_795_132_800)
+}
+
+fn sample(name: &str) -> Manifest {
+    let json = match name {
+        "sea" => include_str!("../schemas/examples/sea-f10.json"),
+        "air" => include_str!("../schemas/examples/air-f23.json"),
+        "road" => include_str!("../schemas/examples/road-f50.json"),
+        other => panic!("no sample {other}"),
+    };
+    pb::from_json(json).expect("sample parses")
+}
+
+fn item(m: &mut Manifest) -> &mut pb::GoodsItem {
+    &mut m.consignments[0].goods_items[0]
+}
+
+fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds, nanos: 0 })
+}
+
+fn seconds(ts: &Option<prost_types::Timestamp>) -> i64 {
+    ts.expect("timestamp").seconds
+}
+
+type Mutation = fn(&mut Manifest);
+
+/// (rule, sample, breaking change, expected code, expected path, keeping change)
+const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
+    (
+        "field.required",
+        "sea",
+        |m| m.lrn.clear(),
+        "13",
+        "lrn",
+        |m| m.lrn = "X".into(),
+    ),
+    (
+        "field.items",
+        "sea",
+        |m| m.consignments[0].goods_items.clear(),
+        "13",
+        "consignments[0].goods_items",
+        |_| {},
+    ),
+    (
+        "field.length",
+        "sea",
+        |m| m.lrn = "L".repeat(36),
+        "12",
+        "lrn",
+        |m| m.lrn = "L".repeat(35),
+    ),
+    (
+        "field.pattern",
+        "sea",
+        |m| item(m).hs_code = "82041".into(),
+        "12",
+        "consignments[0].goods_items[0].hs_code",
+        |m| item(m).hs_code = "8204110000".into(),
+    ),
+    (
+        "field.code_list",
+        "sea",
+        |m| item(m).package_type = "XX".into(),
+        "12",
+        "consignments[0].goods_items[0].package_type",
+        |m| item(m).package_type = "BX".into(),
+    ),
+    (
+        "field.range",
+        "sea",
+        |m| m.consignments[0].sequence = 0,
+        "12",
+        "consignments[0].sequence",
+        |m| m.consignments[0].sequence = 9999,
+    ),
+    (
+        "field.fraction_digits",
+        "sea",
+        |m| item(m).gross_mass_kg = 3600.5001,
+        "12",
+        "consignments[0].goods_items[0].gross_mass_kg",
+        |m| item(m).gross_mass_kg = 3600.501,
+    ),
+    (
+        "ids.container_check_digit",
+        "sea",
+        |m| m.transport_equipment[0].container_number = "CSQU3054384".into(),
+        "12",
+        "transport_equipment[0].container_number",
+        |_| {},
+    ),
+    (
+        "ids.imo_check_digit",
+        "sea",
+        |m| m.conveyance.as_mut().expect("c").imo_number = "8814274".into(),
+        "12",
+        "conveyance.imo_number",
+        |m| m.conveyance.as_mut().expect("c").imo_number = "8814275".into(),
+    ),
+    (
+        "ids.awb_check_digit",
+        "air",
+        |m| {
+            m.consignments[0]
+                .master_document
+                .as_mut()
+                .expect("d")
+                .number = "123-12345674".into()
+        },
+        "12",
+        "consignments[0].master_document.number",
+        |m| {
+            m.consignments[0]
+                .master_document
+                .as_mut()
+                .expect("d")
+                .number = "12312345675".into()
+        },
+    ),
+    (
+        "ids.locode_country",
+        "sea",
+        |m| {
+            m.itinerary
+                .as_mut()
+                .expect("i")
+                .place_of_loading
+                .as_mut()
+                .expect("p")
+                .locode = "QQSHA".into()
+        },
+        "12",
+        "itinerary.place_of_loading.locode",
+        |_| {},
+    ),
+    (
+        "ids.eori_country",
+        "sea",
+        |m| m.carrier.as_mut().expect("c").eori = "GB12345".into(),
+        "12",
+        "carrier.eori",
+        |m| m.carrier.as_mut().expect("c").eori = "GB123456789000123".into(),
+    ),
+    (
+        "ids.related_mrn",
+        "sea",
+        |m| m.related_mrn = "26GB00000000000011".into(),
+        "12",
+        "related_mrn",
+        |m| m.related_mrn = "26GB00000000000010".into(),
+    ),
+    (
+        "ids.hs_chapter",
+        "sea",
+        |m| item(m).hs_code = "770000".into(),
+        "12",
+        "consignments[0].goods_items[0].hs_code",
+        |m| item(m).hs_code = "970000".into(),
+    ),
+    (
+        "presence.filer",
+        "sea",
+        |m| m.declarant.as_mut().expect("d").eori.clear(),
+        "13",
+        "declarant.eori",
+        |_| {},
+    ),
+    (
+        "presence.filing_type_mode",
+        "sea",
+        |m| m.filing_type = "F23".into(),
+        "14",
+        "filing_type",
+        |m| m.filing_type = "F11".into(),
+    ),
+    (
+        "presence.conveyance",
+        "road",
+        |m| {
+            m.conveyance
+                .as_mut()
+                .expect("c")
+                .vehicle_registration
+                .clear()
+        },
+        "13",
+        "conveyance.vehicle_registration",
+        |_| {},
+    ),
+    (
+        "presence.placi",
+        "air",
+        |m| {
+            m.filing_type = "F20".into();
+            m.consignments[0].master_document = None;
+        },
+        "13",
+        "consignments[0].master_document.number",
+        |m| m.filing_type = "F20".into(),
+    ),
+    (
+        "presence.next_filing_party",
+        "sea",
+        |m| m.filing_type = "F12".into(),
+        "13",
+        "next_filing_party.eori",
+        |m| {
+            m.filing_type = "F12".into();
+            m.next_filing_party = Some(pb::Party {
+                eori: "NL812345678".into(),
+                ..Default::default()
+            });
+        },
+    ),
+    (
+        "presence.postcode_or_po_box",
+        "sea",
+        |m| {
+            m.declarant
+                .as_mut()
+                .expect("d")
+                .address
+                .as_mut()
+                .expect("a")
+                .postcode
+                .clear()
+        },
+        "13",
+        "declarant.address.postcode",
+        |m| {
+            let address = m
+                .declarant
+                .as_mut()
+                .expect("d")
+                .address
+                .as_mut()
+                .expect("a");
+            address.postcode.clear();
+            address.po_box = "PO Box 12".into();
+        },
+    ),
+    (
+        "presence.phone_e123",
+        "sea",
+        |m| {
+            m.declarant
+                .as_mut()
+                .expect("d")
+                .contact
+                .as_mut()
+                .expect("c")
+                .phone = "01394 604500".into()
+        },
+        "12",
+        "declarant.contact.phone",
+        |m| {
+            m.declarant
+                .as_mut()
+                .expect("d")
+                .contact
+                .as_mut()
+                .expect("c")
+                .phone = "+441394604500".into()
+        },
+    ),
+    (
+        "presence.package_count",
+        "sea",
+        |m| {
+            item(m).number_of_packages = 0;
+            m.totals.as_mut().expect("t").number_of_packages = 120;
+        },
+        "13",
+        "consignments[0].goods_items[0].number_of_packages",
+        |_| {},
+    ),
+    (
+        "presence.bulk_package_count",
+        "sea",
+        |m| item(m).package_type = "VR".into(),
+        "15",
+        "consignments[0].goods_items[0].number_of_packages",
+        |m| {
+            item(m).package_type = "VR".into();
+            item(m).number_of_packages = 0;
+            m.totals.as_mut().expect("t").number_of_packages = 120;
+        },
+    ),
+    (
+        "cross.total_packages",
+        "sea",
+        |m| m.totals.as_mut().expect("t").number_of_packages = 1,
+        "14",
+        "totals.number_of_packages",
+        |_| {},
+    ),
+    (
+        "cross.total_gross_mass",
+        "sea",
+        |m| m.totals.as_mut().expect("t").gross_mass_kg = 4000.0,
+        "14",
+        "totals.gross_mass_kg",
+        |m| m.totals.as_mut().expect("t").gross_mass_kg = 5060.0,
+    ),
+    (
+        "cross.total_consignments",
+        "sea",
+        |m| m.totals.as_mut().expect("t").number_of_consignments = 2,
+        "14",
+        "totals.number_of_consignments",
+        |_| {},
+    ),
+    (
+        "cross.equipment_goods_item",
+        "sea",
+        |m| m.transport_equipment[0].goods_items[1].goods_item = 9,
+        "14",
+        "transport_equipment[0].goods_items[1]",
+        |_| {},
+    ),
+    (
+        "cross.duplicate_document",
+        "sea",
+        |m| {
+            let mut second = m.consignments[0].clone();
+            second.sequence = 2;
+            m.consignments.push(second);
+        },
+        "81",
+        "consignments[1].transport_document.number",
+        |m| {
+            let mut second = m.consignments[0].clone();
+            second.sequence = 2;
+            second.transport_document.as_mut().expect("d").number = "NSCL2026SHA0002".into();
+            m.consignments.push(second);
+        },
+    ),
+    (
+        "cross.departure_before_arrival",
+        "sea",
+        |m| {
+            let itinerary = m.itinerary.as_mut().expect("i");
+            itinerary.estimated_departure = ts(seconds(&itinerary.estimated_arrival) + 60);
+        },
+        "14",
+        "itinerary.estimated_departure",
+        |_| {},
+    ),
+    (
+        "cross.routing_includes_loading",
+        "sea",
+        |m| {
+            m.itinerary
+                .as_mut()
+                .expect("i")
+                .countries_of_routing
+                .retain(|c| c != "CN")
+        },
+        "14",
+        "itinerary.countries_of_routing",
+        |_| {},
+    ),
+    (
+        "cross.routing_includes_delivery",
+        "sea",
+        |m| {
+            m.itinerary
+                .as_mut()
+                .expect("i")
+                .countries_of_routing
+                .retain(|c| c != "NL")
+        },
+        "14",
+        "consignments[0].place_of_delivery",
+        |_| {},
+    ),
+    (
+        "quality.generic_description",
+        "sea",
+        |m| item(m).description = "Said to contain 40 cartons".into(),
+        "14",
+        "consignments[0].goods_items[0].description",
+        |m| item(m).description = "Spare parts for marine diesel engines".into(),
+    ),
+    (
+        "quality.to_order_notify",
+        "sea",
+        |m| m.consignments[0].consignee.as_mut().expect("c").name = "To Order".into(),
+        "13",
+        "consignments[0].notify_party",
+        |m| {
+            m.consignments[0].consignee.as_mut().expect("c").name = "To Order".into();
+            m.consignments[0].notify_party = Some(pb::Party {
+                name: "Holland Tool Import BV".into(),
+                ..Default::default()
+            });
+        },
+    ),
+];
+
+#[test]
+fn every_rule_breaks_and_keeps_as_documented() {
+    let validator = Validator::standard();
+    let mut covered = std::collections::HashSet::new();
+    for &(rule, sample_name, breaking, code, path, keeping) in CASES {
+        let registered = RULES.iter().find(|r| r.id == rule);
+        assert!(registered.is_some(), "{rule} is not in the registry");
+        covered.insert(rule);
+
+        let mut broken = sample(sample_name);
+        breaking(&mut broken);
+        let report = validator.check(&broken, early());
+        let found: Vec<_> = report
+            .findings()
+            .iter()
+            .filter(|f| f.rule == rule)
+            .collect();
+        assert!(
+            found
+                .iter()
+                .any(|f| f.code.as_str() == code && f.path == path),
+            "{rule}: expected code {code} at {path}, found {:#?}",
+            report.findings()
+        );
+
+        let mut kept = sample(sample_name);
+        keeping(&mut kept);
+        let report = validator.check(&kept, early());
+        assert!(
+            report.findings().iter().all(|f| f.rule != rule),
+            "{rule}: the keeping case still reports {:#?}",
+            report.findings()
+        );
+    }
+    // The deadline and store rules have tests of their own below and in tests/carrier_api.rs.
+    let elsewhere = ["deadline.late_filing", "store.duplicate_master_document"];
+    for rule in RULES {
+        assert!(
+            covered.contains(rule.id) || elsewhere.contains(&rule.id),
+            "{} has no case",
+            rule.id
+        );
+    }
+}
+
+fn late_findings(validator: &Validator, m: &Manifest, now: SystemTime) -> Vec<(Severity, String)> {
+    validator
+        .check(m, now)
+        .findings()
+        .iter()
+        .filter(|f| f.rule == "deadline.late_filing")
+        .map(|f| (f.severity, f.path.clone()))
+        .collect()
+}
+
+fn at(ts: &Option<prost_types::Timestamp>, offset_hours: f64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs((seconds(ts) as f64 + offset_hours * 3600.0) as u64)
+}
+
+#[test]
+fn deadlines_per_mode() {
+    let validator = Validator::standard();
+    // Sea, containerised: 24 h before departure.
+    let sea = sample("sea");
+    let departure = &sea.itinerary.as_ref().expect("i").estimated_departure;
+    assert!(late_findings(validator, &sea, at(departure, -24.5)).is_empty());
+    assert_eq!(
+        late_findings(validator, &sea, at(departure, -23.5)),
+        [(
+            Severity::Warning,
+            "itinerary.estimated_departure".to_owned()
+        )]
+    );
+    // Sea, bulk (no equipment): 4 h before arrival.
+    let mut bulk = sample("sea");
+    bulk.transport_equipment.clear();
+    let arrival = &bulk.itinerary.as_ref().expect("i").estimated_arrival;
+    assert!(late_findings(validator, &bulk, at(arrival, -4.5)).is_empty());
+    assert_eq!(
+        late_findings(validator, &bulk, at(arrival, -3.5)),
+        [(Severity::Warning, "itinerary.estimated_arrival".to_owned())]
+    );
+    // Air, long haul (12.5 h flight): 4 h before arrival.
+    let air = sample("air");
+    let arrival = &air.itinerary.as_ref().expect("i").estimated_arrival;
+    assert!(late_findings(validator, &air, at(arrival, -4.5)).is_empty());
+    assert_eq!(late_findings(validator, &air, at(arrival, -3.5)).len(), 1);
+    // Air, short haul (2 h flight): due at departure.
+    let mut short = sample("air");
+    let itinerary = short.itinerary.as_mut().expect("i");
+    itinerary.estimated_departure = ts(seconds(&itinerary.estimated_arrival) - 2 * 3600);
+    let departure = itinerary.estimated_departure;
+    assert!(late_findings(validator, &short, at(&departure, -0.1)).is_empty());
+    assert_eq!(
+        late_findings(validator, &short, at(&departure, 0.1)),
+        [(
+            Severity::Warning,
+            "itinerary.estimated_departure".to_owned()
+        )]
+    );
+    // Road: 1 h before arrival.
+    let road = sample("road");
+    let arrival = &road.itinerary.as_ref().expect("i").estimated_arrival;
+    assert!(late_findings(validator, &road, at(arrival, -1.5)).is_empty());
+    assert_eq!(late_findings(validator, &road, at(arrival, -0.5)).len(), 1);
+}
+
+#[test]
+fn configured_severities_apply() {
+    let strict = Validator::new(RuleSettings {
+        late_filing_severity: Severity::Error,
+        imo_severity: Severity::Warning,
+        ..RuleSettings::default()
+    })
+    .expect("validator");
+    let road = sample("road");
+    let arrival = &road.itinerary.as_ref().expect("i").estimated_arrival;
+    let late = at(arrival, -0.5);
+    assert_eq!(
+        late_findings(&strict, &road, late),
+        [(Severity::Error, "itinerary.estimated_arrival".to_owned())]
+    );
+    assert!(
+        strict.validate(road, late).is_err(),
+        "late is an error when configured"
+    );
+
+    let mut ship = sample("sea");
+    ship.conveyance.as_mut().expect("c").imo_number = "8814274".into();
+    let accepted = strict
+        .validate(ship, early())
+        .expect("IMO is only a warning");
+    assert_eq!(accepted.warnings.len(), 1);
+    assert_eq!(accepted.warnings[0].rule, "ids.imo_check_digit");
+    assert_eq!(accepted.warnings[0].severity, Severity::Warning);
+}
+
+#[test]
+fn the_rules_table_in_schemas_is_current() {
+    let generated = aci_gateway::validate::rules::markdown();
+    let committed = include_str!("../schemas/RULES.md");
+    assert!(
+        committed == generated,
+        "schemas/RULES.md is stale: run `cargo run -- rules > schemas/RULES.md`"
+    );
+}
