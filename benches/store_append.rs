@@ -31,7 +31,11 @@ fn bench_dir() -> tempfile::TempDir {
 /// A filing whose log record is about 5 KB: the sea sample plus original bytes to make up the size.
 fn filing() -> NewFiling {
     let mut manifest = SAMPLE.clone();
-    manifest.lrn = format!("BENCH-{}", NEXT_LRN.fetch_add(1, Ordering::Relaxed));
+    let n = NEXT_LRN.fetch_add(1, Ordering::Relaxed);
+    manifest.lrn = format!("BENCH-{n}");
+    if let Some(document) = manifest.consignments[0].transport_document.as_mut() {
+        document.number = format!("BL-BENCH-{n}");
+    }
     let accepted = validate::Validator::standard()
         .validate(manifest, SystemTime::now())
         .expect("valid");
@@ -46,6 +50,7 @@ fn filing() -> NewFiling {
         warnings: Vec::new(),
         received_at: SystemTime::now(),
         traceparent: String::new(),
+        master_documents: accepted.master_documents,
     }
 }
 
@@ -56,6 +61,7 @@ fn open_store(dir: &Path) -> Store {
             country: "GB".into(),
             segment_bytes: 64 * 1024 * 1024,
             max_batch: 1024,
+            duplicate_document_window: Duration::from_secs(365 * 86_400),
         },
     )
     .expect("store");

@@ -50,6 +50,14 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Validate a filing (proto3 JSON) offline, with no server: every finding, exit 0 valid,
+    /// 1 invalid, 2 unreadable.
+    Validate {
+        file: PathBuf,
+        /// Rule settings ([validation]) are taken from this config when it exists.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Show the status of one of your filings.
     Status {
         /// The MRN of the filing.
@@ -156,6 +164,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Submit { file, client } => submit(&file, &client).await,
         Command::Status { mrn, lrn, client } => status(mrn, lrn, &client).await,
+        Command::Validate { file, config } => validate_offline(&file, &config),
         Command::Rules => {
             print!("{}", crate::validate::rules::markdown());
             Ok(ExitCode::SUCCESS)
@@ -295,6 +304,26 @@ async fn submit(file: &Path, args: &ClientArgs) -> Result<ExitCode> {
         }
         Err(status) => refused(&status),
     }
+}
+
+fn validate_offline(file: &Path, config: &Path) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let manifest: Manifest =
+        pb::from_json(&text).with_context(|| format!("{} is not a manifest", file.display()))?;
+    let settings = if config.exists() {
+        Config::load(config)?.validation
+    } else {
+        crate::validate::rules::RuleSettings::default()
+    };
+    let validator = crate::validate::Validator::new(settings)?;
+    let report = validator.check(&manifest, std::time::SystemTime::now());
+    let valid = !report.has_errors();
+    let mut out = serde_json::json!({ "valid": valid });
+    out["violations"] = pb::to_json(&report.to_proto())["violations"].clone();
+    out["truncated"] = report.truncated().into();
+    print_json(&out);
+    Ok(ExitCode::from(if valid { 0 } else { 1 }))
 }
 
 async fn status(mrn: Option<String>, lrn: Option<String>, args: &ClientArgs) -> Result<ExitCode> {

@@ -33,6 +33,8 @@ pub struct Config {
     pub representatives: HashMap<String, HashSet<String>>,
     /// Settings of the business rules.
     pub validation: RuleSettings,
+    /// How long a master transport document stays reserved to the filing that first named it.
+    pub duplicate_document_window: std::time::Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -130,6 +132,8 @@ struct RawValidation {
     generic_descriptions: Option<Vec<String>>,
     /// "error" (default) or "warning".
     generic_description: Option<String>,
+    /// Days a filer's master transport document may not be filed again (default 365).
+    duplicate_document_window_days: Option<u32>,
     #[serde(default)]
     deadlines: RawDeadlines,
 }
@@ -301,6 +305,18 @@ impl RawConfig {
                 .or_default()
                 .extend(entry.principals);
         }
+        let window_days = self
+            .validation
+            .duplicate_document_window_days
+            .unwrap_or(365);
+        if window_days > 3660 {
+            return Err(invalid(
+                "validation.duplicate_document_window_days",
+                format!("{window_days} is more than ten years"),
+            ));
+        }
+        let duplicate_document_window =
+            std::time::Duration::from_secs(u64::from(window_days) * 86_400);
         let validation = self.validation.seal(&invalid)?;
         Ok(Config {
             gateway_id: gateway.id,
@@ -319,6 +335,7 @@ impl RawConfig {
             },
             representatives,
             validation,
+            duplicate_document_window,
         })
     }
 }
@@ -464,6 +481,17 @@ mod tests {
         assert!(dev.tls.dev_pki.is_some());
         let production = parse(PRODUCTION).expect("production config");
         assert!(production.tls.dev_pki.is_none());
+        // The production example spells out the defaults.
+        let defaults = RuleSettings::default();
+        assert_eq!(production.validation.deadlines, defaults.deadlines);
+        assert_eq!(
+            production.validation.mass_tolerance,
+            defaults.mass_tolerance
+        );
+        assert_eq!(
+            production.duplicate_document_window,
+            std::time::Duration::from_secs(365 * 86_400)
+        );
     }
 
     #[test]
@@ -472,6 +500,20 @@ mod tests {
         let message = parse(&text).expect_err("unknown key").to_string();
         assert!(message.contains("gateway.toml"), "{message}");
         assert!(message.contains("colour"), "{message}");
+    }
+
+    #[test]
+    fn rule_settings_are_checked() {
+        let text = format!("{DEV}\n[validation]\nlate_filing = \"fatal\"\n");
+        let message = parse(&text).expect_err("bad severity").to_string();
+        assert!(message.contains("validation.late_filing"), "{message}");
+        let text =
+            format!("{DEV}\n[validation.deadlines]\nroad = {{ before = \"lunch\", hours = 1 }}\n");
+        let message = parse(&text).expect_err("bad deadline").to_string();
+        assert!(message.contains("validation.deadlines.road"), "{message}");
+        let text = format!("{DEV}\n[validation]\nlate_filing = \"error\"\n");
+        let config = parse(&text).expect("valid");
+        assert_eq!(config.validation.late_filing_severity, Severity::Error);
     }
 
     #[test]

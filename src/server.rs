@@ -101,6 +101,7 @@ impl Gateway {
             country: config.country.clone(),
             segment_bytes: config.store.segment_bytes,
             max_batch: config.store.max_batch,
+            duplicate_document_window: config.duplicate_document_window,
         };
         let (store, recovery) =
             tokio::task::spawn_blocking(move || Store::open(&data_dir, store_options)).await??;

@@ -362,3 +362,60 @@ async fn health_checking_answers_over_mutual_tls() {
     );
     gateway.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn a_late_filing_is_accepted_with_a_warning_in_the_receipt() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    // Containerised sea cargo is due 24 h before loading; this vessel leaves in 2 hours.
+    let mut late = sea_filing("LATE-1");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let itinerary = late.itinerary.as_mut().expect("itinerary");
+    itinerary.estimated_departure = Some(prost_types::Timestamp {
+        seconds: now + 2 * 3600,
+        nanos: 0,
+    });
+    itinerary.estimated_arrival = Some(prost_types::Timestamp {
+        seconds: now + 30 * 86400,
+        nanos: 0,
+    });
+
+    let receipt = carrier
+        .submit(late)
+        .await
+        .expect("accepted: late is a warning by default");
+    let rules: Vec<&str> = receipt.warnings.iter().map(|w| w.rule.as_str()).collect();
+    assert_eq!(rules, ["deadline.late_filing"]);
+    assert_eq!(receipt.warnings[0].path, "itinerary.estimated_departure");
+    assert_eq!(receipt.warnings[0].code, "14");
+    // The warning is stored with the filing: status shows the same receipt.
+    let status = carrier.status_by_mrn(&receipt.mrn).await.expect("status");
+    assert_eq!(status.receipt.as_ref(), Some(&receipt));
+    gateway.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_master_document_filed_again_under_a_new_lrn_is_code_81() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let first = carrier.submit(sea_filing("BL-A")).await.expect("accepted");
+    let mut again = sea_filing("BL-B");
+    again.consignments[0]
+        .transport_document
+        .as_mut()
+        .expect("doc")
+        .number = "BL-BL-A".into();
+    let status = carrier.submit(again).await.expect_err("duplicate document");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let report = report_of(&status).expect("report");
+    assert_eq!(report.violations.len(), 1);
+    let finding = &report.violations[0];
+    assert_eq!(finding.code, "81");
+    assert_eq!(finding.rule, "store.duplicate_master_document");
+    assert_eq!(finding.path, "consignments[0].transport_document.number");
+    assert!(finding.message.contains(&first.mrn), "{}", finding.message);
+    gateway.stop().await.expect("clean stop");
+}

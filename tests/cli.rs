@@ -124,6 +124,40 @@ async fn submit_prints_the_receipt_or_every_violation_with_exit_codes() {
 }
 
 #[test]
+fn validate_works_offline_with_every_finding() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
+    let good = aci(&[
+        "validate",
+        examples.join("air-f23.json").to_str().expect("path"),
+    ]);
+    assert_eq!(
+        good.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&good.stdout)
+    );
+    assert_eq!(json(&good)["valid"], true);
+
+    let bad = aci(&[
+        "validate",
+        examples.join("invalid-sea.json").to_str().expect("path"),
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    let answer = json(&bad);
+    assert_eq!(answer["valid"], false);
+    let rules: Vec<&str> = answer["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| v["rule"].as_str().expect("rule"))
+        .collect();
+    assert!(rules.contains(&"field.pattern"), "{answer}");
+
+    let missing = aci(&["validate", "/nonexistent.json"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
 fn a_bad_config_is_reported_before_anything_listens() {
     let dir = tempfile::tempdir().expect("tmp");
     let config = dir.path().join("gateway.toml");

@@ -6,7 +6,7 @@ mod common;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use aci_gateway::ids::{Eori, Lrn, Seq};
 use aci_gateway::pb::store::LogRecord;
@@ -20,6 +20,7 @@ fn options(segment_bytes: u64) -> StoreOptions {
         country: "GB".into(),
         segment_bytes,
         max_batch: 64,
+        duplicate_document_window: std::time::Duration::from_secs(365 * 86_400),
     }
 }
 
@@ -37,6 +38,7 @@ fn filing(lrn: &str) -> NewFiling {
         warnings: Vec::new(),
         received_at: SystemTime::now(),
         traceparent: String::new(),
+        master_documents: accepted.master_documents,
     }
 }
 
@@ -325,6 +327,9 @@ async fn concurrent_duplicates_and_conflicts_agree_with_the_log() {
                 assert_eq!(mrn.as_str(), record.mrn);
                 assert_ne!(digest, &receipt.digest, "a conflict has other content");
             }
+            Registration::DuplicateDocument { .. } => {
+                panic!("each LRN has its own document: {answer:?}")
+            }
         }
     }
     assert_eq!(registered, 50);
@@ -354,5 +359,58 @@ async fn a_second_store_on_the_same_data_directory_is_refused_before_recovery() 
         len,
         "nothing cut"
     );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_document_is_filed_once_per_filer_within_the_window() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (store, _) = open(tmp.path());
+    let first = match store.register(filing("DOC-1")).await.expect("register") {
+        Registration::Registered(receipt) => receipt,
+        other => panic!("{other:?}"),
+    };
+    // Another LRN naming the same bill of lading: refused, naming the first MRN.
+    let mut again = filing("DOC-2");
+    again.master_documents = vec!["BL-DOC-1".into()];
+    match store.register(again).await.expect("register") {
+        Registration::DuplicateDocument { document, mrn } => {
+            assert_eq!(document, "BL-DOC-1");
+            assert_eq!(mrn.as_str(), first.mrn);
+        }
+        other => panic!("expected a duplicate document, got {other:?}"),
+    }
+    // Two new filings of one new document in one batch: exactly one gets it.
+    let (a, b) = {
+        let mut a = filing("DOC-3");
+        let mut b = filing("DOC-4");
+        a.master_documents = vec!["BL-SHARED".into()];
+        b.master_documents = vec!["BL-SHARED".into()];
+        tokio::join!(store.register(a), store.register(b))
+    };
+    let outcomes = [a.expect("a"), b.expect("b")];
+    let registered = outcomes
+        .iter()
+        .filter(|o| matches!(o, Registration::Registered(_)))
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Registration::DuplicateDocument { .. }))
+        .count();
+    assert_eq!((registered, refused), (1, 1), "{outcomes:?}");
+    // Past the window, the document may be filed again.
+    let mut later = filing("DOC-5");
+    later.master_documents = vec!["BL-DOC-1".into()];
+    later.received_at += Duration::from_secs(366 * 86_400);
+    assert!(matches!(
+        store.register(later).await.expect("register"),
+        Registration::Registered(_)
+    ));
+    // The reservation is part of the index rebuilt from the log.
+    let before = store.index().dump().expect("dump");
+    store.close().await;
+    store::reindex(tmp.path(), 64 * 1024 * 1024).expect("reindex");
+    let (store, _) = open(tmp.path());
+    assert_eq!(store.index().dump().expect("dump"), before);
     store.close().await;
 }

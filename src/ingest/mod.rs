@@ -129,6 +129,7 @@ impl CarrierGateway for CarrierService {
             }
         };
         let lrn = accepted.lrn.clone();
+        let document_paths = status::document_paths(&accepted.manifest);
         let registration = self
             .store
             .register(NewFiling {
@@ -141,6 +142,7 @@ impl CarrierGateway for CarrierService {
                 warnings: accepted.warnings.iter().map(|f| f.to_proto()).collect(),
                 received_at,
                 traceparent,
+                master_documents: accepted.master_documents,
             })
             .await
             .map_err(|e| status::store_failure(&e))?;
@@ -157,6 +159,10 @@ impl CarrierGateway for CarrierService {
             Registration::Conflict { mrn } => {
                 self.metrics.filing(Outcome::Conflict);
                 Err(status::conflict(lrn.as_str(), &mrn))
+            }
+            Registration::DuplicateDocument { document, mrn } => {
+                self.metrics.filing(Outcome::Rejected);
+                Err(status::duplicate_document(&document, &mrn, &document_paths))
             }
         }
     }

@@ -12,7 +12,7 @@ use tonic_types::pb::{self as rpc, bad_request::FieldViolation};
 use crate::ids::Mrn;
 use crate::pb;
 use crate::store::StoreError;
-use crate::validate::Report;
+use crate::validate::{self, Finding, Report, Severity};
 
 const TYPE_PREFIX: &str = "type.googleapis.com/";
 
@@ -63,6 +63,43 @@ pub fn conflict(lrn: &str, mrn: &Mrn) -> Status {
         ),
         vec![any("google.rpc.ResourceInfo", &info)],
     )
+}
+
+/// `INVALID_ARGUMENT` with a code 81 finding: the filer already filed this master document.
+pub fn duplicate_document(document: &str, mrn: &Mrn, paths: &[(String, String)]) -> Status {
+    let path = paths
+        .iter()
+        .find(|(number, _)| number == document)
+        .map_or("consignments", |(_, path)| path.as_str());
+    let mut report = Report::default();
+    report.push(Finding {
+        code: validate::Code::DuplicateDocument,
+        rule: "store.duplicate_master_document",
+        path: path.to_owned(),
+        message: format!(
+            "you filed master transport document {document} already, as {mrn}; amend {mrn} instead"
+        ),
+        severity: Severity::Error,
+        value: document.to_owned(),
+    });
+    rejected(&report)
+}
+
+/// Each consignment's own transport document number and its path.
+pub fn document_paths(manifest: &pb::Manifest) -> Vec<(String, String)> {
+    manifest
+        .consignments
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            c.transport_document.as_ref().map(|d| {
+                (
+                    d.number.clone(),
+                    format!("consignments[{i}].transport_document.number"),
+                )
+            })
+        })
+        .collect()
 }
 
 /// A store failure: the filing was not acknowledged and may be retried with the same LRN.

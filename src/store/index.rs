@@ -1,6 +1,7 @@
 //! The index: sled trees derived from the log, so queries need not read it.
 //!
-//! Trees: `lrn` ((filer, LRN) → MRN), `filings` (MRN → `FilingEntry`), `meta` (`hwm`: the
+//! Trees: `lrn` ((filer, LRN) → MRN), `filings` (MRN → `FilingEntry`), `documents` ((filer,
+//! master transport document) → MRN and filing time, big-endian seconds), `meta` (`hwm`: the
 //! sequence of the last record applied, big-endian). A batch of records is applied in one sled
 //! transaction together with the new high-water mark, so the index is always the image of a log
 //! prefix; after a crash the records past the mark are replayed. sled's own durability does not
@@ -18,7 +19,7 @@ const HIGH_WATER: &[u8] = b"hwm";
 
 /// One index entry: tree name, key, value.
 pub type Entry = (&'static str, Vec<u8>, Vec<u8>);
-/// Separates filer and LRN in keys; neither may contain control characters.
+/// Separates filer and LRN (or document number) in keys; none contains control characters.
 const KEY_SEPARATOR: u8 = 0x1f;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,7 @@ pub struct Index {
     db: sled::Db,
     by_lrn: sled::Tree,
     filings: sled::Tree,
+    documents: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -65,6 +67,7 @@ impl Index {
         Ok(Index {
             by_lrn: db.open_tree("lrn")?,
             filings: db.open_tree("filings")?,
+            documents: db.open_tree("documents")?,
             meta: db.open_tree("meta")?,
             db,
         })
@@ -92,6 +95,29 @@ impl Index {
         })
     }
 
+    /// The MRN and filing time under which a filer's master document was filed, if it was.
+    pub fn document(
+        &self,
+        filer: &Eori,
+        document: &str,
+    ) -> Result<Option<(Mrn, std::time::SystemTime)>, IndexError> {
+        let Some(value) = self.documents.get(lrn_key(filer.as_str(), document))? else {
+            return Ok(None);
+        };
+        let decode = |reason: &str| IndexError::Decode {
+            key: format!("{filer}/{document}"),
+            reason: reason.to_owned(),
+        };
+        let (mrn, seconds) = value
+            .split_at_checked(Mrn::LEN)
+            .ok_or_else(|| decode("short"))?;
+        let mrn = Mrn::parse(&String::from_utf8_lossy(mrn)).map_err(|e| decode(&e.to_string()))?;
+        let seconds = <[u8; 8]>::try_from(seconds).map_err(|_| decode("bad time"))?;
+        let filed_at =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from_be_bytes(seconds));
+        Ok(Some((mrn, filed_at)))
+    }
+
     /// What is known about an MRN.
     pub fn status(&self, mrn: &Mrn) -> Result<Option<FilingStatus>, IndexError> {
         let Some(value) = self.filings.get(mrn.as_str())? else {
@@ -109,6 +135,18 @@ impl Index {
         let Some(last) = records.last() else {
             return Ok(());
         };
+        let documents: Vec<(Vec<u8>, Vec<u8>)> = records
+            .iter()
+            .filter(|r| r.kind() == RecordKind::Filing)
+            .flat_map(|r| {
+                let seconds = r.received_at.map_or(0, |t| t.seconds.max(0) as u64);
+                r.master_documents.iter().map(move |document| {
+                    let mut value = r.mrn.as_bytes().to_vec();
+                    value.extend_from_slice(&seconds.to_be_bytes());
+                    (lrn_key(&r.filer, document), value)
+                })
+            })
+            .collect();
         let updates: Vec<(Vec<u8>, String, Vec<u8>)> = records
             .iter()
             .filter(|r| r.kind() == RecordKind::Filing)
@@ -124,11 +162,14 @@ impl Index {
             })
             .collect();
         let high_water = last.sequence.to_be_bytes();
-        (&self.by_lrn, &self.filings, &self.meta)
-            .transaction(|(by_lrn, filings, meta)| {
+        (&self.by_lrn, &self.filings, &self.documents, &self.meta)
+            .transaction(|(by_lrn, filings, documents_tree, meta)| {
                 for (key, mrn, entry) in &updates {
                     by_lrn.insert(key.as_slice(), mrn.as_bytes())?;
                     filings.insert(mrn.as_bytes(), entry.as_slice())?;
+                }
+                for (key, value) in &documents {
+                    documents_tree.insert(key.as_slice(), value.as_slice())?;
                 }
                 meta.insert(HIGH_WATER, &high_water)?;
                 Ok::<(), ConflictableTransactionError<()>>(())
@@ -143,6 +184,7 @@ impl Index {
     pub fn clear(&self) -> Result<(), IndexError> {
         self.by_lrn.clear()?;
         self.filings.clear()?;
+        self.documents.clear()?;
         self.meta.clear()?;
         Ok(())
     }
@@ -159,6 +201,7 @@ impl Index {
         for (name, tree) in [
             ("lrn", &self.by_lrn),
             ("filings", &self.filings),
+            ("documents", &self.documents),
             ("meta", &self.meta),
         ] {
             for item in tree.iter() {

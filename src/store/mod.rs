@@ -41,6 +41,8 @@ pub struct NewFiling {
     pub warnings: Vec<Violation>,
     pub received_at: SystemTime,
     pub traceparent: String,
+    /// Master-level transport document numbers: a filer files each once per window.
+    pub master_documents: Vec<String>,
 }
 
 /// How a registration ended. Each is a normal business outcome, not an error.
@@ -52,6 +54,9 @@ pub enum Registration {
     Duplicate(Receipt),
     /// The (filer, LRN) is registered with different content, under this MRN.
     Conflict { mrn: Mrn },
+    /// A master transport document of the filing was filed by the same filer, under this MRN,
+    /// within the window.
+    DuplicateDocument { document: String, mrn: Mrn },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +86,8 @@ pub struct StoreOptions {
     pub country: String,
     pub segment_bytes: u64,
     pub max_batch: usize,
+    /// How long a master transport document stays reserved to its first filing.
+    pub duplicate_document_window: Duration,
 }
 
 /// Counters of the append path (shared with the metrics endpoint and the benchmark).
@@ -144,6 +151,7 @@ impl Store {
             index: index.clone(),
             country: options.country,
             max_batch: options.max_batch,
+            document_window: options.duplicate_document_window,
             stats: Arc::clone(&stats),
         };
         let thread = std::thread::Builder::new()

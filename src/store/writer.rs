@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prost_types::Timestamp;
 use tokio::sync::{mpsc, oneshot};
@@ -39,6 +39,7 @@ pub(super) struct Writer {
     pub index: Index,
     pub country: String,
     pub max_batch: usize,
+    pub document_window: Duration,
     pub stats: Arc<Stats>,
 }
 
@@ -98,6 +99,8 @@ impl Writer {
         let mut records: Vec<LogRecord> = Vec::new();
         let mut frames: Vec<Vec<u8>> = Vec::new();
         let mut in_batch: HashMap<(Eori, Lrn), usize> = HashMap::new();
+        // Master documents of this batch's new records: (filer, document) → record position.
+        let mut documents_in_batch: HashMap<(Eori, String), usize> = HashMap::new();
         let mut outcomes = Vec::with_capacity(registrations.len());
         let first_seq = self.log.next_seq();
         for (filing, reply) in registrations {
@@ -111,10 +114,18 @@ impl Writer {
                     }))
                 }
             } else {
-                match self.existing(&filing) {
+                let decided = self.existing(&filing).and_then(|found| match found {
+                    Some(registration) => Ok(Some(registration)),
+                    None => self.document_taken(&filing, &documents_in_batch, &records),
+                });
+                match decided {
                     Ok(Some(registration)) => Outcome::Ready(Ok(registration)),
                     Err(e) => Outcome::Ready(Err(e)),
                     Ok(None) => {
+                        for document in &filing.master_documents {
+                            documents_in_batch
+                                .insert((filing.filer.clone(), document.clone()), records.len());
+                        }
                         let mut record = new_record(*filing, self.log.next_seq(), &self.country);
                         frames.push(self.log.seal_next(&mut record));
                         records.push(record);
@@ -161,6 +172,36 @@ impl Writer {
         durable
     }
 
+    /// A refusal if one of the filing's master documents was filed by the same filer within the
+    /// window (in this batch or before).
+    fn document_taken(
+        &self,
+        filing: &NewFiling,
+        in_batch: &HashMap<(Eori, String), usize>,
+        records: &[LogRecord],
+    ) -> Result<Option<Registration>, StoreError> {
+        for document in &filing.master_documents {
+            if let Some(&i) = in_batch.get(&(filing.filer.clone(), document.clone())) {
+                return Ok(Some(Registration::DuplicateDocument {
+                    document: document.clone(),
+                    mrn: Mrn::parse(&records[i].mrn).expect("issued here"),
+                }));
+            }
+            if let Some((mrn, filed_at)) = self.index.document(&filing.filer, document)?
+                && filing
+                    .received_at
+                    .duration_since(filed_at)
+                    .map_or(true, |age| age < self.document_window)
+            {
+                return Ok(Some(Registration::DuplicateDocument {
+                    document: document.clone(),
+                    mrn,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     /// The answer for a filing whose (filer, LRN) is already registered, if it is.
     fn existing(&self, filing: &NewFiling) -> Result<Option<Registration>, StoreError> {
         let Some(mrn) = self.index.mrn_for(&filing.filer, &filing.lrn)? else {
@@ -195,6 +236,7 @@ fn new_record(filing: NewFiling, seq: Seq, country: &str) -> LogRecord {
         digest: filing.digest.to_vec(),
         warnings: filing.warnings,
         traceparent: filing.traceparent,
+        master_documents: filing.master_documents,
         ..LogRecord::default()
     }
 }
