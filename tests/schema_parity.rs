@@ -1,0 +1,338 @@
+//! The two schemas of the cargo report say the same thing: `proto/aci/v1/manifest.proto` (with
+//! its `aci.v1.field` options) and `schemas/aci-manifest-1.xsd`. This reads both and compares,
+//! field by field: element names and order, cardinality, and every constraint as a facet.
+
+use std::collections::{BTreeSet, HashMap};
+
+use aci_gateway::pb::{self, FieldConstraints};
+use aci_gateway::validate::Validator;
+use prost_reflect::{Kind, MessageDescriptor};
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+/// An element of the XSD, as a small tree (this test may build one; the validator may not).
+#[derive(Debug, Default, Clone)]
+struct Node {
+    name: String,
+    attrs: HashMap<String, String>,
+    children: Vec<Node>,
+}
+
+impl Node {
+    fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs.get(name).map(String::as_str)
+    }
+
+    fn child(&self, name: &str) -> Option<&Node> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    fn descendants<'a>(&'a self, name: &str, out: &mut Vec<&'a Node>) {
+        for child in &self.children {
+            if child.name == name {
+                out.push(child);
+            }
+            child.descendants(name, out);
+        }
+    }
+}
+
+fn parse_xsd(text: &str) -> Node {
+    let mut reader = Reader::from_str(text);
+    reader.config_mut().trim_text(true);
+    let mut stack = vec![Node::default()];
+    loop {
+        match reader.read_event().expect("the XSD is well-formed") {
+            Event::Start(e) => stack.push(node(&e)),
+            Event::Empty(e) => {
+                let leaf = node(&e);
+                stack.last_mut().expect("open element").children.push(leaf);
+            }
+            Event::End(_) => {
+                let done = stack.pop().expect("balanced");
+                stack.last_mut().expect("parent").children.push(done);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    stack.pop().expect("document").children.remove(0)
+}
+
+fn node(e: &quick_xml::events::BytesStart<'_>) -> Node {
+    Node {
+        name: e.local_name().into_inner().to_owned(),
+        attrs: e
+            .attributes()
+            .map(|a| {
+                let a = a.expect("attribute");
+                (
+                    a.key.local_name().into_inner().to_owned(),
+                    a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .expect("attribute value")
+                        .into_owned(),
+                )
+            })
+            .collect(),
+        children: Vec::new(),
+    }
+}
+
+fn camel(name: &str) -> String {
+    name.split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or(String::new(), |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+/// The constraints an XSD element expresses, in the proto's terms.
+fn constraints_of(
+    element: &Node,
+    types: &HashMap<String, &Node>,
+) -> (FieldConstraints, Option<String>) {
+    let mut c = FieldConstraints::default();
+    let mut base_type = element.attr("type").map(str::to_owned);
+    let restriction = element
+        .child("simpleType")
+        .and_then(|s| s.child("restriction"));
+    if let Some(restriction) = restriction {
+        base_type = restriction.attr("base").map(str::to_owned);
+        for facet in &restriction.children {
+            let value = facet.attr("value").unwrap_or_default();
+            let number = || value.parse::<f64>().expect("numeric facet");
+            match facet.name.as_str() {
+                "minLength" => c.min_len = value.parse().expect("length"),
+                "maxLength" => c.max_len = value.parse().expect("length"),
+                "pattern" => c.pattern = value.to_owned(),
+                "minInclusive" => c.min = Some(number()),
+                "maxInclusive" => c.max = Some(number()),
+                "fractionDigits" => c.fraction_digits = Some(value.parse().expect("digits")),
+                other => panic!("unexpected facet {other}"),
+            }
+        }
+    }
+    // A named code-list type carries the list's name.
+    if let Some(list) = base_type
+        .as_deref()
+        .and_then(|t| t.strip_prefix("CodeList."))
+    {
+        assert!(
+            types.contains_key(&format!("CodeList.{list}")),
+            "type CodeList.{list} is defined"
+        );
+        c.code_list = list.to_owned();
+    }
+    (c, base_type)
+}
+
+#[test]
+fn the_xml_schema_and_the_proto_state_the_same_constraints() {
+    let xsd = parse_xsd(include_str!("../schemas/aci-manifest-1.xsd"));
+    let mut complex = Vec::new();
+    xsd.descendants("complexType", &mut complex);
+    let complex: HashMap<String, &Node> = complex
+        .into_iter()
+        .map(|t| (t.attr("name").expect("named").to_owned(), t))
+        .collect();
+    let simple: HashMap<String, &Node> = xsd
+        .children
+        .iter()
+        .filter(|n| n.name == "simpleType")
+        .map(|t| (t.attr("name").expect("named").to_owned(), t))
+        .collect();
+    let declared: HashMap<String, FieldConstraints> = Validator::standard()
+        .constraints()
+        .declared()
+        .into_iter()
+        .collect();
+
+    let pool = pb::descriptor_pool();
+    let root = pool
+        .get_message_by_name("aci.v1.Manifest")
+        .expect("Manifest");
+    assert_eq!(
+        xsd.child("element").and_then(|e| e.attr("type")),
+        Some("ManifestType")
+    );
+    let mut compared = 0;
+    compare(&root, "", &complex, &simple, &declared, &mut compared, 0);
+    assert_eq!(
+        compared,
+        declared.len(),
+        "every declared constraint was compared"
+    );
+}
+
+fn compare(
+    message: &MessageDescriptor,
+    prefix: &str,
+    complex: &HashMap<String, &Node>,
+    simple: &HashMap<String, &Node>,
+    declared: &HashMap<String, FieldConstraints>,
+    compared: &mut usize,
+    depth: usize,
+) {
+    let type_name = format!("{}Type", message.name());
+    let xsd_type = complex
+        .get(&type_name)
+        .unwrap_or_else(|| panic!("the XSD defines {type_name}"));
+    let elements: Vec<&Node> = xsd_type
+        .child("sequence")
+        .expect("a sequence")
+        .children
+        .iter()
+        .collect();
+    let fields: Vec<_> = message.fields().collect();
+    let names: Vec<String> = fields.iter().map(|f| camel(f.name())).collect();
+    let element_names: Vec<&str> = elements
+        .iter()
+        .map(|e| e.attr("name").unwrap_or(""))
+        .collect();
+    assert_eq!(
+        element_names, names,
+        "{type_name}: elements and fields, in order"
+    );
+
+    for (field, element) in fields.iter().zip(elements) {
+        let path = format!("{prefix}{}", field.name());
+        let proto = declared.get(&path).cloned().unwrap_or_default();
+        let (xsd, base) = constraints_of(element, simple);
+        let min_occurs: u32 = element
+            .attr("minOccurs")
+            .unwrap_or("1")
+            .parse()
+            .expect("minOccurs");
+        let max_occurs = element.attr("maxOccurs").unwrap_or("1");
+        if field.is_list() {
+            assert_eq!(
+                min_occurs, proto.min_items,
+                "{path}: minOccurs vs min_items"
+            );
+            let max = if proto.max_items == 0 {
+                "unbounded".to_owned()
+            } else {
+                proto.max_items.to_string()
+            };
+            assert_eq!(max_occurs, max, "{path}: maxOccurs vs max_items");
+        } else {
+            assert_eq!(max_occurs, "1", "{path}: a single field");
+            assert_eq!(
+                min_occurs == 1,
+                proto.required,
+                "{path}: minOccurs vs required"
+            );
+        }
+        // A required string is non-empty: minLength 1 in the XSD unless a code list says more.
+        let implied_min = u32::from(
+            proto.required
+                && proto.min_len == 0
+                && proto.code_list.is_empty()
+                && matches!(field.kind(), Kind::String),
+        );
+        assert_eq!(
+            xsd.min_len,
+            proto.min_len.max(implied_min),
+            "{path}: minLength"
+        );
+        assert_eq!(xsd.max_len, proto.max_len, "{path}: maxLength");
+        assert_eq!(xsd.pattern, proto.pattern, "{path}: pattern");
+        assert_eq!(xsd.min, proto.min, "{path}: minInclusive");
+        assert_eq!(xsd.max, proto.max, "{path}: maxInclusive");
+        assert_eq!(
+            xsd.fraction_digits, proto.fraction_digits,
+            "{path}: fractionDigits"
+        );
+        assert_eq!(xsd.code_list, proto.code_list, "{path}: code list");
+        if declared.contains_key(&path) {
+            *compared += 1;
+        }
+        match field.kind() {
+            Kind::Message(inner) if inner.package_name() == "aci.v1" => {
+                assert_eq!(
+                    base.as_deref(),
+                    Some(format!("{}Type", inner.name()).as_str()),
+                    "{path}: type"
+                );
+                if depth < 8 {
+                    compare(
+                        &inner,
+                        &format!("{path}."),
+                        complex,
+                        simple,
+                        declared,
+                        compared,
+                        depth + 1,
+                    );
+                }
+            }
+            Kind::Message(inner) => {
+                assert_eq!(inner.full_name(), "google.protobuf.Timestamp", "{path}");
+                assert_eq!(base.as_deref(), Some("xs:dateTime"), "{path}: a time");
+            }
+            Kind::Enum(values) => {
+                assert_eq!(
+                    base.as_deref(),
+                    Some("TransportModeCode"),
+                    "{path}: enum type"
+                );
+                let prefix = "TRANSPORT_MODE_";
+                let proto_values: BTreeSet<String> = values
+                    .values()
+                    .filter(|v| v.number() != 0)
+                    .map(|v| v.name().trim_start_matches(prefix).to_owned())
+                    .collect();
+                assert_eq!(
+                    enumeration(simple, "TransportModeCode"),
+                    proto_values,
+                    "{path}: enum values"
+                );
+            }
+            Kind::String if base.as_deref().is_some_and(|b| b.starts_with("CodeList.")) => {}
+            Kind::String => assert_eq!(base.as_deref(), Some("xs:string"), "{path}: a string"),
+            Kind::Uint32 => assert_eq!(base.as_deref(), Some("xs:unsignedInt"), "{path}"),
+            Kind::Double => assert_eq!(base.as_deref(), Some("xs:decimal"), "{path}"),
+            other => panic!("{path}: no XSD mapping for {other:?}"),
+        }
+    }
+}
+
+fn enumeration(simple: &HashMap<String, &Node>, name: &str) -> BTreeSet<String> {
+    simple[name]
+        .child("restriction")
+        .expect("restriction")
+        .children
+        .iter()
+        .filter(|f| f.name == "enumeration")
+        .map(|f| f.attr("value").expect("value").to_owned())
+        .collect()
+}
+
+#[test]
+fn code_list_types_enumerate_exactly_the_code_list_files() {
+    let xsd = parse_xsd(include_str!("../schemas/aci-manifest-1.xsd"));
+    let simple: HashMap<String, &Node> = xsd
+        .children
+        .iter()
+        .filter(|n| n.name == "simpleType")
+        .map(|t| (t.attr("name").expect("named").to_owned(), t))
+        .collect();
+    let lists = aci_gateway::validate::codes::CodeLists::builtin();
+    let mut checked = 0;
+    for name in simple.keys().filter_map(|n| n.strip_prefix("CodeList.")) {
+        let list = lists
+            .get(name)
+            .unwrap_or_else(|| panic!("code list {name} exists"));
+        let in_xsd = enumeration(&simple, &format!("CodeList.{name}"));
+        assert_eq!(in_xsd.len(), list.len(), "{name}: as many codes");
+        assert!(
+            in_xsd.iter().all(|code| list.contains(code)),
+            "{name}: the same codes"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 5);
+}

@@ -1,0 +1,62 @@
+//! libxml2 (xmllint), the reference XSD processor, accepts the committed schema and agrees with
+//! the examples: the valid ones validate, the invalid one fails on the same fields the
+//! protobuf path reports.
+
+use std::path::Path;
+use std::process::Command;
+
+fn xmllint(args: &[&str]) -> std::process::Output {
+    Command::new("xmllint")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("xmllint is needed (Debian: apt-get install libxml2-utils; .ci/run installs it): {e}")
+        })
+}
+
+#[test]
+fn libxml2_accepts_the_schema_and_the_valid_examples() {
+    let schema = "schemas/aci-manifest-1.xsd";
+    let examples = ["sea-f10", "air-f23", "road-f50"];
+    for example in examples {
+        let file = format!("schemas/examples/{example}.xml");
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(&file).exists(),
+            "{file}"
+        );
+        let output = xmllint(&["--noout", "--nonet", "--schema", schema, &file]);
+        assert!(
+            output.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn libxml2_refuses_the_invalid_example_on_the_same_fields() {
+    let output = xmllint(&[
+        "--noout",
+        "--nonet",
+        "--schema",
+        "schemas/aci-manifest-1.xsd",
+        "schemas/examples/invalid-sea.xml",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The protobuf path reports itinerary.place_of_first_entry.locode and the first hs_code.
+    assert!(
+        stderr.contains("'nl-rtm'") && stderr.contains("Locode"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("'82041'") && stderr.contains("HsCode"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("Schemas validity error").count(),
+        2,
+        "{stderr}"
+    );
+}
