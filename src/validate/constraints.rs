@@ -9,8 +9,7 @@ use std::collections::HashMap;
 
 use prost::Message;
 use prost_reflect::{
-    DescriptorPool, DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor,
-    ReflectMessage, Value,
+    DescriptorPool, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, Value,
 };
 use regex::Regex;
 
@@ -43,24 +42,48 @@ struct Compiled {
     code_list: Option<&'static CodeList>,
 }
 
-/// What to do with one field of a message type.
-struct FieldCheck {
-    field: FieldDescriptor,
-    compiled: Option<Compiled>,
-    /// The field holds messages of ours, to be walked in turn.
-    walk: bool,
+/// How a field's values appear on the wire, as far as checking needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wire {
+    String,
+    /// A message of ours, walked in turn (index into `Constraints::types`).
+    Message(usize),
+    /// Any other message (e.g. a Timestamp): present or not, nothing inside is checked.
+    OpaqueMessage,
+    Unsigned,
+    Signed,
+    Enum,
+    Double,
+    Other,
 }
 
-/// The constraints of every message type reachable from `Manifest`.
+/// What to do with one field of a message type.
+struct FieldCheck {
+    name: String,
+    number: u32,
+    wire: Wire,
+    list: bool,
+    compiled: Option<Compiled>,
+}
+
+/// The checks of one message type, and where each field number's check is.
+struct TypeChecks {
+    fields: Vec<FieldCheck>,
+    /// Field number → position in `fields`.
+    by_number: HashMap<u32, usize>,
+}
+
+/// The constraints of every message type reachable from `Manifest`, compiled for a walk over
+/// the protobuf encoding itself: no intermediate message is built.
 pub struct Constraints {
-    root: MessageDescriptor,
-    by_type: HashMap<String, Vec<FieldCheck>>,
+    root: usize,
+    types: Vec<TypeChecks>,
 }
 
 impl std::fmt::Debug for Constraints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Constraints")
-            .field("types", &self.by_type.len())
+            .field("types", &self.types.len())
             .finish()
     }
 }
@@ -77,100 +100,222 @@ impl Constraints {
         let root = pool
             .get_message_by_name("aci.v1.Manifest")
             .ok_or_else(|| ConstraintError::Missing("aci.v1.Manifest".into()))?;
-        let mut by_type = HashMap::new();
-        let mut pending = vec![root.clone()];
-        while let Some(message) = pending.pop() {
-            if by_type.contains_key(message.full_name()) {
-                continue;
-            }
-            let mut checks = Vec::new();
-            for field in message.fields() {
-                let walk = match field.kind() {
-                    Kind::Message(inner) if inner.package_name() == "aci.v1" => {
-                        pending.push(inner);
-                        true
-                    }
-                    _ => false,
-                };
-                let compiled = compile_field(&field, &option, codes)?;
-                checks.push(FieldCheck {
-                    field,
-                    compiled,
-                    walk,
-                });
-            }
-            by_type.insert(message.full_name().to_owned(), checks);
-        }
-        Ok(Constraints { root, by_type })
+        let mut compiler = Compiler {
+            option,
+            codes,
+            index: HashMap::new(),
+            types: Vec::new(),
+        };
+        let root = compiler.compile(&root)?;
+        Ok(Constraints {
+            root,
+            types: compiler
+                .types
+                .into_iter()
+                .map(|t| t.expect("every type compiled"))
+                .collect(),
+        })
     }
 
-    /// The constraints of one field, by its path from `Manifest` without indices
+    /// Every field's declared constraints, by its path from `Manifest` without indices
     /// (`consignments.goods_items.hs_code`), for comparison with other schemas.
     pub fn declared(&self) -> Vec<(String, FieldConstraints)> {
         let mut out = Vec::new();
-        self.collect_declared(&self.root, String::new(), &mut out, 0);
+        self.collect_declared(self.root, String::new(), &mut out, 0);
         out
     }
 
     fn collect_declared(
         &self,
-        message: &MessageDescriptor,
+        type_index: usize,
         prefix: String,
         out: &mut Vec<(String, FieldConstraints)>,
         depth: usize,
     ) {
-        let Some(checks) = self.by_type.get(message.full_name()) else {
-            return;
-        };
-        for check in checks {
-            let path = format!("{prefix}{}", check.field.name());
+        for check in &self.types[type_index].fields {
+            let path = format!("{prefix}{}", check.name);
             if let Some(compiled) = &check.compiled {
                 out.push((path.clone(), compiled.constraints.clone()));
             }
-            if check.walk
+            if let Wire::Message(inner) = check.wire
                 && depth < 8
-                && let Kind::Message(inner) = check.field.kind()
             {
-                self.collect_declared(&inner, format!("{path}."), out, depth + 1);
+                self.collect_declared(inner, format!("{path}."), out, depth + 1);
             }
         }
     }
 
     /// Checks a manifest against every declared constraint.
     pub fn check(&self, manifest: &Manifest, report: &mut Report) {
-        let dynamic =
-            DynamicMessage::decode(self.root.clone(), manifest.encode_to_vec().as_slice())
-                .expect("a manifest decodes against its own descriptor");
-        self.walk(&dynamic, "", report);
+        let bytes = manifest.encode_to_vec();
+        let mut path = Path::default();
+        self.walk(self.root, &bytes, &mut path, report);
     }
 
-    fn walk(&self, message: &DynamicMessage, prefix: &str, report: &mut Report) {
-        let Some(checks) = self.by_type.get(message.descriptor().full_name()) else {
-            return;
-        };
-        for check in checks {
-            let path = format!("{prefix}{}", check.field.name());
-            let value = message.get_field(&check.field);
-            if let Some(compiled) = &check.compiled {
-                compiled.check(&check.field, message, &value, &path, report);
-            }
-            if !check.walk {
+    /// Checks one encoded message of type `type_index`: each value as it comes, then what is
+    /// missing or how many items there are. Our own encoding is well-formed; should a value not
+    /// decode, the rest of that message is left unchecked rather than misread.
+    fn walk<'s>(
+        &'s self,
+        type_index: usize,
+        mut bytes: &[u8],
+        path: &mut Path<'s>,
+        report: &mut Report,
+    ) {
+        let checks = &self.types[type_index];
+        let mut counts = vec![0usize; checks.fields.len()];
+        while !bytes.is_empty() {
+            let Some(key) = varint(&mut bytes) else {
+                return;
+            };
+            let number = (key >> 3) as u32;
+            let wire_type = (key & 7) as u8;
+            let value = match wire_type {
+                0 => varint(&mut bytes).map(Raw::Varint),
+                1 => take(&mut bytes, 8)
+                    .map(|b| Raw::Fixed64(u64::from_le_bytes(b.try_into().unwrap_or_default()))),
+                2 => varint(&mut bytes)
+                    .and_then(|len| usize::try_from(len).ok())
+                    .and_then(|len| take(&mut bytes, len))
+                    .map(Raw::Bytes),
+                5 => take(&mut bytes, 4).map(|_| Raw::Other),
+                _ => None,
+            };
+            let Some(value) = value else { return };
+            let Some(&position) = checks.by_number.get(&number) else {
                 continue;
+            };
+            let check = &checks.fields[position];
+            let index = counts[position];
+            counts[position] += 1;
+            path.push(&check.name, check.list.then_some(index));
+            if let Some(compiled) = &check.compiled {
+                compiled.check_value(check.wire, &value, path, report);
             }
-            match value.as_ref() {
-                Value::Message(inner) if message.has_field(&check.field) => {
-                    self.walk(inner, &format!("{path}."), report);
-                }
-                Value::List(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        if let Value::Message(inner) = item {
-                            self.walk(inner, &format!("{path}[{i}]."), report);
-                        }
-                    }
-                }
-                _ => {}
+            if let (Wire::Message(inner), Raw::Bytes(body)) = (check.wire, &value) {
+                self.walk(inner, body, path, report);
+            }
+            path.pop();
+        }
+        for (check, &count) in checks.fields.iter().zip(&counts) {
+            if let Some(compiled) = &check.compiled {
+                path.push(&check.name, None);
+                compiled.check_count(check.list, check.wire, count, path, report);
+                path.pop();
             }
         }
+    }
+}
+
+/// A value as read off the wire.
+enum Raw<'b> {
+    Varint(u64),
+    Fixed64(u64),
+    Bytes(&'b [u8]),
+    Other,
+}
+
+fn varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *bytes = &bytes[i + 1..];
+            return Some(value);
+        }
+    }
+    None
+}
+
+fn take<'b>(bytes: &mut &'b [u8], len: usize) -> Option<&'b [u8]> {
+    let (head, rest) = bytes.split_at_checked(len)?;
+    *bytes = rest;
+    Some(head)
+}
+
+/// Builds the type tables, each type once.
+struct Compiler {
+    option: ExtensionDescriptor,
+    codes: &'static CodeLists,
+    index: HashMap<String, usize>,
+    types: Vec<Option<TypeChecks>>,
+}
+
+impl Compiler {
+    fn compile(&mut self, message: &MessageDescriptor) -> Result<usize, ConstraintError> {
+        if let Some(&index) = self.index.get(message.full_name()) {
+            return Ok(index);
+        }
+        let index = self.types.len();
+        self.index.insert(message.full_name().to_owned(), index);
+        self.types.push(None);
+        let mut fields = Vec::new();
+        for field in message.fields() {
+            let wire = match field.kind() {
+                Kind::Message(inner) if inner.package_name() == "aci.v1" => {
+                    Wire::Message(self.compile(&inner)?)
+                }
+                Kind::Message(_) => Wire::OpaqueMessage,
+                Kind::String => Wire::String,
+                Kind::Uint32 | Kind::Uint64 | Kind::Bool => Wire::Unsigned,
+                Kind::Int32 | Kind::Int64 => Wire::Signed,
+                Kind::Enum(_) => Wire::Enum,
+                Kind::Double => Wire::Double,
+                _ => Wire::Other,
+            };
+            let compiled = compile_field(&field, &self.option, self.codes)?;
+            if compiled.is_some() && wire == Wire::Other {
+                return Err(ConstraintError::Missing(format!(
+                    "support for constraints on {} (type {:?})",
+                    field.full_name(),
+                    field.kind()
+                )));
+            }
+            fields.push(FieldCheck {
+                name: field.name().to_owned(),
+                number: field.number(),
+                wire,
+                list: field.is_list(),
+                compiled,
+            });
+        }
+        let by_number = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.number, i))
+            .collect();
+        self.types[index] = Some(TypeChecks { fields, by_number });
+        Ok(index)
+    }
+}
+
+/// Where the walk is, kept as borrowed segments and rendered only for a finding.
+#[derive(Default)]
+struct Path<'a> {
+    segments: Vec<(&'a str, Option<usize>)>,
+}
+
+impl<'a> Path<'a> {
+    fn push(&mut self, name: &'a str, index: Option<usize>) {
+        self.segments.push((name, index));
+    }
+
+    fn pop(&mut self) {
+        self.segments.pop();
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        for (i, (name, index)) in self.segments.iter().enumerate() {
+            if i > 0 {
+                out.push('.');
+            }
+            out.push_str(name);
+            if let Some(index) = index {
+                out.push_str(&format!("[{index}]"));
+            }
+        }
+        out
     }
 }
 
@@ -222,62 +367,21 @@ fn compile_field(
 }
 
 impl Compiled {
-    fn check(
-        &self,
-        field: &FieldDescriptor,
-        message: &DynamicMessage,
-        value: &Value,
-        path: &str,
-        report: &mut Report,
-    ) {
+    /// Checks one value of the field (one item, for a list).
+    fn check_value(&self, wire: Wire, value: &Raw<'_>, path: &Path<'_>, report: &mut Report) {
         let c = &self.constraints;
-        if let Value::List(items) = value {
-            if items.is_empty() && (c.required || c.min_items > 0) {
-                missing(report, "field.items", path, "at least one is required");
-                return;
-            }
-            if (items.len() as u32) < c.min_items {
-                incorrect(
-                    report,
-                    "field.items",
-                    path,
-                    &items.len().to_string(),
-                    &format!("at least {} items are required", c.min_items),
-                );
-            }
-            if c.max_items > 0 && items.len() as u32 > c.max_items {
-                incorrect(
-                    report,
-                    "field.items",
-                    path,
-                    &items.len().to_string(),
-                    &format!("at most {} items are allowed", c.max_items),
-                );
-            }
-            for (i, item) in items.iter().enumerate() {
-                self.check_scalar(item, &format!("{path}[{i}]"), report);
-            }
-            return;
-        }
-        let present = match value {
-            Value::Message(_) => message.has_field(field),
-            Value::String(text) => !text.is_empty(),
-            Value::EnumNumber(number) => *number != 0,
-            _ => true,
-        };
-        if !present {
-            if c.required {
-                missing(report, "field.required", path, "this is required");
-            }
-            return;
-        }
-        self.check_scalar(value, path, report);
-    }
-
-    fn check_scalar(&self, value: &Value, path: &str, report: &mut Report) {
-        let c = &self.constraints;
-        match value {
-            Value::String(text) => {
+        match (wire, value) {
+            (Wire::String, Raw::Bytes(bytes)) => {
+                let Ok(text) = std::str::from_utf8(bytes) else {
+                    incorrect(
+                        report,
+                        "field.pattern",
+                        &path.render(),
+                        "",
+                        "not valid UTF-8",
+                    );
+                    return;
+                };
                 let length = text.chars().count() as u32;
                 if length < c.min_len || (c.max_len > 0 && length > c.max_len) {
                     let bounds = match (c.min_len, c.max_len) {
@@ -288,7 +392,7 @@ impl Compiled {
                     incorrect(
                         report,
                         "field.length",
-                        path,
+                        &path.render(),
                         text,
                         &format!("must be {bounds}"),
                     );
@@ -300,7 +404,7 @@ impl Compiled {
                     incorrect(
                         report,
                         "field.pattern",
-                        path,
+                        &path.render(),
                         text,
                         &format!("does not match the pattern {}", c.pattern),
                     );
@@ -312,23 +416,66 @@ impl Compiled {
                     incorrect(
                         report,
                         "field.code_list",
-                        path,
+                        &path.render(),
                         text,
                         &format!("not in the code list {}", list.name),
                     );
                 }
             }
-            Value::F64(number) => self.check_number(*number, path, report),
-            Value::F32(number) => self.check_number(f64::from(*number), path, report),
-            Value::U32(number) => self.check_number(f64::from(*number), path, report),
-            Value::U64(number) => self.check_number(*number as f64, path, report),
-            Value::I32(number) => self.check_number(f64::from(*number), path, report),
-            Value::I64(number) => self.check_number(*number as f64, path, report),
+            (Wire::Unsigned, Raw::Varint(n)) => self.check_number(*n as f64, path, report),
+            (Wire::Signed, Raw::Varint(n)) => self.check_number(*n as i64 as f64, path, report),
+            (Wire::Double, Raw::Fixed64(bits)) => {
+                self.check_number(f64::from_bits(*bits), path, report)
+            }
             _ => {}
         }
     }
 
-    fn check_number(&self, number: f64, path: &str, report: &mut Report) {
+    /// Checks what the number of values says: presence of a required field, list sizes.
+    /// (proto3 does not encode empty strings, zero enums or zero numbers: absent is default.)
+    fn check_count(
+        &self,
+        list: bool,
+        wire: Wire,
+        count: usize,
+        path: &Path<'_>,
+        report: &mut Report,
+    ) {
+        let c = &self.constraints;
+        if list {
+            if count == 0 && (c.required || c.min_items > 0) {
+                missing(
+                    report,
+                    "field.items",
+                    &path.render(),
+                    "at least one is required",
+                );
+            } else if (count as u32) < c.min_items {
+                incorrect(
+                    report,
+                    "field.items",
+                    &path.render(),
+                    &count.to_string(),
+                    &format!("at least {} items are required", c.min_items),
+                );
+            } else if c.max_items > 0 && count as u32 > c.max_items {
+                incorrect(
+                    report,
+                    "field.items",
+                    &path.render(),
+                    &count.to_string(),
+                    &format!("at most {} items are allowed", c.max_items),
+                );
+            }
+        } else if count == 0 && c.required {
+            missing(report, "field.required", &path.render(), "this is required");
+        } else if count == 0 && matches!(wire, Wire::Unsigned | Wire::Signed | Wire::Double) {
+            // A number not on the wire is zero, and zero may be out of range.
+            self.check_number(0.0, path, report);
+        }
+    }
+
+    fn check_number(&self, number: f64, path: &Path<'_>, report: &mut Report) {
         let c = &self.constraints;
         let below = c.min.is_some_and(|min| number < min);
         let above = c.max.is_some_and(|max| number > max);
@@ -342,7 +489,7 @@ impl Compiled {
             incorrect(
                 report,
                 "field.range",
-                path,
+                &path.render(),
                 &number.to_string(),
                 &format!("must be {range}"),
             );
@@ -354,7 +501,7 @@ impl Compiled {
             incorrect(
                 report,
                 "field.fraction_digits",
-                path,
+                &path.render(),
                 &number.to_string(),
                 &format!("at most {digits} digits after the decimal point"),
             );
