@@ -11,6 +11,7 @@
 pub mod codes;
 pub mod constraints;
 pub mod rules;
+pub mod xsd;
 
 use std::sync::LazyLock;
 use std::time::SystemTime;
