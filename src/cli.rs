@@ -44,16 +44,20 @@ enum Command {
         #[command(subcommand)]
         command: PkiCommand,
     },
-    /// File a manifest (proto3 JSON) and print the receipt, or every violation.
+    /// File a manifest (proto3 JSON, or XML for a .xml file) and print the receipt, or every
+    /// violation.
     Submit {
         file: PathBuf,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Validate a filing (proto3 JSON) offline, with no server: every finding, exit 0 valid,
-    /// 1 invalid, 2 unreadable.
+    /// Validate a filing (proto3 JSON, or XML for a .xml file) offline, with no server: every
+    /// finding, exit 0 valid, 1 invalid, 2 unreadable.
     Validate {
         file: PathBuf,
+        /// XML only: report the XML schema findings alone (to compare with other XSD processors).
+        #[arg(long)]
+        schema_only: bool,
         /// Rule settings ([validation]) are taken from this config when it exists.
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
@@ -164,7 +168,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Submit { file, client } => submit(&file, &client).await,
         Command::Status { mrn, lrn, client } => status(mrn, lrn, &client).await,
-        Command::Validate { file, config } => validate_offline(&file, &config),
+        Command::Validate {
+            file,
+            config,
+            schema_only,
+        } => validate_offline(&file, &config, schema_only),
         Command::Rules => {
             print!("{}", crate::validate::rules::markdown());
             Ok(ExitCode::SUCCESS)
@@ -306,18 +314,42 @@ async fn submit(file: &Path, args: &ClientArgs) -> Result<ExitCode> {
     }
 }
 
-fn validate_offline(file: &Path, config: &Path) -> Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let manifest: Manifest =
-        pb::from_json(&text).with_context(|| format!("{} is not a manifest", file.display()))?;
+fn is_xml(file: &Path) -> bool {
+    file.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
+}
+
+fn validate_offline(file: &Path, config: &Path, schema_only: bool) -> Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if schema_only && !is_xml(file) {
+        bail!("--schema-only is for XML files");
+    }
     let settings = if config.exists() {
         Config::load(config)?.validation
     } else {
         crate::validate::rules::RuleSettings::default()
     };
     let validator = crate::validate::Validator::new(settings)?;
-    let report = validator.check(&manifest, std::time::SystemTime::now());
+    let now = std::time::SystemTime::now();
+    let limits = crate::validate::xsd::Limits::default();
+    let report = if schema_only {
+        validator.check_xml_schema(&bytes, &limits)
+    } else if is_xml(file) {
+        match validator.validate_xml(&bytes, &limits, now) {
+            Ok(accepted) => {
+                let mut report = crate::validate::Report::default();
+                accepted.warnings.into_iter().for_each(|w| report.push(w));
+                report
+            }
+            Err(report) => report,
+        }
+    } else {
+        let text =
+            String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", file.display()))?;
+        let manifest: Manifest = pb::from_json(&text)
+            .with_context(|| format!("{} is not a manifest", file.display()))?;
+        validator.check(&manifest, now)
+    };
     let valid = !report.has_errors();
     let mut out = serde_json::json!({ "valid": valid });
     out["violations"] = pb::to_json(&report.to_proto())["violations"].clone();

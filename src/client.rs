@@ -125,6 +125,14 @@ impl CarrierClient {
         Ok(self.inner.submit(request).await?.into_inner())
     }
 
+    /// Files an XML document as it is.
+    pub async fn submit_xml(&mut self, xml: Vec<u8>) -> Result<Receipt, Status> {
+        let request = self.request(SubmitRequest {
+            filing: Some(submit_request::Filing::Xml(xml)),
+        });
+        Ok(self.inner.submit(request).await?.into_inner())
+    }
+
     pub async fn status_by_mrn(&mut self, mrn: &str) -> Result<FilingStatus, Status> {
         let request = self.request(GetStatusRequest {
             key: Some(get_status_request::Key::Mrn(mrn.to_owned())),

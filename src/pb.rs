@@ -72,9 +72,8 @@ pub fn from_json<T: prost::Message + Default + prost::Name>(json: &str) -> Resul
         .map_err(|source| JsonError::Shape { type_name, source })
 }
 
-/// Writes a message in proto3 JSON form (field names as in the .proto, every field present,
-/// so a reader sees `"warnings": []` rather than nothing).
-pub fn to_json<T: prost::Message + prost::Name>(message: &T) -> serde_json::Value {
+/// A generated message as a dynamic one, for code that walks messages by their descriptors.
+pub fn to_dynamic<T: prost::Message + prost::Name>(message: &T) -> DynamicMessage {
     let type_name = T::full_name();
     let descriptor = descriptor_pool()
         .get_message_by_name(&type_name)
@@ -83,6 +82,13 @@ pub fn to_json<T: prost::Message + prost::Name>(message: &T) -> serde_json::Valu
     dynamic
         .transcode_from(message)
         .expect("a generated message transcodes to its own descriptor");
+    dynamic
+}
+
+/// Writes a message in proto3 JSON form (field names as in the .proto, every field present,
+/// so a reader sees `"warnings": []` rather than nothing).
+pub fn to_json<T: prost::Message + prost::Name>(message: &T) -> serde_json::Value {
+    let dynamic = to_dynamic(message);
     let options = prost_reflect::SerializeOptions::new()
         .use_proto_field_name(true)
         .skip_default_fields(false);

@@ -20,7 +20,7 @@ use crate::pb::carrier_gateway_server::CarrierGatewayServer;
 use crate::store::{Recovery, Store, StoreError, StoreOptions};
 use crate::telemetry::Metrics;
 use crate::validate::Validator;
-use crate::validate::constraints::ConstraintError;
+use crate::validate::ValidatorError;
 use crate::{pki, tls};
 
 /// How long in-flight calls may take to finish once shutdown starts.
@@ -47,8 +47,8 @@ pub enum ServerError {
         #[source]
         source: tonic::transport::Error,
     },
-    #[error("validation constraints: {0}")]
-    Constraints(#[from] ConstraintError),
+    #[error("validation: {0}")]
+    Validator(#[from] ValidatorError),
     #[error("a server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

@@ -199,3 +199,57 @@ async fn insecure_dev_serves_plaintext_and_trusts_only_the_claimed_carrier() {
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
     gateway.stop().await.expect("stop");
 }
+
+#[test]
+fn validate_schema_only_agrees_with_xmllint_on_the_examples() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let xsd = root.join("schemas/aci-manifest-1.xsd");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut documents = Vec::new();
+    for entry in std::fs::read_dir(root.join("schemas/examples")).expect("examples") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "xml") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            let stem = path
+                .file_stem()
+                .expect("stem")
+                .to_string_lossy()
+                .into_owned();
+            documents.push(path.clone());
+            for (i, (from, to)) in [
+                ("<Lrn>", "<Lrn>\u{20ac}"),
+                ("</Totals>", "<Extra/></Totals>"),
+                ("<Sequence>1<", "<Sequence>0<"),
+            ]
+            .iter()
+            .enumerate()
+            {
+                let mutated = dir.path().join(format!("{stem}-{i}.xml"));
+                std::fs::write(&mutated, text.replacen(from, to, 1)).expect("write");
+                documents.push(mutated);
+            }
+        }
+    }
+    assert!(documents.len() >= 20);
+    for document in documents {
+        let ours = aci(&[
+            "validate",
+            "--schema-only",
+            document.to_str().expect("path"),
+        ]);
+        let theirs = Command::new("xmllint")
+            .args(["--noout", "--nonet", "--schema"])
+            .arg(&xsd)
+            .arg(&document)
+            .output()
+            .expect("xmllint is needed (apt-get install libxml2-utils)");
+        assert_eq!(
+            ours.status.code() == Some(0),
+            theirs.status.success(),
+            "{}: ours {}, xmllint {}",
+            document.display(),
+            String::from_utf8_lossy(&ours.stdout),
+            String::from_utf8_lossy(&theirs.stderr)
+        );
+    }
+}

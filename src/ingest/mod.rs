@@ -44,6 +44,8 @@ impl Access {
 pub struct CarrierService {
     store: Store,
     validator: Arc<Validator>,
+    /// Bounds on an XML filing's cost (size from `carrier_api.max_message_bytes`).
+    xml_limits: crate::validate::xsd::Limits,
     access: Arc<Access>,
     metrics: Arc<Metrics>,
 }
@@ -55,11 +57,35 @@ impl CarrierService {
         access: Arc<Access>,
         metrics: Arc<Metrics>,
     ) -> CarrierService {
+        // The gRPC layer already bounds the message; the XML pass bounds nesting, counts, text.
         CarrierService {
             store,
             validator,
+            xml_limits: crate::validate::xsd::Limits {
+                max_bytes: 64 * 1024 * 1024,
+                ..crate::validate::xsd::Limits::default()
+            },
             access,
             metrics,
+        }
+    }
+}
+
+impl CarrierService {
+    /// Refuses a filer the caller may not act for, before telling it anything about its filing.
+    fn authorize(&self, caller: &Eori, declarant: Option<&crate::pb::Party>) -> Result<(), Status> {
+        match declarant {
+            Some(declarant)
+                if !declarant.eori.is_empty()
+                    && !self.access.may_act_for(caller, &declarant.eori) =>
+            {
+                self.metrics.filing(Outcome::Forbidden);
+                Err(Status::permission_denied(format!(
+                    "{caller} may not file as {}",
+                    declarant.eori
+                )))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -105,26 +131,32 @@ impl CarrierGateway for CarrierService {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let Some(Filing::Manifest(manifest)) = request.into_inner().filing else {
-            return Err(Status::invalid_argument("the request carries no filing"));
+        let (validated, original, original_type) = match request.into_inner().filing {
+            Some(Filing::Manifest(manifest)) => {
+                self.authorize(&caller, manifest.declarant.as_ref())?;
+                let original = manifest.encode_to_vec();
+                (
+                    self.validator.validate(manifest, received_at),
+                    original,
+                    "application/x-protobuf",
+                )
+            }
+            Some(Filing::Xml(xml)) => {
+                let validated = self
+                    .validator
+                    .validate_xml(&xml, &self.xml_limits, received_at);
+                if let Ok(accepted) = &validated {
+                    self.authorize(&caller, accepted.manifest.declarant.as_ref())?;
+                }
+                (validated, xml, "application/xml")
+            }
+            None => return Err(Status::invalid_argument("the request carries no filing")),
         };
-        // Refuse an impostor before telling it anything about its filing.
-        if let Some(declarant) = &manifest.declarant
-            && !declarant.eori.is_empty()
-            && !self.access.may_act_for(&caller, &declarant.eori)
-        {
-            self.metrics.filing(Outcome::Forbidden);
-            return Err(Status::permission_denied(format!(
-                "{caller} may not file as {}",
-                declarant.eori
-            )));
-        }
-        let original = manifest.encode_to_vec();
-        let accepted = match self.validator.validate(manifest, received_at) {
+        let accepted = match validated {
             Ok(accepted) => accepted,
             Err(report) => {
                 self.metrics.filing(Outcome::Rejected);
-                tracing::info!(%caller, findings = report.findings().len(), "filing rejected");
+                tracing::info!(%caller, findings = report.findings().len(), original_type, "filing rejected");
                 return Err(status::rejected(&report));
             }
         };
@@ -138,7 +170,7 @@ impl CarrierGateway for CarrierService {
                 digest: accepted.digest,
                 manifest: accepted.manifest,
                 original,
-                original_type: "application/x-protobuf",
+                original_type,
                 warnings: accepted.warnings.iter().map(|f| f.to_proto()).collect(),
                 received_at,
                 traceparent,

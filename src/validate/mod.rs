@@ -11,6 +11,7 @@
 pub mod codes;
 pub mod constraints;
 pub mod rules;
+pub mod xml;
 pub mod xsd;
 
 use std::sync::LazyLock;
@@ -145,12 +146,26 @@ pub struct Accepted {
     pub master_documents: Vec<String>,
 }
 
-/// Validates filings: the compiled constraints, the code lists and the rule settings.
+/// The XML schema of the cargo report, compiled into the binary.
+pub const XML_SCHEMA: &str = include_str!("../../schemas/aci-manifest-1.xsd");
+
+/// Validates filings: the compiled constraints, the XML schema, the code lists and the rule
+/// settings.
 #[derive(Debug)]
 pub struct Validator {
     constraints: Constraints,
+    schema: xsd::Schema,
     codes: &'static CodeLists,
     settings: RuleSettings,
+}
+
+/// Why a validator could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidatorError {
+    #[error(transparent)]
+    Constraints(#[from] ConstraintError),
+    #[error("XML schema: {0}")]
+    Schema(#[from] xsd::SchemaError),
 }
 
 static STANDARD: LazyLock<Validator> = LazyLock::new(|| {
@@ -158,13 +173,69 @@ static STANDARD: LazyLock<Validator> = LazyLock::new(|| {
 });
 
 impl Validator {
-    pub fn new(settings: RuleSettings) -> Result<Validator, ConstraintError> {
+    pub fn new(settings: RuleSettings) -> Result<Validator, ValidatorError> {
         let codes = CodeLists::builtin();
         Ok(Validator {
             constraints: Constraints::compile(pb::descriptor_pool(), codes)?,
+            schema: xsd::Schema::compile(XML_SCHEMA)?,
             codes,
             settings,
         })
+    }
+
+    pub fn schema(&self) -> &xsd::Schema {
+        &self.schema
+    }
+
+    /// Checks an XML document against the schema only: its findings, with `line:column` paths.
+    pub fn check_xml_schema(&self, xml: &[u8], limits: &xsd::Limits) -> Report {
+        let xml_report = self.schema.validate(xml, limits);
+        let mut report = Report::default();
+        for finding in &xml_report.findings {
+            report.push(Finding {
+                code: match finding.code {
+                    xsd::XmlCode::MissingElement | xsd::XmlCode::MissingAttribute => Code::Missing,
+                    xsd::XmlCode::UnexpectedElement
+                    | xsd::XmlCode::UnknownAttribute
+                    | xsd::XmlCode::TextNotAllowed => Code::NotAllowed,
+                    _ => Code::IncorrectValue,
+                },
+                rule: finding.code.as_str(),
+                path: format!("{}:{}", finding.line, finding.column),
+                message: format!("{}: {}", finding.path, finding.message),
+                severity: Severity::Error,
+                value: String::new(),
+            });
+        }
+        report.truncated |= xml_report.truncated;
+        report
+    }
+
+    /// Checks an XML filing: the schema, then (mapped to a manifest) the same checks as a
+    /// protobuf filing. Schema findings refuse it before the rules run.
+    pub fn validate_xml(
+        &self,
+        xml: &[u8],
+        limits: &xsd::Limits,
+        now: SystemTime,
+    ) -> Result<Accepted, Report> {
+        let report = self.check_xml_schema(xml, limits);
+        if !report.findings().is_empty() {
+            return Err(report);
+        }
+        let manifest = xml::from_xml(&self.schema, xml).map_err(|e| {
+            let mut report = Report::default();
+            report.push(Finding {
+                code: Code::IncorrectValue,
+                rule: "xsd.mapping",
+                path: "1:1".into(),
+                message: e.to_string(),
+                severity: Severity::Error,
+                value: String::new(),
+            });
+            report
+        })?;
+        self.validate(manifest, now)
     }
 
     /// A validator with the default settings.

@@ -209,6 +209,36 @@ impl Schema {
     fn element(&self, id: usize) -> &ElementDecl {
         &self.elements[id]
     }
+
+    /// The declaration of a document element.
+    pub fn root(&self, name: &str) -> Option<usize> {
+        self.roots.get(name).copied()
+    }
+
+    /// The declaration of the child `name` of the element declared as `parent`.
+    pub fn child(&self, parent: usize, name: &str) -> Option<usize> {
+        let TypeRef::Complex(id) = self.element(parent).ty else {
+            return None;
+        };
+        let parts = match &self.complex[id].model {
+            Model::Sequence(parts) | Model::Choice(parts) | Model::All(parts) => parts,
+            Model::Empty => return None,
+        };
+        parts
+            .iter()
+            .copied()
+            .find(|&p| self.element(p).name == name)
+    }
+
+    /// How the text of an element with a simple value is normalized before it is checked.
+    pub fn whitespace(&self, decl: usize) -> Option<types::Whitespace> {
+        match self.element(decl).ty {
+            TypeRef::Simple(id) => Some(self.simple[id].whitespace),
+            TypeRef::Complex(id) => self.complex[id]
+                .simple_content
+                .map(|s| self.simple[s].whitespace),
+        }
+    }
 }
 
 struct Pass<'s> {
