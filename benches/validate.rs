@@ -37,8 +37,108 @@ fn benches(c: &mut Criterion) {
             report
         })
     });
+    let document = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(XML)).expect("example");
+    let limits = aci_gateway::validate::xsd::Limits::default();
+    group.bench_function("xml_schema_5k", |b| {
+        b.iter(|| {
+            validator
+                .schema()
+                .validate(std::hint::black_box(&document), &limits)
+        })
+    });
+    group.bench_function("xml_schema_and_mapping_5k", |b| {
+        b.iter(|| {
+            aci_gateway::validate::xml::from_xml(
+                validator.schema(),
+                std::hint::black_box(&document),
+            )
+        })
+    });
     group.finish();
     summary(validator, &manifest, now);
+    xml_summary(validator);
+}
+
+/// Our XSD validation against libxml2's, over the same corpus (every example), one core each.
+fn xml_summary(validator: &Validator) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .expect("examples")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .map(|p| {
+            format!(
+                "schemas/examples/{}",
+                p.file_name().expect("name").to_string_lossy()
+            )
+        })
+        .collect();
+    names.sort();
+    let documents: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(n)).expect("read"))
+        .collect();
+    let limits = aci_gateway::validate::xsd::Limits::default();
+    const ROUNDS: usize = 400;
+    let started = Instant::now();
+    let mut ours_valid = vec![false; documents.len()];
+    for _ in 0..ROUNDS {
+        for (i, d) in documents.iter().enumerate() {
+            ours_valid[i] = validator
+                .schema()
+                .validate(std::hint::black_box(d), &limits)
+                .is_valid();
+        }
+    }
+    let ours = started.elapsed().as_secs_f64() / (ROUNDS * documents.len()) as f64;
+    // libxml2: the same corpus many times in one process; per-document cost by difference.
+    let run = |repeat: usize| -> Option<(Duration, String)> {
+        let files: Vec<&str> = (0..repeat)
+            .flat_map(|_| names.iter().map(String::as_str))
+            .collect();
+        let started = Instant::now();
+        let output = Command::new("xmllint")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["--noout", "--nonet", "--schema", XSD])
+            .args(&files)
+            .output()
+            .ok()?;
+        Some((
+            started.elapsed(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ))
+    };
+    let Some(((few, verdicts), (many, _))) = run(1).zip(run(ROUNDS / 4)) else {
+        println!("  libxml2: xmllint not found; install libxml2-utils for the XML comparison");
+        return;
+    };
+    let theirs = (many - few).as_secs_f64() / ((ROUNDS / 4 - 1) * documents.len()) as f64;
+    let agree = names
+        .iter()
+        .zip(&ours_valid)
+        .filter(|(n, ours)| verdicts.contains(&format!("{n} validates")) == **ours)
+        .count();
+    let size: usize = documents.iter().map(Vec::len).sum::<usize>() / documents.len();
+    println!(
+        "  XML schema validation, {} documents of {} bytes on average:",
+        documents.len(),
+        size
+    );
+    println!(
+        "    ours    {:>8.0} documents/s ({:.1} µs each)",
+        1.0 / ours,
+        ours * 1e6
+    );
+    println!(
+        "    libxml2 {:>8.0} documents/s ({:.1} µs each)",
+        1.0 / theirs,
+        theirs * 1e6
+    );
+    println!(
+        "    ratio {:.2}x libxml2; identical verdicts {agree}/{}",
+        theirs / ours,
+        documents.len()
+    );
 }
 
 /// Time for xmllint to validate `count` copies of the document in one process.

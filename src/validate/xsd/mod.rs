@@ -159,13 +159,28 @@ impl XmlReport {
 struct Frame {
     /// `None` for an element being skipped (unexpected, or inside a simple value).
     decl: Option<usize>,
-    segment: String,
+    /// The element's name when it has no declaration (rare: only for findings).
+    undeclared_name: Option<String>,
+    /// Position among same-named siblings, from 1 (the `[n]` of paths).
+    index: u32,
     state: ModelState,
+    /// Text of a simple value; unused (and never allocated) for element-only content.
     text: String,
-    /// Children seen, by name, for the `[n]` of paths.
-    child_counts: HashMap<String, usize>,
+    /// Whether non-whitespace text appeared in element-only content.
+    stray_text: bool,
+    /// Children seen per declaration, for their `[n]`.
+    child_counts: Vec<(usize, u32)>,
     /// Byte offset of the start tag, for findings about the element as a whole.
     offset: usize,
+}
+
+impl Frame {
+    fn holds_text(&self, schema: &Schema) -> bool {
+        self.decl.is_some_and(|d| match schema.element(d).ty {
+            TypeRef::Simple(_) => true,
+            TypeRef::Complex(id) => schema.complex[id].simple_content.is_some(),
+        })
+    }
 }
 
 /// Progress through a content model.
@@ -279,9 +294,16 @@ impl<'s> Pass<'s> {
 
     fn path(&self) -> String {
         let mut path = String::new();
-        for frame in &self.frames {
+        for (depth, frame) in self.frames.iter().enumerate() {
             path.push('/');
-            path.push_str(&frame.segment);
+            match (frame.decl, &frame.undeclared_name) {
+                (Some(decl), _) => path.push_str(&self.schema.element(decl).name),
+                (None, Some(name)) => path.push_str(name),
+                (None, None) => path.push('?'),
+            }
+            if depth > 0 {
+                path.push_str(&format!("[{}]", frame.index));
+            }
         }
         path
     }
@@ -339,8 +361,12 @@ impl<'s> Pass<'s> {
             }
         };
         self.text = text;
-        if let Some(offset) = text.find(|c: char| matches!(c, '\0'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')) {
-            self.find(offset, XmlCode::NotWellFormed, "the document contains a character XML forbids".into());
+        if let Some(offset) = forbidden_char(text.as_bytes()) {
+            self.find(
+                offset,
+                XmlCode::NotWellFormed,
+                "the document contains a character XML forbids".into(),
+            );
             return;
         }
         let _ = self.events(text);
@@ -360,10 +386,7 @@ impl<'s> Pass<'s> {
                     return Err(Fatal);
                 }
             };
-            let namespace = match ns {
-                ResolveResult::Bound(n) => Some(n.into_inner().to_owned()),
-                _ => None,
-            };
+            let in_target = matches!(ns, ResolveResult::Bound(n) if n.into_inner() == self.schema.target_namespace);
             match event {
                 Event::Decl(decl) => {
                     if let Some(Ok(encoding)) = decl.encoding()
@@ -413,7 +436,7 @@ impl<'s> Pass<'s> {
                         );
                         return Err(Fatal);
                     }
-                    self.start(&reader, e, namespace.as_deref(), offset)?;
+                    self.start(&reader, e, in_target, offset)?;
                     if empty {
                         self.end(offset);
                     }
@@ -457,8 +480,8 @@ impl<'s> Pass<'s> {
                     self.text_content(&c.to_string(), offset)?;
                 }
                 Event::Eof => {
-                    if let Some(frame) = self.frames.last() {
-                        let message = format!("the document ends inside <{}>", frame.segment);
+                    if !self.frames.is_empty() {
+                        let message = format!("the document ends inside {}", self.path());
                         self.find(offset, XmlCode::NotWellFormed, message);
                     } else if !root_seen {
                         self.find(offset, XmlCode::NotWellFormed, "no document element".into());
@@ -471,7 +494,7 @@ impl<'s> Pass<'s> {
     }
 
     fn text_content(&mut self, content: &str, offset: usize) -> Result<(), Fatal> {
-        let Some(frame) = self.frames.last_mut() else {
+        let Some(frame) = self.frames.last() else {
             if !content.trim_matches([' ', '\t', '\n', '\r']).is_empty() {
                 self.find(
                     offset,
@@ -482,6 +505,14 @@ impl<'s> Pass<'s> {
             }
             return Ok(());
         };
+        let holds_text = frame.holds_text(self.schema);
+        let frame = self.frames.last_mut().expect("checked above");
+        if !holds_text {
+            if !content.trim_matches([' ', '\t', '\n', '\r']).is_empty() {
+                frame.stray_text = true;
+            }
+            return Ok(());
+        }
         frame.text.push_str(content);
         if frame.text.len() > self.limits.max_text {
             let limit = self.limits.max_text;
@@ -499,33 +530,34 @@ impl<'s> Pass<'s> {
         &mut self,
         reader: &NsReader<&[u8]>,
         e: &BytesStart<'_>,
-        namespace: Option<&str>,
+        in_target: bool,
         offset: usize,
     ) -> Result<(), Fatal> {
-        let local = e.local_name().into_inner().to_owned();
-        let segment = {
-            let count = self
-                .frames
-                .last_mut()
-                .map(|parent| {
-                    let n = parent.child_counts.entry(local.clone()).or_default();
-                    *n += 1;
-                    *n
-                })
-                .unwrap_or(1);
-            if self.frames.is_empty() {
-                local.clone()
-            } else {
-                format!("{local}[{count}]")
+        let local = e.local_name().into_inner();
+        let decl = self.child_decl(local, in_target, offset);
+        let index = match (self.frames.last_mut(), decl) {
+            (Some(parent), Some(decl)) => {
+                match parent.child_counts.iter_mut().find(|(d, _)| *d == decl) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        *n
+                    }
+                    None => {
+                        parent.child_counts.push((decl, 1));
+                        1
+                    }
+                }
             }
+            _ => 1,
         };
-        let decl = self.child_decl(&local, namespace, offset);
         self.frames.push(Frame {
             decl,
-            segment,
+            undeclared_name: decl.is_none().then(|| local.to_owned()),
+            index,
             state: ModelState::None,
             text: String::new(),
-            child_counts: HashMap::new(),
+            stray_text: false,
+            child_counts: Vec::new(),
             offset,
         });
         let Some(decl) = decl else {
@@ -554,10 +586,10 @@ impl<'s> Pass<'s> {
 
     /// The declaration of a new element, advancing its parent's content model; `None` (after a
     /// finding) when the element is not allowed here.
-    fn child_decl(&mut self, local: &str, namespace: Option<&str>, offset: usize) -> Option<usize> {
+    fn child_decl(&mut self, local: &str, in_target: bool, offset: usize) -> Option<usize> {
         let target = self.schema.target_namespace.as_str();
         let Some(parent) = self.frames.last() else {
-            if namespace != Some(target) {
+            if !in_target {
                 self.find_at(
                     offset,
                     format!("/{local}"),
@@ -578,7 +610,7 @@ impl<'s> Pass<'s> {
             return root;
         };
         let parent_decl = parent.decl?;
-        if namespace != Some(target) {
+        if !in_target {
             self.find(
                 offset,
                 XmlCode::Namespace,
@@ -730,7 +762,7 @@ impl<'s> Pass<'s> {
                     let shown: String = frame.text.chars().take(64).collect();
                     (XmlCode::InvalidValue, format!("{shown:?} {why}"))
                 }),
-            None if !frame.text.trim_matches([' ', '\t', '\n', '\r']).is_empty() => Some((
+            None if frame.stray_text => Some((
                 XmlCode::TextNotAllowed,
                 "text is not allowed here, only elements".to_owned(),
             )),
@@ -871,6 +903,26 @@ fn missing_at_end(schema: &Schema, model: &Model, state: &ModelState) -> Vec<Str
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// The offset of the first character XML 1.0 forbids: C0 controls other than tab, newline and
+/// carriage return, and U+FFFE / U+FFFF (UTF-8 EF BF BE / EF BF BF). Surrogates cannot occur in
+/// valid UTF-8.
+fn forbidden_char(bytes: &[u8]) -> Option<usize> {
+    // The common case, checked in a loop the compiler vectorizes: nothing suspicious at all.
+    let suspicious = |b: &u8| *b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') || *b == 0xef;
+    if !bytes.iter().any(suspicious) {
+        return None;
+    }
+    bytes.iter().enumerate().find_map(|(i, &b)| match b {
+        0x00..=0x08 | 0x0b | 0x0c | 0x0e..=0x1f => Some(i),
+        0xef if bytes.get(i + 1) == Some(&0xbf)
+            && matches!(bytes.get(i + 2), Some(0xbe | 0xbf)) =>
+        {
+            Some(i)
+        }
+        _ => None,
+    })
 }
 
 /// XML 1.0's Char production.

@@ -1,10 +1,8 @@
 //! Simple types: the XSD built-ins the schema uses, their lexical rules and whitespace handling,
 //! and restrictions by facets, checked exactly (decimals compared as digits, not floats).
 
-use std::cmp::Ordering;
-use std::collections::HashSet;
-
 use regex::Regex;
+use std::cmp::Ordering;
 
 /// The built-in simple types supported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +108,8 @@ pub struct SimpleType {
     pub max_length: Option<usize>,
     /// Every pattern must match (one per derivation step; XSD's rule).
     pub patterns: Vec<(String, Regex)>,
-    pub enumeration: Option<HashSet<String>>,
+    /// Allowed values, sorted (binary search beats hashing for short codes).
+    pub enumeration: Option<Vec<String>>,
     pub min_inclusive: Option<Decimal>,
     pub max_inclusive: Option<Decimal>,
     pub min_exclusive: Option<Decimal>,
@@ -172,7 +171,7 @@ impl SimpleType {
             }
         }
         if let Some(values) = &self.enumeration
-            && !values.contains(value)
+            && values.binary_search_by(|v| v.as_str().cmp(value)).is_err()
         {
             return Err("is not one of the allowed values".into());
         }
@@ -261,6 +260,13 @@ pub fn normalize(raw: &str, whitespace: Whitespace) -> std::borrow::Cow<'_, str>
             }
         }
         Whitespace::Collapse => {
+            let clean = !raw.starts_with(' ')
+                && !raw.ends_with(' ')
+                && !raw.contains(['\t', '\n', '\r'])
+                && !raw.contains("  ");
+            if clean {
+                return raw.into();
+            }
             let collapsed: Vec<&str> = raw
                 .split([' ', '\t', '\n', '\r'])
                 .filter(|s| !s.is_empty())
@@ -516,7 +522,7 @@ mod tests {
         assert!(s.check("GBR").is_err());
 
         let mut e = SimpleType::builtin(Builtin::Token, "mode");
-        e.enumeration = Some(["SEA".to_owned()].into());
+        e.enumeration = Some(vec!["SEA".to_owned()]);
         assert!(e.check(" SEA\n").is_ok(), "token collapses whitespace");
         assert!(e.check("AIR").is_err());
     }
