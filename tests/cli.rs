@@ -51,7 +51,7 @@ async fn submit_prints_the_receipt_or_every_violation_with_exit_codes() {
     };
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
     let sea = examples.join("sea-f10.json");
-    let invalid = examples.join("invalid-sea.json");
+    let invalid = examples.join("invalid/sea-f10.json");
 
     let mut args = vec!["submit", sea.to_str().expect("path")];
     args.extend(client_args(&endpoint, &tls));
@@ -140,7 +140,10 @@ fn validate_works_offline_with_every_finding() {
 
     let bad = aci(&[
         "validate",
-        examples.join("invalid-sea.json").to_str().expect("path"),
+        examples
+            .join("invalid/sea-f10.json")
+            .to_str()
+            .expect("path"),
     ]);
     assert_eq!(bad.status.code(), Some(1));
     let answer = json(&bad);

@@ -51,7 +51,7 @@ async fn schema_findings_come_back_with_line_and_column() {
     let (site, gateway) = GatewayBuilder::default().start().await;
     let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
     let status = carrier
-        .submit_xml(example("invalid-sea.xml"))
+        .submit_xml(example("invalid/sea-f10.xml"))
         .await
         .expect_err("invalid");
     assert_eq!(status.code(), Code::InvalidArgument);

@@ -10,12 +10,16 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 
 const XSD: &str = include_str!("../schemas/aci-manifest-1.xsd");
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 9] = [
     "sea-f10",
     "air-f23",
     "road-f50",
-    "invalid-sea",
+    "invalid/sea-f10",
     "sea-f10-large",
+    "rail-f51",
+    "postal-f45",
+    "express-f30",
+    "inland-f52",
 ];
 
 /// An element's extent in the text, and whether it holds text only.
@@ -102,7 +106,11 @@ fn corpus() -> Vec<(String, String)> {
         "L".repeat(513),
     ];
     for example in EXAMPLES {
-        let xml = std::fs::read_to_string(root.join(format!("{example}.xml"))).expect("example");
+        let path = root.join(format!("{example}.xml"));
+        let xml =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let example = example.replace('/', "-");
+        let example = example.as_str();
         docs.push((example.to_owned(), xml.clone()));
         let elements = extents(&xml);
         for (i, e) in elements.iter().enumerate().skip(1) {
@@ -110,7 +118,7 @@ fn corpus() -> Vec<(String, String)> {
             if example != "sea-f10" && example != "air-f23" && i % 5 != 0 {
                 continue;
             }
-            let tag = format!("{example}-{i}-{}", e.name);
+            let tag = format!("{}-{i}-{}", example.replace('/', "-"), e.name);
             docs.push((format!("{tag}-drop"), splice(&xml, (e.start, e.end), "")));
             docs.push((
                 format!("{tag}-dup"),

@@ -118,7 +118,7 @@ fn hostile_documents_are_refused_with_their_code() {
 #[test]
 fn findings_carry_line_column_and_path_and_are_all_reported() {
     let schema = Schema::compile(XSD).expect("schema");
-    let doc = include_str!("../schemas/examples/invalid-sea.xml");
+    let doc = include_str!("../schemas/examples/invalid/sea-f10.xml");
     let report = schema.validate(doc.as_bytes(), &Limits::default());
     let found: Vec<(usize, &str, XmlCode)> = report
         .findings

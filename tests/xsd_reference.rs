@@ -41,7 +41,7 @@ fn libxml2_refuses_the_invalid_example_on_the_same_fields() {
         "--nonet",
         "--schema",
         "schemas/aci-manifest-1.xsd",
-        "schemas/examples/invalid-sea.xml",
+        "schemas/examples/invalid/sea-f10.xml",
     ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
