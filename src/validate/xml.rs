@@ -3,6 +3,10 @@
 //! an element is the field of the same name in UpperCamelCase, in field order; enums drop their
 //! type prefix (`TRANSPORT_MODE_SEA` is `SEA`); times are `xs:dateTime` in UTC.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use prost::Message;
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
 };
@@ -44,16 +48,106 @@ fn enum_prefix(name: &str) -> String {
     prefix
 }
 
-/// Reads a document that passed schema validation into a `Manifest`.
-pub fn from_xml(schema: &Schema, xml: &[u8]) -> Result<Manifest, MappingError> {
-    let text = std::str::from_utf8(xml).map_err(|e| MappingError(e.to_string()))?;
+/// How each element of a message type maps to a field, compiled once from the descriptors.
+struct MessageMap {
+    by_element: HashMap<String, FieldMap>,
+}
+
+#[derive(Clone)]
+struct FieldMap {
+    number: u32,
+    kind: FieldKind,
+}
+
+#[derive(Clone)]
+enum FieldKind {
+    String,
+    Unsigned,
+    Double,
+    Bool,
+    /// Enum value names without their type prefix → numbers.
+    Enum(HashMap<String, i32>),
+    Timestamp,
+    /// A message of ours: index into the maps.
+    Message(usize),
+}
+
+struct Maps {
+    root: usize,
+    messages: Vec<MessageMap>,
+}
+
+static MAPS: LazyLock<Maps> = LazyLock::new(|| {
     let root = pb::descriptor_pool()
         .get_message_by_name("aci.v1.Manifest")
-        .ok_or_else(|| MappingError("no aci.v1.Manifest descriptor".into()))?;
+        .expect("Manifest is in the descriptor set");
+    let mut index = HashMap::new();
+    let mut messages = Vec::new();
+    let root = build_map(&root, &mut index, &mut messages);
+    Maps { root, messages }
+});
+
+fn build_map(
+    message: &MessageDescriptor,
+    index: &mut HashMap<String, usize>,
+    messages: &mut Vec<MessageMap>,
+) -> usize {
+    if let Some(&i) = index.get(message.full_name()) {
+        return i;
+    }
+    let i = messages.len();
+    index.insert(message.full_name().to_owned(), i);
+    messages.push(MessageMap {
+        by_element: HashMap::new(),
+    });
+    let mut by_element = HashMap::new();
+    for field in message.fields() {
+        let kind = match field.kind() {
+            Kind::Message(m) if m.full_name() == "google.protobuf.Timestamp" => {
+                FieldKind::Timestamp
+            }
+            Kind::Message(m) => FieldKind::Message(build_map(&m, index, messages)),
+            Kind::Enum(e) => {
+                let prefix = enum_prefix(e.name());
+                FieldKind::Enum(
+                    e.values()
+                        .map(|v| {
+                            (
+                                v.name().trim_start_matches(prefix.as_str()).to_owned(),
+                                v.number(),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+            Kind::Double => FieldKind::Double,
+            Kind::Bool => FieldKind::Bool,
+            Kind::Uint32 | Kind::Uint64 => FieldKind::Unsigned,
+            _ => FieldKind::String,
+        };
+        by_element.insert(
+            camel(field.name()),
+            FieldMap {
+                number: field.number(),
+                kind,
+            },
+        );
+    }
+    messages[i].by_element = by_element;
+    i
+}
+
+/// Reads a document that passed schema validation into a `Manifest`: the events are written
+/// straight into protobuf wire format (one buffer per open message), which prost then decodes.
+pub fn from_xml(schema: &Schema, xml: &[u8]) -> Result<Manifest, MappingError> {
+    let maps = &*MAPS;
+    let text = std::str::from_utf8(xml).map_err(|e| MappingError(e.to_string()))?;
     let mut reader = NsReader::from_str(text);
-    // (message being filled, its declaration) and, for a leaf, (field, declaration, text).
-    let mut messages: Vec<(DynamicMessage, Option<FieldDescriptor>, usize)> = Vec::new();
-    let mut leaf: Option<(FieldDescriptor, usize, String)> = None;
+    // Open messages: (encoded fields so far, message map, field number in the parent, declaration).
+    let mut open: Vec<(Vec<u8>, usize, u32, usize)> = Vec::new();
+    // The open leaf: (field, declaration, text).
+    let mut leaf: Option<(FieldMap, usize, String)> = None;
+    let mut done: Option<Vec<u8>> = None;
     loop {
         let event = reader
             .read_event()
@@ -61,30 +155,31 @@ pub fn from_xml(schema: &Schema, xml: &[u8]) -> Result<Manifest, MappingError> {
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(event, Event::Empty(_));
-                let name = e.local_name().into_inner().to_owned();
-                let Some((parent, _, parent_decl)) = messages.last() else {
+                let name = e.local_name().into_inner();
+                let Some((_, map, _, parent_decl)) = open.last() else {
                     let decl = schema
-                        .root(&name)
+                        .root(name)
                         .ok_or_else(|| MappingError(format!("no root {name}")))?;
-                    messages.push((DynamicMessage::new(root.clone()), None, decl));
+                    open.push((Vec::new(), maps.root, 0, decl));
                     continue;
                 };
                 let decl = schema
-                    .child(*parent_decl, &name)
+                    .child(*parent_decl, name)
                     .ok_or_else(|| MappingError(format!("unexpected <{name}>")))?;
-                let field = field_for(&parent.descriptor(), &name)?;
-                match field.kind() {
-                    Kind::Message(inner) if inner.full_name() != "google.protobuf.Timestamp" => {
-                        messages.push((DynamicMessage::new(inner), Some(field), decl));
-                        if empty {
-                            close_message(&mut messages)?;
-                        }
+                let field = maps.messages[*map]
+                    .by_element
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| MappingError(format!("no field for <{name}>")))?;
+                if let FieldKind::Message(inner) = field.kind {
+                    open.push((Vec::new(), inner, field.number, decl));
+                    if empty {
+                        close(&mut open, &mut done)?;
                     }
-                    _ => {
-                        leaf = Some((field, decl, String::new()));
-                        if empty {
-                            set_leaf(schema, &mut messages, leaf.take())?;
-                        }
+                } else {
+                    leaf = Some((field, decl, String::new()));
+                    if empty {
+                        write_leaf(schema, &mut open, leaf.take())?;
                     }
                 }
             }
@@ -117,59 +212,56 @@ pub fn from_xml(schema: &Schema, xml: &[u8]) -> Result<Manifest, MappingError> {
             }
             Event::End(_) => {
                 if leaf.is_some() {
-                    set_leaf(schema, &mut messages, leaf.take())?;
-                } else if messages.len() > 1 {
-                    close_message(&mut messages)?;
+                    write_leaf(schema, &mut open, leaf.take())?;
+                } else {
+                    close(&mut open, &mut done)?;
                 }
             }
             Event::Eof => break,
             _ => {}
         }
     }
-    let (manifest, _, _) = messages
-        .into_iter()
-        .next()
-        .ok_or_else(|| MappingError("no document element".into()))?;
-    manifest
-        .transcode_to::<Manifest>()
-        .map_err(|e| MappingError(e.to_string()))
+    let bytes = done.ok_or_else(|| MappingError("no document element".into()))?;
+    Manifest::decode(bytes.as_slice()).map_err(|e| MappingError(e.to_string()))
 }
 
-fn field_for(message: &MessageDescriptor, element: &str) -> Result<FieldDescriptor, MappingError> {
-    message
-        .fields()
-        .find(|f| camel(f.name()) == element)
-        .ok_or_else(|| MappingError(format!("{} has no field for <{element}>", message.name())))
-}
-
-fn put(message: &mut DynamicMessage, field: &FieldDescriptor, value: Value) {
-    if field.is_list() {
-        if let Value::List(items) = message.get_field_mut(field) {
-            items.push(value);
-        }
-    } else {
-        message.set_field(field, value);
+fn varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
     }
+    out.push(value as u8);
 }
 
-fn close_message(
-    messages: &mut Vec<(DynamicMessage, Option<FieldDescriptor>, usize)>,
+fn key(number: u32, wire_type: u8, out: &mut Vec<u8>) {
+    varint(u64::from(number) << 3 | u64::from(wire_type), out);
+}
+
+fn length_delimited(number: u32, bytes: &[u8], out: &mut Vec<u8>) {
+    key(number, 2, out);
+    varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+/// Closes the innermost open message into its parent (or finishes the document).
+fn close(
+    open: &mut Vec<(Vec<u8>, usize, u32, usize)>,
+    done: &mut Option<Vec<u8>>,
 ) -> Result<(), MappingError> {
-    let (message, field, _) = messages
+    let (bytes, _, number, _) = open
         .pop()
         .ok_or_else(|| MappingError("unbalanced".into()))?;
-    let field = field.ok_or_else(|| MappingError("the document element closed early".into()))?;
-    let (parent, _, _) = messages
-        .last_mut()
-        .ok_or_else(|| MappingError("unbalanced".into()))?;
-    put(parent, &field, Value::Message(message));
+    match open.last_mut() {
+        Some((parent, _, _, _)) => length_delimited(number, &bytes, parent),
+        None => *done = Some(bytes),
+    }
     Ok(())
 }
 
-fn set_leaf(
+fn write_leaf(
     schema: &Schema,
-    messages: &mut [(DynamicMessage, Option<FieldDescriptor>, usize)],
-    leaf: Option<(FieldDescriptor, usize, String)>,
+    open: &mut [(Vec<u8>, usize, u32, usize)],
+    leaf: Option<(FieldMap, usize, String)>,
 ) -> Result<(), MappingError> {
     let Some((field, decl, raw)) = leaf else {
         return Ok(());
@@ -178,31 +270,37 @@ fn set_leaf(
         Some(whitespace) => normalize(&raw, whitespace).into_owned(),
         None => raw,
     };
-    let bad =
-        |what: &str| MappingError(format!("<{}>: {text:?} is not {what}", camel(field.name())));
-    let value = match field.kind() {
-        Kind::String => Value::String(text.clone()),
-        Kind::Uint32 => Value::U32(
-            text.trim_start_matches('+')
+    let bad = |what: &str| MappingError(format!("{text:?} is not {what}"));
+    let (out, _, _, _) = open
+        .last_mut()
+        .ok_or_else(|| MappingError("no element".into()))?;
+    match &field.kind {
+        FieldKind::String => length_delimited(field.number, text.as_bytes(), out),
+        FieldKind::Unsigned => {
+            let value: u64 = text
+                .trim_start_matches('+')
                 .parse()
-                .map_err(|_| bad("an unsigned integer"))?,
-        ),
-        Kind::Uint64 => Value::U64(
-            text.trim_start_matches('+')
-                .parse()
-                .map_err(|_| bad("an unsigned integer"))?,
-        ),
-        Kind::Double => Value::F64(text.parse().map_err(|_| bad("a number"))?),
-        Kind::Bool => Value::Bool(matches!(text.as_str(), "true" | "1")),
-        Kind::Enum(e) => {
-            let full = format!("{}{text}", enum_prefix(e.name()));
-            Value::EnumNumber(
-                e.get_value_by_name(&full)
-                    .ok_or_else(|| bad("a known value"))?
-                    .number(),
-            )
+                .map_err(|_| bad("an unsigned integer"))?;
+            key(field.number, 0, out);
+            varint(value, out);
         }
-        Kind::Message(m) if m.full_name() == "google.protobuf.Timestamp" => {
+        FieldKind::Double => {
+            let value: f64 = text.parse().map_err(|_| bad("a number"))?;
+            key(field.number, 1, out);
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        FieldKind::Bool => {
+            key(field.number, 0, out);
+            varint(u64::from(matches!(text.as_str(), "true" | "1")), out);
+        }
+        FieldKind::Enum(values) => {
+            let number = *values
+                .get(text.as_str())
+                .ok_or_else(|| bad("a known value"))?;
+            key(field.number, 0, out);
+            varint(number as u64, out);
+        }
+        FieldKind::Timestamp => {
             let t =
                 time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
                     .map_err(|_| bad("a date and time with a zone"))?;
@@ -210,14 +308,10 @@ fn set_leaf(
                 seconds: t.unix_timestamp(),
                 nanos: t.nanosecond() as i32,
             };
-            Value::Message(ts.transcode_to_dynamic())
+            length_delimited(field.number, &ts.encode_to_vec(), out);
         }
-        _ => return Err(bad("a supported type")),
-    };
-    let (message, _, _) = messages
-        .last_mut()
-        .ok_or_else(|| MappingError("no element".into()))?;
-    put(message, &field, value);
+        FieldKind::Message(_) => return Err(bad("a value")),
+    }
     Ok(())
 }
 
