@@ -1,4 +1,5 @@
-//! The `aci-gateway` command line: `serve`, `pki init`, `submit`, `status`, `rules`, `reindex`.
+//! The `aci-gateway` command line: `serve`, `pki init`, `submit`, `amend`, `invalidate`, `arrive`,
+//! `status`, `validate`, `rules`, `reindex`.
 //!
 //! Exit codes: 0 success (filing accepted), 1 refused by the gateway (violations, conflict,
 //! permission), 2 usage, configuration or transport error, 64 invalid configuration at `serve`.
@@ -62,7 +63,28 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// Show the status of one of your filings.
+    /// File a new version of one of your filings (JSON, or XML for a .xml file).
+    Amend {
+        mrn: String,
+        file: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Withdraw one of your filings before arrival.
+    Invalidate {
+        mrn: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Record the arrival of the goods of one of your filings.
+    Arrive {
+        mrn: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show the status of one of your filings, with its history.
     Status {
         /// The MRN of the filing.
         #[arg(required_unless_present = "lrn", conflicts_with = "lrn")]
@@ -168,6 +190,32 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Submit { file, client } => submit(&file, &client).await,
         Command::Status { mrn, lrn, client } => status(mrn, lrn, &client).await,
+        Command::Amend { mrn, file, client } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let mut connection = connect(&client).await?;
+            let answer = if is_xml(&file) {
+                connection.amend_xml(&mrn, bytes).await
+            } else {
+                let text = String::from_utf8(bytes).context("the file is not UTF-8")?;
+                let manifest: Manifest = pb::from_json(&text)
+                    .with_context(|| format!("{} is not a manifest", file.display()))?;
+                connection.amend(&mrn, manifest).await
+            };
+            print_answer(answer.map(|r| pb::to_json(&r)))
+        }
+        Command::Invalidate {
+            mrn,
+            reason,
+            client,
+        } => {
+            let answer = connect(&client).await?.invalidate(&mrn, &reason).await;
+            print_answer(answer.map(|s| pb::to_json(&s)))
+        }
+        Command::Arrive { mrn, client } => {
+            let answer = connect(&client).await?.arrive(&mrn).await;
+            print_answer(answer.map(|s| pb::to_json(&s)))
+        }
         Command::Validate {
             file,
             config,
@@ -368,6 +416,17 @@ async fn status(mrn: Option<String>, lrn: Option<String>, args: &ClientArgs) -> 
     match answer {
         Ok(status) => {
             print_json(&pb::to_json(&status));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(status) => refused(&status),
+    }
+}
+
+/// Prints an answer, or a refusal, as JSON.
+fn print_answer(answer: Result<serde_json::Value, tonic::Status>) -> Result<ExitCode> {
+    match answer {
+        Ok(value) => {
+            print_json(&value);
             Ok(ExitCode::SUCCESS)
         }
         Err(status) => refused(&status),

@@ -10,8 +10,8 @@ use tonic::{Request, Status};
 use crate::ingest::DEV_CARRIER_HEADER;
 use crate::pb::carrier_gateway_client::CarrierGatewayClient;
 use crate::pb::{
-    FilingStatus, GetStatusRequest, Manifest, Receipt, SubmitRequest, get_status_request,
-    submit_request,
+    AmendRequest, ArriveRequest, FilingStatus, GetStatusRequest, InvalidateRequest, Manifest,
+    Receipt, SubmitRequest, amend_request, get_status_request, submit_request,
 };
 
 /// Files presenting a carrier to the gateway.
@@ -131,6 +131,39 @@ impl CarrierClient {
             filing: Some(submit_request::Filing::Xml(xml)),
         });
         Ok(self.inner.submit(request).await?.into_inner())
+    }
+
+    /// Files a new version of a filing (protobuf).
+    pub async fn amend(&mut self, mrn: &str, manifest: Manifest) -> Result<Receipt, Status> {
+        let request = self.request(AmendRequest {
+            mrn: mrn.to_owned(),
+            filing: Some(amend_request::Filing::Manifest(manifest)),
+        });
+        Ok(self.inner.amend(request).await?.into_inner())
+    }
+
+    /// Files a new version of a filing (XML).
+    pub async fn amend_xml(&mut self, mrn: &str, xml: Vec<u8>) -> Result<Receipt, Status> {
+        let request = self.request(AmendRequest {
+            mrn: mrn.to_owned(),
+            filing: Some(amend_request::Filing::Xml(xml)),
+        });
+        Ok(self.inner.amend(request).await?.into_inner())
+    }
+
+    pub async fn invalidate(&mut self, mrn: &str, reason: &str) -> Result<FilingStatus, Status> {
+        let request = self.request(InvalidateRequest {
+            mrn: mrn.to_owned(),
+            reason: reason.to_owned(),
+        });
+        Ok(self.inner.invalidate(request).await?.into_inner())
+    }
+
+    pub async fn arrive(&mut self, mrn: &str) -> Result<FilingStatus, Status> {
+        let request = self.request(ArriveRequest {
+            mrn: mrn.to_owned(),
+        });
+        Ok(self.inner.arrive(request).await?.into_inner())
     }
 
     pub async fn status_by_mrn(&mut self, mrn: &str) -> Result<FilingStatus, Status> {

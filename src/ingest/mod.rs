@@ -13,8 +13,11 @@ use tonic::{Request, Response, Status};
 use crate::ids::{Eori, Lrn, Mrn};
 use crate::pb::carrier_gateway_server::CarrierGateway;
 use crate::pb::submit_request::Filing;
-use crate::pb::{FilingStatus, GetStatusRequest, Receipt, SubmitRequest, get_status_request};
-use crate::store::{NewFiling, Registration, Store};
+use crate::pb::{
+    AmendRequest, ArriveRequest, FilingStatus, GetStatusRequest, InvalidateRequest, Receipt,
+    SubmitRequest, amend_request, get_status_request,
+};
+use crate::store::{Change, Changed, NewFiling, Registration, Store};
 use crate::telemetry::{Metrics, Outcome};
 use crate::tls::{Identity, PeerInfo};
 use crate::validate::Validator;
@@ -71,7 +74,90 @@ impl CarrierService {
     }
 }
 
+/// A filing as it arrives: protobuf or XML.
+enum Incoming {
+    Manifest(Box<crate::pb::Manifest>),
+    Xml(Vec<u8>),
+}
+
 impl CarrierService {
+    /// Validates an incoming filing (authorizing its filer) into what the store takes.
+    fn accept(
+        &self,
+        caller: &Eori,
+        incoming: Incoming,
+        received_at: SystemTime,
+        traceparent: String,
+    ) -> Result<NewFiling, Status> {
+        let (validated, original, original_type) = match incoming {
+            Incoming::Manifest(manifest) => {
+                self.authorize(caller, manifest.declarant.as_ref())?;
+                let original = manifest.encode_to_vec();
+                (
+                    self.validator.validate(*manifest, received_at),
+                    original,
+                    "application/x-protobuf",
+                )
+            }
+            Incoming::Xml(xml) => {
+                let validated = self
+                    .validator
+                    .validate_xml(&xml, &self.xml_limits, received_at);
+                if let Ok(accepted) = &validated {
+                    self.authorize(caller, accepted.manifest.declarant.as_ref())?;
+                }
+                (validated, xml, "application/xml")
+            }
+        };
+        let accepted = match validated {
+            Ok(accepted) => accepted,
+            Err(report) => {
+                self.metrics.filing(Outcome::Rejected);
+                tracing::info!(%caller, findings = report.findings().len(), original_type, "filing rejected");
+                return Err(status::rejected(&report));
+            }
+        };
+        Ok(NewFiling {
+            filer: accepted.filer,
+            lrn: accepted.lrn,
+            digest: accepted.digest,
+            manifest: accepted.manifest,
+            original,
+            original_type,
+            warnings: accepted.warnings.iter().map(|f| f.to_proto()).collect(),
+            received_at,
+            traceparent,
+            master_documents: accepted.master_documents,
+        })
+    }
+
+    /// The status of one of the caller's filings, or NOT_FOUND.
+    fn own_filing(&self, caller: &Eori, mrn: &str) -> Result<(Mrn, FilingStatus), Status> {
+        let mrn = Mrn::parse(mrn)
+            .map_err(|e| Status::invalid_argument(format!("{mrn:?} is not an MRN: {e}")))?;
+        match self
+            .store
+            .status(&mrn)
+            .map_err(|e| status::store_failure(&e))?
+        {
+            Some(status) if self.access.may_act_for(caller, &status.filer) => Ok((mrn, status)),
+            _ => Err(Status::not_found("no such filing of yours")),
+        }
+    }
+
+    async fn change(&self, mrn: Mrn, change: Change) -> Result<FilingStatus, Status> {
+        match self
+            .store
+            .change(mrn.clone(), change)
+            .await
+            .map_err(|e| status::store_failure(&e))?
+        {
+            Changed::Applied(status) | Changed::Unchanged(status) => Ok(status),
+            Changed::NotFound => Err(Status::not_found("no such filing of yours")),
+            Changed::Refused(error) => Err(status::lifecycle(&mrn, error)),
+        }
+    }
+
     /// Refuses a filer the caller may not act for, before telling it anything about its filing.
     fn authorize(&self, caller: &Eori, declarant: Option<&crate::pb::Party>) -> Result<(), Status> {
         match declarant {
@@ -131,51 +217,17 @@ impl CarrierGateway for CarrierService {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let (validated, original, original_type) = match request.into_inner().filing {
-            Some(Filing::Manifest(manifest)) => {
-                self.authorize(&caller, manifest.declarant.as_ref())?;
-                let original = manifest.encode_to_vec();
-                (
-                    self.validator.validate(manifest, received_at),
-                    original,
-                    "application/x-protobuf",
-                )
-            }
-            Some(Filing::Xml(xml)) => {
-                let validated = self
-                    .validator
-                    .validate_xml(&xml, &self.xml_limits, received_at);
-                if let Ok(accepted) = &validated {
-                    self.authorize(&caller, accepted.manifest.declarant.as_ref())?;
-                }
-                (validated, xml, "application/xml")
-            }
+        let incoming = match request.into_inner().filing {
+            Some(Filing::Manifest(manifest)) => Incoming::Manifest(Box::new(manifest)),
+            Some(Filing::Xml(xml)) => Incoming::Xml(xml),
             None => return Err(Status::invalid_argument("the request carries no filing")),
         };
-        let accepted = match validated {
-            Ok(accepted) => accepted,
-            Err(report) => {
-                self.metrics.filing(Outcome::Rejected);
-                tracing::info!(%caller, findings = report.findings().len(), original_type, "filing rejected");
-                return Err(status::rejected(&report));
-            }
-        };
-        let lrn = accepted.lrn.clone();
-        let document_paths = status::document_paths(&accepted.manifest);
+        let filing = self.accept(&caller, incoming, received_at, traceparent)?;
+        let lrn = filing.lrn.clone();
+        let document_paths = status::document_paths(&filing.manifest);
         let registration = self
             .store
-            .register(NewFiling {
-                filer: accepted.filer,
-                lrn: accepted.lrn,
-                digest: accepted.digest,
-                manifest: accepted.manifest,
-                original,
-                original_type,
-                warnings: accepted.warnings.iter().map(|f| f.to_proto()).collect(),
-                received_at,
-                traceparent,
-                master_documents: accepted.master_documents,
-            })
+            .register(filing)
             .await
             .map_err(|e| status::store_failure(&e))?;
         match registration {
@@ -197,6 +249,75 @@ impl CarrierGateway for CarrierService {
                 Err(status::duplicate_document(&document, &mrn, &document_paths))
             }
         }
+    }
+
+    async fn amend(&self, request: Request<AmendRequest>) -> Result<Response<Receipt>, Status> {
+        let received_at = SystemTime::now();
+        let caller = caller(&request)?;
+        let traceparent = request
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let request = request.into_inner();
+        let (mrn, _) = self.own_filing(&caller, &request.mrn)?;
+        let incoming = match request.filing {
+            Some(amend_request::Filing::Manifest(manifest)) => {
+                Incoming::Manifest(Box::new(manifest))
+            }
+            Some(amend_request::Filing::Xml(xml)) => Incoming::Xml(xml),
+            None => return Err(Status::invalid_argument("the request carries no filing")),
+        };
+        let filing = self.accept(&caller, incoming, received_at, traceparent)?;
+        let status = self
+            .change(mrn.clone(), Change::Amend(Box::new(filing)))
+            .await?;
+        tracing::info!(%mrn, version = status.version, "filing amended");
+        status
+            .receipt
+            .map(Response::new)
+            .ok_or_else(|| Status::internal("an amended filing has a receipt"))
+    }
+
+    async fn invalidate(
+        &self,
+        request: Request<InvalidateRequest>,
+    ) -> Result<Response<FilingStatus>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let reason = request.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 512 {
+            return Err(Status::invalid_argument(
+                "give a reason of 1 to 512 characters",
+            ));
+        }
+        let (mrn, _) = self.own_filing(&caller, &request.mrn)?;
+        let change = Change::Invalidate {
+            reason: reason.to_owned(),
+            at: SystemTime::now(),
+        };
+        let status = self.change(mrn.clone(), change).await?;
+        tracing::info!(%mrn, "filing invalidated");
+        Ok(Response::new(status))
+    }
+
+    async fn arrive(
+        &self,
+        request: Request<ArriveRequest>,
+    ) -> Result<Response<FilingStatus>, Status> {
+        let caller = caller(&request)?;
+        let (mrn, _) = self.own_filing(&caller, &request.into_inner().mrn)?;
+        let status = self
+            .change(
+                mrn.clone(),
+                Change::Arrive {
+                    at: SystemTime::now(),
+                },
+            )
+            .await?;
+        tracing::info!(%mrn, "arrival recorded");
+        Ok(Response::new(status))
     }
 
     async fn get_status(

@@ -11,7 +11,7 @@ use tonic_types::pb::{self as rpc, bad_request::FieldViolation};
 
 use crate::ids::Mrn;
 use crate::pb;
-use crate::store::StoreError;
+use crate::store::{LifecycleError, StoreError};
 use crate::validate::{self, Finding, Report, Severity};
 
 const TYPE_PREFIX: &str = "type.googleapis.com/";
@@ -100,6 +100,29 @@ pub fn document_paths(manifest: &pb::Manifest) -> Vec<(String, String)> {
             })
         })
         .collect()
+}
+
+/// `FAILED_PRECONDITION`: the filing's lifecycle does not allow the change.
+pub fn lifecycle(mrn: &Mrn, error: LifecycleError) -> Status {
+    let description = match error {
+        LifecycleError::Invalidated => format!("{mrn} was invalidated and can no longer change"),
+        LifecycleError::Arrived => format!("the goods of {mrn} arrived; it can no longer change"),
+        LifecycleError::ImmutableField(field) => {
+            format!("an amendment of {mrn} may not change {field}; file anew instead")
+        }
+    };
+    let failure = rpc::PreconditionFailure {
+        violations: vec![rpc::precondition_failure::Violation {
+            r#type: error.code().to_owned(),
+            subject: mrn.to_string(),
+            description: description.clone(),
+        }],
+    };
+    with_details(
+        Code::FailedPrecondition,
+        description,
+        vec![any("google.rpc.PreconditionFailure", &failure)],
+    )
 }
 
 /// A store failure: the filing was not acknowledged and may be retried with the same LRN.

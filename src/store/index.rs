@@ -13,7 +13,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::ids::{Eori, Lrn, Mrn, Seq};
 use crate::pb::store::{FilingEntry, LogRecord, RecordKind};
-use crate::pb::{FilingState, FilingStatus, Receipt};
+use crate::pb::{FilingState, FilingStatus, Receipt, Transition};
 
 const HIGH_WATER: &[u8] = b"hwm";
 
@@ -130,53 +130,73 @@ impl Index {
         Ok(entry.status)
     }
 
+    /// The whole index entry of an MRN (status and what an amendment may not change).
+    pub fn entry(&self, mrn: &Mrn) -> Result<Option<FilingEntry>, IndexError> {
+        let Some(value) = self.filings.get(mrn.as_str())? else {
+            return Ok(None);
+        };
+        FilingEntry::decode(value.as_ref())
+            .map(Some)
+            .map_err(|e| IndexError::Decode {
+                key: mrn.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
     /// Applies records (consecutive, in log order) and moves the high-water mark past them.
+    /// Lifecycle records update the entry they refer to, inside the same transaction, so the
+    /// index is always the image of a log prefix.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), IndexError> {
         let Some(last) = records.last() else {
             return Ok(());
         };
-        let documents: Vec<(Vec<u8>, Vec<u8>)> = records
-            .iter()
-            .filter(|r| r.kind() == RecordKind::Filing)
-            .flat_map(|r| {
-                let seconds = r.received_at.map_or(0, |t| t.seconds.max(0) as u64);
-                r.master_documents.iter().map(move |document| {
-                    let mut value = r.mrn.as_bytes().to_vec();
-                    value.extend_from_slice(&seconds.to_be_bytes());
-                    (lrn_key(&r.filer, document), value)
-                })
-            })
-            .collect();
-        let updates: Vec<(Vec<u8>, String, Vec<u8>)> = records
-            .iter()
-            .filter(|r| r.kind() == RecordKind::Filing)
-            .map(|r| {
-                let entry = FilingEntry {
-                    status: Some(status_of(r)),
-                };
-                (
-                    lrn_key(&r.filer, &r.lrn),
-                    r.mrn.clone(),
-                    entry.encode_to_vec(),
-                )
-            })
-            .collect();
         let high_water = last.sequence.to_be_bytes();
         (&self.by_lrn, &self.filings, &self.documents, &self.meta)
-            .transaction(|(by_lrn, filings, documents_tree, meta)| {
-                for (key, mrn, entry) in &updates {
-                    by_lrn.insert(key.as_slice(), mrn.as_bytes())?;
-                    filings.insert(mrn.as_bytes(), entry.as_slice())?;
-                }
-                for (key, value) in &documents {
-                    documents_tree.insert(key.as_slice(), value.as_slice())?;
+            .transaction(|(by_lrn, filings, documents, meta)| {
+                for record in records {
+                    let entry = match record.kind() {
+                        RecordKind::Filing => {
+                            by_lrn.insert(
+                                lrn_key(&record.filer, &record.lrn),
+                                record.mrn.as_bytes(),
+                            )?;
+                            Some(new_entry(record))
+                        }
+                        RecordKind::Amendment | RecordKind::Invalidation | RecordKind::Arrival => {
+                            let current = filings.get(record.mrn.as_bytes())?.ok_or_else(|| {
+                                ConflictableTransactionError::Abort(format!(
+                                    "record {} changes {}, which the index does not have",
+                                    record.sequence, record.mrn
+                                ))
+                            })?;
+                            let current = FilingEntry::decode(current.as_ref()).map_err(|e| {
+                                ConflictableTransactionError::Abort(format!("{}: {e}", record.mrn))
+                            })?;
+                            Some(evolve(current, record))
+                        }
+                        RecordKind::Unspecified => None,
+                    };
+                    if let Some(entry) = entry {
+                        filings.insert(record.mrn.as_bytes(), entry.encode_to_vec())?;
+                    }
+                    if matches!(record.kind(), RecordKind::Filing | RecordKind::Amendment) {
+                        let seconds = record.received_at.map_or(0, |t| t.seconds.max(0) as u64);
+                        for document in &record.master_documents {
+                            let mut value = record.mrn.as_bytes().to_vec();
+                            value.extend_from_slice(&seconds.to_be_bytes());
+                            documents.insert(lrn_key(&record.filer, document), value)?;
+                        }
+                    }
                 }
                 meta.insert(HIGH_WATER, &high_water)?;
-                Ok::<(), ConflictableTransactionError<()>>(())
+                Ok::<(), ConflictableTransactionError<String>>(())
             })
             .map_err(|e| match e {
                 TransactionError::Storage(e) => IndexError::Sled(e),
-                TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
+                TransactionError::Abort(reason) => IndexError::Decode {
+                    key: "log".into(),
+                    reason,
+                },
             })
     }
 
@@ -237,13 +257,76 @@ pub fn receipt_of(record: &LogRecord) -> Receipt {
     }
 }
 
-fn status_of(record: &LogRecord) -> FilingStatus {
-    FilingStatus {
-        mrn: record.mrn.clone(),
-        lrn: record.lrn.clone(),
-        filer: record.filer.clone(),
-        state: FilingState::Registered as i32,
-        version: record.version,
-        receipt: Some(receipt_of(record)),
+fn transition(record: &LogRecord, event: &str, version: u32, detail: String) -> Transition {
+    Transition {
+        event: event.to_owned(),
+        version,
+        at: record.received_at,
+        sequence: record.sequence,
+        detail,
     }
+}
+
+fn mode_of(record: &LogRecord) -> i32 {
+    record.manifest.as_ref().map_or(0, |m| m.transport_mode)
+}
+
+/// The entry a new filing starts.
+fn new_entry(record: &LogRecord) -> FilingEntry {
+    FilingEntry {
+        status: Some(FilingStatus {
+            mrn: record.mrn.clone(),
+            lrn: record.lrn.clone(),
+            filer: record.filer.clone(),
+            state: FilingState::Registered as i32,
+            version: record.version,
+            receipt: Some(receipt_of(record)),
+            history: vec![transition(
+                record,
+                "registered",
+                record.version,
+                hex::encode(&record.digest),
+            )],
+        }),
+        transport_mode: mode_of(record),
+        master_documents: record.master_documents.clone(),
+    }
+}
+
+/// The entry after a lifecycle record: a pure function of the entry and the record.
+pub(super) fn evolve(mut entry: FilingEntry, record: &LogRecord) -> FilingEntry {
+    let status = entry.status.get_or_insert_with(FilingStatus::default);
+    match record.kind() {
+        RecordKind::Amendment => {
+            status.version = record.version;
+            status.receipt = Some(receipt_of(record));
+            status.history.push(transition(
+                record,
+                "amended",
+                record.version,
+                hex::encode(&record.digest),
+            ));
+            entry.transport_mode = mode_of(record);
+            entry.master_documents = record.master_documents.clone();
+        }
+        RecordKind::Invalidation => {
+            status.state = FilingState::Invalidated as i32;
+            let version = status.version;
+            status.history.push(transition(
+                record,
+                "invalidated",
+                version,
+                record.reason.clone(),
+            ));
+        }
+        RecordKind::Arrival => {
+            status.state = FilingState::Arrived as i32;
+            let version = status.version;
+            status
+                .history
+                .push(transition(record, "arrived", version, String::new()));
+        }
+        RecordKind::Filing | RecordKind::Unspecified => {}
+    }
+    entry
 }

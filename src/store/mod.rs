@@ -59,6 +59,53 @@ pub enum Registration {
     DuplicateDocument { document: String, mrn: Mrn },
 }
 
+/// A change to a registered filing.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A new version (full replacement).
+    Amend(Box<NewFiling>),
+    Invalidate {
+        reason: String,
+        at: SystemTime,
+    },
+    Arrive {
+        at: SystemTime,
+    },
+}
+
+/// Why a lifecycle change is refused: business outcomes with their own codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleError {
+    /// The filing was invalidated; it can no longer change.
+    Invalidated,
+    /// The goods arrived; the filing can no longer change.
+    Arrived,
+    /// An amendment changes what may not change.
+    ImmutableField(&'static str),
+}
+
+impl LifecycleError {
+    /// The stable violation type reported to the carrier.
+    pub fn code(self) -> &'static str {
+        match self {
+            LifecycleError::Invalidated => "LIFECYCLE_INVALIDATED",
+            LifecycleError::Arrived => "LIFECYCLE_ARRIVED",
+            LifecycleError::ImmutableField(_) => "LIFECYCLE_IMMUTABLE_FIELD",
+        }
+    }
+}
+
+/// How a lifecycle change ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Changed {
+    /// Applied and durable; the status after it (with the new receipt for an amendment).
+    Applied(FilingStatus),
+    /// An amendment with the current version's content: nothing written.
+    Unchanged(FilingStatus),
+    NotFound,
+    Refused(LifecycleError),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
@@ -178,6 +225,21 @@ impl Store {
             .commands
             .send(writer::Command::Register {
                 filing: Box::new(filing),
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Applies a lifecycle change to a filing; answers once it is durable.
+    pub async fn change(&self, mrn: Mrn, change: Change) -> Result<Changed, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .commands
+            .send(writer::Command::Change {
+                mrn,
+                change: Box::new(change),
                 reply,
             })
             .await

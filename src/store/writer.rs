@@ -21,14 +21,23 @@ use crate::pb::store::{LogRecord, RecordKind};
 
 use super::index::{Index, receipt_of};
 use super::log::SegmentLog;
-use super::{NewFiling, Registration, Stats, StoreError};
+use super::{Change, Changed, LifecycleError, NewFiling, Registration, Stats, StoreError};
+use crate::pb::store::FilingEntry;
+use crate::pb::{FilingState, FilingStatus};
 
 type Reply = oneshot::Sender<Result<Registration, StoreError>>;
+
+type ChangeReply = oneshot::Sender<Result<Changed, StoreError>>;
 
 pub(super) enum Command {
     Register {
         filing: Box<NewFiling>,
         reply: Reply,
+    },
+    Change {
+        mrn: Mrn,
+        change: Box<Change>,
+        reply: ChangeReply,
     },
     /// Answered once every command sent before it has been answered.
     Close { reply: oneshot::Sender<()> },
@@ -43,7 +52,62 @@ pub(super) struct Writer {
     pub stats: Arc<Stats>,
 }
 
-/// How one command of a batch is answered once the batch is durable.
+/// A command of the batch and how to answer it once the batch is durable.
+enum Answer {
+    Register(Outcome, Reply),
+    Change(ChangeOutcome, ChangeReply),
+}
+
+/// How a lifecycle change is answered.
+enum ChangeOutcome {
+    /// A record was written; this is the status after it.
+    Applied(FilingStatus),
+    Ready(Result<Changed, StoreError>),
+}
+
+fn refused(error: LifecycleError) -> ChangeOutcome {
+    ChangeOutcome::Ready(Ok(Changed::Refused(error)))
+}
+
+/// The field an amendment may not change that it does change, if any.
+fn immutable_change(
+    entry: &FilingEntry,
+    status: &FilingStatus,
+    filing: &NewFiling,
+) -> Option<&'static str> {
+    if filing.lrn.as_str() != status.lrn || filing.filer.as_str() != status.filer {
+        return Some("lrn");
+    }
+    if filing.manifest.transport_mode != entry.transport_mode {
+        return Some("transport_mode");
+    }
+    let mut before = entry.master_documents.clone();
+    let mut after = filing.master_documents.clone();
+    before.sort();
+    after.sort();
+    (before != after).then_some("master_documents")
+}
+
+/// A record of an invalidation or an arrival.
+fn lifecycle_record(
+    kind: RecordKind,
+    status: &FilingStatus,
+    at: std::time::SystemTime,
+    reason: String,
+) -> LogRecord {
+    LogRecord {
+        kind: kind as i32,
+        mrn: status.mrn.clone(),
+        filer: status.filer.clone(),
+        lrn: status.lrn.clone(),
+        version: status.version,
+        received_at: Some(Timestamp::from(at)),
+        reason,
+        ..LogRecord::default()
+    }
+}
+
+/// How one registration of a batch is answered once the batch is durable.
 enum Outcome {
     /// A new record, at this position among the batch's new records.
     New(usize),
@@ -66,18 +130,26 @@ impl Writer {
                 }
             }
             let mut closing = Vec::new();
-            let mut registrations = Vec::with_capacity(batch.len());
+            let mut work = Vec::with_capacity(batch.len());
             for command in batch.drain(..) {
                 match command {
-                    Command::Register { filing, reply } => registrations.push((filing, reply)),
                     Command::Close { reply } => closing.push(reply),
+                    other => work.push(other),
                 }
             }
             if let Some(reason) = &failed {
-                for (_, reply) in registrations {
-                    let _ = reply.send(Err(StoreError::Failed(reason.clone())));
+                for command in work {
+                    match command {
+                        Command::Register { reply, .. } => {
+                            let _ = reply.send(Err(StoreError::Failed(reason.clone())));
+                        }
+                        Command::Change { reply, .. } => {
+                            let _ = reply.send(Err(StoreError::Failed(reason.clone())));
+                        }
+                        Command::Close { .. } => {}
+                    }
                 }
-            } else if let Err(reason) = self.commit(registrations) {
+            } else if let Err(reason) = self.commit(work) {
                 tracing::error!(%reason, "the log writer stopped accepting appends");
                 failed = Some(reason);
             }
@@ -95,46 +167,43 @@ impl Writer {
 
     /// Decides, writes, syncs and answers one batch. An error means the log can no longer be
     /// trusted to append (every caller of the batch has been answered with it).
-    fn commit(&mut self, registrations: Vec<(Box<NewFiling>, Reply)>) -> Result<(), String> {
+    fn commit(&mut self, commands: Vec<Command>) -> Result<(), String> {
         let mut records: Vec<LogRecord> = Vec::new();
         let mut frames: Vec<Vec<u8>> = Vec::new();
         let mut in_batch: HashMap<(Eori, Lrn), usize> = HashMap::new();
         // Master documents of this batch's new records: (filer, document) → record position.
         let mut documents_in_batch: HashMap<(Eori, String), usize> = HashMap::new();
-        let mut outcomes = Vec::with_capacity(registrations.len());
+        // Entries as this batch's changes leave them (so two changes to one MRN see each other).
+        let mut overlay: HashMap<Mrn, FilingEntry> = HashMap::new();
+        let mut pending = Vec::with_capacity(commands.len());
         let first_seq = self.log.next_seq();
-        for (filing, reply) in registrations {
-            let key = (filing.filer.clone(), filing.lrn.clone());
-            let outcome = if let Some(&i) = in_batch.get(&key) {
-                if records[i].digest == filing.digest {
-                    Outcome::SameAs(i)
-                } else {
-                    Outcome::Ready(Ok(Registration::Conflict {
-                        mrn: Mrn::parse(&records[i].mrn).expect("issued here"),
-                    }))
+        for command in commands {
+            match command {
+                Command::Register { filing, reply } => {
+                    let outcome = self.decide_registration(
+                        *filing,
+                        &mut in_batch,
+                        &mut documents_in_batch,
+                        &mut records,
+                        &mut frames,
+                    );
+                    pending.push(Answer::Register(outcome, reply));
                 }
-            } else {
-                let decided = self.existing(&filing).and_then(|found| match found {
-                    Some(registration) => Ok(Some(registration)),
-                    None => self.document_taken(&filing, &documents_in_batch, &records),
-                });
-                match decided {
-                    Ok(Some(registration)) => Outcome::Ready(Ok(registration)),
-                    Err(e) => Outcome::Ready(Err(e)),
-                    Ok(None) => {
-                        for document in &filing.master_documents {
-                            documents_in_batch
-                                .insert((filing.filer.clone(), document.clone()), records.len());
-                        }
-                        let mut record = new_record(*filing, self.log.next_seq(), &self.country);
-                        frames.push(self.log.seal_next(&mut record));
-                        records.push(record);
-                        in_batch.insert(key, records.len() - 1);
-                        Outcome::New(records.len() - 1)
-                    }
+                Command::Change { mrn, change, reply } => {
+                    let outcome = match self.decide_change(
+                        &mrn,
+                        *change,
+                        &mut overlay,
+                        &mut records,
+                        &mut frames,
+                    ) {
+                        Ok(outcome) => outcome,
+                        Err(e) => ChangeOutcome::Ready(Err(e)),
+                    };
+                    pending.push(Answer::Change(outcome, reply));
                 }
-            };
-            outcomes.push((outcome, reply));
+                Command::Close { .. } => {}
+            }
         }
 
         let durable = if frames.is_empty() {
@@ -160,16 +229,129 @@ impl Writer {
         }
         // Receipts are built only now: a caller hears "registered" only after fdatasync.
         let receipts: Vec<Receipt> = records.iter().map(receipt_of).collect();
-        for (outcome, reply) in outcomes {
-            let answer = match (&durable, outcome) {
-                (_, Outcome::Ready(answer)) => answer,
-                (Ok(()), Outcome::New(i)) => Ok(Registration::Registered(receipts[i].clone())),
-                (Ok(()), Outcome::SameAs(i)) => Ok(Registration::Duplicate(receipts[i].clone())),
-                (Err(reason), _) => Err(StoreError::Failed(reason.clone())),
-            };
-            let _ = reply.send(answer);
+        for answer in pending {
+            let failed = |reason: &String| StoreError::Failed(reason.clone());
+            match answer {
+                Answer::Register(outcome, reply) => {
+                    let answer = match (&durable, outcome) {
+                        (_, Outcome::Ready(answer)) => answer,
+                        (Ok(()), Outcome::New(i)) => {
+                            Ok(Registration::Registered(receipts[i].clone()))
+                        }
+                        (Ok(()), Outcome::SameAs(i)) => {
+                            Ok(Registration::Duplicate(receipts[i].clone()))
+                        }
+                        (Err(reason), _) => Err(failed(reason)),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Answer::Change(outcome, reply) => {
+                    let answer = match (&durable, outcome) {
+                        (_, ChangeOutcome::Ready(answer)) => answer,
+                        (Ok(()), ChangeOutcome::Applied(status)) => Ok(Changed::Applied(status)),
+                        (Err(reason), ChangeOutcome::Applied(_)) => Err(failed(reason)),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
         }
         durable
+    }
+
+    fn decide_registration(
+        &mut self,
+        filing: NewFiling,
+        in_batch: &mut HashMap<(Eori, Lrn), usize>,
+        documents_in_batch: &mut HashMap<(Eori, String), usize>,
+        records: &mut Vec<LogRecord>,
+        frames: &mut Vec<Vec<u8>>,
+    ) -> Outcome {
+        let key = (filing.filer.clone(), filing.lrn.clone());
+        if let Some(&i) = in_batch.get(&key) {
+            return if records[i].digest == filing.digest {
+                Outcome::SameAs(i)
+            } else {
+                Outcome::Ready(Ok(Registration::Conflict {
+                    mrn: Mrn::parse(&records[i].mrn).expect("issued here"),
+                }))
+            };
+        }
+        let decided = self.existing(&filing).and_then(|found| match found {
+            Some(registration) => Ok(Some(registration)),
+            None => self.document_taken(&filing, documents_in_batch, records),
+        });
+        match decided {
+            Ok(Some(registration)) => Outcome::Ready(Ok(registration)),
+            Err(e) => Outcome::Ready(Err(e)),
+            Ok(None) => {
+                for document in &filing.master_documents {
+                    documents_in_batch
+                        .insert((filing.filer.clone(), document.clone()), records.len());
+                }
+                let mut record = new_record(filing, self.log.next_seq(), &self.country);
+                frames.push(self.log.seal_next(&mut record));
+                records.push(record);
+                in_batch.insert(key, records.len() - 1);
+                Outcome::New(records.len() - 1)
+            }
+        }
+    }
+
+    /// Decides a lifecycle change against the filing's current state; on success seals its
+    /// record and returns the status after it.
+    fn decide_change(
+        &mut self,
+        mrn: &Mrn,
+        change: Change,
+        overlay: &mut HashMap<Mrn, FilingEntry>,
+        records: &mut Vec<LogRecord>,
+        frames: &mut Vec<Vec<u8>>,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let entry = match overlay.get(mrn) {
+            Some(entry) => entry.clone(),
+            None => match self.index.entry(mrn)? {
+                Some(entry) => entry,
+                None => return Ok(ChangeOutcome::Ready(Ok(Changed::NotFound))),
+            },
+        };
+        let status = entry.status.clone().unwrap_or_default();
+        match status.state() {
+            FilingState::Invalidated => return Ok(refused(LifecycleError::Invalidated)),
+            FilingState::Arrived => return Ok(refused(LifecycleError::Arrived)),
+            _ => {}
+        }
+        let mut record = match change {
+            Change::Amend(filing) => {
+                let current_digest = status
+                    .receipt
+                    .as_ref()
+                    .map(|r| r.digest.clone())
+                    .unwrap_or_default();
+                if current_digest == hex::encode(filing.digest) {
+                    return Ok(ChangeOutcome::Ready(Ok(Changed::Unchanged(status))));
+                }
+                if let Some(field) = immutable_change(&entry, &status, &filing) {
+                    return Ok(refused(LifecycleError::ImmutableField(field)));
+                }
+                let mut record = new_record(*filing, self.log.next_seq(), &self.country);
+                record.kind = RecordKind::Amendment as i32;
+                record.mrn = mrn.to_string();
+                record.version = status.version + 1;
+                record
+            }
+            Change::Invalidate { reason, at } => {
+                lifecycle_record(RecordKind::Invalidation, &status, at, reason)
+            }
+            Change::Arrive { at } => {
+                lifecycle_record(RecordKind::Arrival, &status, at, String::new())
+            }
+        };
+        frames.push(self.log.seal_next(&mut record));
+        let after = super::index::evolve(entry, &record);
+        records.push(record);
+        let status = after.status.clone().unwrap_or_default();
+        overlay.insert(mrn.clone(), after);
+        Ok(ChangeOutcome::Applied(status))
     }
 
     /// A refusal if one of the filing's master documents was filed by the same filer within the
