@@ -11,7 +11,7 @@ use crate::ingest::DEV_CARRIER_HEADER;
 use crate::pb::carrier_gateway_client::CarrierGatewayClient;
 use crate::pb::{
     AmendRequest, ArriveRequest, FilingStatus, GetStatusRequest, InvalidateRequest, Manifest,
-    Receipt, SubmitRequest, amend_request, get_status_request, submit_request,
+    Receipt, SubmitRequest, SubmitResult, amend_request, get_status_request, submit_request,
 };
 
 /// Files presenting a carrier to the gateway.
@@ -131,6 +131,15 @@ impl CarrierClient {
             filing: Some(submit_request::Filing::Xml(xml)),
         });
         Ok(self.inner.submit(request).await?.into_inner())
+    }
+
+    /// Files many filings on one stream; the answers come back as they complete.
+    pub async fn submit_stream(
+        &mut self,
+        filings: impl tokio_stream::Stream<Item = SubmitRequest> + Send + 'static,
+    ) -> Result<tonic::Streaming<SubmitResult>, Status> {
+        let request = self.request(filings);
+        Ok(self.inner.submit_stream(request).await?.into_inner())
     }
 
     /// Files a new version of a filing (protobuf).

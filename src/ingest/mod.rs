@@ -15,12 +15,27 @@ use crate::pb::carrier_gateway_server::CarrierGateway;
 use crate::pb::submit_request::Filing;
 use crate::pb::{
     AmendRequest, ArriveRequest, FilingStatus, GetStatusRequest, InvalidateRequest, Receipt,
-    SubmitRequest, amend_request, get_status_request,
+    Rejection, SubmitRequest, SubmitResult, amend_request, get_status_request, submit_result,
 };
 use crate::store::{Change, Changed, NewFiling, Registration, Store};
 use crate::telemetry::{Metrics, Outcome};
 use crate::tls::{Identity, PeerInfo};
 use crate::validate::Validator;
+
+/// Filings of one stream being worked on at once.
+const STREAM_IN_FLIGHT: usize = 64;
+/// Answers of one stream waiting for the client to read them.
+const STREAM_ANSWERS: usize = 256;
+
+/// The W3C trace context a carrier sent, if any.
+fn traceparent<T>(request: &Request<T>) -> String {
+    request
+        .metadata()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
 
 /// Metadata a development client sends on a plaintext connection to say which carrier it is.
 pub const DEV_CARRIER_HEADER: &str = "x-aci-dev-carrier";
@@ -131,6 +146,48 @@ impl CarrierService {
         })
     }
 
+    /// Files one submission: validation, then registration; the receipt or the refusal.
+    async fn file(
+        &self,
+        caller: &Eori,
+        request: SubmitRequest,
+        received_at: SystemTime,
+        traceparent: String,
+    ) -> Result<Receipt, Status> {
+        let incoming = match request.filing {
+            Some(Filing::Manifest(manifest)) => Incoming::Manifest(Box::new(manifest)),
+            Some(Filing::Xml(xml)) => Incoming::Xml(xml),
+            None => return Err(Status::invalid_argument("the request carries no filing")),
+        };
+        let filing = self.accept(caller, incoming, received_at, traceparent)?;
+        let lrn = filing.lrn.clone();
+        let document_paths = status::document_paths(&filing.manifest);
+        let registration = self
+            .store
+            .register(filing)
+            .await
+            .map_err(|e| status::store_failure(&e))?;
+        match registration {
+            Registration::Registered(receipt) => {
+                self.metrics.filing(Outcome::Registered);
+                tracing::info!(mrn = %receipt.mrn, %lrn, filer = %receipt.filer, seq = receipt.sequence, "filing registered");
+                Ok(receipt)
+            }
+            Registration::Duplicate(receipt) => {
+                self.metrics.filing(Outcome::Duplicate);
+                Ok(receipt)
+            }
+            Registration::Conflict { mrn } => {
+                self.metrics.filing(Outcome::Conflict);
+                Err(status::conflict(lrn.as_str(), &mrn))
+            }
+            Registration::DuplicateDocument { document, mrn } => {
+                self.metrics.filing(Outcome::Rejected);
+                Err(status::duplicate_document(&document, &mrn, &document_paths))
+            }
+        }
+    }
+
     /// The status of one of the caller's filings, or NOT_FOUND.
     fn own_filing(&self, caller: &Eori, mrn: &str) -> Result<(Mrn, FilingStatus), Status> {
         let mrn = Mrn::parse(mrn)
@@ -211,55 +268,88 @@ impl CarrierGateway for CarrierService {
     async fn submit(&self, request: Request<SubmitRequest>) -> Result<Response<Receipt>, Status> {
         let received_at = SystemTime::now();
         let caller = caller(&request)?;
-        let traceparent = request
-            .metadata()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let incoming = match request.into_inner().filing {
-            Some(Filing::Manifest(manifest)) => Incoming::Manifest(Box::new(manifest)),
-            Some(Filing::Xml(xml)) => Incoming::Xml(xml),
-            None => return Err(Status::invalid_argument("the request carries no filing")),
-        };
-        let filing = self.accept(&caller, incoming, received_at, traceparent)?;
-        let lrn = filing.lrn.clone();
-        let document_paths = status::document_paths(&filing.manifest);
-        let registration = self
-            .store
-            .register(filing)
-            .await
-            .map_err(|e| status::store_failure(&e))?;
-        match registration {
-            Registration::Registered(receipt) => {
-                self.metrics.filing(Outcome::Registered);
-                tracing::info!(mrn = %receipt.mrn, %lrn, filer = %receipt.filer, seq = receipt.sequence, "filing registered");
-                Ok(Response::new(receipt))
+        let traceparent = traceparent(&request);
+        let receipt = self
+            .file(&caller, request.into_inner(), received_at, traceparent)
+            .await?;
+        Ok(Response::new(receipt))
+    }
+
+    type SubmitStreamStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<SubmitResult, Status>> + Send>>;
+
+    async fn submit_stream(
+        &self,
+        request: Request<tonic::Streaming<SubmitRequest>>,
+    ) -> Result<Response<Self::SubmitStreamStream>, Status> {
+        let caller = caller(&request)?;
+        let traceparent = traceparent(&request);
+        let mut input = request.into_inner();
+        let (answers, output) = tokio::sync::mpsc::channel(STREAM_ANSWERS);
+        let service = self.clone();
+        tokio::spawn(async move {
+            let in_flight = Arc::new(tokio::sync::Semaphore::new(STREAM_IN_FLIGHT));
+            let mut position = 0u64;
+            loop {
+                // Read the next filing only when there is room to work on it.
+                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                    break;
+                };
+                let request = match input.message().await {
+                    Ok(Some(request)) => request,
+                    Ok(None) => break,
+                    Err(status) => {
+                        let _ = answers.send(Err(status)).await;
+                        break;
+                    }
+                };
+                position += 1;
+                let (service, caller, traceparent, answers) = (
+                    service.clone(),
+                    caller.clone(),
+                    traceparent.clone(),
+                    answers.clone(),
+                );
+                tokio::spawn(async move {
+                    let lrn = match &request.filing {
+                        Some(Filing::Manifest(m)) => m.lrn.clone(),
+                        _ => String::new(),
+                    };
+                    let outcome = match service
+                        .file(&caller, request, SystemTime::now(), traceparent)
+                        .await
+                    {
+                        Ok(receipt) => submit_result::Outcome::Receipt(receipt),
+                        Err(status) => submit_result::Outcome::Rejection(Rejection {
+                            code: status.code() as i32,
+                            message: status.message().to_owned(),
+                            report: status::report_of(&status),
+                        }),
+                    };
+                    let lrn = match &outcome {
+                        submit_result::Outcome::Receipt(receipt) => receipt.lrn.clone(),
+                        _ => lrn,
+                    };
+                    let answer = SubmitResult {
+                        position,
+                        lrn,
+                        outcome: Some(outcome),
+                    };
+                    // A client that went away just stops the answers.
+                    let _ = answers.send(Ok(answer)).await;
+                    drop(permit);
+                });
             }
-            Registration::Duplicate(receipt) => {
-                self.metrics.filing(Outcome::Duplicate);
-                Ok(Response::new(receipt))
-            }
-            Registration::Conflict { mrn } => {
-                self.metrics.filing(Outcome::Conflict);
-                Err(status::conflict(lrn.as_str(), &mrn))
-            }
-            Registration::DuplicateDocument { document, mrn } => {
-                self.metrics.filing(Outcome::Rejected);
-                Err(status::duplicate_document(&document, &mrn, &document_paths))
-            }
-        }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(output),
+        )))
     }
 
     async fn amend(&self, request: Request<AmendRequest>) -> Result<Response<Receipt>, Status> {
         let received_at = SystemTime::now();
         let caller = caller(&request)?;
-        let traceparent = request
-            .metadata()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let traceparent = traceparent(&request);
         let request = request.into_inner();
         let (mrn, _) = self.own_filing(&caller, &request.mrn)?;
         let incoming = match request.filing {
