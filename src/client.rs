@@ -11,7 +11,8 @@ use crate::ingest::DEV_CARRIER_HEADER;
 use crate::pb::carrier_gateway_client::CarrierGatewayClient;
 use crate::pb::{
     AmendRequest, ArriveRequest, FilingStatus, GetStatusRequest, InvalidateRequest, Manifest,
-    Receipt, SubmitRequest, SubmitResult, amend_request, get_status_request, submit_request,
+    Receipt, SubmitRequest, SubmitResult, amend_request, arrive_request, get_status_request,
+    submit_request,
 };
 
 /// Files presenting a carrier to the gateway.
@@ -170,7 +171,15 @@ impl CarrierClient {
 
     pub async fn arrive(&mut self, mrn: &str) -> Result<FilingStatus, Status> {
         let request = self.request(ArriveRequest {
-            mrn: mrn.to_owned(),
+            key: Some(arrive_request::Key::Mrn(mrn.to_owned())),
+        });
+        Ok(self.inner.arrive(request).await?.into_inner())
+    }
+
+    /// Records an arrival by one of the filing's master transport documents.
+    pub async fn arrive_by_document(&mut self, document: &str) -> Result<FilingStatus, Status> {
+        let request = self.request(ArriveRequest {
+            key: Some(arrive_request::Key::TransportDocument(document.to_owned())),
         });
         Ok(self.inner.arrive(request).await?.into_inner())
     }

@@ -52,11 +52,26 @@ impl Outcome {
 pub struct Metrics {
     /// Filings by outcome, indexed by `Outcome as usize`.
     filings: [AtomicU64; Outcome::ALL.len()],
+    /// Lifecycle changes refused, by code (few codes: a short locked list is enough).
+    lifecycle_refused: std::sync::Mutex<Vec<(&'static str, u64)>>,
 }
 
 impl Metrics {
     pub fn filing(&self, outcome: Outcome) {
         self.filings[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refused lifecycle change.
+    pub fn lifecycle_refused(&self, code: &'static str) {
+        // Held only to bump one counter.
+        let mut counts = self
+            .lifecycle_refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match counts.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((code, 1)),
+        }
     }
 
     /// Prometheus text exposition of these counters and the store's.
@@ -70,6 +85,19 @@ impl Metrics {
                 "aci_filings_total{{outcome=\"{}\"}} {}",
                 outcome.label(),
                 self.filings[outcome as usize].load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP aci_lifecycle_refused_total Amendments, invalidations and arrivals refused, by code.\n");
+        out.push_str("# TYPE aci_lifecycle_refused_total counter\n");
+        for (code, count) in self
+            .lifecycle_refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "aci_lifecycle_refused_total{{code=\"{code}\"}} {count}"
             );
         }
         let counters = [

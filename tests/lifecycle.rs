@@ -81,7 +81,11 @@ async fn a_filing_is_amended_then_arrives_and_is_then_closed() {
         .expect_err("document");
     assert_eq!(lifecycle_code(&refused), "LIFECYCLE_IMMUTABLE_FIELD");
 
-    let arrived = carrier.arrive(&first.mrn).await.expect("arrived");
+    // Arrival by the filing's bill of lading (sea_filing gives each LRN its own).
+    let arrived = carrier
+        .arrive_by_document("BL-LIFE-1")
+        .await
+        .expect("arrived");
     assert_eq!(arrived.state(), FilingState::Arrived);
     assert_eq!(
         events(&arrived),
@@ -103,6 +107,22 @@ async fn a_filing_is_amended_then_arrives_and_is_then_closed() {
     assert_eq!(lifecycle_code(&late), "LIFECYCLE_ARRIVED");
     let twice = carrier.arrive(&first.mrn).await.expect_err("twice");
     assert_eq!(lifecycle_code(&twice), "LIFECYCLE_ARRIVED");
+    let unknown = carrier
+        .arrive_by_document("BL-NOBODY")
+        .await
+        .expect_err("unknown");
+    assert_eq!(unknown.code(), Code::NotFound);
+
+    // Operators see every refusal, by code.
+    let metrics = admin_get(gateway.admin_addr, "/metrics").await;
+    assert!(
+        metrics.contains("aci_lifecycle_refused_total{code=\"LIFECYCLE_ARRIVED\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("aci_lifecycle_refused_total{code=\"LIFECYCLE_IMMUTABLE_FIELD\"} 2"),
+        "{metrics}"
+    );
     gateway.stop().await.expect("stop");
 }
 
@@ -227,4 +247,22 @@ async fn the_history_after_a_restart_equals_the_history_before() {
         ]
     );
     gateway.stop().await.expect("stop");
+}
+
+/// A GET on the admin port, as Prometheus would do it.
+async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("admin port");
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    response
 }

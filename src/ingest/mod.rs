@@ -15,7 +15,8 @@ use crate::pb::carrier_gateway_server::CarrierGateway;
 use crate::pb::submit_request::Filing;
 use crate::pb::{
     AmendRequest, ArriveRequest, FilingStatus, GetStatusRequest, InvalidateRequest, Receipt,
-    Rejection, SubmitRequest, SubmitResult, amend_request, get_status_request, submit_result,
+    Rejection, SubmitRequest, SubmitResult, amend_request, arrive_request, get_status_request,
+    submit_result,
 };
 use crate::store::{Change, Changed, NewFiling, Registration, Store};
 use crate::telemetry::{Metrics, Outcome};
@@ -211,7 +212,11 @@ impl CarrierService {
         {
             Changed::Applied(status) | Changed::Unchanged(status) => Ok(status),
             Changed::NotFound => Err(Status::not_found("no such filing of yours")),
-            Changed::Refused(error) => Err(status::lifecycle(&mrn, error)),
+            Changed::Refused(error) => {
+                self.metrics.lifecycle_refused(error.code());
+                tracing::info!(%mrn, code = error.code(), "lifecycle change refused");
+                Err(status::lifecycle(&mrn, error))
+            }
         }
     }
 
@@ -397,7 +402,23 @@ impl CarrierGateway for CarrierService {
         request: Request<ArriveRequest>,
     ) -> Result<Response<FilingStatus>, Status> {
         let caller = caller(&request)?;
-        let (mrn, _) = self.own_filing(&caller, &request.into_inner().mrn)?;
+        let mrn = match request.into_inner().key {
+            Some(arrive_request::Key::Mrn(mrn)) => mrn,
+            Some(arrive_request::Key::TransportDocument(document)) => self
+                .store
+                .mrn_by_document(&caller, &document)
+                .map_err(|e| status::store_failure(&e))?
+                .ok_or_else(|| {
+                    Status::not_found(format!("no filing of yours declares {document}"))
+                })?
+                .to_string(),
+            None => {
+                return Err(Status::invalid_argument(
+                    "give an MRN or a transport document",
+                ));
+            }
+        };
+        let (mrn, _) = self.own_filing(&caller, &mrn)?;
         let status = self
             .change(
                 mrn.clone(),

@@ -252,6 +252,15 @@ impl Store {
         Ok(self.shared.index.status(mrn)?)
     }
 
+    /// The filing in which a filer declared a master transport document.
+    pub fn mrn_by_document(&self, filer: &Eori, document: &str) -> Result<Option<Mrn>, StoreError> {
+        Ok(self
+            .shared
+            .index
+            .document(filer, document)?
+            .map(|(mrn, _)| mrn))
+    }
+
     /// The status of a filer's LRN.
     pub fn status_by_lrn(
         &self,
