@@ -51,6 +51,8 @@ fn filing() -> NewFiling {
         received_at: SystemTime::now(),
         traceparent: String::new(),
         master_documents: accepted.master_documents,
+        house_references: accepted.house_references,
+        next_filing_party: accepted.next_filing_party,
     }
 }
 

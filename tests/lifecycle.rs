@@ -266,3 +266,102 @@ async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
         .expect("response");
     response
 }
+
+/// The forwarder named as next filing party in the partial filings below.
+const FORWARDER: &str = "NL812345678";
+
+fn partial_master(lrn: &str, master_bl: &str) -> aci_gateway::pb::Manifest {
+    let mut manifest = sea_filing(lrn);
+    manifest.filing_type = "F12".into();
+    manifest.next_filing_party = Some(aci_gateway::pb::Party {
+        eori: FORWARDER.into(),
+        name: "Holland Tool Import BV".into(),
+        ..Default::default()
+    });
+    let document = manifest.consignments[0]
+        .transport_document
+        .as_mut()
+        .expect("doc");
+    document.r#type = "N704".into();
+    document.number = master_bl.into();
+    manifest
+}
+
+fn house_filing(
+    filer: &str,
+    lrn: &str,
+    master_bl: &str,
+    house_bl: &str,
+) -> aci_gateway::pb::Manifest {
+    let mut manifest = sea_filing(lrn);
+    manifest.filing_type = "F15".into();
+    manifest.declarant.as_mut().expect("declarant").eori = filer.into();
+    if let Some(address) = manifest.declarant.as_mut().and_then(|d| d.address.as_mut()) {
+        address.country = filer[..2].into();
+    }
+    let consignment = &mut manifest.consignments[0];
+    consignment.transport_document = Some(aci_gateway::pb::TransportDocument {
+        r#type: "N714".into(),
+        number: house_bl.into(),
+    });
+    consignment.master_document = Some(aci_gateway::pb::TransportDocument {
+        r#type: "N704".into(),
+        number: master_bl.into(),
+    });
+    manifest
+}
+
+#[tokio::test]
+async fn a_partial_filing_is_completed_by_the_named_party_only() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let master = carrier
+        .submit(partial_master("PART-1", "MBL-2026-1"))
+        .await
+        .expect("partial filing registered");
+    let status = carrier.status_by_mrn(&master.mrn).await.expect("status");
+    assert_eq!(status.state(), FilingState::Incomplete);
+    assert_eq!(status.missing_links, ["MBL-2026-1"]);
+
+    // Another party cannot complete it.
+    let intruder_eori = "FR12345678901";
+    let intruder = aci_gateway::client::Credentials::Tls(site.pki.carrier_files(
+        "intruder",
+        intruder_eori,
+        Validity::days(1),
+    ));
+    let mut intruder = client(&endpoint(&gateway), &intruder).await;
+    let refused = intruder
+        .submit(house_filing(intruder_eori, "H-X", "MBL-2026-1", "HBL-X"))
+        .await
+        .expect_err("not the next filing party");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains(FORWARDER),
+        "{}",
+        refused.message()
+    );
+
+    // The named forwarder completes it.
+    let forwarder = aci_gateway::client::Credentials::Tls(site.pki.carrier_files(
+        "forwarder",
+        FORWARDER,
+        Validity::days(1),
+    ));
+    let mut forwarder = client(&endpoint(&gateway), &forwarder).await;
+    let house = forwarder
+        .submit(house_filing(FORWARDER, "H-1", "MBL-2026-1", "HBL-1"))
+        .await
+        .expect("house filing");
+    let status = carrier.status_by_mrn(&master.mrn).await.expect("status");
+    assert_eq!(status.state(), FilingState::Registered);
+    assert!(status.missing_links.is_empty());
+    let history: Vec<&str> = status.history.iter().map(|t| t.event.as_str()).collect();
+    assert_eq!(history, ["registered", "linked", "completed"]);
+    assert!(
+        status.history[1].detail.contains(&house.mrn),
+        "{:?}",
+        status.history[1]
+    );
+    gateway.stop().await.expect("stop");
+}

@@ -39,6 +39,8 @@ fn filing(lrn: &str) -> NewFiling {
         received_at: SystemTime::now(),
         traceparent: String::new(),
         master_documents: accepted.master_documents,
+        house_references: accepted.house_references,
+        next_filing_party: accepted.next_filing_party,
     }
 }
 
@@ -327,8 +329,8 @@ async fn concurrent_duplicates_and_conflicts_agree_with_the_log() {
                 assert_eq!(mrn.as_str(), record.mrn);
                 assert_ne!(digest, &receipt.digest, "a conflict has other content");
             }
-            Registration::DuplicateDocument { .. } => {
-                panic!("each LRN has its own document: {answer:?}")
+            Registration::DuplicateDocument { .. } | Registration::NotNextFilingParty { .. } => {
+                panic!("each LRN has its own document and no partial filing: {answer:?}")
             }
         }
     }

@@ -144,6 +144,8 @@ impl CarrierService {
             received_at,
             traceparent,
             master_documents: accepted.master_documents,
+            house_references: accepted.house_references,
+            next_filing_party: accepted.next_filing_party,
         })
     }
 
@@ -185,6 +187,12 @@ impl CarrierService {
             Registration::DuplicateDocument { document, mrn } => {
                 self.metrics.filing(Outcome::Rejected);
                 Err(status::duplicate_document(&document, &mrn, &document_paths))
+            }
+            Registration::NotNextFilingParty { document, expected } => {
+                self.metrics.filing(Outcome::Forbidden);
+                Err(Status::permission_denied(format!(
+                    "master document {document} is to be completed by {expected}, not {caller}"
+                )))
             }
         }
     }

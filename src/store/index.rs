@@ -37,6 +37,8 @@ pub struct Index {
     by_lrn: sled::Tree,
     filings: sled::Tree,
     documents: sled::Tree,
+    /// Master document of a partial filing → its MRN and next filing party.
+    awaiting: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -68,6 +70,7 @@ impl Index {
             by_lrn: db.open_tree("lrn")?,
             filings: db.open_tree("filings")?,
             documents: db.open_tree("documents")?,
+            awaiting: db.open_tree("awaiting")?,
             meta: db.open_tree("meta")?,
             db,
         })
@@ -118,6 +121,22 @@ impl Index {
         Ok(Some((mrn, filed_at)))
     }
 
+    /// The partial filing waiting for house filings of a master document, and who may file them.
+    pub fn awaiting(&self, document: &str) -> Result<Option<(Mrn, String)>, IndexError> {
+        let Some(value) = self.awaiting.get(document)? else {
+            return Ok(None);
+        };
+        let decode = |reason: &str| IndexError::Decode {
+            key: document.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (mrn, party) = value
+            .split_at_checked(Mrn::LEN)
+            .ok_or_else(|| decode("short"))?;
+        let mrn = Mrn::parse(&String::from_utf8_lossy(mrn)).map_err(|e| decode(&e.to_string()))?;
+        Ok(Some((mrn, String::from_utf8_lossy(party).into_owned())))
+    }
+
     /// What is known about an MRN.
     pub fn status(&self, mrn: &Mrn) -> Result<Option<FilingStatus>, IndexError> {
         let Some(value) = self.filings.get(mrn.as_str())? else {
@@ -151,8 +170,14 @@ impl Index {
             return Ok(());
         };
         let high_water = last.sequence.to_be_bytes();
-        (&self.by_lrn, &self.filings, &self.documents, &self.meta)
-            .transaction(|(by_lrn, filings, documents, meta)| {
+        (
+            &self.by_lrn,
+            &self.filings,
+            &self.documents,
+            &self.awaiting,
+            &self.meta,
+        )
+            .transaction(|(by_lrn, filings, documents, awaiting, meta)| {
                 for record in records {
                     let entry = match record.kind() {
                         RecordKind::Filing => {
@@ -178,6 +203,23 @@ impl Index {
                     };
                     if let Some(entry) = entry {
                         filings.insert(record.mrn.as_bytes(), entry.encode_to_vec())?;
+                    }
+                    if record.kind() == RecordKind::Filing && !record.next_filing_party.is_empty() {
+                        for document in &record.master_documents {
+                            let mut value = record.mrn.as_bytes().to_vec();
+                            value.extend_from_slice(record.next_filing_party.as_bytes());
+                            awaiting.insert(document.as_bytes(), value)?;
+                        }
+                    }
+                    for link in &record.links {
+                        let Some(current) = filings.get(link.mrn.as_bytes())? else {
+                            continue;
+                        };
+                        let current = FilingEntry::decode(current.as_ref()).map_err(|e| {
+                            ConflictableTransactionError::Abort(format!("{}: {e}", link.mrn))
+                        })?;
+                        let linked = link_house_filing(current, record, &link.document);
+                        filings.insert(link.mrn.as_bytes(), linked.encode_to_vec())?;
                     }
                     if matches!(record.kind(), RecordKind::Filing | RecordKind::Amendment) {
                         let seconds = record.received_at.map_or(0, |t| t.seconds.max(0) as u64);
@@ -205,6 +247,7 @@ impl Index {
         self.by_lrn.clear()?;
         self.filings.clear()?;
         self.documents.clear()?;
+        self.awaiting.clear()?;
         self.meta.clear()?;
         Ok(())
     }
@@ -222,6 +265,7 @@ impl Index {
             ("lrn", &self.by_lrn),
             ("filings", &self.filings),
             ("documents", &self.documents),
+            ("awaiting", &self.awaiting),
             ("meta", &self.meta),
         ] {
             for item in tree.iter() {
@@ -271,14 +315,47 @@ fn mode_of(record: &LogRecord) -> i32 {
     record.manifest.as_ref().map_or(0, |m| m.transport_mode)
 }
 
+/// A partial filing's entry after a house-level filing for one of its master documents.
+fn link_house_filing(mut entry: FilingEntry, house: &LogRecord, document: &str) -> FilingEntry {
+    let status = entry.status.get_or_insert_with(FilingStatus::default);
+    let before = status.missing_links.len();
+    status.missing_links.retain(|d| d != document);
+    let version = status.version;
+    status.history.push(transition(
+        house,
+        "linked",
+        version,
+        format!("{document}: house filing {}", house.mrn),
+    ));
+    if before > 0 && status.missing_links.is_empty() && status.state() == FilingState::Incomplete {
+        status.state = FilingState::Registered as i32;
+        status
+            .history
+            .push(transition(house, "completed", version, String::new()));
+    }
+    entry
+}
+
 /// The entry a new filing starts.
 fn new_entry(record: &LogRecord) -> FilingEntry {
+    let partial = !record.next_filing_party.is_empty();
+    let mut missing_links = if partial {
+        record.master_documents.clone()
+    } else {
+        Vec::new()
+    };
+    missing_links.sort();
     FilingEntry {
         status: Some(FilingStatus {
+            missing_links,
             mrn: record.mrn.clone(),
             lrn: record.lrn.clone(),
             filer: record.filer.clone(),
-            state: FilingState::Registered as i32,
+            state: if partial {
+                FilingState::Incomplete
+            } else {
+                FilingState::Registered
+            } as i32,
             version: record.version,
             receipt: Some(receipt_of(record)),
             history: vec![transition(
@@ -290,6 +367,7 @@ fn new_entry(record: &LogRecord) -> FilingEntry {
         }),
         transport_mode: mode_of(record),
         master_documents: record.master_documents.clone(),
+        next_filing_party: record.next_filing_party.clone(),
     }
 }
 

@@ -43,6 +43,10 @@ pub struct NewFiling {
     pub traceparent: String,
     /// Master-level transport document numbers: a filer files each once per window.
     pub master_documents: Vec<String>,
+    /// Master documents this house-level filing refers to (linking it to partial filings).
+    pub house_references: Vec<String>,
+    /// For a partial filing: who is expected to complete it.
+    pub next_filing_party: Option<String>,
 }
 
 /// How a registration ended. Each is a normal business outcome, not an error.
@@ -57,6 +61,9 @@ pub enum Registration {
     /// A master transport document of the filing was filed by the same filer, under this MRN,
     /// within the window.
     DuplicateDocument { document: String, mrn: Mrn },
+    /// The filing completes the partial filing of `document`, but is not from the next filing
+    /// party that filing named.
+    NotNextFilingParty { document: String, expected: String },
 }
 
 /// A change to a registered filing.

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{Eori, Lrn, Mrn, Seq};
 use crate::pb::Receipt;
-use crate::pb::store::{LogRecord, RecordKind};
+use crate::pb::store::{Link, LogRecord, RecordKind};
 
 use super::index::{Index, receipt_of};
 use super::log::SegmentLog;
@@ -280,15 +280,21 @@ impl Writer {
             Some(registration) => Ok(Some(registration)),
             None => self.document_taken(&filing, documents_in_batch, records),
         });
-        match decided {
-            Ok(Some(registration)) => Outcome::Ready(Ok(registration)),
+        let links = match decided {
+            Ok(None) => self.links(&filing, records),
+            Ok(Some(registration)) => Ok(Err(registration)),
+            Err(e) => Err(e),
+        };
+        match links {
+            Ok(Err(registration)) => Outcome::Ready(Ok(registration)),
             Err(e) => Outcome::Ready(Err(e)),
-            Ok(None) => {
+            Ok(Ok(links)) => {
                 for document in &filing.master_documents {
                     documents_in_batch
                         .insert((filing.filer.clone(), document.clone()), records.len());
                 }
                 let mut record = new_record(filing, self.log.next_seq(), &self.country);
+                record.links = links;
                 frames.push(self.log.seal_next(&mut record));
                 records.push(record);
                 in_batch.insert(key, records.len() - 1);
@@ -352,6 +358,43 @@ impl Writer {
         let status = after.status.clone().unwrap_or_default();
         overlay.insert(mrn.clone(), after);
         Ok(ChangeOutcome::Applied(status))
+    }
+
+    /// The partial filings a house-level filing completes, or its refusal if it is not from
+    /// the next filing party they named (partial filings of this batch included).
+    fn links(
+        &self,
+        filing: &NewFiling,
+        records: &[LogRecord],
+    ) -> Result<Result<Vec<Link>, Registration>, StoreError> {
+        let mut links = Vec::new();
+        for document in &filing.house_references {
+            let in_batch = records
+                .iter()
+                .rev()
+                .find(|r| !r.next_filing_party.is_empty() && r.master_documents.contains(document));
+            let awaiting = match in_batch {
+                Some(r) => Some((
+                    Mrn::parse(&r.mrn).expect("issued here"),
+                    r.next_filing_party.clone(),
+                )),
+                None => self.index.awaiting(document)?,
+            };
+            let Some((mrn, expected)) = awaiting else {
+                continue;
+            };
+            if expected != filing.filer.as_str() {
+                return Ok(Err(Registration::NotNextFilingParty {
+                    document: document.clone(),
+                    expected,
+                }));
+            }
+            links.push(Link {
+                document: document.clone(),
+                mrn: mrn.to_string(),
+            });
+        }
+        Ok(Ok(links))
     }
 
     /// A refusal if one of the filing's master documents was filed by the same filer within the
@@ -419,6 +462,7 @@ fn new_record(filing: NewFiling, seq: Seq, country: &str) -> LogRecord {
         warnings: filing.warnings,
         traceparent: filing.traceparent,
         master_documents: filing.master_documents,
+        next_filing_party: filing.next_filing_party.unwrap_or_default(),
         ..LogRecord::default()
     }
 }

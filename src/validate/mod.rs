@@ -144,6 +144,15 @@ pub struct Accepted {
     pub warnings: Vec<Finding>,
     /// The filing's own master-level transport documents (unique per filer over a window).
     pub master_documents: Vec<String>,
+    /// The master documents this (house-level) filing refers to.
+    pub house_references: Vec<String>,
+    /// For a partial filing: the EORI of the next filing party.
+    pub next_filing_party: Option<String>,
+}
+
+/// Filing types that are partial: completed by house-level filings of a next filing party.
+pub fn is_partial(filing_type: &str) -> bool {
+    matches!(filing_type, "F12" | "F13")
 }
 
 /// The XML schema of the cargo report, compiled into the binary.
@@ -290,7 +299,21 @@ impl Validator {
             return Err(report);
         };
         let master_documents = master_documents(&manifest, self.codes);
+        let mut house_references: Vec<String> = manifest
+            .consignments
+            .iter()
+            .filter_map(|c| c.master_document.as_ref())
+            .filter(|d| !d.number.is_empty())
+            .map(|d| d.number.clone())
+            .collect();
+        house_references.sort();
+        house_references.dedup();
+        let next_filing_party = is_partial(&manifest.filing_type)
+            .then(|| manifest.next_filing_party.as_ref().map(|p| p.eori.clone()))
+            .flatten();
         Ok(Accepted {
+            house_references,
+            next_filing_party,
             filer,
             lrn,
             digest: digest(&manifest),
