@@ -313,7 +313,10 @@ fn house_filing(
 
 #[tokio::test]
 async fn a_partial_filing_is_completed_by_the_named_party_only() {
-    let (site, gateway) = GatewayBuilder::default().start().await;
+    let site = GatewayBuilder::default().site();
+    let gateway = Gateway::start(&site.config(), Options::default())
+        .await
+        .expect("start");
     let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
     let master = carrier
         .submit(partial_master("PART-1", "MBL-2026-1"))
