@@ -64,6 +64,7 @@ fn open_store(dir: &Path) -> Store {
             segment_bytes: 64 * 1024 * 1024,
             max_batch: 1024,
             duplicate_document_window: Duration::from_secs(365 * 86_400),
+            immutable: Default::default(),
         },
     )
     .expect("store");

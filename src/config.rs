@@ -35,6 +35,8 @@ pub struct Config {
     pub validation: RuleSettings,
     /// How long a master transport document stays reserved to the filing that first named it.
     pub duplicate_document_window: std::time::Duration,
+    /// What an amendment may not change.
+    pub immutable: crate::store::Immutable,
 }
 
 #[derive(Clone, Debug)]
@@ -117,6 +119,16 @@ struct RawConfig {
     representatives: Vec<RawRepresentative>,
     #[serde(default)]
     validation: RawValidation,
+    #[serde(default)]
+    lifecycle: RawLifecycle,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLifecycle {
+    /// Fields an amendment may not change: "transport_mode", "master_documents" (the default
+    /// is both; the LRN never changes).
+    immutable_fields: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -318,6 +330,30 @@ impl RawConfig {
         let duplicate_document_window =
             std::time::Duration::from_secs(u64::from(window_days) * 86_400);
         let validation = self.validation.seal(&invalid)?;
+        let immutable = match self.lifecycle.immutable_fields {
+            None => crate::store::Immutable::default(),
+            Some(fields) => {
+                let mut immutable = crate::store::Immutable {
+                    transport_mode: false,
+                    master_documents: false,
+                };
+                for field in fields {
+                    match field.as_str() {
+                        "transport_mode" => immutable.transport_mode = true,
+                        "master_documents" => immutable.master_documents = true,
+                        other => {
+                            return Err(invalid(
+                                "lifecycle.immutable_fields",
+                                format!(
+                                    "{other:?}: say \"transport_mode\" or \"master_documents\""
+                                ),
+                            ));
+                        }
+                    }
+                }
+                immutable
+            }
+        };
         Ok(Config {
             gateway_id: gateway.id,
             country: gateway.country,
@@ -336,6 +372,7 @@ impl RawConfig {
             representatives,
             validation,
             duplicate_document_window,
+            immutable,
         })
     }
 }
@@ -492,6 +529,12 @@ mod tests {
             production.duplicate_document_window,
             std::time::Duration::from_secs(365 * 86_400)
         );
+        assert_eq!(production.immutable, crate::store::Immutable::default());
+        let relaxed = format!("{DEV}\n[lifecycle]\nimmutable_fields = [\"master_documents\"]\n");
+        assert!(!parse(&relaxed).expect("valid").immutable.transport_mode);
+        let wrong = format!("{DEV}\n[lifecycle]\nimmutable_fields = [\"colour\"]\n");
+        let message = parse(&wrong).expect_err("unknown field").to_string();
+        assert!(message.contains("lifecycle.immutable_fields"), "{message}");
     }
 
     #[test]

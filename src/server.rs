@@ -102,6 +102,7 @@ impl Gateway {
             segment_bytes: config.store.segment_bytes,
             max_batch: config.store.max_batch,
             duplicate_document_window: config.duplicate_document_window,
+            immutable: config.immutable,
         };
         let (store, recovery) =
             tokio::task::spawn_blocking(move || Store::open(&data_dir, store_options)).await??;

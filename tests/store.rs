@@ -21,6 +21,7 @@ fn options(segment_bytes: u64) -> StoreOptions {
         segment_bytes,
         max_batch: 64,
         duplicate_document_window: std::time::Duration::from_secs(365 * 86_400),
+        immutable: Default::default(),
     }
 }
 

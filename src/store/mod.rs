@@ -142,6 +142,24 @@ pub struct StoreOptions {
     pub max_batch: usize,
     /// How long a master transport document stays reserved to its first filing.
     pub duplicate_document_window: Duration,
+    /// What an amendment may not change (the LRN never changes: it names the filing).
+    pub immutable: Immutable,
+}
+
+/// The fields an amendment may not change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Immutable {
+    pub transport_mode: bool,
+    pub master_documents: bool,
+}
+
+impl Default for Immutable {
+    fn default() -> Self {
+        Immutable {
+            transport_mode: true,
+            master_documents: true,
+        }
+    }
 }
 
 /// Counters of the append path (shared with the metrics endpoint and the benchmark).
@@ -206,6 +224,7 @@ impl Store {
             country: options.country,
             max_batch: options.max_batch,
             document_window: options.duplicate_document_window,
+            immutable: options.immutable,
             stats: Arc::clone(&stats),
         };
         let thread = std::thread::Builder::new()

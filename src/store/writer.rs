@@ -49,6 +49,7 @@ pub(super) struct Writer {
     pub country: String,
     pub max_batch: usize,
     pub document_window: Duration,
+    pub immutable: super::Immutable,
     pub stats: Arc<Stats>,
 }
 
@@ -71,6 +72,7 @@ fn refused(error: LifecycleError) -> ChangeOutcome {
 
 /// The field an amendment may not change that it does change, if any.
 fn immutable_change(
+    immutable: super::Immutable,
     entry: &FilingEntry,
     status: &FilingStatus,
     filing: &NewFiling,
@@ -78,8 +80,11 @@ fn immutable_change(
     if filing.lrn.as_str() != status.lrn || filing.filer.as_str() != status.filer {
         return Some("lrn");
     }
-    if filing.manifest.transport_mode != entry.transport_mode {
+    if immutable.transport_mode && filing.manifest.transport_mode != entry.transport_mode {
         return Some("transport_mode");
+    }
+    if !immutable.master_documents {
+        return None;
     }
     let mut before = entry.master_documents.clone();
     let mut after = filing.master_documents.clone();
@@ -336,7 +341,7 @@ impl Writer {
                 if current_digest == hex::encode(filing.digest) {
                     return Ok(ChangeOutcome::Ready(Ok(Changed::Unchanged(status))));
                 }
-                if let Some(field) = immutable_change(&entry, &status, &filing) {
+                if let Some(field) = immutable_change(self.immutable, &entry, &status, &filing) {
                     return Ok(refused(LifecycleError::ImmutableField(field)));
                 }
                 let mut record = new_record(*filing, self.log.next_seq(), &self.country);
