@@ -195,19 +195,9 @@ pub fn from_xml(schema: &Schema, xml: &[u8]) -> Result<Manifest, MappingError> {
             }
             Event::GeneralRef(r) => {
                 if let Some((_, _, text)) = leaf.as_mut() {
-                    let c = if r.is_char_ref() {
-                        r.resolve_char_ref().ok().flatten()
-                    } else {
-                        match r.as_ref() {
-                            "lt" => Some('<'),
-                            "gt" => Some('>'),
-                            "amp" => Some('&'),
-                            "apos" => Some('\''),
-                            "quot" => Some('"'),
-                            _ => None,
-                        }
-                    };
-                    text.push(c.ok_or_else(|| MappingError("unknown entity".into()))?);
+                    let c = super::xsd::resolve_reference(&r)
+                        .ok_or_else(|| MappingError("unknown entity".into()))?;
+                    text.push(c);
                 }
             }
             Event::End(_) => {

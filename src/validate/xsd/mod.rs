@@ -451,22 +451,7 @@ impl<'s> Pass<'s> {
                     self.text_content(&content, offset)?;
                 }
                 Event::GeneralRef(r) => {
-                    let resolved = if r.is_char_ref() {
-                        match r.resolve_char_ref() {
-                            Ok(Some(c)) if is_xml_char(c) => Some(c),
-                            _ => None,
-                        }
-                    } else {
-                        match r.as_ref() {
-                            "lt" => Some('<'),
-                            "gt" => Some('>'),
-                            "amp" => Some('&'),
-                            "apos" => Some('\''),
-                            "quot" => Some('"'),
-                            _ => None,
-                        }
-                    };
-                    let Some(c) = resolved else {
+                    let Some(c) = resolve_reference(&r) else {
                         let name: &str = r.as_ref();
                         self.find(
                             offset,
@@ -923,6 +908,27 @@ fn forbidden_char(bytes: &[u8]) -> Option<usize> {
         }
         _ => None,
     })
+}
+
+/// The character a reference stands for: one of the five predefined entities, or a character
+/// reference to a character XML allows. `None` for anything else (no other entity is defined:
+/// documents have no DTD).
+pub fn resolve_reference(reference: &quick_xml::events::BytesRef<'_>) -> Option<char> {
+    if reference.is_char_ref() {
+        return reference
+            .resolve_char_ref()
+            .ok()
+            .flatten()
+            .filter(|&c| is_xml_char(c));
+    }
+    match reference.as_ref() {
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "amp" => Some('&'),
+        "apos" => Some('\''),
+        "quot" => Some('"'),
+        _ => None,
+    }
 }
 
 /// XML 1.0's Char production.
