@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "aci/v1/constraints.proto",
     "aci/v1/manifest.proto",
     "aci/v1/carrier.proto",
+    "aci/v1/exchange.proto",
     "aci/store/v1/record.proto",
 ];
 

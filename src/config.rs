@@ -37,6 +37,19 @@ pub struct Config {
     pub duplicate_document_window: std::time::Duration,
     /// What an amendment may not change.
     pub immutable: crate::store::Immutable,
+    /// Peer administrations this gateway exchanges with.
+    pub peers: Vec<Peer>,
+    /// Which peers receive which filings.
+    pub routes: crate::exchange::route::Routes,
+}
+
+/// A peer administration's gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its gateway id: the identity in its certificate (`urn:aci:admin:<id>`).
+    pub id: String,
+    /// Where its peer API listens, e.g. `https://nl-gw.example:7444`.
+    pub endpoint: String,
 }
 
 #[derive(Clone, Debug)]
@@ -121,6 +134,31 @@ struct RawConfig {
     validation: RawValidation,
     #[serde(default)]
     lifecycle: RawLifecycle,
+    #[serde(default)]
+    peers: Vec<RawPeer>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    id: String,
+    endpoint: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    peer: String,
+    #[serde(default)]
+    first_entry_countries: Vec<String>,
+    #[serde(default)]
+    routing_countries: Vec<String>,
+    #[serde(default)]
+    delivery_countries: Vec<String>,
+    #[serde(default)]
+    modes: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -246,12 +284,7 @@ impl RawConfig {
             message,
         };
         let gateway = self.gateway;
-        if gateway.id.is_empty()
-            || !gateway
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if !is_gateway_id(&gateway.id) {
             return Err(invalid(
                 "gateway.id",
                 format!("{:?} must be letters, digits, '-' or '_'", gateway.id),
@@ -330,6 +363,85 @@ impl RawConfig {
         let duplicate_document_window =
             std::time::Duration::from_secs(u64::from(window_days) * 86_400);
         let validation = self.validation.seal(&invalid)?;
+        let mut peers: Vec<Peer> = Vec::new();
+        for peer in self.peers {
+            if !is_gateway_id(&peer.id) || peers.iter().any(|p| p.id == peer.id) {
+                return Err(invalid(
+                    "peers.id",
+                    format!("{:?} is not a new gateway id", peer.id),
+                ));
+            }
+            let uri: Result<http::Uri, _> = peer.endpoint.parse();
+            let ok = uri.as_ref().is_ok_and(|u| {
+                matches!(u.scheme_str(), Some("https" | "http")) && u.authority().is_some()
+            });
+            if !ok {
+                return Err(invalid(
+                    "peers.endpoint",
+                    format!(
+                        "{:?} is not an address such as https://host:7444",
+                        peer.endpoint
+                    ),
+                ));
+            }
+            peers.push(Peer {
+                id: peer.id,
+                endpoint: peer.endpoint,
+            });
+        }
+        let countries =
+            crate::validate::codes::CodeLists::builtin().list(crate::validate::codes::COUNTRIES);
+        let mut routes = Vec::new();
+        for route in self.routes {
+            if !peers.iter().any(|p| p.id == route.peer) {
+                return Err(invalid(
+                    "routes.peer",
+                    format!("{:?} is not a configured peer", route.peer),
+                ));
+            }
+            for country in route
+                .first_entry_countries
+                .iter()
+                .chain(&route.routing_countries)
+                .chain(&route.delivery_countries)
+            {
+                if !countries.contains(country) {
+                    return Err(invalid(
+                        "routes",
+                        format!("{country:?} is not an ISO 3166 country code"),
+                    ));
+                }
+            }
+            let modes = route
+                .modes
+                .iter()
+                .map(|m| {
+                    crate::exchange::route::mode_by_name(m).ok_or_else(|| {
+                        invalid("routes.modes", format!("{m:?} is not a transport mode"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if route.first_entry_countries.is_empty()
+                && route.routing_countries.is_empty()
+                && route.delivery_countries.is_empty()
+                && modes.is_empty()
+            {
+                return Err(invalid(
+                    "routes",
+                    format!(
+                        "the route to {} gives no criterion (list every mode to send everything)",
+                        route.peer
+                    ),
+                ));
+            }
+            routes.push(crate::exchange::route::Route {
+                peer: route.peer,
+                first_entry_countries: route.first_entry_countries,
+                routing_countries: route.routing_countries,
+                delivery_countries: route.delivery_countries,
+                modes,
+            });
+        }
         let immutable = match self.lifecycle.immutable_fields {
             None => crate::store::Immutable::default(),
             Some(fields) => {
@@ -373,8 +485,18 @@ impl RawConfig {
             validation,
             duplicate_document_window,
             immutable,
+            peers,
+            routes: crate::exchange::route::Routes { routes },
         })
     }
+}
+
+/// Gateway ids: letters, digits, '-' and '_'.
+fn is_gateway_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl RawValidation {
@@ -543,6 +665,35 @@ mod tests {
         let message = parse(&text).expect_err("unknown key").to_string();
         assert!(message.contains("gateway.toml"), "{message}");
         assert!(message.contains("colour"), "{message}");
+    }
+
+    #[test]
+    fn peers_and_routes_are_checked() {
+        let peers = "\n[[peers]]\nid = \"NL-1\"\nendpoint = \"https://nl.example:7444\"\n";
+        let route =
+            "\n[[routes]]\npeer = \"NL-1\"\nfirst_entry_countries = [\"NL\"]\nmodes = [\"sea\"]\n";
+        let config = parse(&format!("{DEV}{peers}{route}")).expect("valid");
+        assert_eq!(config.peers[0].id, "NL-1");
+        assert_eq!(
+            config.routes.routes[0].modes,
+            [crate::pb::TransportMode::Sea]
+        );
+        for (bad, key) in [
+            (route.replace("NL-1", "XX-9"), "routes.peer"),
+            (route.replace("[\"NL\"]", "[\"QQ\"]"), "routes"),
+            (route.replace("\"sea\"", "\"boat\""), "routes.modes"),
+            ("\n[[routes]]\npeer = \"NL-1\"\n".to_owned(), "routes"),
+        ] {
+            let message = parse(&format!("{DEV}{peers}{bad}"))
+                .expect_err(key)
+                .to_string();
+            assert!(message.contains(&format!("key `{key}`")), "{message}");
+        }
+        let bad_endpoint = peers.replace("https://nl.example:7444", "nl.example");
+        let message = parse(&format!("{DEV}{bad_endpoint}"))
+            .expect_err("endpoint")
+            .to_string();
+        assert!(message.contains("peers.endpoint"), "{message}");
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! - [`cli`]: the `aci-gateway` commands (`serve`, `pki`, `submit`, `status`, `reindex`).
 //! - [`config`]: the TOML configuration, checked and sealed.
 //! - [`server`]: wires store, listeners and admin port; one shutdown path.
+//! - [`exchange`]: Customs-to-Customs exchange: routing rules (forwarding builds on them).
 //! - [`ingest`]: the carrier API, a thin gRPC adapter; `ingest::status` maps outcomes to gRPC.
 //! - [`validate`]: findings and reports; required data and identifier formats.
 //! - [`store`]: the segment log (framing, CRC, hash chain), group commit, the sled index.
@@ -31,6 +32,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod exchange;
 pub mod ids;
 pub mod ingest;
 pub mod pb;
