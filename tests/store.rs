@@ -417,3 +417,154 @@ async fn a_master_document_is_filed_once_per_filer_within_the_window() {
     assert_eq!(store.index().dump().expect("dump"), before);
     store.close().await;
 }
+
+fn envelope(origin: &str, sequence: u64, with_manifest: bool) -> aci_gateway::pb::Envelope {
+    aci_gateway::pb::Envelope {
+        origin: origin.into(),
+        origin_sequence: sequence,
+        kind: aci_gateway::pb::EnvelopeKind::Filing as i32,
+        mrn: aci_gateway::ids::Mrn::issue(2026, "NL", Seq(sequence)).to_string(),
+        filer: "NL812345678".into(),
+        lrn: format!("NL-LRN-{sequence}"),
+        version: 1,
+        manifest: with_manifest.then(|| common::sea_filing(&format!("NL-LRN-{sequence}"))),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_stored_once_and_refusals_are_remembered() {
+    use aci_gateway::store::Delivery;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (store, _) = open(tmp.path());
+    let first = store
+        .receive(envelope("NL-1", 5, true))
+        .await
+        .expect("receive");
+    assert_eq!(
+        first,
+        Delivery::Stored {
+            local_sequence: 1,
+            duplicate: false
+        }
+    );
+    let again = store
+        .receive(envelope("NL-1", 5, true))
+        .await
+        .expect("redelivery");
+    assert_eq!(
+        again,
+        Delivery::Stored {
+            local_sequence: 1,
+            duplicate: true
+        }
+    );
+    // The same sequence from another origin is another envelope.
+    let other = store
+        .receive(envelope("BE-1", 5, true))
+        .await
+        .expect("other origin");
+    assert_eq!(
+        other,
+        Delivery::Stored {
+            local_sequence: 2,
+            duplicate: false
+        }
+    );
+
+    // A refused envelope is refused again, even resent in a correct form: never "delivered".
+    let refused = store
+        .receive(envelope("NL-1", 6, false))
+        .await
+        .expect("refusal");
+    assert!(
+        matches!(&refused, Delivery::Refused { code, duplicate: false, .. } if code == "INVALID_ENVELOPE"),
+        "{refused:?}"
+    );
+    let resent = store
+        .receive(envelope("NL-1", 6, true))
+        .await
+        .expect("resent");
+    assert!(
+        matches!(
+            &resent,
+            Delivery::Refused {
+                duplicate: true,
+                ..
+            }
+        ),
+        "{resent:?}"
+    );
+
+    // Concurrent redeliveries of one envelope: one record, one first answer.
+    let answers = futures_join(&store, envelope("NL-1", 7, true), 12).await;
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| matches!(
+                a,
+                Delivery::Stored {
+                    duplicate: false,
+                    ..
+                }
+            ))
+            .count(),
+        1
+    );
+    assert!(
+        answers.iter().all(|a| matches!(
+            a,
+            Delivery::Stored {
+                local_sequence: 4,
+                ..
+            }
+        )),
+        "{answers:?}"
+    );
+    assert_eq!(records(&store).len(), 4);
+    store.close().await;
+
+    // Remembered across a restart with the index rebuilt from the log.
+    store::reindex(tmp.path(), 64 * 1024 * 1024).expect("reindex");
+    let (store, _) = open(tmp.path());
+    assert_eq!(
+        store
+            .receive(envelope("NL-1", 5, true))
+            .await
+            .expect("after restart"),
+        Delivery::Stored {
+            local_sequence: 1,
+            duplicate: true
+        }
+    );
+    assert!(matches!(
+        store
+            .receive(envelope("NL-1", 6, true))
+            .await
+            .expect("after restart"),
+        Delivery::Refused {
+            duplicate: true,
+            ..
+        }
+    ));
+    assert_eq!(records(&store).len(), 4, "nothing applied twice");
+    store.close().await;
+}
+
+async fn futures_join(
+    store: &Store,
+    envelope: aci_gateway::pb::Envelope,
+    times: usize,
+) -> Vec<aci_gateway::store::Delivery> {
+    let tasks: Vec<_> = (0..times)
+        .map(|_| {
+            let (store, envelope) = (store.clone(), envelope.clone());
+            tokio::spawn(async move { store.receive(envelope).await.expect("receive") })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("task"));
+    }
+    answers
+}

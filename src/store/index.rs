@@ -39,6 +39,8 @@ pub struct Index {
     documents: sled::Tree,
     /// Master document of a partial filing → its MRN and next filing party.
     awaiting: sled::Tree,
+    /// (origin gateway, origin sequence) of each delivered envelope → what became of it.
+    received: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -71,6 +73,7 @@ impl Index {
             filings: db.open_tree("filings")?,
             documents: db.open_tree("documents")?,
             awaiting: db.open_tree("awaiting")?,
+            received: db.open_tree("received")?,
             meta: db.open_tree("meta")?,
             db,
         })
@@ -137,6 +140,23 @@ impl Index {
         Ok(Some((mrn, String::from_utf8_lossy(party).into_owned())))
     }
 
+    /// What became of an envelope a peer delivered before, if it did.
+    pub fn received(
+        &self,
+        origin: &str,
+        origin_sequence: u64,
+    ) -> Result<Option<Received>, IndexError> {
+        let Some(value) = self.received.get(received_key(origin, origin_sequence))? else {
+            return Ok(None);
+        };
+        decode_received(&value)
+            .map(Some)
+            .ok_or_else(|| IndexError::Decode {
+                key: format!("{origin}/{origin_sequence}"),
+                reason: "bad received entry".into(),
+            })
+    }
+
     /// What is known about an MRN.
     pub fn status(&self, mrn: &Mrn) -> Result<Option<FilingStatus>, IndexError> {
         let Some(value) = self.filings.get(mrn.as_str())? else {
@@ -175,9 +195,10 @@ impl Index {
             &self.filings,
             &self.documents,
             &self.awaiting,
+            &self.received,
             &self.meta,
         )
-            .transaction(|(by_lrn, filings, documents, awaiting, meta)| {
+            .transaction(|(by_lrn, filings, documents, awaiting, received, meta)| {
                 for record in records {
                     let entry = match record.kind() {
                         RecordKind::Filing => {
@@ -198,6 +219,13 @@ impl Index {
                                 ConflictableTransactionError::Abort(format!("{}: {e}", record.mrn))
                             })?;
                             Some(evolve(current, record))
+                        }
+                        RecordKind::Received | RecordKind::ReceivedRefused => {
+                            received.insert(
+                                received_key(&record.origin, record.origin_sequence),
+                                encode_received(record),
+                            )?;
+                            None
                         }
                         RecordKind::Unspecified => None,
                     };
@@ -248,6 +276,7 @@ impl Index {
         self.filings.clear()?;
         self.documents.clear()?;
         self.awaiting.clear()?;
+        self.received.clear()?;
         self.meta.clear()?;
         Ok(())
     }
@@ -266,6 +295,7 @@ impl Index {
             ("filings", &self.filings),
             ("documents", &self.documents),
             ("awaiting", &self.awaiting),
+            ("received", &self.received),
             ("meta", &self.meta),
         ] {
             for item in tree.iter() {
@@ -404,7 +434,49 @@ pub(super) fn evolve(mut entry: FilingEntry, record: &LogRecord) -> FilingEntry 
                 .history
                 .push(transition(record, "arrived", version, String::new()));
         }
-        RecordKind::Filing | RecordKind::Unspecified => {}
+        RecordKind::Filing
+        | RecordKind::Received
+        | RecordKind::ReceivedRefused
+        | RecordKind::Unspecified => {}
     }
     entry
+}
+
+/// What became of a delivered envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Stored at this sequence of the local log.
+    Stored(u64),
+    /// Refused with this code.
+    Refused(String),
+}
+
+fn received_key(origin: &str, origin_sequence: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(origin.len() + 9);
+    key.extend_from_slice(origin.as_bytes());
+    key.push(KEY_SEPARATOR);
+    key.extend_from_slice(&origin_sequence.to_be_bytes());
+    key
+}
+
+fn encode_received(record: &LogRecord) -> Vec<u8> {
+    if record.kind() == RecordKind::Received {
+        let mut value = vec![b'S'];
+        value.extend_from_slice(&record.sequence.to_be_bytes());
+        value
+    } else {
+        let mut value = vec![b'R'];
+        value.extend_from_slice(record.refusal.as_bytes());
+        value
+    }
+}
+
+fn decode_received(value: &[u8]) -> Option<Received> {
+    match value.split_first()? {
+        (b'S', rest) => Some(Received::Stored(u64::from_be_bytes(rest.try_into().ok()?))),
+        (b'R', rest) => Some(Received::Refused(
+            String::from_utf8_lossy(rest).into_owned(),
+        )),
+        _ => None,
+    }
 }

@@ -21,7 +21,7 @@ use crate::ids::{Eori, Lrn, Mrn, Seq};
 use crate::pb::store::LogRecord;
 use crate::pb::{FilingStatus, Manifest, Receipt, Violation};
 
-pub use self::index::{Index, IndexError, receipt_of};
+pub use self::index::{Index, IndexError, Received, receipt_of};
 pub use self::log::{LogError, Recovery, TornTail, list_segments};
 
 /// Commands waiting for the writer before `register` callers wait for room (backpressure).
@@ -111,6 +111,22 @@ pub enum Changed {
     Unchanged(FilingStatus),
     NotFound,
     Refused(LifecycleError),
+}
+
+/// What became of an envelope a peer delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Stored (durable) at this sequence of the local log.
+    Stored {
+        local_sequence: u64,
+        duplicate: bool,
+    },
+    /// Refused, durably: a redelivery is refused again, never taken as delivered.
+    Refused {
+        code: String,
+        message: String,
+        duplicate: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -276,6 +292,22 @@ impl Store {
     /// The status of an MRN.
     pub fn status(&self, mrn: &Mrn) -> Result<Option<FilingStatus>, StoreError> {
         Ok(self.shared.index.status(mrn)?)
+    }
+
+    /// Takes an envelope a peer delivered: stores it, or refuses it, durably and once per
+    /// (origin, origin sequence); a redelivery gets the first answer again.
+    pub async fn receive(&self, envelope: crate::pb::Envelope) -> Result<Delivery, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .commands
+            .send(writer::Command::Receive {
+                envelope: Box::new(envelope),
+                at: SystemTime::now(),
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// The filing in which a filer declared a master transport document.

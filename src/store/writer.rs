@@ -19,9 +19,12 @@ use crate::ids::{Eori, Lrn, Mrn, Seq};
 use crate::pb::Receipt;
 use crate::pb::store::{Link, LogRecord, RecordKind};
 
+use super::index::Received;
 use super::index::{Index, receipt_of};
 use super::log::SegmentLog;
-use super::{Change, Changed, LifecycleError, NewFiling, Registration, Stats, StoreError};
+use super::{
+    Change, Changed, Delivery, LifecycleError, NewFiling, Registration, Stats, StoreError,
+};
 use crate::pb::store::FilingEntry;
 use crate::pb::{FilingState, FilingStatus};
 
@@ -38,6 +41,11 @@ pub(super) enum Command {
         mrn: Mrn,
         change: Box<Change>,
         reply: ChangeReply,
+    },
+    Receive {
+        envelope: Box<crate::pb::Envelope>,
+        at: std::time::SystemTime,
+        reply: oneshot::Sender<Result<Delivery, StoreError>>,
     },
     /// Answered once every command sent before it has been answered.
     Close { reply: oneshot::Sender<()> },
@@ -57,6 +65,58 @@ pub(super) struct Writer {
 enum Answer {
     Register(Outcome, Reply),
     Change(ChangeOutcome, ChangeReply),
+    Receive(
+        ReceiveOutcome,
+        oneshot::Sender<Result<Delivery, StoreError>>,
+    ),
+}
+
+/// How a delivered envelope is answered.
+enum ReceiveOutcome {
+    /// A record (stored or refused) at this position of the batch.
+    New(usize),
+    /// Delivered twice in this batch: the first one's answer, as a duplicate.
+    SameAs(usize),
+    Ready(Result<Delivery, StoreError>),
+}
+
+/// The answer a received-envelope record stands for.
+fn delivery(record: &LogRecord, duplicate: bool) -> Delivery {
+    if record.kind() == RecordKind::Received {
+        Delivery::Stored {
+            local_sequence: record.sequence,
+            duplicate,
+        }
+    } else {
+        Delivery::Refused {
+            code: record.refusal.clone(),
+            message: record.reason.clone(),
+            duplicate,
+        }
+    }
+}
+
+/// Why an envelope cannot be taken, if it cannot: (code, message).
+fn envelope_problem(envelope: &crate::pb::Envelope) -> Option<(&'static str, String)> {
+    use crate::pb::EnvelopeKind;
+    let kind = EnvelopeKind::try_from(envelope.kind).unwrap_or(EnvelopeKind::Unspecified);
+    if kind == EnvelopeKind::Unspecified {
+        return Some((
+            "INVALID_ENVELOPE",
+            format!("unknown envelope kind {}", envelope.kind),
+        ));
+    }
+    if let Err(e) = Mrn::parse(&envelope.mrn) {
+        return Some(("INVALID_ENVELOPE", format!("MRN {:?}: {e}", envelope.mrn)));
+    }
+    if matches!(kind, EnvelopeKind::Filing | EnvelopeKind::Amendment) && envelope.manifest.is_none()
+    {
+        return Some((
+            "INVALID_ENVELOPE",
+            "a filing or amendment carries its manifest".into(),
+        ));
+    }
+    None
 }
 
 /// How a lifecycle change is answered.
@@ -151,6 +211,9 @@ impl Writer {
                         Command::Change { reply, .. } => {
                             let _ = reply.send(Err(StoreError::Failed(reason.clone())));
                         }
+                        Command::Receive { reply, .. } => {
+                            let _ = reply.send(Err(StoreError::Failed(reason.clone())));
+                        }
                         Command::Close { .. } => {}
                     }
                 }
@@ -180,6 +243,8 @@ impl Writer {
         let mut documents_in_batch: HashMap<(Eori, String), usize> = HashMap::new();
         // Entries as this batch's changes leave them (so two changes to one MRN see each other).
         let mut overlay: HashMap<Mrn, FilingEntry> = HashMap::new();
+        // Envelopes received in this batch: (origin, origin sequence) → record position.
+        let mut received_in_batch: HashMap<(String, u64), usize> = HashMap::new();
         let mut pending = Vec::with_capacity(commands.len());
         let first_seq = self.log.next_seq();
         for command in commands {
@@ -206,6 +271,22 @@ impl Writer {
                         Err(e) => ChangeOutcome::Ready(Err(e)),
                     };
                     pending.push(Answer::Change(outcome, reply));
+                }
+                Command::Receive {
+                    envelope,
+                    at,
+                    reply,
+                } => {
+                    let outcome = self
+                        .decide_receive(
+                            *envelope,
+                            at,
+                            &mut received_in_batch,
+                            &mut records,
+                            &mut frames,
+                        )
+                        .unwrap_or_else(|e| ReceiveOutcome::Ready(Err(e)));
+                    pending.push(Answer::Receive(outcome, reply));
                 }
                 Command::Close { .. } => {}
             }
@@ -246,6 +327,15 @@ impl Writer {
                         (Ok(()), Outcome::SameAs(i)) => {
                             Ok(Registration::Duplicate(receipts[i].clone()))
                         }
+                        (Err(reason), _) => Err(failed(reason)),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Answer::Receive(outcome, reply) => {
+                    let answer = match (&durable, outcome) {
+                        (_, ReceiveOutcome::Ready(answer)) => answer,
+                        (Ok(()), ReceiveOutcome::New(i)) => Ok(delivery(&records[i], false)),
+                        (Ok(()), ReceiveOutcome::SameAs(i)) => Ok(delivery(&records[i], true)),
                         (Err(reason), _) => Err(failed(reason)),
                     };
                     let _ = reply.send(answer);
@@ -400,6 +490,74 @@ impl Writer {
             });
         }
         Ok(Ok(links))
+    }
+
+    /// Decides a delivered envelope: the first answer again for a redelivery, otherwise a new
+    /// record (stored, or refused with its code).
+    fn decide_receive(
+        &mut self,
+        envelope: crate::pb::Envelope,
+        at: std::time::SystemTime,
+        received_in_batch: &mut HashMap<(String, u64), usize>,
+        records: &mut Vec<LogRecord>,
+        frames: &mut Vec<Vec<u8>>,
+    ) -> Result<ReceiveOutcome, StoreError> {
+        let key = (envelope.origin.clone(), envelope.origin_sequence);
+        if let Some(&i) = received_in_batch.get(&key) {
+            return Ok(ReceiveOutcome::SameAs(i));
+        }
+        match self
+            .index
+            .received(&envelope.origin, envelope.origin_sequence)?
+        {
+            Some(Received::Stored(local_sequence)) => {
+                return Ok(ReceiveOutcome::Ready(Ok(Delivery::Stored {
+                    local_sequence,
+                    duplicate: true,
+                })));
+            }
+            Some(Received::Refused(code)) => {
+                return Ok(ReceiveOutcome::Ready(Ok(Delivery::Refused {
+                    message: format!("envelope {}/{} was refused before", key.0, key.1),
+                    code,
+                    duplicate: true,
+                })));
+            }
+            None => {}
+        }
+        let problem = envelope_problem(&envelope);
+        let mut record = LogRecord {
+            kind: if problem.is_some() {
+                RecordKind::ReceivedRefused
+            } else {
+                RecordKind::Received
+            } as i32,
+            origin: envelope.origin,
+            origin_sequence: envelope.origin_sequence,
+            envelope_kind: envelope.kind,
+            received_at: Some(Timestamp::from(at)),
+            ..LogRecord::default()
+        };
+        match problem {
+            Some((code, message)) => {
+                record.refusal = code.to_owned();
+                record.reason = message;
+            }
+            None => {
+                record.mrn = envelope.mrn;
+                record.filer = envelope.filer;
+                record.lrn = envelope.lrn;
+                record.version = envelope.version;
+                record.manifest = envelope.manifest;
+                record.origin_digest = envelope.digest;
+                record.reason = envelope.reason;
+                record.traceparent = envelope.traceparent;
+            }
+        }
+        frames.push(self.log.seal_next(&mut record));
+        records.push(record);
+        received_in_batch.insert(key, records.len() - 1);
+        Ok(ReceiveOutcome::New(records.len() - 1))
     }
 
     /// A refusal if one of the filing's master documents was filed by the same filer within the
