@@ -438,6 +438,16 @@ fn replay(index: &Index, log_dir: &Path, from: Seq) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Reads every record of the log in `log_dir` from `from` on, verified (frames, CRCs, hashes,
+/// the chain), without opening the store: for tools, while the gateway runs or not.
+pub fn read_log<E: From<LogError>>(
+    log_dir: &Path,
+    from: Seq,
+    visit: impl FnMut(LogRecord) -> Result<(), E>,
+) -> Result<(), E> {
+    log::read_from(log_dir, from, visit)
+}
+
 /// Rebuilds the index of the store in `data_dir` from scratch (the store must not be open).
 /// Returns the number of records replayed.
 pub fn reindex(data_dir: &Path, segment_bytes: u64) -> Result<u64, StoreError> {
