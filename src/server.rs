@@ -49,6 +49,8 @@ pub enum ServerError {
     },
     #[error("validation: {0}")]
     Validator(#[from] ValidatorError),
+    #[error("server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
     #[error("a server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -154,6 +156,14 @@ impl Gateway {
         ))
         .max_decoding_message_size(config.carrier_api.max_message_bytes);
 
+        // Server reflection on both listeners, so stock tools (grpcurl) can list and call.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::pb::DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1()
+        };
+        let (carrier_reflection, peer_reflection) = (reflection()?, reflection()?);
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_serving::<CarrierGatewayServer<CarrierService>>()
@@ -176,6 +186,7 @@ impl Gateway {
                 oversize_is_resource_exhausted as fn(_) -> _,
             ))
             .add_service(health_service.clone())
+            .add_service(carrier_reflection)
             .add_service(carrier_service)
             .serve_with_incoming_shutdown(carrier_incoming, shutdown.clone().cancelled_owned());
 
@@ -185,6 +196,7 @@ impl Gateway {
             tls::accept(peer_listener, Some(peer_tls), "peer API", shutdown.clone());
         let peer_server = Server::builder()
             .add_service(health_service)
+            .add_service(peer_reflection)
             .serve_with_incoming_shutdown(peer_incoming, shutdown.clone().cancelled_owned());
 
         let servers = vec![

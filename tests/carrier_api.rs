@@ -419,3 +419,39 @@ async fn a_master_document_filed_again_under_a_new_lrn_is_code_81() {
     assert!(finding.message.contains(&first.mrn), "{}", finding.message);
     gateway.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn server_reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let files = site
+        .pki
+        .carrier_files("reflect", CARRIER, Validity::days(1));
+    let ca = Certificate::from_pem(site.pki.admin_ca.cert_pem());
+    let channel = channel(&endpoint(&gateway), tls_config(&files, &ca))
+        .await
+        .expect("connect");
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let answer = answers.message().await.expect("answer").expect("one");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("unexpected answer {answer:?}");
+    };
+    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for expected in ["aci.v1.CarrierGateway", "grpc.health.v1.Health"] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    gateway.stop().await.expect("clean stop");
+}
