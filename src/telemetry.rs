@@ -17,6 +17,54 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// A Prometheus histogram: cumulative buckets with fixed upper bounds, a sum and a count.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// One counter per bound, then one for +Inf (not cumulative here; summed when rendered).
+    counts: Vec<AtomicU64>,
+    /// The sum of observations, in millionths of the unit.
+    sum_millionths: AtomicU64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_millionths: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, value: f64) {
+        let bucket = self
+            .bounds
+            .iter()
+            .position(|&b| value <= b)
+            .unwrap_or(self.bounds.len());
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_millionths
+            .fetch_add((value * 1e6).max(0.0) as u64, Ordering::Relaxed);
+    }
+
+    /// Appends the exposition of this histogram as `name`.
+    pub fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.counts[self.bounds.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum_millionths.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum:.6}\n{name}_count {cumulative}");
+    }
+}
+
+/// EU customs finding codes counted in `aci_findings_total`.
+const FINDING_CODES: [&str; 6] = ["12", "13", "14", "15", "26", "81"];
+
 /// How a filing was answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -54,11 +102,22 @@ pub struct Metrics {
     filings: [AtomicU64; Outcome::ALL.len()],
     /// Lifecycle changes refused, by code (few codes: a short locked list is enough).
     lifecycle_refused: std::sync::Mutex<Vec<(&'static str, u64)>>,
+    /// Findings reported to carriers (errors and warnings), by code, as in FINDING_CODES.
+    findings: [AtomicU64; FINDING_CODES.len()],
 }
 
 impl Metrics {
     pub fn filing(&self, outcome: Outcome) {
         self.filings[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the findings of a report (of a refused filing, or the warnings of an accepted one).
+    pub fn findings<'a>(&self, codes: impl IntoIterator<Item = &'a str>) {
+        for code in codes {
+            if let Some(i) = FINDING_CODES.iter().position(|c| *c == code) {
+                self.findings[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Counts a refused lifecycle change.
@@ -87,6 +146,27 @@ impl Metrics {
                 self.filings[outcome as usize].load(Ordering::Relaxed)
             );
         }
+        out.push_str(
+            "# HELP aci_findings_total Findings reported to carriers, by EU customs code.\n",
+        );
+        out.push_str("# TYPE aci_findings_total counter\n");
+        for (code, count) in FINDING_CODES.iter().zip(&self.findings) {
+            let _ = writeln!(
+                out,
+                "aci_findings_total{{code=\"{code}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        store.commit_latency.render(
+            "aci_log_commit_seconds",
+            "Time to write and fdatasync one group-commit batch.",
+            &mut out,
+        );
+        store.batch_size.render(
+            "aci_log_batch_records",
+            "Records per group-commit batch.",
+            &mut out,
+        );
         out.push_str("# HELP aci_lifecycle_refused_total Amendments, invalidations and arrivals refused, by code.\n");
         out.push_str("# TYPE aci_lifecycle_refused_total counter\n");
         for (code, count) in self

@@ -455,3 +455,44 @@ async fn server_reflection_lists_the_services() {
     }
     gateway.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn the_metrics_endpoint_follows_the_filings() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let value = |metrics: &str, series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })
+            .unwrap_or_else(|| panic!("{series} missing from\n{metrics}")) as u64
+    };
+    let before = common::admin_get(gateway.admin_addr, "/metrics").await;
+    assert_eq!(value(&before, "aci_log_commit_seconds_count"), 0);
+
+    carrier.submit(sea_filing("M-1")).await.expect("accepted");
+    let mut bad = sea_filing("M-2");
+    bad.consignments[0].goods_items[0].hs_code = "82041".into();
+    bad.filing_type = "X1".into();
+    carrier.submit(bad).await.expect_err("refused");
+
+    let after = common::admin_get(gateway.admin_addr, "/metrics").await;
+    assert_eq!(
+        value(&after, "aci_filings_total{outcome=\"registered\"}"),
+        1
+    );
+    assert_eq!(value(&after, "aci_filings_total{outcome=\"rejected\"}"), 1);
+    assert_eq!(value(&after, "aci_findings_total{code=\"12\"}"), 2);
+    assert_eq!(value(&after, "aci_log_commit_seconds_count"), 1);
+    assert_eq!(value(&after, "aci_log_batch_records_bucket{le=\"1\"}"), 1);
+    assert_eq!(
+        value(&after, "aci_log_batch_records_bucket{le=\"+Inf\"}"),
+        1
+    );
+    assert_eq!(value(&after, "aci_log_records_total"), 1);
+    let health = common::admin_get(gateway.admin_addr, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    gateway.stop().await.expect("clean stop");
+}

@@ -114,7 +114,7 @@ async fn a_filing_is_amended_then_arrives_and_is_then_closed() {
     assert_eq!(unknown.code(), Code::NotFound);
 
     // Operators see every refusal, by code.
-    let metrics = admin_get(gateway.admin_addr, "/metrics").await;
+    let metrics = common::admin_get(gateway.admin_addr, "/metrics").await;
     assert!(
         metrics.contains("aci_lifecycle_refused_total{code=\"LIFECYCLE_ARRIVED\"} 3"),
         "{metrics}"
@@ -247,24 +247,6 @@ async fn the_history_after_a_restart_equals_the_history_before() {
         ]
     );
     gateway.stop().await.expect("stop");
-}
-
-/// A GET on the admin port, as Prometheus would do it.
-async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("admin port");
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .expect("request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response");
-    response
 }
 
 /// The forwarder named as next filing party in the partial filings below.

@@ -129,10 +129,14 @@ impl CarrierService {
             Ok(accepted) => accepted,
             Err(report) => {
                 self.metrics.filing(Outcome::Rejected);
+                self.metrics
+                    .findings(report.findings().iter().map(|f| f.code.as_str()));
                 tracing::info!(%caller, findings = report.findings().len(), original_type, "filing rejected");
                 return Err(status::rejected(&report));
             }
         };
+        self.metrics
+            .findings(accepted.warnings.iter().map(|f| f.code.as_str()));
         Ok(NewFiling {
             filer: accepted.filer,
             lrn: accepted.lrn,

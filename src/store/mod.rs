@@ -179,8 +179,12 @@ impl Default for Immutable {
 }
 
 /// Counters of the append path (shared with the metrics endpoint and the benchmark).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
+    /// Seconds to write and sync each batch.
+    pub commit_latency: crate::telemetry::Histogram,
+    /// Records per batch.
+    pub batch_size: crate::telemetry::Histogram,
     pub records: AtomicU64,
     pub batches: AtomicU64,
     pub syncs: AtomicU64,
@@ -190,8 +194,29 @@ pub struct Stats {
     pub durable_seq: AtomicU64,
 }
 
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            commit_latency: crate::telemetry::Histogram::new(&[
+                0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                1.0,
+            ]),
+            batch_size: crate::telemetry::Histogram::new(&[
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+            ]),
+            records: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            commit_micros: AtomicU64::new(0),
+            durable_seq: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Stats {
     fn record_batch(&self, records: u64, syncs: u64, elapsed: Duration) {
+        self.commit_latency.observe(elapsed.as_secs_f64());
+        self.batch_size.observe(records as f64);
         self.records.fetch_add(records, Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.syncs.fetch_add(syncs, Ordering::Relaxed);
