@@ -178,7 +178,8 @@ impl Gateway {
         let carrier_incoming = tls::accept(
             carrier_listener,
             (!options.insecure_dev).then_some(carrier_tls),
-            "carrier API",
+            "carrier",
+            Arc::clone(&metrics),
             shutdown.clone(),
         );
         let carrier_server = Server::builder()
@@ -192,8 +193,13 @@ impl Gateway {
 
         // Peer administrations: mutual TLS against the peer CA. Deliveries and feeds are served
         // here once the exchange exists; health checking works now.
-        let peer_incoming =
-            tls::accept(peer_listener, Some(peer_tls), "peer API", shutdown.clone());
+        let peer_incoming = tls::accept(
+            peer_listener,
+            Some(peer_tls),
+            "peer",
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        );
         let peer_server = Server::builder()
             .add_service(health_service)
             .add_service(peer_reflection)

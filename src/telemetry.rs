@@ -104,6 +104,8 @@ pub struct Metrics {
     lifecycle_refused: std::sync::Mutex<Vec<(&'static str, u64)>>,
     /// Findings reported to carriers (errors and warnings), by code, as in FINDING_CODES.
     findings: [AtomicU64; FINDING_CODES.len()],
+    /// TLS handshakes that failed, by (listener, reason); few pairs, a short locked list.
+    handshake_failures: std::sync::Mutex<Vec<((&'static str, &'static str), u64)>>,
 }
 
 impl Metrics {
@@ -117,6 +119,22 @@ impl Metrics {
             if let Some(i) = FINDING_CODES.iter().position(|c| *c == code) {
                 self.findings[i].fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Counts a failed TLS handshake.
+    pub fn handshake_failed(&self, listener: &'static str, reason: &'static str) {
+        // Held only to bump one counter.
+        let mut counts = self
+            .handshake_failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match counts
+            .iter_mut()
+            .find(|(key, _)| *key == (listener, reason))
+        {
+            Some((_, n)) => *n += 1,
+            None => counts.push(((listener, reason), 1)),
         }
     }
 
@@ -144,6 +162,21 @@ impl Metrics {
                 "aci_filings_total{{outcome=\"{}\"}} {}",
                 outcome.label(),
                 self.filings[outcome as usize].load(Ordering::Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP aci_tls_handshake_failures_total TLS handshakes refused, by listener and reason.\n",
+        );
+        out.push_str("# TYPE aci_tls_handshake_failures_total counter\n");
+        for ((listener, reason), count) in self
+            .handshake_failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "aci_tls_handshake_failures_total{{listener=\"{listener}\",reason=\"{reason}\"}} {count}"
             );
         }
         out.push_str(

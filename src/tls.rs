@@ -215,6 +215,7 @@ pub fn accept(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     listener_name: &'static str,
+    metrics: Arc<crate::telemetry::Metrics>,
     shutdown: CancellationToken,
 ) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<Connection>> {
     let (sender, receiver) = mpsc::channel(256);
@@ -236,8 +237,10 @@ pub fn accept(
             let _ = tcp.set_nodelay(true);
             let sender = sender.clone();
             let acceptor = acceptor.clone();
+            let metrics = Arc::clone(&metrics);
             tokio::spawn(async move {
-                if let Some(connection) = handshake(tcp, remote, acceptor, listener_name).await
+                if let Some(connection) =
+                    handshake(tcp, remote, acceptor, listener_name, &metrics).await
                     && sender.send(Ok(connection)).await.is_err()
                 {
                     tracing::debug!(%remote, "server stopped before the connection was served");
@@ -248,11 +251,35 @@ pub fn accept(
     tokio_stream::wrappers::ReceiverStream::new(receiver)
 }
 
+/// Why a handshake failed, in a few stable words (for metrics).
+fn failure_reason(error: &std::io::Error) -> &'static str {
+    use rustls::{CertificateError, Error};
+    match error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+    {
+        Some(Error::NoCertificatesPresented) => "no_certificate",
+        Some(Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        )) => "expired",
+        Some(Error::InvalidCertificate(
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
+        )) => "not_yet_valid",
+        Some(Error::InvalidCertificate(CertificateError::UnknownIssuer)) => "unknown_issuer",
+        Some(Error::InvalidCertificate(CertificateError::Revoked)) => "revoked",
+        Some(Error::InvalidCertificate(_)) => "bad_certificate",
+        Some(Error::PeerIncompatible(_) | Error::NoApplicationProtocol) => "incompatible",
+        Some(_) => "protocol",
+        None => "io",
+    }
+}
+
 async fn handshake(
     tcp: TcpStream,
     remote: SocketAddr,
     acceptor: Option<TlsAcceptor>,
     listener_name: &'static str,
+    metrics: &crate::telemetry::Metrics,
 ) -> Option<Connection> {
     let Some(acceptor) = acceptor else {
         return Some(Connection {
@@ -282,10 +309,13 @@ async fn handshake(
             })
         }
         Ok(Err(e)) => {
-            tracing::info!(listener = listener_name, %remote, error = %e, "TLS handshake refused");
+            let reason = failure_reason(&e);
+            metrics.handshake_failed(listener_name, reason);
+            tracing::info!(listener = listener_name, %remote, reason, error = %e, "TLS handshake refused");
             None
         }
         Err(_) => {
+            metrics.handshake_failed(listener_name, "timeout");
             tracing::info!(listener = listener_name, %remote, "TLS handshake timed out");
             None
         }

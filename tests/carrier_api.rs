@@ -282,6 +282,24 @@ async fn connections_without_a_valid_carrier_certificate_are_refused() {
     let status = call_with(&endpoint, tls_config(&anonymous, &gateway_ca)).await;
     assert_eq!(status.code(), Code::Unauthenticated, "{status}");
 
+    // Operators see each refusal with its reason. The server counts it in the handshake task,
+    // which may finish a moment after the client has seen the alert: poll, bounded.
+    let expected = ["no_certificate", "unknown_issuer", "expired"].map(|reason| {
+        format!("aci_tls_handshake_failures_total{{listener=\"carrier\",reason=\"{reason}\"}} 1")
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let metrics = common::admin_get(gateway.admin_addr, "/metrics").await;
+        if expected.iter().all(|line| metrics.contains(line.as_str())) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected {expected:?} in\n{metrics}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
     // Nothing got in; a real carrier still files.
     let mut carrier = client(&endpoint, &site.carrier()).await;
     carrier
