@@ -31,9 +31,10 @@ fn benches(c: &mut Criterion) {
     group.bench_function("constraints_only", |b| {
         b.iter(|| {
             let mut report = aci_gateway::validate::Report::default();
-            validator
-                .constraints()
-                .check(std::hint::black_box(&manifest), &mut report);
+            validator.constraints().check(
+                &prost::Message::encode_to_vec(std::hint::black_box(&manifest)),
+                &mut report,
+            );
             report
         })
     });

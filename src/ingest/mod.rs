@@ -7,7 +7,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::ids::{Eori, Lrn, Mrn};
@@ -108,10 +107,11 @@ impl CarrierService {
         let (validated, original, original_type) = match incoming {
             Incoming::Manifest(manifest) => {
                 self.authorize(caller, manifest.declarant.as_ref())?;
-                let original = manifest.encode_to_vec();
+                // The original is the canonical encoding the validator makes once (prost keeps
+                // no unknown fields), so it is not encoded again here.
                 (
                     self.validator.validate(*manifest, received_at),
-                    original,
+                    None,
                     "application/x-protobuf",
                 )
             }
@@ -122,7 +122,7 @@ impl CarrierService {
                 if let Ok(accepted) = &validated {
                     self.authorize(caller, accepted.manifest.declarant.as_ref())?;
                 }
-                (validated, xml, "application/xml")
+                (validated, Some(xml), "application/xml")
             }
         };
         let accepted = match validated {
@@ -142,7 +142,7 @@ impl CarrierService {
             lrn: accepted.lrn,
             digest: accepted.digest,
             manifest: accepted.manifest,
-            original,
+            original: original.unwrap_or(accepted.encoded),
             original_type,
             warnings: accepted.warnings.iter().map(|f| f.to_proto()).collect(),
             received_at,

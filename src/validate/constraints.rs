@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use prost::Message;
 use prost_reflect::{
     DescriptorPool, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, Value,
 };
@@ -15,7 +14,7 @@ use regex::Regex;
 
 use super::codes::{CodeList, CodeLists};
 use super::{Code, Finding, Report, Severity, quote};
-use crate::pb::{FieldConstraints, Manifest};
+use crate::pb::FieldConstraints;
 
 /// The name of the field option, as declared in `constraints.proto`.
 const OPTION: &str = "aci.v1.field";
@@ -145,11 +144,10 @@ impl Constraints {
         }
     }
 
-    /// Checks a manifest against every declared constraint.
-    pub fn check(&self, manifest: &Manifest, report: &mut Report) {
-        let bytes = manifest.encode_to_vec();
+    /// Checks a manifest, given as its protobuf encoding, against every declared constraint.
+    pub fn check(&self, encoded: &[u8], report: &mut Report) {
         let mut path = Path::default();
-        self.walk(self.root, &bytes, &mut path, report);
+        self.walk(self.root, encoded, &mut path, report);
     }
 
     /// Checks one encoded message of type `type_index`: each value as it comes, then what is

@@ -17,6 +17,7 @@ pub mod xsd;
 use std::sync::LazyLock;
 use std::time::SystemTime;
 
+use prost::Message;
 use sha2::{Digest, Sha256};
 
 use self::codes::CodeLists;
@@ -139,6 +140,9 @@ pub struct Accepted {
     pub filer: Eori,
     pub lrn: Lrn,
     pub manifest: Manifest,
+    /// The canonical protobuf encoding, computed once: what the constraints walked and the
+    /// digest covers (and, for a protobuf filing, the original bytes).
+    pub encoded: Vec<u8>,
     /// SHA-256 of the canonical encoding: equal content, equal digest, whatever the input format.
     pub digest: [u8; 32],
     pub warnings: Vec<Finding>,
@@ -258,29 +262,20 @@ impl Validator {
 
     /// Every finding about a manifest, filed at `now`.
     pub fn check(&self, manifest: &Manifest, now: SystemTime) -> Report {
+        self.check_encoded(manifest, &manifest.encode_to_vec(), now)
+    }
+
+    fn check_encoded(&self, manifest: &Manifest, encoded: &[u8], now: SystemTime) -> Report {
         let mut report = Report::default();
-        self.constraints.check(manifest, &mut report);
+        self.constraints.check(encoded, &mut report);
         rules::check(manifest, self.codes, &self.settings, now, &mut report);
-        if manifest
-            .declarant
-            .as_ref()
-            .is_some_and(|d| d.eori.is_empty())
-        {
-            report.push(Finding {
-                code: Code::Missing,
-                rule: "presence.filer",
-                path: "declarant.eori".into(),
-                message: "the declarant (filer) is identified by EORI".into(),
-                severity: Severity::Error,
-                value: String::new(),
-            });
-        }
         report
     }
 
     /// Checks a manifest filed at `now`: accepted (with any warnings) or refused with every finding.
     pub fn validate(&self, manifest: Manifest, now: SystemTime) -> Result<Accepted, Report> {
-        let mut report = self.check(&manifest, now);
+        let encoded = manifest.encode_to_vec();
+        let mut report = self.check_encoded(&manifest, &encoded, now);
         if report.has_errors() {
             return Err(report);
         }
@@ -316,7 +311,8 @@ impl Validator {
             next_filing_party,
             filer,
             lrn,
-            digest: digest(&manifest),
+            digest: Sha256::digest(&encoded).into(),
+            encoded,
             manifest,
             warnings: report.findings,
             master_documents,
@@ -342,7 +338,7 @@ fn master_documents(manifest: &Manifest, codes: &CodeLists) -> Vec<String> {
 /// SHA-256 of the manifest's protobuf encoding (prost encodes fields in tag order, so equal
 /// messages encode to equal bytes).
 pub fn digest(manifest: &Manifest) -> [u8; 32] {
-    Sha256::digest(prost::Message::encode_to_vec(manifest)).into()
+    Sha256::digest(manifest.encode_to_vec()).into()
 }
 
 /// A value quoted in a finding, cut to a readable length.

@@ -9,6 +9,7 @@ pub const BULK_PACKAGE_TYPES: [&str; 10] =
     ["VG", "VL", "VO", "VQ", "VR", "VS", "VY", "NE", "NF", "NG"];
 
 pub(super) fn check(cx: &mut Context<'_>) {
+    filer(cx);
     filing_type_mode(cx);
     conveyance(cx);
     placi(cx);
@@ -158,8 +159,25 @@ fn placi(cx: &mut Context<'_>) {
     }
 }
 
+/// The declarant owns the LRN: it is identified by EORI (the constraints check its format).
+fn filer(cx: &mut Context<'_>) {
+    if cx
+        .manifest
+        .declarant
+        .as_ref()
+        .is_some_and(|d| d.eori.is_empty())
+    {
+        cx.report(
+            "presence.filer",
+            "declarant.eori",
+            "",
+            "the declarant (filer) is identified by EORI",
+        );
+    }
+}
+
 fn next_filing_party(cx: &mut Context<'_>) {
-    let partial = matches!(cx.manifest.filing_type.as_str(), "F12" | "F13");
+    let partial = crate::validate::is_partial(&cx.manifest.filing_type);
     let named = cx
         .manifest
         .next_filing_party
