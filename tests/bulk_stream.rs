@@ -4,9 +4,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use aci_gateway::ids::Seq;
 use aci_gateway::pb::{SubmitRequest, submit_request, submit_result};
-use aci_gateway::store::LogError;
 use common::{GatewayBuilder, client, endpoint, sea_filing};
 
 const FILINGS: usize = 10_000;
@@ -72,13 +70,9 @@ async fn ten_thousand_filings_get_one_answer_each_and_only_the_valid_are_stored_
     }
     let valid_lrns = receipts.len();
     let mut stored: HashMap<String, usize> = HashMap::new();
-    gateway
-        .store()
-        .read_from(Seq(1), |r| -> Result<(), LogError> {
-            *stored.entry(r.lrn).or_default() += 1;
-            Ok(())
-        })
-        .expect("log");
+    for record in common::log_records(gateway.store()) {
+        *stored.entry(record.lrn).or_default() += 1;
+    }
     assert_eq!(
         stored.len(),
         valid_lrns,

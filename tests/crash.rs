@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aci_gateway::ids::Seq;
 use aci_gateway::pb::Receipt;
-use aci_gateway::store::{LogError, Store, StoreOptions};
+use aci_gateway::store::{Store, StoreOptions};
 use common::{GatewayBuilder, GatewayProcess, client, sea_filing};
 use tokio::sync::Mutex;
 
@@ -132,16 +131,13 @@ async fn every_receipt_survives_sigkill_and_in_doubt_retries_store_once() {
     assert!(recovery.acknowledged_lost.is_none());
     let mut per_lrn: HashMap<String, Vec<u64>> = HashMap::new();
     let mut by_seq = HashMap::new();
-    store
-        .read_from(Seq(1), |record| -> Result<(), LogError> {
-            per_lrn
-                .entry(record.lrn.clone())
-                .or_default()
-                .push(record.sequence);
-            by_seq.insert(record.sequence, record);
-            Ok(())
-        })
-        .expect("the whole log verifies");
+    for record in common::log_records(&store) {
+        per_lrn
+            .entry(record.lrn.clone())
+            .or_default()
+            .push(record.sequence);
+        by_seq.insert(record.sequence, record);
+    }
     for (lrn, sequences) in &per_lrn {
         assert_eq!(sequences.len(), 1, "{lrn} stored {} times", sequences.len());
     }

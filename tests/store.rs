@@ -56,17 +56,6 @@ async fn register_all(store: &Store, lrns: impl IntoIterator<Item = String>) -> 
     sequences
 }
 
-fn records(store: &Store) -> Vec<LogRecord> {
-    let mut out = Vec::new();
-    store
-        .read_from(Seq(1), |r| -> Result<(), LogError> {
-            out.push(r);
-            Ok(())
-        })
-        .expect("log verifies");
-    out
-}
-
 fn newest_segment(data: &Path) -> PathBuf {
     list_segments(&data.join("log"))
         .expect("segments")
@@ -114,7 +103,7 @@ async fn a_torn_last_record_is_cut_and_everything_before_it_kept() {
         std::fs::metadata(&cut.kept_in).expect("kept").len(),
         cut.bytes
     );
-    let kept = records(&store);
+    let kept = common::log_records(&store);
     assert_eq!(kept.len(), 9);
     // The filer's retry registers it again, continuing the chain.
     let status = store
@@ -126,7 +115,7 @@ async fn a_torn_last_record_is_cut_and_everything_before_it_kept() {
     assert!(status.is_none());
     let again = register_all(&store, ["LRN-10".to_owned()]).await;
     assert_eq!(again, [10]);
-    assert_eq!(records(&store).len(), 10);
+    assert_eq!(common::log_records(&store).len(), 10);
     store.close().await;
 }
 
@@ -148,7 +137,7 @@ async fn garbage_or_zeros_after_the_last_record_are_cut() {
         let (store, recovery) = open(data);
         assert_eq!(recovery.last_seq, 3);
         assert_eq!(recovery.cut.expect("cut").bytes, tail.len() as u64);
-        assert_eq!(records(&store).len(), 3);
+        assert_eq!(common::log_records(&store).len(), 3);
         store.close().await;
     }
 }
@@ -165,7 +154,7 @@ async fn a_corrupt_last_record_is_cut() {
     let (store, recovery) = open(data);
     assert_eq!(recovery.last_seq, 4);
     assert_eq!(recovery.cut.expect("cut").reason, "payload CRC32C mismatch");
-    assert_eq!(records(&store).len(), 4);
+    assert_eq!(common::log_records(&store).len(), 4);
     store.close().await;
 }
 
@@ -211,7 +200,7 @@ async fn segments_roll_over_and_the_chain_spans_them_and_restarts() {
     let more = register_all(&store, (61..=70).map(|i| format!("LRN-{i}"))).await;
     assert_eq!(first, (1..=60).collect::<Vec<_>>());
     assert_eq!(more, (61..=70).collect::<Vec<_>>());
-    let all = records(&store);
+    let all = common::log_records(&store);
     assert_eq!(all.len(), 70);
     for pair in all.windows(2) {
         assert_eq!(
@@ -309,7 +298,7 @@ async fn concurrent_duplicates_and_conflicts_agree_with_the_log() {
     for task in tasks {
         answers.extend(task.await.expect("task"));
     }
-    let log = records(&store);
+    let log = common::log_records(&store);
     assert_eq!(log.len(), 50, "one record per LRN");
     let by_lrn: std::collections::HashMap<&str, &LogRecord> =
         log.iter().map(|r| (r.lrn.as_str(), r)).collect();
@@ -521,7 +510,7 @@ async fn deliveries_are_stored_once_and_refusals_are_remembered() {
         )),
         "{answers:?}"
     );
-    assert_eq!(records(&store).len(), 4);
+    assert_eq!(common::log_records(&store).len(), 4);
     store.close().await;
 
     // Remembered across a restart with the index rebuilt from the log.
@@ -547,7 +536,11 @@ async fn deliveries_are_stored_once_and_refusals_are_remembered() {
             ..
         }
     ));
-    assert_eq!(records(&store).len(), 4, "nothing applied twice");
+    assert_eq!(
+        common::log_records(&store).len(),
+        4,
+        "nothing applied twice"
+    );
     store.close().await;
 }
 

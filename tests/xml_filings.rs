@@ -3,10 +3,8 @@
 
 mod common;
 
-use aci_gateway::ids::Seq;
 use aci_gateway::ingest::status::report_of;
 use aci_gateway::pb::{self, Manifest};
-use aci_gateway::store::LogError;
 use common::{GatewayBuilder, client, endpoint};
 use tonic::Code;
 
@@ -32,14 +30,7 @@ async fn an_xml_filing_and_its_protobuf_twin_get_the_same_receipt() {
         "same content, same canonical digest: the original receipt"
     );
 
-    let mut records = Vec::new();
-    gateway
-        .store()
-        .read_from(Seq(1), |r| -> Result<(), LogError> {
-            records.push(r);
-            Ok(())
-        })
-        .expect("log");
+    let records = common::log_records(gateway.store());
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].original, xml, "the bytes as submitted");
     assert_eq!(records[0].original_type, "application/xml");

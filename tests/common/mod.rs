@@ -215,6 +215,21 @@ pub fn sea_filing(lrn: &str) -> Manifest {
     manifest
 }
 
+/// Every record of a store's log, read back and verified (frames, hashes, chain).
+pub fn log_records(store: &aci_gateway::store::Store) -> Vec<aci_gateway::pb::store::LogRecord> {
+    let mut out = Vec::new();
+    store
+        .read_from(
+            aci_gateway::ids::Seq(1),
+            |r| -> Result<(), aci_gateway::store::LogError> {
+                out.push(r);
+                Ok(())
+            },
+        )
+        .expect("the log verifies");
+    out
+}
+
 /// A gateway running as a real process of the built binary.
 pub struct GatewayProcess {
     pub child: Child,
