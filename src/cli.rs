@@ -213,16 +213,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Submit { file, client } => submit(&file, &client).await,
         Command::Status { mrn, lrn, client } => status(mrn, lrn, &client).await,
         Command::Amend { mrn, file, client } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let filing = read_filing(&file)?;
             let mut connection = connect(&client).await?;
-            let answer = if is_xml(&file) {
-                connection.amend_xml(&mrn, bytes).await
-            } else {
-                let text = String::from_utf8(bytes).context("the file is not UTF-8")?;
-                let manifest: Manifest = pb::from_json(&text)
-                    .with_context(|| format!("{} is not a manifest", file.display()))?;
-                connection.amend(&mrn, manifest).await
+            let answer = match filing {
+                Filing::Xml(bytes) => connection.amend_xml(&mrn, bytes).await,
+                Filing::Manifest(manifest) => connection.amend(&mrn, *manifest).await,
             };
             print_answer(answer.map(|r| pb::to_json(&r)))
         }
@@ -411,18 +406,31 @@ async fn connect(args: &ClientArgs) -> Result<CarrierClient> {
 }
 
 async fn submit(file: &Path, args: &ClientArgs) -> Result<ExitCode> {
+    let filing = read_filing(file)?;
+    let mut connection = connect(args).await?;
+    let answer = match filing {
+        Filing::Xml(bytes) => connection.submit_xml(bytes).await,
+        Filing::Manifest(manifest) => connection.submit(*manifest).await,
+    };
+    print_answer(answer.map(|r| pb::to_json(&r)))
+}
+
+/// A filing file as the CLI sends it: XML bytes as they are, JSON read into a manifest.
+enum Filing {
+    Xml(Vec<u8>),
+    Manifest(Box<Manifest>),
+}
+
+fn read_filing(file: &Path) -> Result<Filing> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if is_xml(file) {
+        return Ok(Filing::Xml(bytes));
+    }
     let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", file.display()))?;
     let manifest: Manifest =
         pb::from_json(&text).with_context(|| format!("{} is not a manifest", file.display()))?;
-    let mut client = connect(args).await?;
-    match client.submit(manifest).await {
-        Ok(receipt) => {
-            print_json(&pb::to_json(&receipt));
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(status) => refused(&status),
-    }
+    Ok(Filing::Manifest(Box::new(manifest)))
 }
 
 fn is_xml(file: &Path) -> bool {
