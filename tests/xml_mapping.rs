@@ -33,15 +33,17 @@ fn xml(name: &str) -> Vec<u8> {
 #[test]
 fn every_xml_example_is_its_json_twin() {
     let schema = schema();
-    for name in [
-        "sea-f10",
-        "air-f23",
-        "road-f50",
-        "sea-f10-large",
-        "rail-f51",
-        "postal-f45",
-        "express-f30",
-    ] {
+    // Every XML example with its JSON twin.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("examples")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .map(|p| p.file_stem().expect("stem").to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 8, "{names:?}");
+    for name in names.iter().map(String::as_str) {
         let document = xml(name);
         assert!(
             schema.validate(&document, &Limits::default()).is_valid(),
