@@ -1,5 +1,6 @@
-//! A carrier's client: connects to the carrier API with mutual TLS (or plaintext to a
-//! `--insecure-dev` server) and makes calls. Used by the CLI and by the tests.
+//! Clients: a carrier's client of the carrier API (mutual TLS, or plaintext to a
+//! `--insecure-dev` server), and an administration's client of a peer's API. Used by the CLI
+//! and by the tests.
 
 use std::path::PathBuf;
 
@@ -9,10 +10,15 @@ use tonic::{Request, Status};
 
 use crate::ingest::DEV_CARRIER_HEADER;
 use crate::pb::carrier_gateway_client::CarrierGatewayClient;
+use crate::pb::peer_exchange_client::PeerExchangeClient;
 use crate::pb::{
     AmendRequest, ArriveRequest, FilingStatus, GetStatusRequest, InvalidateRequest, Manifest,
     Receipt, SubmitRequest, SubmitResult, amend_request, arrive_request, get_status_request,
     submit_request,
+};
+use crate::pb::{
+    AnswerReferralRequest, DeliveryAck, Envelope, Notice, NoticeAck, Notification,
+    SubscribeRequest, WatchNotificationsRequest,
 };
 
 /// Files presenting a carrier to the gateway.
@@ -197,4 +203,86 @@ impl CarrierClient {
         });
         Ok(self.inner.get_status(request).await?.into_inner())
     }
+}
+
+impl CarrierClient {
+    /// The notices about the caller's filings after `after_sequence`, then each new one.
+    pub async fn watch_notifications(
+        &mut self,
+        after_sequence: u64,
+    ) -> Result<tonic::Streaming<Notification>, Status> {
+        let request = self.request(WatchNotificationsRequest { after_sequence });
+        Ok(self.inner.watch_notifications(request).await?.into_inner())
+    }
+
+    /// Answers a referral an administration sent about one of the caller's filings.
+    pub async fn answer_referral(
+        &mut self,
+        mrn: &str,
+        notice_id: &str,
+        text: &str,
+    ) -> Result<FilingStatus, Status> {
+        let request = self.request(AnswerReferralRequest {
+            mrn: mrn.to_owned(),
+            notice_id: notice_id.to_owned(),
+            text: text.to_owned(),
+        });
+        Ok(self.inner.answer_referral(request).await?.into_inner())
+    }
+}
+
+/// An administration's client of a peer gateway's API (`PeerExchange`), over mutual TLS with
+/// the peer's identity checked: what the CLI's `notify` and the tests use.
+#[derive(Clone, Debug)]
+pub struct PeerClient {
+    inner: PeerExchangeClient<Channel>,
+}
+
+impl PeerClient {
+    /// Connects to `endpoint` (`https://host:port`), which must present the certificate of
+    /// `peer_id`, as the administration whose certificate is `cert`.
+    pub async fn connect(
+        endpoint: &str,
+        peer_id: &str,
+        files: &ClientTls,
+    ) -> Result<PeerClient, PeerClientError> {
+        crate::tls::install_crypto_provider();
+        let tls = crate::tls::client_config(&files.cert, &files.key, &files.ca)?;
+        let channel = crate::exchange::connect(endpoint, peer_id, tls).await?;
+        Ok(PeerClient {
+            inner: PeerExchangeClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
+        })
+    }
+
+    pub async fn notify(&mut self, notice: Notice) -> Result<NoticeAck, Status> {
+        Ok(self.inner.notify(notice).await?.into_inner())
+    }
+
+    /// The caller's feed after `after_sequence`.
+    pub async fn subscribe(
+        &mut self,
+        after_sequence: u64,
+    ) -> Result<tonic::Streaming<Envelope>, Status> {
+        Ok(self
+            .inner
+            .subscribe(SubscribeRequest { after_sequence })
+            .await?
+            .into_inner())
+    }
+
+    /// Delivers envelopes; the acknowledgements come back in order.
+    pub async fn deliver(
+        &mut self,
+        envelopes: impl tokio_stream::Stream<Item = Envelope> + Send + 'static,
+    ) -> Result<tonic::Streaming<DeliveryAck>, Status> {
+        Ok(self.inner.deliver(envelopes).await?.into_inner())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeerClientError {
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Connect(#[from] crate::exchange::ConnectError),
 }

@@ -48,8 +48,9 @@ pub struct Config {
 pub struct Peer {
     /// Its gateway id: the identity in its certificate (`urn:aci:admin:<id>`).
     pub id: String,
-    /// Where its peer API listens, e.g. `https://nl-gw.example:7444`.
-    pub endpoint: String,
+    /// Where its peer API listens, e.g. `https://nl-gw.example:7444`: a forwarder delivers
+    /// there. Without one, the peer pulls its feed (`Subscribe`) instead.
+    pub endpoint: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -144,7 +145,8 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawPeer {
     id: String,
-    endpoint: String,
+    #[serde(default)]
+    endpoint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -371,18 +373,17 @@ impl RawConfig {
                     format!("{:?} is not a new gateway id", peer.id),
                 ));
             }
-            let uri: Result<http::Uri, _> = peer.endpoint.parse();
-            let ok = uri.as_ref().is_ok_and(|u| {
-                matches!(u.scheme_str(), Some("https" | "http")) && u.authority().is_some()
-            });
-            if !ok {
-                return Err(invalid(
-                    "peers.endpoint",
-                    format!(
-                        "{:?} is not an address such as https://host:7444",
-                        peer.endpoint
-                    ),
-                ));
+            if let Some(endpoint) = &peer.endpoint {
+                let uri: Result<http::Uri, _> = endpoint.parse();
+                let ok = uri.as_ref().is_ok_and(|u| {
+                    u.scheme_str() == Some("https") && u.host().is_some() && u.port().is_some()
+                });
+                if !ok {
+                    return Err(invalid(
+                        "peers.endpoint",
+                        format!("{endpoint:?} is not an address such as https://host:7444"),
+                    ));
+                }
             }
             peers.push(Peer {
                 id: peer.id,

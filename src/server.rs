@@ -15,8 +15,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
 use crate::config::Config;
+use crate::exchange::service::PeerService;
+use crate::exchange::{Exchange, forward};
 use crate::ingest::{Access, CarrierService};
 use crate::pb::carrier_gateway_server::CarrierGatewayServer;
+use crate::pb::peer_exchange_server::PeerExchangeServer;
 use crate::store::{Recovery, Store, StoreError, StoreOptions};
 use crate::telemetry::Metrics;
 use crate::validate::Validator;
@@ -76,6 +79,8 @@ pub struct Gateway {
         JoinHandle<Result<(), tonic::transport::Error>>,
     )>,
     admin: JoinHandle<()>,
+    forwarders: Vec<JoinHandle<()>>,
+    exchange: Arc<Exchange>,
 }
 
 impl Gateway {
@@ -148,13 +153,28 @@ impl Gateway {
         let access = Arc::new(Access {
             representatives: config.representatives.clone(),
         });
+        let exchange = Arc::new(Exchange::new(
+            &config.gateway_id,
+            &config.peers,
+            config.routes.clone(),
+            store.clone(),
+        )?);
         let carrier_service = CarrierGatewayServer::new(CarrierService::new(
             store.clone(),
             Arc::new(Validator::new(config.validation.clone())?),
             access,
             Arc::clone(&metrics),
+            Arc::clone(&exchange),
+            shutdown.clone(),
         ))
         .max_decoding_message_size(config.carrier_api.max_message_bytes);
+        // An envelope carries a manifest as large as a carrier may file, and a little more.
+        let peer_service = PeerExchangeServer::new(PeerService::new(
+            Arc::clone(&exchange),
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        ))
+        .max_decoding_message_size(config.carrier_api.max_message_bytes + 64 * 1024);
 
         // Server reflection on both listeners, so stock tools (grpcurl) can list and call.
         let reflection = || {
@@ -167,6 +187,9 @@ impl Gateway {
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_serving::<CarrierGatewayServer<CarrierService>>()
+            .await;
+        health
+            .set_serving::<PeerExchangeServer<PeerService>>()
             .await;
 
         if options.insecure_dev {
@@ -191,8 +214,7 @@ impl Gateway {
             .add_service(carrier_service)
             .serve_with_incoming_shutdown(carrier_incoming, shutdown.clone().cancelled_owned());
 
-        // Peer administrations: mutual TLS against the peer CA. Deliveries and feeds are served
-        // here once the exchange exists; health checking works now.
+        // Peer administrations: mutual TLS against the peer CA.
         let peer_incoming = tls::accept(
             peer_listener,
             Some(peer_tls),
@@ -203,6 +225,7 @@ impl Gateway {
         let peer_server = Server::builder()
             .add_service(health_service)
             .add_service(peer_reflection)
+            .add_service(peer_service)
             .serve_with_incoming_shutdown(peer_incoming, shutdown.clone().cancelled_owned());
 
         let servers = vec![
@@ -211,10 +234,17 @@ impl Gateway {
         ];
         let admin = tokio::spawn(serve_admin(
             admin_listener,
-            store.clone(),
+            Arc::clone(&exchange),
             metrics,
             shutdown.clone(),
         ));
+        // A gateway is a client of its peers with its own certificate, trusting the peer CA.
+        let peer_client_tls = tls::client_config(
+            &config.tls.server_cert,
+            &config.tls.server_key,
+            &config.tls.peer_ca,
+        )?;
+        let forwarders = forward::spawn(&exchange, &peer_client_tls, &shutdown);
         tracing::info!(
             carrier = %carrier_addr, peer = %peer_addr, admin = %admin_addr,
             tls = !options.insecure_dev, "gateway listening"
@@ -228,12 +258,19 @@ impl Gateway {
             shutdown,
             servers,
             admin,
+            forwarders,
+            exchange,
         })
     }
 
     /// The gateway's store (for tests and tools in the same process).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The peers' progress (for tests and tools in the same process).
+    pub fn exchange(&self) -> &Exchange {
+        &self.exchange
     }
 
     /// Stops accepting, drains in-flight calls and queued appends, and returns.
@@ -260,6 +297,15 @@ impl Gateway {
             }
         }
         self.admin.abort();
+        for forwarder in self.forwarders {
+            // Forwarders stop at the cancellation (saving their cursors) within moments.
+            if tokio::time::timeout(SHUTDOWN_GRACE, forwarder)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a forwarder did not stop within the grace period");
+            }
+        }
         self.store.close().await;
         tracing::info!("gateway stopped");
         first_error.map_or(Ok(()), Err)
@@ -301,11 +347,11 @@ fn oversize_is_resource_exhausted(
     response
 }
 
-/// The admin port: `/healthz`, `/readyz`, `/metrics`, over minimal HTTP/1.1 (one request per
-/// connection).
+/// The admin port: `/healthz`, `/readyz`, `/metrics`, `/peers` (JSON, for `aci-gateway
+/// peers`), over minimal HTTP/1.1 (one request per connection).
 async fn serve_admin(
     listener: TcpListener,
-    store: Store,
+    exchange: Arc<Exchange>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
@@ -317,7 +363,7 @@ async fn serve_admin(
                 Err(_) => continue,
             },
         };
-        let store = store.clone();
+        let exchange = Arc::clone(&exchange);
         let metrics = Arc::clone(&metrics);
         let shutting_down = shutdown.is_cancelled();
         tokio::spawn(async move {
@@ -346,7 +392,12 @@ async fn serve_admin(
                 "/metrics" => (
                     "200 OK",
                     "text/plain; version=0.0.4",
-                    metrics.render(store.stats()),
+                    metrics.render(exchange.store().stats(), &exchange.reports()),
+                ),
+                "/peers" => (
+                    "200 OK",
+                    "application/json",
+                    serde_json::to_string_pretty(&exchange.reports()).unwrap_or_default() + "\n",
                 ),
                 _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
             };

@@ -95,17 +95,52 @@ impl Outcome {
     }
 }
 
+/// Counters by label values: few distinct keys, so a short locked list is enough (the lock is
+/// held only to bump one counter).
+#[derive(Debug)]
+struct Family<K>(std::sync::Mutex<Vec<(K, u64)>>);
+
+impl<K> Default for Family<K> {
+    fn default() -> Self {
+        Family(std::sync::Mutex::new(Vec::new()))
+    }
+}
+
+impl<K: PartialEq + Clone> Family<K> {
+    fn add(&self, key: K) {
+        let mut counts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match counts.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((key, 1)),
+        }
+    }
+
+    fn snapshot(&self) -> Vec<(K, u64)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// The gateway's counters (the store keeps its own [`Stats`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Filings by outcome, indexed by `Outcome as usize`.
     filings: [AtomicU64; Outcome::ALL.len()],
-    /// Lifecycle changes refused, by code (few codes: a short locked list is enough).
-    lifecycle_refused: std::sync::Mutex<Vec<(&'static str, u64)>>,
+    /// Lifecycle changes refused, by code.
+    lifecycle_refused: Family<&'static str>,
     /// Findings reported to carriers (errors and warnings), by code, as in FINDING_CODES.
     findings: [AtomicU64; FINDING_CODES.len()],
-    /// TLS handshakes that failed, by (listener, reason); few pairs, a short locked list.
-    handshake_failures: std::sync::Mutex<Vec<((&'static str, &'static str), u64)>>,
+    /// TLS handshakes that failed, by (listener, reason).
+    handshake_failures: Family<(&'static str, &'static str)>,
+    /// Envelopes peers delivered, by (peer, outcome: stored, duplicate, refused).
+    received: Family<(String, &'static str)>,
+    /// Risk notices peers sent, by (peer, kind).
+    notices: Family<(String, &'static str)>,
 }
 
 impl Metrics {
@@ -124,35 +159,26 @@ impl Metrics {
 
     /// Counts a failed TLS handshake.
     pub fn handshake_failed(&self, listener: &'static str, reason: &'static str) {
-        // Held only to bump one counter.
-        let mut counts = self
-            .handshake_failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match counts
-            .iter_mut()
-            .find(|(key, _)| *key == (listener, reason))
-        {
-            Some((_, n)) => *n += 1,
-            None => counts.push(((listener, reason), 1)),
-        }
+        self.handshake_failures.add((listener, reason));
     }
 
     /// Counts a refused lifecycle change.
     pub fn lifecycle_refused(&self, code: &'static str) {
-        // Held only to bump one counter.
-        let mut counts = self
-            .lifecycle_refused
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match counts.iter_mut().find(|(c, _)| *c == code) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((code, 1)),
-        }
+        self.lifecycle_refused.add(code);
     }
 
-    /// Prometheus text exposition of these counters and the store's.
-    pub fn render(&self, store: &Stats) -> String {
+    /// Counts an envelope a peer delivered: "stored", "duplicate" or "refused".
+    pub fn received(&self, peer: &str, outcome: &'static str) {
+        self.received.add((peer.to_owned(), outcome));
+    }
+
+    /// Counts a risk notice a peer sent.
+    pub fn notice(&self, peer: &str, kind: &'static str) {
+        self.notices.add((peer.to_owned(), kind));
+    }
+
+    /// Prometheus text exposition of these counters, the store's and the peers'.
+    pub fn render(&self, store: &Stats, peers: &[crate::exchange::PeerReport]) -> String {
         let mut out = String::new();
         out.push_str("# HELP aci_filings_total Filings answered, by outcome.\n");
         out.push_str("# TYPE aci_filings_total counter\n");
@@ -168,12 +194,7 @@ impl Metrics {
             "# HELP aci_tls_handshake_failures_total TLS handshakes refused, by listener and reason.\n",
         );
         out.push_str("# TYPE aci_tls_handshake_failures_total counter\n");
-        for ((listener, reason), count) in self
-            .handshake_failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
+        for ((listener, reason), count) in self.handshake_failures.snapshot() {
             let _ = writeln!(
                 out,
                 "aci_tls_handshake_failures_total{{listener=\"{listener}\",reason=\"{reason}\"}} {count}"
@@ -202,12 +223,7 @@ impl Metrics {
         );
         out.push_str("# HELP aci_lifecycle_refused_total Amendments, invalidations and arrivals refused, by code.\n");
         out.push_str("# TYPE aci_lifecycle_refused_total counter\n");
-        for (code, count) in self
-            .lifecycle_refused
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
+        for (code, count) in self.lifecycle_refused.snapshot() {
             let _ = writeln!(
                 out,
                 "aci_lifecycle_refused_total{{code=\"{code}\"}} {count}"
@@ -246,6 +262,86 @@ impl Metrics {
              # TYPE aci_log_durable_sequence gauge\naci_log_durable_sequence {}",
             store.durable_seq.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP aci_received_envelopes_total Envelopes peers delivered, by peer and outcome (duplicate: a redelivery absorbed).\n");
+        out.push_str("# TYPE aci_received_envelopes_total counter\n");
+        for ((peer, outcome), count) in self.received.snapshot() {
+            let _ = writeln!(
+                out,
+                "aci_received_envelopes_total{{peer=\"{peer}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        out.push_str(
+            "# HELP aci_notices_received_total Risk notices peers sent, by peer and kind.\n",
+        );
+        out.push_str("# TYPE aci_notices_received_total counter\n");
+        for ((peer, kind), count) in self.notices.snapshot() {
+            let _ = writeln!(
+                out,
+                "aci_notices_received_total{{peer=\"{peer}\",kind=\"{kind}\"}} {count}"
+            );
+        }
+        render_peers(peers, &mut out);
         out
+    }
+}
+
+/// Per-peer forwarding series.
+fn render_peers(peers: &[crate::exchange::PeerReport], out: &mut String) {
+    type Value = fn(&crate::exchange::PeerReport) -> f64;
+    let series: [(&str, &str, &str, Value); 8] = [
+        (
+            "aci_peer_connected",
+            "gauge",
+            "1 while a forwarder (or a pulling peer) is connected.",
+            |p| f64::from(u8::from(p.connected)),
+        ),
+        (
+            "aci_peer_cursor",
+            "gauge",
+            "Sequence up to which the peer acknowledged.",
+            |p| p.cursor as f64,
+        ),
+        (
+            "aci_peer_lag_records",
+            "gauge",
+            "Log records after the peer's cursor.",
+            |p| p.lag_records as f64,
+        ),
+        (
+            "aci_peer_lag_seconds",
+            "gauge",
+            "Age of the oldest record the peer has not acknowledged.",
+            |p| p.lag_seconds,
+        ),
+        (
+            "aci_peer_retries_total",
+            "counter",
+            "Failed connection attempts and broken sessions.",
+            |p| p.retries as f64,
+        ),
+        (
+            "aci_peer_delivered_total",
+            "counter",
+            "Envelopes the peer acknowledged.",
+            |p| p.delivered as f64,
+        ),
+        (
+            "aci_peer_duplicates_total",
+            "counter",
+            "Acknowledgements of redeliveries the peer absorbed.",
+            |p| p.duplicates as f64,
+        ),
+        (
+            "aci_peer_refused_total",
+            "counter",
+            "Envelopes the peer refused.",
+            |p| p.refused as f64,
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for peer in peers {
+            let _ = writeln!(out, "{name}{{peer=\"{}\"}} {}", peer.peer, value(peer));
+        }
     }
 }

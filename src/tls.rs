@@ -132,6 +132,26 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// A client configuration presenting `cert` and trusting servers chained to `server_ca`: what
+/// a gateway uses to call its peers.
+pub fn client_config(
+    cert: &Path,
+    key: &Path,
+    server_ca: &Path,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for ca in read_certs(server_ca)? {
+        roots.add(ca)?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(read_certs(cert)?, read_key(key)?)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// The identity named by a certificate's SAN URIs, if any.
 pub fn identity_of(cert: &CertificateDer<'_>) -> Option<Identity> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::pb::store::RouteFacts;
 use crate::pb::{Location, Manifest, TransportMode};
 
 /// One routing rule.
@@ -27,47 +28,66 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The peers that receive this filing.
-    pub fn peers_for(&self, manifest: &Manifest) -> BTreeSet<String> {
+    /// The peers that receive a filing with these facts.
+    pub fn peers_for(&self, facts: &RouteFacts) -> BTreeSet<String> {
         self.routes
             .iter()
-            .filter(|route| route.matches(manifest))
+            .filter(|route| route.matches(facts))
             .map(|route| route.peer.clone())
             .collect()
     }
-}
 
-fn country(location: Option<&Location>) -> Option<&str> {
-    let location = location?;
-    if !location.country.is_empty() {
-        Some(&location.country)
-    } else {
-        location.locode.get(..2)
+    /// Whether `peer` receives a filing with these facts.
+    pub fn sends_to(&self, peer: &str, facts: &RouteFacts) -> bool {
+        self.routes
+            .iter()
+            .any(|route| route.peer == peer && route.matches(facts))
     }
 }
 
-fn any_of(wanted: &[String], mut actual: impl Iterator<Item = String>) -> bool {
-    wanted.is_empty() || actual.any(|country| wanted.contains(&country))
+fn country(location: Option<&Location>) -> Option<String> {
+    let location = location?;
+    if !location.country.is_empty() {
+        Some(location.country.clone())
+    } else {
+        location.locode.get(..2).map(str::to_owned)
+    }
+}
+
+/// What routing reads of a manifest (countries from the country field, else the UN/LOCODE).
+pub fn facts_of(manifest: &Manifest) -> RouteFacts {
+    let itinerary = manifest.itinerary.as_ref();
+    let mut delivery_countries: Vec<String> = manifest
+        .consignments
+        .iter()
+        .filter_map(|c| country(c.place_of_delivery.as_ref()))
+        .collect();
+    delivery_countries.sort();
+    delivery_countries.dedup();
+    RouteFacts {
+        first_entry_country: itinerary
+            .and_then(|i| country(i.place_of_first_entry.as_ref()))
+            .unwrap_or_default(),
+        routing_countries: itinerary
+            .map(|i| i.countries_of_routing.clone())
+            .unwrap_or_default(),
+        delivery_countries,
+        transport_mode: manifest.transport_mode,
+    }
+}
+
+fn any_of<'a>(wanted: &[String], mut actual: impl Iterator<Item = &'a String>) -> bool {
+    wanted.is_empty() || actual.any(|country| wanted.contains(country))
 }
 
 impl Route {
-    pub fn matches(&self, manifest: &Manifest) -> bool {
-        let itinerary = manifest.itinerary.as_ref();
-        let first_entry = itinerary
-            .and_then(|i| country(i.place_of_first_entry.as_ref()))
-            .map(str::to_owned);
-        let routing = itinerary
-            .map(|i| i.countries_of_routing.clone())
-            .unwrap_or_default();
-        let delivery = manifest
-            .consignments
-            .iter()
-            .filter_map(|c| country(c.place_of_delivery.as_ref()).map(str::to_owned));
+    pub fn matches(&self, facts: &RouteFacts) -> bool {
+        let first_entry = Some(&facts.first_entry_country).filter(|c| !c.is_empty());
         let mode =
-            TransportMode::try_from(manifest.transport_mode).unwrap_or(TransportMode::Unspecified);
+            TransportMode::try_from(facts.transport_mode).unwrap_or(TransportMode::Unspecified);
         any_of(&self.first_entry_countries, first_entry.into_iter())
-            && any_of(&self.routing_countries, routing.into_iter())
-            && any_of(&self.delivery_countries, delivery)
+            && any_of(&self.routing_countries, facts.routing_countries.iter())
+            && any_of(&self.delivery_countries, facts.delivery_countries.iter())
             && (self.modes.is_empty() || self.modes.contains(&mode))
     }
 }
@@ -134,7 +154,12 @@ mod tests {
                 },
             ],
         };
-        let to = |m: &Manifest| routes.peers_for(m).into_iter().collect::<Vec<_>>();
+        let to = |m: &Manifest| {
+            routes
+                .peers_for(&facts_of(m))
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
         assert_eq!(to(&sea), ["NL-1", "NL-DELIVERY", "SG-1"]);
         assert_eq!(to(&air), ["GB-AIR"]);
     }
@@ -142,14 +167,14 @@ mod tests {
     #[test]
     fn no_rule_no_peer_and_countries_come_from_locodes() {
         let mut sea = sample(include_str!("../../schemas/examples/sea-f10.json"));
-        assert!(Routes::default().peers_for(&sea).is_empty());
+        assert!(Routes::default().peers_for(&facts_of(&sea)).is_empty());
         let only_de = Routes {
             routes: vec![Route {
                 first_entry_countries: vec!["DE".into()],
                 ..route("DE-1")
             }],
         };
-        assert!(only_de.peers_for(&sea).is_empty());
+        assert!(only_de.peers_for(&facts_of(&sea)).is_empty());
         sea.itinerary
             .as_mut()
             .expect("itinerary")
@@ -158,7 +183,10 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(
-            only_de.peers_for(&sea).into_iter().collect::<Vec<_>>(),
+            only_de
+                .peers_for(&facts_of(&sea))
+                .into_iter()
+                .collect::<Vec<_>>(),
             ["DE-1"]
         );
     }

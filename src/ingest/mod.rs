@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use tonic::{Request, Response, Status};
 
+use crate::exchange::Exchange;
 use crate::ids::{Eori, Lrn, Mrn};
 use crate::pb::carrier_gateway_server::CarrierGateway;
 use crate::pb::submit_request::Filing;
@@ -17,10 +18,19 @@ use crate::pb::{
     Rejection, SubmitRequest, SubmitResult, amend_request, arrive_request, get_status_request,
     submit_result,
 };
+use crate::pb::{AnswerReferralRequest, Notification, WatchNotificationsRequest};
 use crate::store::{Change, Changed, NewFiling, Registration, Store};
 use crate::telemetry::{Metrics, Outcome};
 use crate::tls::{Identity, PeerInfo};
 use crate::validate::Validator;
+use tokio_util::sync::CancellationToken;
+
+/// Notifications waiting for the carrier to read them.
+const NOTIFICATION_BUFFER: usize = 64;
+/// Notifications read from the index at a time.
+const NOTIFICATION_CHUNK: usize = 256;
+/// Longest referral answer.
+const MAX_ANSWER_TEXT: usize = 8192;
 
 /// Filings of one stream being worked on at once.
 const STREAM_IN_FLIGHT: usize = 64;
@@ -66,6 +76,10 @@ pub struct CarrierService {
     xml_limits: crate::validate::xsd::Limits,
     access: Arc<Access>,
     metrics: Arc<Metrics>,
+    /// Routes and peers' progress, for the delivery state in a filing's status.
+    exchange: Arc<Exchange>,
+    /// Ends notification streams when the gateway stops.
+    shutdown: CancellationToken,
 }
 
 impl CarrierService {
@@ -74,6 +88,8 @@ impl CarrierService {
         validator: Arc<Validator>,
         access: Arc<Access>,
         metrics: Arc<Metrics>,
+        exchange: Arc<Exchange>,
+        shutdown: CancellationToken,
     ) -> CarrierService {
         // The gRPC layer already bounds the message; the XML pass bounds nesting, counts, text.
         CarrierService {
@@ -85,6 +101,8 @@ impl CarrierService {
             },
             access,
             metrics,
+            exchange,
+            shutdown,
         }
     }
 }
@@ -465,10 +483,107 @@ impl CarrierGateway for CarrierService {
         .map_err(|e| status::store_failure(&e))?;
         // Another filer's filing is reported as absent: its existence is not the caller's business.
         match found {
-            Some(status) if self.access.may_act_for(&caller, &status.filer) => {
+            Some(mut status) if self.access.may_act_for(&caller, &status.filer) => {
+                status.deliveries = self
+                    .exchange
+                    .deliveries(&status)
+                    .map_err(|e| status::store_failure(&e))?;
                 Ok(Response::new(status))
             }
             _ => Err(Status::not_found("no such filing of yours")),
         }
+    }
+
+    type WatchNotificationsStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Notification, Status>> + Send>>;
+
+    async fn watch_notifications(
+        &self,
+        request: Request<WatchNotificationsRequest>,
+    ) -> Result<Response<Self::WatchNotificationsStream>, Status> {
+        let caller = caller(&request)?;
+        let mut after = request.into_inner().after_sequence;
+        // The caller's own filings and those of the parties it represents.
+        let mut filers = vec![caller.to_string()];
+        if let Some(principals) = self.access.representatives.get(caller.as_str()) {
+            filers.extend(principals.iter().cloned());
+        }
+        let (out, out_rx) = tokio::sync::mpsc::channel(NOTIFICATION_BUFFER);
+        let store = self.store.clone();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let mut durable = store.durable();
+            loop {
+                durable.borrow_and_update();
+                let mut batch = Vec::new();
+                for filer in &filers {
+                    match store
+                        .index()
+                        .notifications(filer, after, NOTIFICATION_CHUNK)
+                    {
+                        Ok(found) => batch.extend(found),
+                        Err(e) => {
+                            let failure = status::store_failure(&e.into());
+                            let _ = out.send(Err(failure)).await;
+                            return;
+                        }
+                    }
+                }
+                batch.sort_by_key(|n| n.sequence);
+                batch.truncate(NOTIFICATION_CHUNK);
+                let full = batch.len() == NOTIFICATION_CHUNK;
+                for notification in batch {
+                    after = notification.sequence;
+                    if out.send(Ok(notification)).await.is_err() {
+                        return;
+                    }
+                }
+                if full {
+                    continue;
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = out.closed() => return,
+                    changed = durable.changed() => if changed.is_err() { return },
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out_rx),
+        )))
+    }
+
+    async fn answer_referral(
+        &self,
+        request: Request<AnswerReferralRequest>,
+    ) -> Result<Response<FilingStatus>, Status> {
+        let at = SystemTime::now();
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        if request.text.trim().is_empty() || request.text.len() > MAX_ANSWER_TEXT {
+            return Err(Status::invalid_argument(format!(
+                "the answer's text must be 1 to {MAX_ANSWER_TEXT} bytes"
+            )));
+        }
+        let (mrn, current) = self.own_filing(&caller, &request.mrn)?;
+        let administration = current
+            .notices
+            .iter()
+            .find(|n| n.notice_id == request.notice_id)
+            .map(|n| n.administration.clone())
+            .unwrap_or_default();
+        let status = self
+            .change(
+                mrn.clone(),
+                Change::AnswerReferral {
+                    administration: administration.clone(),
+                    notice_id: request.notice_id,
+                    text: request.text,
+                    at,
+                },
+            )
+            .await?;
+        tracing::info!(%mrn, %administration, "referral answered");
+        Ok(Response::new(status))
     }
 }

@@ -110,6 +110,12 @@ pub fn lifecycle(mrn: &Mrn, error: LifecycleError) -> Status {
         LifecycleError::ImmutableField(field) => {
             format!("an amendment of {mrn} may not change {field}; file anew instead")
         }
+        LifecycleError::UnknownReferral => {
+            format!("{mrn} has no referral with that notice id")
+        }
+        LifecycleError::AlreadyAnswered => {
+            format!("the referral on {mrn} was answered before, differently")
+        }
     };
     let failure = rpc::PreconditionFailure {
         violations: vec![rpc::precondition_failure::Violation {

@@ -2,10 +2,16 @@
 //!
 //! Trees: `lrn` ((filer, LRN) → MRN), `filings` (MRN → `FilingEntry`), `documents` ((filer,
 //! master transport document) → MRN and filing time, big-endian seconds), `meta` (`hwm`: the
-//! sequence of the last record applied, big-endian). A batch of records is applied in one sled
+//! sequence of the last record applied, big-endian), `awaiting` (partial filings), `received`
+//! (delivered envelopes), `notices` ((filer, sequence) → `Notification`, the carriers' feeds),
+//! `notice_ids` ((peer, notice id) → sequence). A batch of records is applied in one sled
 //! transaction together with the new high-water mark, so the index is always the image of a log
 //! prefix; after a crash the records past the mark are replayed. sled's own durability does not
 //! matter for correctness: the log is the truth and replay is idempotent.
+//!
+//! Two trees are not derived from the log, and survive a rebuild: `cursors` (peer → the last
+//! sequence it acknowledged) and `refusals` ((peer, sequence) → its refusal). Losing a cursor
+//! update (sled is not fsynced) only means a redelivery, which the peer absorbs.
 
 use prost::Message;
 use sled::Transactional;
@@ -13,7 +19,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::ids::{Eori, Lrn, Mrn, Seq};
 use crate::pb::store::{FilingEntry, LogRecord, RecordKind};
-use crate::pb::{FilingState, FilingStatus, Receipt, Transition};
+use crate::pb::{FilingState, FilingStatus, Notification, Receipt, Transition};
 
 const HIGH_WATER: &[u8] = b"hwm";
 
@@ -41,7 +47,15 @@ pub struct Index {
     awaiting: sled::Tree,
     /// (origin gateway, origin sequence) of each delivered envelope → what became of it.
     received: sled::Tree,
+    /// (filer, sequence) → the notification, for the carriers' feeds.
+    notices: sled::Tree,
+    /// (peer, notice id) → the notice's sequence, so a retried notice is one notice.
+    notice_ids: sled::Tree,
     meta: sled::Tree,
+    /// Peer → acknowledged cursor (forwarding state; not derived from the log).
+    cursors: sled::Tree,
+    /// (peer, sequence) → refusal code and message (forwarding state; not derived from the log).
+    refusals: sled::Tree,
 }
 
 impl std::fmt::Debug for Index {
@@ -74,7 +88,11 @@ impl Index {
             documents: db.open_tree("documents")?,
             awaiting: db.open_tree("awaiting")?,
             received: db.open_tree("received")?,
+            notices: db.open_tree("notices")?,
+            notice_ids: db.open_tree("notice_ids")?,
             meta: db.open_tree("meta")?,
+            cursors: db.open_tree("cursors")?,
+            refusals: db.open_tree("refusals")?,
             db,
         })
     }
@@ -157,6 +175,89 @@ impl Index {
             })
     }
 
+    /// The sequence of the notice `notice_id` from `peer`, if it was received.
+    pub fn notice(&self, peer: &str, notice_id: &str) -> Result<Option<u64>, IndexError> {
+        Ok(self
+            .notice_ids
+            .get(lrn_key(peer, notice_id))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// A filer's notifications after `after`, oldest first, at most `limit`.
+    pub fn notifications(
+        &self,
+        filer: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Notification>, IndexError> {
+        let start = sequence_key(filer, after.saturating_add(1));
+        let end = sequence_key(filer, u64::MAX);
+        let mut out = Vec::new();
+        for item in self.notices.range(start..=end).take(limit) {
+            let (key, value) = item?;
+            out.push(
+                Notification::decode(value.as_ref()).map_err(|e| IndexError::Decode {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    reason: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The last sequence `peer` acknowledged (0 when none).
+    pub fn cursor(&self, peer: &str) -> Result<u64, IndexError> {
+        Ok(self
+            .cursors
+            .get(peer)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    /// Moves `peer`'s cursor forward to `sequence` (never backward).
+    pub fn advance_cursor(&self, peer: &str, sequence: u64) -> Result<(), IndexError> {
+        self.cursors.fetch_and_update(peer, |old| {
+            let old = old
+                .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                .map_or(0, u64::from_be_bytes);
+            Some(old.max(sequence).to_be_bytes().to_vec())
+        })?;
+        Ok(())
+    }
+
+    /// Remembers that `peer` refused the record at `sequence`.
+    pub fn record_refusal(
+        &self,
+        peer: &str,
+        sequence: u64,
+        code: &str,
+        message: &str,
+    ) -> Result<(), IndexError> {
+        let mut value = code.as_bytes().to_vec();
+        value.push(KEY_SEPARATOR);
+        value.extend_from_slice(message.as_bytes());
+        self.refusals.insert(sequence_key(peer, sequence), value)?;
+        Ok(())
+    }
+
+    /// How `peer` refused the record at `sequence`, if it did: (code, message).
+    pub fn refusal(
+        &self,
+        peer: &str,
+        sequence: u64,
+    ) -> Result<Option<(String, String)>, IndexError> {
+        let Some(value) = self.refusals.get(sequence_key(peer, sequence))? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&value);
+        let (code, message) = text
+            .split_once(KEY_SEPARATOR as char)
+            .unwrap_or((&text, ""));
+        Ok(Some((code.to_owned(), message.to_owned())))
+    }
+
     /// What is known about an MRN.
     pub fn status(&self, mrn: &Mrn) -> Result<Option<FilingStatus>, IndexError> {
         let Some(value) = self.filings.get(mrn.as_str())? else {
@@ -196,71 +297,102 @@ impl Index {
             &self.documents,
             &self.awaiting,
             &self.received,
+            &self.notices,
+            &self.notice_ids,
             &self.meta,
         )
-            .transaction(|(by_lrn, filings, documents, awaiting, received, meta)| {
-                for record in records {
-                    let entry = match record.kind() {
-                        RecordKind::Filing => {
-                            by_lrn.insert(
-                                lrn_key(&record.filer, &record.lrn),
-                                record.mrn.as_bytes(),
-                            )?;
-                            Some(new_entry(record))
-                        }
-                        RecordKind::Amendment | RecordKind::Invalidation | RecordKind::Arrival => {
-                            let current = filings.get(record.mrn.as_bytes())?.ok_or_else(|| {
-                                ConflictableTransactionError::Abort(format!(
-                                    "record {} changes {}, which the index does not have",
-                                    record.sequence, record.mrn
-                                ))
-                            })?;
-                            let current = FilingEntry::decode(current.as_ref()).map_err(|e| {
-                                ConflictableTransactionError::Abort(format!("{}: {e}", record.mrn))
-                            })?;
-                            Some(evolve(current, record))
-                        }
-                        RecordKind::Received | RecordKind::ReceivedRefused => {
-                            received.insert(
-                                received_key(&record.origin, record.origin_sequence),
-                                encode_received(record),
-                            )?;
-                            None
-                        }
-                        RecordKind::Unspecified => None,
-                    };
-                    if let Some(entry) = entry {
-                        filings.insert(record.mrn.as_bytes(), entry.encode_to_vec())?;
-                    }
-                    if record.kind() == RecordKind::Filing && !record.next_filing_party.is_empty() {
-                        for document in &record.master_documents {
-                            let mut value = record.mrn.as_bytes().to_vec();
-                            value.extend_from_slice(record.next_filing_party.as_bytes());
-                            awaiting.insert(document.as_bytes(), value)?;
-                        }
-                    }
-                    for link in &record.links {
-                        let Some(current) = filings.get(link.mrn.as_bytes())? else {
-                            continue;
+            .transaction(
+                |(by_lrn, filings, documents, awaiting, received, notices, notice_ids, meta)| {
+                    for record in records {
+                        let entry = match record.kind() {
+                            RecordKind::Filing => {
+                                by_lrn.insert(
+                                    lrn_key(&record.filer, &record.lrn),
+                                    record.mrn.as_bytes(),
+                                )?;
+                                Some(new_entry(record))
+                            }
+                            RecordKind::Amendment
+                            | RecordKind::Invalidation
+                            | RecordKind::Arrival
+                            | RecordKind::Notice
+                            | RecordKind::ReferralAnswer => {
+                                let current =
+                                    filings.get(record.mrn.as_bytes())?.ok_or_else(|| {
+                                        ConflictableTransactionError::Abort(format!(
+                                            "record {} changes {}, which the index does not have",
+                                            record.sequence, record.mrn
+                                        ))
+                                    })?;
+                                let current =
+                                    FilingEntry::decode(current.as_ref()).map_err(|e| {
+                                        ConflictableTransactionError::Abort(format!(
+                                            "{}: {e}",
+                                            record.mrn
+                                        ))
+                                    })?;
+                                Some(evolve(current, record))
+                            }
+                            RecordKind::Received | RecordKind::ReceivedRefused => {
+                                received.insert(
+                                    received_key(&record.origin, record.origin_sequence),
+                                    encode_received(record),
+                                )?;
+                                None
+                            }
+                            RecordKind::Unspecified => None,
                         };
-                        let current = FilingEntry::decode(current.as_ref()).map_err(|e| {
-                            ConflictableTransactionError::Abort(format!("{}: {e}", link.mrn))
-                        })?;
-                        let linked = link_house_filing(current, record, &link.document);
-                        filings.insert(link.mrn.as_bytes(), linked.encode_to_vec())?;
-                    }
-                    if matches!(record.kind(), RecordKind::Filing | RecordKind::Amendment) {
-                        let seconds = record.received_at.map_or(0, |t| t.seconds.max(0) as u64);
-                        for document in &record.master_documents {
-                            let mut value = record.mrn.as_bytes().to_vec();
-                            value.extend_from_slice(&seconds.to_be_bytes());
-                            documents.insert(lrn_key(&record.filer, document), value)?;
+                        if record.kind() == RecordKind::Notice
+                            && let Some(entry) = &entry
+                            && let Some(notification) =
+                                entry.status.as_ref().and_then(|s| s.notices.last())
+                        {
+                            notices.insert(
+                                sequence_key(&record.filer, record.sequence),
+                                notification.encode_to_vec(),
+                            )?;
+                            if let Some(notice) = &record.notice {
+                                notice_ids.insert(
+                                    lrn_key(&record.origin, &notice.notice_id),
+                                    &record.sequence.to_be_bytes(),
+                                )?;
+                            }
+                        }
+                        if let Some(entry) = entry {
+                            filings.insert(record.mrn.as_bytes(), entry.encode_to_vec())?;
+                        }
+                        if record.kind() == RecordKind::Filing
+                            && !record.next_filing_party.is_empty()
+                        {
+                            for document in &record.master_documents {
+                                let mut value = record.mrn.as_bytes().to_vec();
+                                value.extend_from_slice(record.next_filing_party.as_bytes());
+                                awaiting.insert(document.as_bytes(), value)?;
+                            }
+                        }
+                        for link in &record.links {
+                            let Some(current) = filings.get(link.mrn.as_bytes())? else {
+                                continue;
+                            };
+                            let current = FilingEntry::decode(current.as_ref()).map_err(|e| {
+                                ConflictableTransactionError::Abort(format!("{}: {e}", link.mrn))
+                            })?;
+                            let linked = link_house_filing(current, record, &link.document);
+                            filings.insert(link.mrn.as_bytes(), linked.encode_to_vec())?;
+                        }
+                        if matches!(record.kind(), RecordKind::Filing | RecordKind::Amendment) {
+                            let seconds = record.received_at.map_or(0, |t| t.seconds.max(0) as u64);
+                            for document in &record.master_documents {
+                                let mut value = record.mrn.as_bytes().to_vec();
+                                value.extend_from_slice(&seconds.to_be_bytes());
+                                documents.insert(lrn_key(&record.filer, document), value)?;
+                            }
                         }
                     }
-                }
-                meta.insert(HIGH_WATER, &high_water)?;
-                Ok::<(), ConflictableTransactionError<String>>(())
-            })
+                    meta.insert(HIGH_WATER, &high_water)?;
+                    Ok::<(), ConflictableTransactionError<String>>(())
+                },
+            )
             .map_err(|e| match e {
                 TransactionError::Storage(e) => IndexError::Sled(e),
                 TransactionError::Abort(reason) => IndexError::Decode {
@@ -277,6 +409,8 @@ impl Index {
         self.documents.clear()?;
         self.awaiting.clear()?;
         self.received.clear()?;
+        self.notices.clear()?;
+        self.notice_ids.clear()?;
         self.meta.clear()?;
         Ok(())
     }
@@ -296,6 +430,8 @@ impl Index {
             ("documents", &self.documents),
             ("awaiting", &self.awaiting),
             ("received", &self.received),
+            ("notices", &self.notices),
+            ("notice_ids", &self.notice_ids),
             ("meta", &self.meta),
         ] {
             for item in tree.iter() {
@@ -305,6 +441,15 @@ impl Index {
         }
         Ok(out)
     }
+}
+
+/// `name`, the separator, and a big-endian sequence: keys that scan in sequence order.
+fn sequence_key(name: &str, sequence: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 9);
+    key.extend_from_slice(name.as_bytes());
+    key.push(KEY_SEPARATOR);
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
 }
 
 fn lrn_key(filer: &str, lrn: &str) -> Vec<u8> {
@@ -394,10 +539,15 @@ fn new_entry(record: &LogRecord) -> FilingEntry {
                 record.version,
                 hex::encode(&record.digest),
             )],
+            ..FilingStatus::default()
         }),
         transport_mode: mode_of(record),
         master_documents: record.master_documents.clone(),
         next_filing_party: record.next_filing_party.clone(),
+        routing: record
+            .manifest
+            .as_ref()
+            .map(crate::exchange::route::facts_of),
     }
 }
 
@@ -416,6 +566,58 @@ pub(super) fn evolve(mut entry: FilingEntry, record: &LogRecord) -> FilingEntry 
             ));
             entry.transport_mode = mode_of(record);
             entry.master_documents = record.master_documents.clone();
+            entry.routing = record
+                .manifest
+                .as_ref()
+                .map(crate::exchange::route::facts_of);
+        }
+        RecordKind::Notice => {
+            let notice = record.notice.clone().unwrap_or_default();
+            let version = status.version;
+            status.history.push(transition(
+                record,
+                "notice",
+                version,
+                format!(
+                    "{} from {}: {}",
+                    notice.kind().as_str_name(),
+                    record.origin,
+                    notice.notice_id
+                ),
+            ));
+            status.notices.push(Notification {
+                sequence: record.sequence,
+                mrn: record.mrn.clone(),
+                lrn: status.lrn.clone(),
+                administration: record.origin.clone(),
+                notice_id: notice.notice_id,
+                kind: notice.kind,
+                text: notice.text,
+                deadline: notice.deadline,
+                received_at: record.received_at,
+                answer: String::new(),
+            });
+        }
+        RecordKind::ReferralAnswer => {
+            let notice_id = record
+                .notice
+                .as_ref()
+                .map(|n| n.notice_id.clone())
+                .unwrap_or_default();
+            if let Some(notification) = status
+                .notices
+                .iter_mut()
+                .find(|n| n.administration == record.origin && n.notice_id == notice_id)
+            {
+                notification.answer = record.reason.clone();
+            }
+            let version = status.version;
+            status.history.push(transition(
+                record,
+                "referral answered",
+                version,
+                format!("{} to {}", notice_id, record.origin),
+            ));
         }
         RecordKind::Invalidation => {
             status.state = FilingState::Invalidated as i32;
@@ -452,11 +654,7 @@ pub enum Received {
 }
 
 fn received_key(origin: &str, origin_sequence: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(origin.len() + 9);
-    key.extend_from_slice(origin.as_bytes());
-    key.push(KEY_SEPARATOR);
-    key.extend_from_slice(&origin_sequence.to_be_bytes());
-    key
+    sequence_key(origin, origin_sequence)
 }
 
 fn encode_received(record: &LogRecord) -> Vec<u8> {

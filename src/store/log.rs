@@ -234,6 +234,141 @@ pub fn read_from<E: From<LogError>>(
     Ok(())
 }
 
+/// Reads the log forward from a sequence, a bounded batch at a time, while the writer appends:
+/// what forwarders and feeds tail. Only durable records are asked for, so every frame read is
+/// whole. Each record is verified (CRC, own hash, and its link to the one read before).
+#[derive(Debug)]
+pub struct LogReader {
+    dir: PathBuf,
+    next: u64,
+    /// The open segment, positioned at record `next`.
+    segment: Option<(PathBuf, std::io::BufReader<File>, u64)>,
+    prev_hash: Option<[u8; 32]>,
+}
+
+impl LogReader {
+    /// A reader whose first record is `from`.
+    pub fn new(dir: &Path, from: Seq) -> LogReader {
+        LogReader {
+            dir: dir.to_owned(),
+            next: from.0.max(1),
+            segment: None,
+            prev_hash: None,
+        }
+    }
+
+    /// The sequence of the next record to read.
+    pub fn next_seq(&self) -> u64 {
+        self.next
+    }
+
+    /// Reads records from the next one up to `last` (inclusive, durable), at most `max`.
+    pub fn read(&mut self, last: u64, max: usize) -> Result<Vec<LogRecord>, LogError> {
+        let mut out = Vec::new();
+        while self.next <= last && out.len() < max {
+            let record = match self.read_one()? {
+                Some(record) => record,
+                // The end of this segment: the next record starts the following one.
+                None => {
+                    self.open_segment_of(self.next, true)?;
+                    match self.read_one()? {
+                        Some(record) => record,
+                        None => {
+                            return Err(self.corrupt(format!(
+                                "record {} is durable but not in the log",
+                                self.next
+                            )));
+                        }
+                    }
+                }
+            };
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    fn corrupt(&self, reason: String) -> LogError {
+        let segment = self
+            .segment
+            .as_ref()
+            .map_or_else(|| self.dir.clone(), |(path, _, _)| path.clone());
+        LogError::Corrupt {
+            segment,
+            offset: self.segment.as_ref().map_or(0, |(_, _, offset)| *offset),
+            reason,
+        }
+    }
+
+    /// Opens the segment holding `seq` and skips to it. `starting` says `seq` must be the
+    /// segment's first record (when moving on from a finished segment).
+    fn open_segment_of(&mut self, seq: u64, starting: bool) -> Result<(), LogError> {
+        let segments = list_segments(&self.dir)?;
+        let found = if starting {
+            segments.iter().find(|(first, _)| *first == seq)
+        } else {
+            segments.iter().rev().find(|(first, _)| *first <= seq)
+        };
+        let Some((first, path)) = found else {
+            return Err(LogError::Corrupt {
+                segment: self.dir.clone(),
+                offset: 0,
+                reason: format!("no segment holds record {seq}"),
+            });
+        };
+        let file = File::open(path).map_err(io_error(path))?;
+        self.segment = Some((path.clone(), std::io::BufReader::new(file), 0));
+        self.next = *first;
+        while self.next < seq {
+            if self.read_one()?.is_none() {
+                return Err(self.corrupt(format!("the segment ends before record {seq}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The record at the reader's position, or `None` at the end of the segment.
+    fn read_one(&mut self) -> Result<Option<LogRecord>, LogError> {
+        use std::io::Read;
+        if self.segment.is_none() {
+            self.open_segment_of(self.next, false)?;
+        }
+        let seq = self.next;
+        let Some((path, reader, offset)) = self.segment.as_mut() else {
+            return Ok(None);
+        };
+        let mut frame = vec![0u8; record::HEADER_LEN];
+        match reader.read_exact(&mut frame) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(io_error(path)(e)),
+        }
+        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+        if len > record::MAX_PAYLOAD {
+            return Err(self.corrupt(format!("record {seq}: frame length {len}")));
+        }
+        frame.resize(record::HEADER_LEN + len, 0);
+        reader
+            .read_exact(&mut frame[record::HEADER_LEN..])
+            .map_err(io_error(path))?;
+        *offset += frame.len() as u64;
+        let checked = record::read_frame(&frame)
+            .map_err(|e| e.to_string())
+            .and_then(|(payload, _)| record::open(payload).map_err(|e| e.to_string()));
+        let rec = checked.map_err(|reason| self.corrupt(format!("record {seq}: {reason}")))?;
+        if rec.sequence != seq {
+            return Err(self.corrupt(format!("expected record {seq}, found {}", rec.sequence)));
+        }
+        if let Some(prev) = self.prev_hash
+            && rec.prev_hash != prev
+        {
+            return Err(self.corrupt(format!("record {seq} breaks the hash chain")));
+        }
+        self.prev_hash = Some(record::hash_of(&rec));
+        self.next += 1;
+        Ok(Some(rec))
+    }
+}
+
 fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("{first_seq:020}.seg"))
 }

@@ -22,7 +22,7 @@ use crate::pb::store::LogRecord;
 use crate::pb::{FilingStatus, Manifest, Receipt, Violation};
 
 pub use self::index::{Index, IndexError, Received, receipt_of};
-pub use self::log::{LogError, Recovery, TornTail, list_segments};
+pub use self::log::{LogError, LogReader, Recovery, TornTail, list_segments};
 
 /// Commands waiting for the writer before `register` callers wait for room (backpressure).
 const QUEUE_DEPTH: usize = 8192;
@@ -78,6 +78,13 @@ pub enum Change {
     Arrive {
         at: SystemTime,
     },
+    /// The carrier's answer to a referral `administration` sent.
+    AnswerReferral {
+        administration: String,
+        notice_id: String,
+        text: String,
+        at: SystemTime,
+    },
 }
 
 /// Why a lifecycle change is refused: business outcomes with their own codes.
@@ -89,6 +96,10 @@ pub enum LifecycleError {
     Arrived,
     /// An amendment changes what may not change.
     ImmutableField(&'static str),
+    /// The filing has no referral with that id (from that administration).
+    UnknownReferral,
+    /// The referral was answered before, differently.
+    AlreadyAnswered,
 }
 
 impl LifecycleError {
@@ -98,6 +109,8 @@ impl LifecycleError {
             LifecycleError::Invalidated => "LIFECYCLE_INVALIDATED",
             LifecycleError::Arrived => "LIFECYCLE_ARRIVED",
             LifecycleError::ImmutableField(_) => "LIFECYCLE_IMMUTABLE_FIELD",
+            LifecycleError::UnknownReferral => "REFERRAL_UNKNOWN",
+            LifecycleError::AlreadyAnswered => "REFERRAL_ANSWERED",
         }
     }
 }
@@ -127,6 +140,15 @@ pub enum Delivery {
         message: String,
         duplicate: bool,
     },
+}
+
+/// What became of a peer's risk notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Noticed {
+    /// Stored (durable) at this sequence; `duplicate` when the notice id had been received.
+    Stored { sequence: u64, duplicate: bool },
+    /// No filing with that MRN here.
+    NotFound,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +261,8 @@ struct Shared {
     index: Index,
     log_dir: PathBuf,
     stats: Arc<Stats>,
+    /// The last durable sequence, published by the writer after each batch.
+    durable: tokio::sync::watch::Receiver<u64>,
     /// Held for the store's lifetime: one process per data directory.
     _lock: std::fs::File,
     /// Joined by `close`; the writer exits on its own if every handle is dropped.
@@ -259,6 +283,7 @@ impl Store {
             .durable_seq
             .store(recovery.last_seq, Ordering::Release);
         let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let (durable_sender, durable) = tokio::sync::watch::channel(recovery.last_seq);
         let writer = writer::Writer {
             log,
             index: index.clone(),
@@ -267,6 +292,7 @@ impl Store {
             document_window: options.duplicate_document_window,
             immutable: options.immutable,
             stats: Arc::clone(&stats),
+            durable: durable_sender,
         };
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
@@ -278,6 +304,7 @@ impl Store {
                 index,
                 log_dir,
                 stats,
+                durable,
                 _lock: lock,
                 thread: std::sync::Mutex::new(Some(thread)),
             }),
@@ -322,6 +349,16 @@ impl Store {
     /// Takes an envelope a peer delivered: stores it, or refuses it, durably and once per
     /// (origin, origin sequence); a redelivery gets the first answer again.
     pub async fn receive(&self, envelope: crate::pb::Envelope) -> Result<Delivery, StoreError> {
+        self.queue_receive(envelope).await?.await
+    }
+
+    /// Queues an envelope for the writer and returns how to await its answer. Envelopes queued
+    /// one after another are decided, and stored, in that order: a receiver keeps a stream's
+    /// order while many envelopes share one commit.
+    pub async fn queue_receive(
+        &self,
+        envelope: crate::pb::Envelope,
+    ) -> Result<impl Future<Output = Result<Delivery, StoreError>> + use<>, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.shared
             .commands
@@ -332,7 +369,43 @@ impl Store {
             })
             .await
             .map_err(|_| StoreError::Closed)?;
+        Ok(async move { answer.await.map_err(|_| StoreError::Closed)? })
+    }
+
+    /// Takes a risk notice from `peer` about one of this gateway's filings: stores it durably,
+    /// once per (peer, notice id).
+    pub async fn notify(
+        &self,
+        peer: &str,
+        notice: crate::pb::Notice,
+    ) -> Result<Noticed, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .commands
+            .send(writer::Command::Notify {
+                peer: peer.to_owned(),
+                notice: Box::new(notice),
+                at: SystemTime::now(),
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Everything the index holds about an MRN (status, routing facts).
+    pub fn entry(&self, mrn: &Mrn) -> Result<Option<crate::pb::store::FilingEntry>, StoreError> {
+        Ok(self.shared.index.entry(mrn)?)
+    }
+
+    /// The last durable sequence, and its changes.
+    pub fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.durable.clone()
+    }
+
+    /// A reader of the log from `from` on, for tailing it while it grows.
+    pub fn reader(&self, from: Seq) -> LogReader {
+        LogReader::new(&self.shared.log_dir, from)
     }
 
     /// The filing in which a filer declared a master transport document.

@@ -23,7 +23,7 @@ use super::index::Received;
 use super::index::{Index, receipt_of};
 use super::log::SegmentLog;
 use super::{
-    Change, Changed, Delivery, LifecycleError, NewFiling, Registration, Stats, StoreError,
+    Change, Changed, Delivery, LifecycleError, NewFiling, Noticed, Registration, Stats, StoreError,
 };
 use crate::pb::store::FilingEntry;
 use crate::pb::{FilingState, FilingStatus};
@@ -47,6 +47,12 @@ pub(super) enum Command {
         at: std::time::SystemTime,
         reply: oneshot::Sender<Result<Delivery, StoreError>>,
     },
+    Notify {
+        peer: String,
+        notice: Box<crate::pb::Notice>,
+        at: std::time::SystemTime,
+        reply: oneshot::Sender<Result<Noticed, StoreError>>,
+    },
     /// Answered once every command sent before it has been answered.
     Close { reply: oneshot::Sender<()> },
 }
@@ -59,6 +65,8 @@ pub(super) struct Writer {
     pub document_window: Duration,
     pub immutable: super::Immutable,
     pub stats: Arc<Stats>,
+    /// The last durable sequence, for the log's readers (forwarders, feeds).
+    pub durable: tokio::sync::watch::Sender<u64>,
 }
 
 /// A command of the batch and how to answer it once the batch is durable.
@@ -69,6 +77,16 @@ enum Answer {
         ReceiveOutcome,
         oneshot::Sender<Result<Delivery, StoreError>>,
     ),
+    Notify(NoticeOutcome, oneshot::Sender<Result<Noticed, StoreError>>),
+}
+
+/// How a notice is answered.
+enum NoticeOutcome {
+    /// A new record at this position of the batch.
+    New(usize),
+    /// The same notice id twice in this batch: the first one's record.
+    SameAs(usize),
+    Ready(Result<Noticed, StoreError>),
 }
 
 /// How a delivered envelope is answered.
@@ -116,6 +134,12 @@ fn envelope_problem(envelope: &crate::pb::Envelope) -> Option<(&'static str, Str
             "a filing or amendment carries its manifest".into(),
         ));
     }
+    if kind == EnvelopeKind::ReferralAnswer && envelope.notice_id.is_empty() {
+        return Some((
+            "INVALID_ENVELOPE",
+            "a referral answer names the notice it answers".into(),
+        ));
+    }
     None
 }
 
@@ -153,23 +177,35 @@ fn immutable_change(
     (before != after).then_some("master_documents")
 }
 
-/// A record of an invalidation or an arrival.
+/// A record of a change that carries no manifest (invalidation, arrival, notice, referral
+/// answer), with the routing facts of the filing's current version.
 fn lifecycle_record(
     kind: RecordKind,
-    status: &FilingStatus,
+    entry: &FilingEntry,
     at: std::time::SystemTime,
     reason: String,
 ) -> LogRecord {
+    let status = entry.status.clone().unwrap_or_default();
     LogRecord {
         kind: kind as i32,
-        mrn: status.mrn.clone(),
-        filer: status.filer.clone(),
-        lrn: status.lrn.clone(),
+        mrn: status.mrn,
+        filer: status.filer,
+        lrn: status.lrn,
         version: status.version,
         received_at: Some(Timestamp::from(at)),
         reason,
+        routing: entry.routing.clone(),
         ..LogRecord::default()
     }
+}
+
+/// Whether a notice is a referral (which the carrier answers).
+fn is_referral(kind: i32) -> bool {
+    use crate::pb::NoticeKind;
+    matches!(
+        NoticeKind::try_from(kind),
+        Ok(NoticeKind::ReferralInformation | NoticeKind::ReferralScreening)
+    )
 }
 
 /// How one registration of a batch is answered once the batch is durable.
@@ -214,6 +250,9 @@ impl Writer {
                         Command::Receive { reply, .. } => {
                             let _ = reply.send(Err(StoreError::Failed(reason.clone())));
                         }
+                        Command::Notify { reply, .. } => {
+                            let _ = reply.send(Err(StoreError::Failed(reason.clone())));
+                        }
                         Command::Close { .. } => {}
                     }
                 }
@@ -245,6 +284,8 @@ impl Writer {
         let mut overlay: HashMap<Mrn, FilingEntry> = HashMap::new();
         // Envelopes received in this batch: (origin, origin sequence) → record position.
         let mut received_in_batch: HashMap<(String, u64), usize> = HashMap::new();
+        // Notices received in this batch: (peer, notice id) → record position.
+        let mut notices_in_batch: HashMap<(String, String), usize> = HashMap::new();
         let mut pending = Vec::with_capacity(commands.len());
         let first_seq = self.log.next_seq();
         for command in commands {
@@ -288,6 +329,25 @@ impl Writer {
                         .unwrap_or_else(|e| ReceiveOutcome::Ready(Err(e)));
                     pending.push(Answer::Receive(outcome, reply));
                 }
+                Command::Notify {
+                    peer,
+                    notice,
+                    at,
+                    reply,
+                } => {
+                    let outcome = self
+                        .decide_notice(
+                            peer,
+                            *notice,
+                            at,
+                            &mut notices_in_batch,
+                            &mut overlay,
+                            &mut records,
+                            &mut frames,
+                        )
+                        .unwrap_or_else(|e| NoticeOutcome::Ready(Err(e)));
+                    pending.push(Answer::Notify(outcome, reply));
+                }
                 Command::Close { .. } => {}
             }
         }
@@ -309,9 +369,13 @@ impl Writer {
             written.and_then(|()| self.index.apply(&records).map_err(|e| e.to_string()))
         };
         if let Ok(()) = durable {
-            self.stats
-                .durable_seq
-                .store(self.log.next_seq().0 - 1, Ordering::Release);
+            let last = self.log.next_seq().0 - 1;
+            self.stats.durable_seq.store(last, Ordering::Release);
+            self.durable.send_if_modified(|known| {
+                let moved = *known != last;
+                *known = last;
+                moved
+            });
         }
         // Receipts are built only now: a caller hears "registered" only after fdatasync.
         let receipts: Vec<Receipt> = records.iter().map(receipt_of).collect();
@@ -336,6 +400,21 @@ impl Writer {
                         (_, ReceiveOutcome::Ready(answer)) => answer,
                         (Ok(()), ReceiveOutcome::New(i)) => Ok(delivery(&records[i], false)),
                         (Ok(()), ReceiveOutcome::SameAs(i)) => Ok(delivery(&records[i], true)),
+                        (Err(reason), _) => Err(failed(reason)),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Answer::Notify(outcome, reply) => {
+                    let answer = match (&durable, outcome) {
+                        (_, NoticeOutcome::Ready(answer)) => answer,
+                        (Ok(()), NoticeOutcome::New(i)) => Ok(Noticed::Stored {
+                            sequence: records[i].sequence,
+                            duplicate: false,
+                        }),
+                        (Ok(()), NoticeOutcome::SameAs(i)) => Ok(Noticed::Stored {
+                            sequence: records[i].sequence,
+                            duplicate: true,
+                        }),
                         (Err(reason), _) => Err(failed(reason)),
                     };
                     let _ = reply.send(answer);
@@ -416,7 +495,10 @@ impl Writer {
             },
         };
         let status = entry.status.clone().unwrap_or_default();
+        let answering = matches!(change, Change::AnswerReferral { .. });
         match status.state() {
+            // A referral is answered whatever became of the filing since.
+            _ if answering => {}
             FilingState::Invalidated => return Ok(refused(LifecycleError::Invalidated)),
             FilingState::Arrived => return Ok(refused(LifecycleError::Arrived)),
             _ => {}
@@ -441,10 +523,39 @@ impl Writer {
                 record
             }
             Change::Invalidate { reason, at } => {
-                lifecycle_record(RecordKind::Invalidation, &status, at, reason)
+                lifecycle_record(RecordKind::Invalidation, &entry, at, reason)
             }
             Change::Arrive { at } => {
-                lifecycle_record(RecordKind::Arrival, &status, at, String::new())
+                lifecycle_record(RecordKind::Arrival, &entry, at, String::new())
+            }
+            Change::AnswerReferral {
+                administration,
+                notice_id,
+                text,
+                at,
+            } => {
+                let Some(notice) = status.notices.iter().find(|n| {
+                    n.notice_id == notice_id
+                        && n.administration == administration
+                        && is_referral(n.kind)
+                }) else {
+                    return Ok(refused(LifecycleError::UnknownReferral));
+                };
+                if notice.answer == text {
+                    return Ok(ChangeOutcome::Ready(Ok(Changed::Unchanged(status))));
+                }
+                if !notice.answer.is_empty() {
+                    return Ok(refused(LifecycleError::AlreadyAnswered));
+                }
+                let mut record = lifecycle_record(RecordKind::ReferralAnswer, &entry, at, text);
+                record.origin = administration;
+                record.notice = Some(crate::pb::Notice {
+                    notice_id,
+                    mrn: status.mrn.clone(),
+                    kind: notice.kind,
+                    ..crate::pb::Notice::default()
+                });
+                record
             }
         };
         frames.push(self.log.seal_next(&mut record));
@@ -550,14 +661,66 @@ impl Writer {
                 record.version = envelope.version;
                 record.manifest = envelope.manifest;
                 record.origin_digest = envelope.digest;
-                record.reason = envelope.reason;
                 record.traceparent = envelope.traceparent;
+                if envelope.kind == crate::pb::EnvelopeKind::ReferralAnswer as i32 {
+                    record.reason = envelope.answer;
+                    record.notice = Some(crate::pb::Notice {
+                        notice_id: envelope.notice_id,
+                        mrn: record.mrn.clone(),
+                        ..crate::pb::Notice::default()
+                    });
+                } else {
+                    record.reason = envelope.reason;
+                }
             }
         }
         frames.push(self.log.seal_next(&mut record));
         records.push(record);
         received_in_batch.insert(key, records.len() - 1);
         Ok(ReceiveOutcome::New(records.len() - 1))
+    }
+
+    /// Decides a peer's notice: the first answer again for a retried notice id, otherwise a
+    /// new record on the filing it names.
+    #[allow(clippy::too_many_arguments)]
+    fn decide_notice(
+        &mut self,
+        peer: String,
+        notice: crate::pb::Notice,
+        at: std::time::SystemTime,
+        notices_in_batch: &mut HashMap<(String, String), usize>,
+        overlay: &mut HashMap<Mrn, FilingEntry>,
+        records: &mut Vec<LogRecord>,
+        frames: &mut Vec<Vec<u8>>,
+    ) -> Result<NoticeOutcome, StoreError> {
+        let key = (peer, notice.notice_id.clone());
+        if let Some(&i) = notices_in_batch.get(&key) {
+            return Ok(NoticeOutcome::SameAs(i));
+        }
+        if let Some(sequence) = self.index.notice(&key.0, &key.1)? {
+            return Ok(NoticeOutcome::Ready(Ok(Noticed::Stored {
+                sequence,
+                duplicate: true,
+            })));
+        }
+        let Ok(mrn) = Mrn::parse(&notice.mrn) else {
+            return Ok(NoticeOutcome::Ready(Ok(Noticed::NotFound)));
+        };
+        let entry = match overlay.get(&mrn) {
+            Some(entry) => entry.clone(),
+            None => match self.index.entry(&mrn)? {
+                Some(entry) => entry,
+                None => return Ok(NoticeOutcome::Ready(Ok(Noticed::NotFound))),
+            },
+        };
+        let mut record = lifecycle_record(RecordKind::Notice, &entry, at, String::new());
+        record.origin = key.0.clone();
+        record.notice = Some(notice);
+        frames.push(self.log.seal_next(&mut record));
+        overlay.insert(mrn, super::index::evolve(entry, &record));
+        records.push(record);
+        notices_in_batch.insert(key, records.len() - 1);
+        Ok(NoticeOutcome::New(records.len() - 1))
     }
 
     /// A refusal if one of the filing's master documents was filed by the same filer within the

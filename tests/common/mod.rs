@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aci_gateway::client::{CarrierClient, ClientTls, Credentials};
@@ -19,19 +20,29 @@ pub const OTHER_CARRIER: &str = "DE987654321";
 /// Certificate authorities and the gateway's certificate, written into a directory.
 pub struct TestPki {
     pub dir: PathBuf,
-    pub carrier_ca: Authority,
-    pub admin_ca: Authority,
+    pub carrier_ca: Arc<Authority>,
+    pub admin_ca: Arc<Authority>,
 }
 
 impl TestPki {
     pub fn new(dir: &Path) -> TestPki {
+        let carrier_ca = Arc::new(Authority::new("test carrier CA").expect("carrier CA"));
+        let admin_ca = Arc::new(Authority::new("test admin CA").expect("admin CA"));
+        TestPki::with_authorities(dir, "TEST-A", carrier_ca, admin_ca)
+    }
+
+    /// A gateway `id`'s files, issued by existing authorities (gateways of one test network).
+    pub fn with_authorities(
+        dir: &Path,
+        id: &str,
+        carrier_ca: Arc<Authority>,
+        admin_ca: Arc<Authority>,
+    ) -> TestPki {
         std::fs::create_dir_all(dir).expect("pki dir");
-        let carrier_ca = Authority::new("test carrier CA").expect("carrier CA");
-        let admin_ca = Authority::new("test admin CA").expect("admin CA");
         let gateway = admin_ca
             .issue_gateway(
                 &["localhost", "127.0.0.1"],
-                "urn:aci:admin:TEST-A",
+                &pki::admin_uri(id),
                 Validity::days(30),
             )
             .expect("gateway cert");
@@ -77,19 +88,40 @@ fn write(path: &Path, text: &str) {
 
 /// Builds a gateway's config file in a temporary directory.
 pub struct GatewayBuilder {
+    id: String,
     max_message_bytes: usize,
     segment_bytes: u64,
     representatives: Vec<(String, Vec<String>)>,
+    peer_port: u16,
+    /// (peer id, endpoint) of each peer.
+    peers: Vec<(String, Option<String>)>,
+    /// Raw TOML of each `[[routes]]` table's body.
+    routes: Vec<String>,
+    /// Authorities shared with the other gateways of a test network.
+    authorities: Option<(Arc<Authority>, Arc<Authority>)>,
 }
 
 impl Default for GatewayBuilder {
     fn default() -> Self {
         GatewayBuilder {
+            id: "TEST-A".into(),
             max_message_bytes: 4 * 1024 * 1024,
             segment_bytes: 64 * 1024 * 1024,
             representatives: Vec::new(),
+            peer_port: 0,
+            peers: Vec::new(),
+            routes: Vec::new(),
+            authorities: None,
         }
     }
+}
+
+/// A port free on 127.0.0.1 right now (for a gateway that must come back on the same port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// A directory with a config, a PKI and a data dir: what a gateway needs to start.
@@ -106,6 +138,15 @@ impl Site {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Credentials of another carrier, issued by this site's carrier CA.
+    pub fn carrier_as(&self, eori: &str) -> Credentials {
+        Credentials::Tls(self.pki.carrier_files(
+            &format!("carrier-{eori}"),
+            eori,
+            Validity::days(30),
+        ))
     }
 
     pub fn carrier(&self) -> Credentials {
@@ -127,6 +168,40 @@ impl GatewayBuilder {
         self
     }
 
+    /// The gateway's id (and its certificate's identity).
+    pub fn id(mut self, id: &str) -> Self {
+        self.id = id.to_owned();
+        self
+    }
+
+    /// Listen for peers on this port (default: any free port).
+    pub fn peer_port(mut self, port: u16) -> Self {
+        self.peer_port = port;
+        self
+    }
+
+    /// A peer with an endpoint (`https://127.0.0.1:PORT`; a forwarder delivers to it) or
+    /// without (it pulls).
+    pub fn peer(mut self, id: &str, endpoint: Option<String>) -> Self {
+        self.peers.push((id.to_owned(), endpoint));
+        self
+    }
+
+    /// A route: `peer = "..."` and its criteria, as TOML lines.
+    pub fn route(mut self, body: &str) -> Self {
+        self.routes.push(body.to_owned());
+        self
+    }
+
+    /// Use the authorities of another site, so that the gateways trust each other.
+    pub fn network_of(mut self, site: &Site) -> Self {
+        self.authorities = Some((
+            Arc::clone(&site.pki.carrier_ca),
+            Arc::clone(&site.pki.admin_ca),
+        ));
+        self
+    }
+
     pub fn representative(mut self, agent: &str, principals: &[&str]) -> Self {
         self.representatives.push((
             agent.to_owned(),
@@ -138,11 +213,16 @@ impl GatewayBuilder {
     /// Writes the site: PKI files and `gateway.toml`.
     pub fn site(self) -> Site {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pki = TestPki::new(&dir.path().join("pki"));
+        let pki = match self.authorities {
+            Some((carrier_ca, admin_ca)) => {
+                TestPki::with_authorities(&dir.path().join("pki"), &self.id, carrier_ca, admin_ca)
+            }
+            None => TestPki::new(&dir.path().join("pki")),
+        };
         let mut config = format!(
             r#"
 [gateway]
-id = "TEST-A"
+id = "{id}"
 country = "GB"
 data_dir = "data"
 
@@ -151,7 +231,7 @@ listen = "127.0.0.1:0"
 max_message_bytes = {max}
 
 [peer_api]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{peer_port}"
 
 [admin]
 listen = "127.0.0.1:0"
@@ -165,9 +245,20 @@ peer_ca = "pki/admin-ca.pem"
 [store]
 segment_bytes = {segment}
 "#,
+            id = self.id,
+            peer_port = self.peer_port,
             max = self.max_message_bytes,
             segment = self.segment_bytes,
         );
+        for (id, endpoint) in &self.peers {
+            config.push_str(&format!("\n[[peers]]\nid = \"{id}\"\n"));
+            if let Some(endpoint) = endpoint {
+                config.push_str(&format!("endpoint = \"{endpoint}\"\n"));
+            }
+        }
+        for route in &self.routes {
+            config.push_str(&format!("\n[[routes]]\n{route}\n"));
+        }
         for (agent, principals) in &self.representatives {
             config.push_str(&format!(
                 "\n[[representatives]]\nagent = \"{agent}\"\nprincipals = {principals:?}\n"
@@ -240,6 +331,11 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Starts `aci-gateway serve` on the site and waits until it has written its ready file.
     pub fn start(site: &Site) -> GatewayProcess {
+        GatewayProcess::start_with_env(site, &[])
+    }
+
+    /// Starts the gateway with extra environment variables (fault injection).
+    pub fn start_with_env(site: &Site, env: &[(&str, &str)]) -> GatewayProcess {
         let ready_file = site.dir.path().join("ready.json");
         let _ = std::fs::remove_file(&ready_file);
         let mut child = Command::new(env!("CARGO_BIN_EXE_aci-gateway"))
@@ -249,6 +345,7 @@ impl GatewayProcess {
             .arg("--ready-file")
             .arg(&ready_file)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -272,6 +369,18 @@ impl GatewayProcess {
             child,
             endpoint,
             ready,
+        }
+    }
+
+    /// Waits for the process to exit on its own (it crashed, or was told to stop).
+    pub fn wait_exit(mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the gateway did not exit");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -1,0 +1,336 @@
+//! Forwarders: one task per peer with an endpoint. Each tails the log from the peer's cursor,
+//! sends the records the routes give the peer over one `Deliver` stream with a window of
+//! envelopes in flight, and moves the cursor only as acknowledgements come back, in order.
+//! When the peer is away or the stream breaks, it reconnects with exponential backoff and
+//! jitter and resends everything after the cursor: delivery is at-least-once on the wire, and
+//! the peer's de-duplication by (origin, sequence) makes it exactly-once in effect.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::ids::Seq;
+use crate::pb::delivery_ack::Outcome;
+use crate::pb::peer_exchange_client::PeerExchangeClient;
+use crate::pb::{DeliveryAck, Envelope};
+
+use super::{Exchange, PeerState, envelope_of, record_millis};
+
+/// Envelopes sent and not yet acknowledged, at most.
+pub const WINDOW: usize = 1024;
+/// Records read from the log at a time.
+const READ_CHUNK: usize = 256;
+/// How often, at most, a moving cursor is written to the index.
+const CURSOR_SAVE_INTERVAL: Duration = Duration::from_millis(100);
+/// Largest message a peer may answer with.
+const MAX_ACK_BYTES: usize = 1024 * 1024;
+
+/// Starts a forwarder for every peer with an endpoint; they stop when `shutdown` is cancelled.
+pub fn spawn(
+    exchange: &Arc<Exchange>,
+    tls: &Arc<rustls::ClientConfig>,
+    shutdown: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    exchange
+        .peers()
+        .filter(|state| state.endpoint.is_some())
+        .map(|state| {
+            let forwarder = Forwarder {
+                exchange: Arc::clone(exchange),
+                state: Arc::clone(state),
+                tls: Arc::clone(tls),
+                shutdown: shutdown.clone(),
+            };
+            tokio::spawn(forwarder.run())
+        })
+        .collect()
+}
+
+/// An error and its causes on one line (transport errors say little without their causes),
+/// skipping causes the message already quotes.
+fn explain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The backoff between connection attempts: 100 ms doubling to 10 s, with jitter, forever.
+fn backoff() -> impl Iterator<Item = Duration> {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+struct Forwarder {
+    exchange: Arc<Exchange>,
+    state: Arc<PeerState>,
+    tls: Arc<rustls::ClientConfig>,
+    shutdown: CancellationToken,
+}
+
+/// Why a session with the peer ended.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Connect(#[from] super::ConnectError),
+    #[error("the peer refused the stream: {0}")]
+    Rpc(#[from] tonic::Status),
+    #[error("the peer closed the stream")]
+    Closed,
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("the local log: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("the local log: {0}")]
+    Log(#[from] crate::store::LogError),
+    #[error("the local index: {0}")]
+    Index(#[from] crate::store::IndexError),
+    #[error("log reader task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A session's progress: what is in flight, how far the log was read.
+struct Window {
+    /// (sequence, received at in Unix ms) of each envelope sent and not yet acknowledged.
+    in_flight: VecDeque<(u64, u64)>,
+    /// The last record read from the log (sent, or not for this peer).
+    read_upto: u64,
+    /// The cursor as last written to the index, and when.
+    saved: u64,
+    saved_at: Instant,
+}
+
+impl Forwarder {
+    async fn run(self) {
+        let peer = self.state.id.clone();
+        let mut delays = backoff();
+        loop {
+            let cursor_before = self.state.cursor.load(Ordering::Acquire);
+            let ended = self.session().await;
+            self.state.connected.store(false, Ordering::Relaxed);
+            match ended {
+                Ok(()) => return,
+                Err(error) => {
+                    self.state.retries.fetch_add(1, Ordering::Relaxed);
+                    let error = explain(&error);
+                    tracing::warn!(%peer, %error, "forwarding interrupted; will retry");
+                    self.state.set_error(Some(error));
+                    self.note_oldest_pending();
+                }
+            }
+            if self.state.cursor.load(Ordering::Acquire) > cursor_before {
+                delays = backoff();
+            }
+            let delay = delays.next().unwrap_or(Duration::from_secs(10));
+            tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// While disconnected, lag in seconds is the age of the first record after the cursor.
+    fn note_oldest_pending(&self) {
+        let cursor = self.state.cursor.load(Ordering::Acquire);
+        let durable = *self.exchange.store().durable().borrow();
+        if cursor >= durable {
+            self.state.oldest_pending_ms.store(0, Ordering::Relaxed);
+            return;
+        }
+        if self.state.oldest_pending_ms.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        let mut reader = self.exchange.store().reader(Seq(cursor + 1));
+        if let Ok(records) = reader.read(cursor + 1, 1)
+            && let Some(record) = records.first()
+        {
+            let at = record_millis(record);
+            self.state.oldest_pending_ms.store(at, Ordering::Relaxed);
+        }
+    }
+
+    /// One connection: deliver until the stream breaks or shutdown (`Ok`).
+    async fn session(&self) -> Result<(), SessionError> {
+        let Some(endpoint) = self.state.endpoint.as_deref() else {
+            return Ok(());
+        };
+        let channel = tokio::select! {
+            () = self.shutdown.cancelled() => return Ok(()),
+            connected = super::connect(endpoint, &self.state.id, Arc::clone(&self.tls)) => connected?,
+        };
+        let mut client = PeerExchangeClient::new(channel).max_decoding_message_size(MAX_ACK_BYTES);
+        let (envelopes, outgoing) = mpsc::channel::<Envelope>(WINDOW);
+        let mut acks = client
+            .deliver(ReceiverStream::new(outgoing))
+            .await?
+            .into_inner();
+        self.state.connected.store(true, Ordering::Relaxed);
+        self.state.set_error(None);
+        let cursor = self.state.cursor.load(Ordering::Acquire);
+        tracing::info!(peer = %self.state.id, %endpoint, cursor, "forwarding");
+        let mut window = Window {
+            in_flight: VecDeque::new(),
+            read_upto: cursor,
+            saved: cursor,
+            saved_at: Instant::now(),
+        };
+        let mut reader = Some(self.exchange.store().reader(Seq(cursor + 1)));
+        let mut durable = self.exchange.store().durable();
+        let result = loop {
+            let durable_now = *durable.borrow_and_update();
+            let room = WINDOW - window.in_flight.len();
+            if window.read_upto < durable_now && room >= WINDOW / 4 {
+                let mut taken = reader.take().ok_or(SessionError::Closed)?;
+                let limit = room.min(READ_CHUNK);
+                let (back, records) = tokio::task::spawn_blocking(move || {
+                    let records = taken.read(durable_now, limit);
+                    (taken, records)
+                })
+                .await?;
+                reader = Some(back);
+                if let Err(e) = self.send(records?, &mut window, &envelopes).await {
+                    break Err(e);
+                }
+                continue;
+            }
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => break Ok(()),
+                ack = acks.message() => match ack {
+                    Ok(Some(ack)) => {
+                        if let Err(e) = self.acknowledged(&ack, &mut window) {
+                            break Err(e);
+                        }
+                    }
+                    Ok(None) => break Err(SessionError::Closed),
+                    Err(status) => break Err(SessionError::Rpc(status)),
+                },
+                changed = durable.changed(), if window.read_upto >= durable_now => {
+                    if changed.is_err() {
+                        break Ok(());
+                    }
+                }
+            }
+        };
+        self.save_cursor(&mut window, true)?;
+        result
+    }
+
+    /// Sends the records that are for this peer; the rest only move the read position.
+    async fn send(
+        &self,
+        records: Vec<crate::pb::store::LogRecord>,
+        window: &mut Window,
+        envelopes: &mpsc::Sender<Envelope>,
+    ) -> Result<(), SessionError> {
+        for record in records {
+            let sequence = record.sequence;
+            window.read_upto = sequence;
+            if !self.exchange.is_for(&self.state.id, &record) {
+                continue;
+            }
+            let at = record_millis(&record);
+            if window.in_flight.is_empty() {
+                self.state.oldest_pending_ms.store(at, Ordering::Relaxed);
+            }
+            window.in_flight.push_back((sequence, at));
+            envelopes
+                .send(envelope_of(&self.exchange.gateway_id, record))
+                .await
+                .map_err(|_| SessionError::Closed)?;
+            self.state.sent.fetch_max(sequence, Ordering::AcqRel);
+        }
+        self.save_cursor(window, false)?;
+        Ok(())
+    }
+
+    /// Takes one acknowledgement: it must be for the oldest envelope in flight.
+    fn acknowledged(&self, ack: &DeliveryAck, window: &mut Window) -> Result<(), SessionError> {
+        let Some(&(expected, _)) = window.in_flight.front() else {
+            return Err(SessionError::Protocol(format!(
+                "an acknowledgement for {} with nothing in flight",
+                ack.origin_sequence
+            )));
+        };
+        if ack.origin_sequence != expected {
+            return Err(SessionError::Protocol(format!(
+                "an acknowledgement for {} where {expected} was due",
+                ack.origin_sequence
+            )));
+        }
+        match &ack.outcome {
+            Some(Outcome::Delivered(delivered)) => {
+                self.state.delivered.fetch_add(1, Ordering::Relaxed);
+                if delivered.duplicate {
+                    self.state.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Some(Outcome::Refused(refusal)) => {
+                self.state.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    peer = %self.state.id, sequence = expected, code = %refusal.code,
+                    message = %refusal.message, "the peer refused a record"
+                );
+                self.exchange.store().index().record_refusal(
+                    &self.state.id,
+                    expected,
+                    &refusal.code,
+                    &refusal.message,
+                )?;
+            }
+            None => {
+                return Err(SessionError::Protocol(format!(
+                    "the acknowledgement for {expected} has no outcome"
+                )));
+            }
+        }
+        window.in_flight.pop_front();
+        let oldest = window.in_flight.front().map_or(0, |&(_, at)| at);
+        self.state
+            .oldest_pending_ms
+            .store(oldest, Ordering::Relaxed);
+        self.save_cursor(window, false)
+    }
+
+    /// Moves the cursor to just before the oldest envelope in flight (or to the read position
+    /// when none is), writing it to the index when idle, at the session's end, and otherwise at
+    /// most every [`CURSOR_SAVE_INTERVAL`]: a cursor update lost in a crash only means a
+    /// redelivery.
+    fn save_cursor(&self, window: &mut Window, now: bool) -> Result<(), SessionError> {
+        let cursor = window
+            .in_flight
+            .front()
+            .map_or(window.read_upto, |&(sequence, _)| sequence - 1);
+        self.state.cursor.fetch_max(cursor, Ordering::AcqRel);
+        let idle = window.in_flight.is_empty();
+        if cursor > window.saved
+            && (now || idle || window.saved_at.elapsed() >= CURSOR_SAVE_INTERVAL)
+        {
+            self.exchange
+                .store()
+                .index()
+                .advance_cursor(&self.state.id, cursor)?;
+            window.saved = cursor;
+            window.saved_at = Instant::now();
+        }
+        Ok(())
+    }
+}

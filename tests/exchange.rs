@@ -1,0 +1,790 @@
+//! Customs-to-Customs exchange between real gateways on loopback: each with its own data
+//! directory and certificate (one test PKI per network), forwarding over mutual TLS.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aci_gateway::client::{ClientTls, PeerClient};
+use aci_gateway::exchange::PeerReport;
+use aci_gateway::pb::store::{LogRecord, RecordKind};
+use aci_gateway::pb::{DeliveryState, EnvelopeKind, Manifest, Notice, NoticeKind};
+use aci_gateway::pki::{self, Authority, Validity};
+use aci_gateway::server::Gateway;
+use common::{GatewayBuilder, GatewayProcess, Site, client, endpoint, free_port, sea_filing};
+use tonic::Code;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Polls `condition` until it holds, or fails the test after [`WAIT`].
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The envelopes a gateway received from `origin`, in its log's order.
+fn received_from(records: &[LogRecord], origin: &str) -> Vec<LogRecord> {
+    records
+        .iter()
+        .filter(|r| r.kind() == RecordKind::Received && r.origin == origin)
+        .cloned()
+        .collect()
+}
+
+fn received(gateway: &Gateway, origin: &str) -> Vec<LogRecord> {
+    received_from(&common::log_records(gateway.store()), origin)
+}
+
+/// Every record of a stopped (or killed) gateway's log.
+fn log_of(site: &Site) -> Vec<LogRecord> {
+    let mut out = Vec::new();
+    aci_gateway::store::read_log(
+        &site.data_dir().join("log"),
+        aci_gateway::ids::Seq(1),
+        |r| -> Result<(), aci_gateway::store::LogError> {
+            out.push(r);
+            Ok(())
+        },
+    )
+    .expect("the log verifies");
+    out
+}
+
+fn report(gateway: &Gateway, peer: &str) -> PeerReport {
+    gateway
+        .exchange()
+        .reports()
+        .into_iter()
+        .find(|r| r.peer == peer)
+        .expect("a configured peer")
+}
+
+fn peer_endpoint(port: u16) -> Option<String> {
+    Some(format!("https://127.0.0.1:{port}"))
+}
+
+fn sample(json: &str, lrn: &str) -> Manifest {
+    let mut manifest: Manifest = aci_gateway::pb::from_json(json).expect("sample parses");
+    manifest.lrn = lrn.to_owned();
+    manifest
+}
+
+/// A peer gateway B on a fixed port, in the network of `network`.
+fn peer_site(network: &Site, id: &str, port: u16) -> Site {
+    GatewayBuilder::default()
+        .id(id)
+        .network_of(network)
+        .peer_port(port)
+        .peer("TEST-A", None)
+        .site()
+}
+
+async fn start(site: &Site) -> Gateway {
+    Gateway::start(&site.config(), Default::default())
+        .await
+        .expect("gateway starts")
+}
+
+/// Asserts that `records` hold each of `sequences` exactly once, in increasing order.
+fn assert_exactly_once_in_order(records: &[LogRecord], sequences: &[u64]) {
+    let got: Vec<u64> = records.iter().map(|r| r.origin_sequence).collect();
+    assert_eq!(got, sequences, "every record exactly once, in order");
+}
+
+#[tokio::test]
+async fn forwards_by_route_fans_out_and_skips_the_unrouted() {
+    let network = GatewayBuilder::default().id("TEST-N").site();
+    let (b_port, c_port) = (free_port(), free_port());
+    let b_site = peer_site(&network, "TEST-B", b_port);
+    let c_site = peer_site(&network, "TEST-C", c_port);
+    let a_site = GatewayBuilder::default()
+        .network_of(&network)
+        .peer("TEST-B", peer_endpoint(b_port))
+        .peer("TEST-C", peer_endpoint(c_port))
+        .route("peer = \"TEST-B\"\nmodes = [\"sea\"]")
+        .route("peer = \"TEST-C\"\nfirst_entry_countries = [\"NL\"]")
+        .route("peer = \"TEST-C\"\nmodes = [\"rail\"]")
+        .site();
+    let (b, c) = (start(&b_site).await, start(&c_site).await);
+    let a = start(&a_site).await;
+    let mut carrier = client(&endpoint(&a), &a_site.carrier()).await;
+
+    let sea = carrier.submit(sea_filing("SEA-FWD-1")).await.expect("sea");
+    let air = carrier
+        .submit(sample(
+            include_str!("../schemas/examples/air-f23.json"),
+            "AIR-FWD-1",
+        ))
+        .await
+        .expect("air");
+    let rail = carrier
+        .submit(sample(
+            include_str!("../schemas/examples/rail-f51.json"),
+            "RAIL-FWD-1",
+        ))
+        .await
+        .expect("rail");
+    carrier
+        .invalidate(&sea.mrn, "voyage cancelled")
+        .await
+        .expect("invalidate");
+
+    eventually("B has the sea filing and its invalidation", || {
+        received(&b, "TEST-A").len() == 2
+    })
+    .await;
+    eventually(
+        "C has the sea filing, its invalidation and the rail filing",
+        || received(&c, "TEST-A").len() == 3,
+    )
+    .await;
+    let at_b = received(&b, "TEST-A");
+    assert_eq!(at_b[0].mrn, sea.mrn);
+    assert_eq!(at_b[0].envelope_kind(), EnvelopeKind::Filing);
+    assert_eq!(
+        at_b[0].origin_digest, sea.digest,
+        "the origin's digest travels"
+    );
+    assert_eq!(at_b[0].origin_sequence, sea.sequence);
+    assert!(at_b[0].manifest.is_some(), "the canonical manifest travels");
+    assert_eq!(at_b[1].mrn, sea.mrn);
+    assert_eq!(at_b[1].envelope_kind(), EnvelopeKind::Invalidation);
+    assert_eq!(at_b[1].reason, "voyage cancelled");
+    let at_c: Vec<(String, EnvelopeKind)> = received(&c, "TEST-A")
+        .iter()
+        .map(|r| (r.mrn.clone(), r.envelope_kind()))
+        .collect();
+    assert_eq!(
+        at_c,
+        [
+            (sea.mrn.clone(), EnvelopeKind::Filing),
+            (rail.mrn.clone(), EnvelopeKind::Filing),
+            (sea.mrn.clone(), EnvelopeKind::Invalidation),
+        ]
+    );
+    // No route, no delivery: nobody received the air filing.
+    for gateway in [&b, &c] {
+        assert!(received(gateway, "TEST-A").iter().all(|r| r.mrn != air.mrn));
+    }
+
+    // The filing's status tells where it stands with each administration.
+    eventually("A's cursors reach its log's end", || {
+        let durable = *a.store().durable().borrow();
+        report(&a, "TEST-B").cursor == durable && report(&a, "TEST-C").cursor == durable
+    })
+    .await;
+    let status = carrier.status_by_mrn(&sea.mrn).await.expect("status");
+    let deliveries: BTreeMap<String, DeliveryState> = status
+        .deliveries
+        .iter()
+        .map(|d| (d.administration.clone(), d.state()))
+        .collect();
+    assert_eq!(
+        deliveries,
+        BTreeMap::from([
+            ("TEST-B".to_owned(), DeliveryState::Acknowledged),
+            ("TEST-C".to_owned(), DeliveryState::Acknowledged),
+        ])
+    );
+    let air_status = carrier.status_by_mrn(&air.mrn).await.expect("status");
+    assert!(
+        air_status.deliveries.is_empty(),
+        "the air filing goes nowhere"
+    );
+
+    // Operators see each peer: connected, caught up.
+    let peers = common::admin_get(a.admin_addr, "/peers").await;
+    let body = peers.split("\r\n\r\n").nth(1).expect("body");
+    let reports: Vec<serde_json::Value> = serde_json::from_str(body).expect("JSON");
+    assert_eq!(reports.len(), 2);
+    for r in &reports {
+        assert_eq!(r["connected"], true, "{r}");
+        assert_eq!(r["lag_records"], 0, "{r}");
+    }
+    let metrics = common::admin_get(a.admin_addr, "/metrics").await;
+    assert!(
+        metrics.contains("aci_peer_delivered_total{peer=\"TEST-B\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("aci_peer_delivered_total{peer=\"TEST-C\"} 3"),
+        "{metrics}"
+    );
+    let b_metrics = common::admin_get(b.admin_addr, "/metrics").await;
+    assert!(
+        b_metrics.contains("aci_received_envelopes_total{peer=\"TEST-A\",outcome=\"stored\"} 2"),
+        "{b_metrics}"
+    );
+
+    // A received envelope is never forwarded again: B has no forwarder, and A does not send
+    // back what it received (nothing here routes received records).
+    a.stop().await.expect("stop A");
+    b.stop().await.expect("stop B");
+    c.stop().await.expect("stop C");
+}
+
+#[tokio::test]
+async fn a_peer_down_under_load_gets_everything_once_in_order_when_back() {
+    let network = GatewayBuilder::default().id("TEST-N").site();
+    let b_port = free_port();
+    let b_site = peer_site(&network, "TEST-B", b_port);
+    let a_site = GatewayBuilder::default()
+        .network_of(&network)
+        .peer("TEST-B", peer_endpoint(b_port))
+        .route("peer = \"TEST-B\"\nmodes = [\"sea\"]")
+        .site();
+    let a = start(&a_site).await;
+    let mut carrier = client(&endpoint(&a), &a_site.carrier()).await;
+
+    // B is not there yet: A queues, retries, and reports its lag.
+    let mut sequences = Vec::new();
+    for i in 0..150 {
+        let receipt = carrier
+            .submit(sea_filing(&format!("DOWN-{i:04}")))
+            .await
+            .expect("filed");
+        sequences.push(receipt.sequence);
+    }
+    eventually("A notices B is away", || report(&a, "TEST-B").retries >= 1).await;
+    let away = report(&a, "TEST-B");
+    assert!(!away.connected);
+    assert_eq!(away.cursor, 0);
+    assert_eq!(away.lag_records, 150);
+    assert!(away.last_error.is_some(), "{away:?}");
+
+    // B comes up while filings keep arriving, goes away in the middle, comes back.
+    let b = start(&b_site).await;
+    let filer = tokio::spawn({
+        let mut carrier = carrier.clone();
+        async move {
+            let mut sequences = Vec::new();
+            for i in 150..450 {
+                let receipt = carrier
+                    .submit(sea_filing(&format!("DOWN-{i:04}")))
+                    .await
+                    .expect("filed");
+                sequences.push(receipt.sequence);
+            }
+            sequences
+        }
+    });
+    eventually("B receives some", || received(&b, "TEST-A").len() >= 100).await;
+    b.stop().await.expect("B stops");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let b = start(&b_site).await;
+    sequences.extend(filer.await.expect("filer"));
+    eventually("A's lag returns to zero", || {
+        let r = report(&a, "TEST-B");
+        r.lag_records == 0 && r.connected
+    })
+    .await;
+    assert_exactly_once_in_order(&received(&b, "TEST-A"), &sequences);
+    let caught_up = report(&a, "TEST-B");
+    assert_eq!(caught_up.lag_seconds, 0.0);
+    assert!(caught_up.retries >= 2, "{caught_up:?}");
+    a.stop().await.expect("stop A");
+    b.stop().await.expect("stop B");
+}
+
+#[tokio::test]
+async fn sigkill_of_the_sender_mid_forwarding_loses_and_duplicates_nothing() {
+    let network = GatewayBuilder::default().id("TEST-N").site();
+    let b_port = free_port();
+    let b_site = peer_site(&network, "TEST-B", b_port);
+    let a_site = GatewayBuilder::default()
+        .network_of(&network)
+        .peer("TEST-B", peer_endpoint(b_port))
+        .route("peer = \"TEST-B\"\nmodes = [\"sea\"]")
+        .site();
+    let b = start(&b_site).await;
+    let a = GatewayProcess::start(&a_site);
+    let mut carrier = client(&a.endpoint, &a_site.carrier()).await;
+    let mut sequences = Vec::new();
+    let mut killed = None;
+    for i in 0..400 {
+        let receipt = carrier
+            .submit(sea_filing(&format!("KILL-A-{i:04}")))
+            .await
+            .expect("filed");
+        sequences.push(receipt.sequence);
+        if i >= 200 && received(&b, "TEST-A").len() >= 100 {
+            killed = Some(i);
+            break;
+        }
+    }
+    let killed_after = killed.expect("B received 100 before the 400th filing");
+    a.kill();
+    let at_kill = received(&b, "TEST-A").len();
+    assert!(
+        at_kill < sequences.len(),
+        "A was killed mid-forwarding ({at_kill} of {})",
+        sequences.len()
+    );
+
+    let a = GatewayProcess::start(&a_site);
+    let mut carrier = client(&a.endpoint, &a_site.carrier()).await;
+    for i in killed_after + 1..killed_after + 51 {
+        let receipt = carrier
+            .submit(sea_filing(&format!("KILL-A-{i:04}")))
+            .await
+            .expect("filed");
+        sequences.push(receipt.sequence);
+    }
+    eventually("B has every filing", || {
+        received(&b, "TEST-A").len() >= sequences.len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_exactly_once_in_order(&received(&b, "TEST-A"), &sequences);
+    let metrics = common::admin_get(b.admin_addr, "/metrics").await;
+    println!(
+        "redeliveries B absorbed: {:?}",
+        metrics
+            .lines()
+            .find(|l| l.contains("outcome=\"duplicate\""))
+            .unwrap_or("none")
+    );
+    drop(a);
+    b.stop().await.expect("stop B");
+}
+
+#[tokio::test]
+async fn a_receiver_killed_between_its_fsync_and_its_ack_absorbs_the_redelivery() {
+    let network = GatewayBuilder::default().id("TEST-N").site();
+    let b_port = free_port();
+    let b_site = peer_site(&network, "TEST-B", b_port);
+    let a_site = GatewayBuilder::default()
+        .network_of(&network)
+        .peer("TEST-B", peer_endpoint(b_port))
+        .route("peer = \"TEST-B\"\nmodes = [\"sea\"]")
+        .site();
+    // B aborts right after its 40th new envelope is durable, before acknowledging it.
+    let b = GatewayProcess::start_with_env(&b_site, &[("ACI_FAULT_ABORT_BEFORE_ACK", "40")]);
+    let a = start(&a_site).await;
+    let mut carrier = client(&endpoint(&a), &a_site.carrier()).await;
+    let mut sequences = Vec::new();
+    for i in 0..100 {
+        let receipt = carrier
+            .submit(sea_filing(&format!("KILL-B-{i:04}")))
+            .await
+            .expect("filed");
+        sequences.push(receipt.sequence);
+    }
+    let crashed = b.wait_exit(WAIT);
+    assert!(!crashed.success(), "B aborted: {crashed}");
+    let before_restart = received_from(&log_of(&b_site), "TEST-A");
+    assert_eq!(
+        before_restart.len(),
+        40,
+        "the 40th was durable before the crash"
+    );
+    assert!(
+        report(&a, "TEST-B").cursor < sequences[39],
+        "A never heard of the 40th"
+    );
+
+    let b = GatewayProcess::start(&b_site);
+    eventually("A's lag returns to zero", || {
+        report(&a, "TEST-B").lag_records == 0
+    })
+    .await;
+    let admin: std::net::SocketAddr = b.ready["admin"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("admin address");
+    let metrics = common::admin_get(admin, "/metrics").await;
+    let duplicates: u64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("aci_received_envelopes_total{peer=\"TEST-A\",outcome=\"duplicate\"}")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        duplicates >= 1,
+        "B absorbed the redelivery of the 40th: {metrics}"
+    );
+    assert!(report(&a, "TEST-B").duplicates >= 1);
+    // A stops first: `terminate` blocks this test's runtime, which A runs on.
+    a.stop().await.expect("stop A");
+    assert!(b.terminate().success());
+    assert_exactly_once_in_order(&received_from(&log_of(&b_site), "TEST-A"), &sequences);
+}
+
+/// Client files for an administration's certificate issued by `ca`.
+fn admin_files(site: &Site, name: &str, ca: &Authority, id: &str) -> ClientTls {
+    let mut files = site
+        .pki
+        .client_files(name, ca, &pki::admin_uri(id), Validity::days(30));
+    files.ca = site.pki.dir.join("admin-ca.pem");
+    files
+}
+
+#[tokio::test]
+async fn wrong_certificates_and_identities_are_refused_both_ways() {
+    let network = GatewayBuilder::default().id("TEST-N").site();
+    let b_port = free_port();
+    let b_site = peer_site(&network, "TEST-B", b_port);
+    // A expects B's certificate to say TEST-B; another gateway of the network listens there.
+    let impostor_site = peer_site(&network, "TEST-X", b_port);
+    let a_site = GatewayBuilder::default()
+        .network_of(&network)
+        .peer("TEST-B", peer_endpoint(b_port))
+        .route("peer = \"TEST-B\"\nmodes = [\"sea\"]")
+        .site();
+    let impostor = start(&impostor_site).await;
+    let a = start(&a_site).await;
+    let mut carrier = client(&endpoint(&a), &a_site.carrier()).await;
+    carrier
+        .submit(sea_filing("IMPOSTOR-1"))
+        .await
+        .expect("filed");
+    eventually("A refuses the impostor", || {
+        report(&a, "TEST-B").retries >= 1
+    })
+    .await;
+    let refused = report(&a, "TEST-B");
+    assert!(!refused.connected);
+    assert!(
+        refused
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("TEST-B"),
+        "{refused:?}"
+    );
+    assert!(received(&impostor, "TEST-A").is_empty());
+    impostor.stop().await.expect("stop impostor");
+
+    // A gateway whose certificate comes from another CA is not trusted either.
+    let stranger_site = GatewayBuilder::default()
+        .id("TEST-B")
+        .peer_port(b_port)
+        .peer("TEST-A", None)
+        .site();
+    let stranger = start(&stranger_site).await;
+    let retries = report(&a, "TEST-B").retries;
+    eventually("A refuses the stranger", || {
+        report(&a, "TEST-B").retries > retries
+    })
+    .await;
+    assert!(!report(&a, "TEST-B").connected);
+    assert!(received(&stranger, "TEST-A").is_empty());
+    stranger.stop().await.expect("stop stranger");
+
+    // The receiving side: B takes deliveries from configured peers only.
+    let b = start(&b_site).await;
+    eventually("the real B gets the filing", || {
+        received(&b, "TEST-A").len() == 1
+    })
+    .await;
+    let b_endpoint = format!("https://127.0.0.1:{b_port}");
+    let envelope = aci_gateway::pb::Envelope {
+        origin: "TEST-Z".into(),
+        origin_sequence: 1,
+        kind: EnvelopeKind::Filing as i32,
+        mrn: "26GB00000000000010".into(),
+        manifest: Some(sea_filing("Z-1")),
+        ..Default::default()
+    };
+    // A valid administration certificate of a gateway B does not exchange with.
+    let unknown = admin_files(&b_site, "unknown-admin", &network.pki.admin_ca, "TEST-Z");
+    let mut client_z = PeerClient::connect(&b_endpoint, "TEST-B", &unknown)
+        .await
+        .expect("TLS is fine");
+    let refused = client_z
+        .deliver(tokio_stream::iter([envelope.clone()]))
+        .await
+        .expect_err("not a configured peer");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let refused = client_z.subscribe(0).await.expect_err("no feed for it");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    // A certificate from a CA B does not trust for peers (the carrier CA).
+    let carrier_issued = admin_files(
+        &b_site,
+        "carrier-ca-admin",
+        &network.pki.carrier_ca,
+        "TEST-A",
+    );
+    let outcome = match PeerClient::connect(&b_endpoint, "TEST-B", &carrier_issued).await {
+        Err(e) => Err(e.to_string()),
+        Ok(mut client) => client
+            .deliver(tokio_stream::iter([envelope.clone()]))
+            .await
+            .map(|_| ())
+            .map_err(|s| s.to_string()),
+    };
+    assert!(outcome.is_err(), "an untrusted certificate is refused");
+    // A configured peer cannot deliver in another origin's name.
+    let a_files = admin_files(&b_site, "a-again", &network.pki.admin_ca, "TEST-A");
+    let mut client_a = PeerClient::connect(&b_endpoint, "TEST-B", &a_files)
+        .await
+        .expect("connects");
+    let mut acks = client_a
+        .deliver(tokio_stream::iter([envelope]))
+        .await
+        .expect("stream opens");
+    let ack = acks.message().await.expect("ack").expect("one ack");
+    match ack.outcome {
+        Some(aci_gateway::pb::delivery_ack::Outcome::Refused(r)) => {
+            assert_eq!(r.code, "ORIGIN_MISMATCH")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(
+        received(&b, "TEST-Z").is_empty(),
+        "nothing stored for the impostor origin"
+    );
+    a.stop().await.expect("stop A");
+    b.stop().await.expect("stop B");
+}
+
+#[tokio::test]
+async fn notices_reach_the_carrier_stream_and_referral_answers_reach_the_peer() {
+    let network = GatewayBuilder::default().id("TEST-N").site();
+    let b_port = free_port();
+    let b_site = peer_site(&network, "TEST-B", b_port);
+    let a_port = free_port();
+    let a_site = GatewayBuilder::default()
+        .network_of(&network)
+        .peer_port(a_port)
+        .peer("TEST-B", peer_endpoint(b_port))
+        .peer("TEST-C", None)
+        .route("peer = \"TEST-B\"\nmodes = [\"sea\"]")
+        .route("peer = \"TEST-C\"\nmodes = [\"air\"]")
+        .site();
+    let b = start(&b_site).await;
+    let a = start(&a_site).await;
+    let mut carrier = client(&endpoint(&a), &a_site.carrier()).await;
+    let sea = carrier.submit(sea_filing("NOTICE-1")).await.expect("filed");
+    let air = carrier
+        .submit(sample(
+            include_str!("../schemas/examples/air-f23.json"),
+            "NOTICE-AIR",
+        ))
+        .await
+        .expect("filed");
+    let mut early = carrier.watch_notifications(0).await.expect("watch");
+    eventually("B has the filing", || received(&b, "TEST-A").len() == 1).await;
+
+    // B's operator sends do-not-load, as B (its gateway certificate).
+    let a_endpoint = format!("https://127.0.0.1:{a_port}");
+    let b_files = ClientTls {
+        ca: b_site.pki.dir.join("admin-ca.pem"),
+        cert: b_site.pki.dir.join("gateway.pem"),
+        key: b_site.pki.dir.join("gateway.key"),
+    };
+    let mut as_b = PeerClient::connect(&a_endpoint, "TEST-A", &b_files)
+        .await
+        .expect("B connects to A");
+    let do_not_load = Notice {
+        notice_id: "B-RISK-1".into(),
+        mrn: sea.mrn.clone(),
+        kind: NoticeKind::DoNotLoad as i32,
+        text: "container MSCU1234565: do not load".into(),
+        deadline: None,
+    };
+    let ack = as_b
+        .notify(do_not_load.clone())
+        .await
+        .expect("notice taken");
+    assert!(!ack.duplicate);
+    let again = as_b.notify(do_not_load).await.expect("a retry is fine");
+    assert_eq!((again.sequence, again.duplicate), (ack.sequence, true));
+
+    let first = tokio::time::timeout(WAIT, early.message())
+        .await
+        .expect("in time")
+        .expect("stream")
+        .expect("a notification");
+    assert_eq!(first.mrn, sea.mrn);
+    assert_eq!(first.kind(), NoticeKind::DoNotLoad);
+    assert_eq!(first.administration, "TEST-B");
+    assert_eq!(first.sequence, ack.sequence);
+    assert_eq!(first.lrn, "NOTICE-1");
+    drop(early);
+
+    // A carrier that connects after the notice was sent still gets it.
+    let mut late = carrier.watch_notifications(0).await.expect("watch");
+    let replayed = late.message().await.expect("stream").expect("the notice");
+    assert_eq!(replayed.notice_id, "B-RISK-1");
+
+    // A referral; the carrier, resuming after the first notice, gets only the new one.
+    let referral = Notice {
+        notice_id: "B-REF-2".into(),
+        mrn: sea.mrn.clone(),
+        kind: NoticeKind::ReferralInformation as i32,
+        text: "send the packing list".into(),
+        deadline: Some(prost_types::Timestamp {
+            seconds: 1_900_000_000,
+            nanos: 0,
+        }),
+    };
+    as_b.notify(referral).await.expect("referral taken");
+    let mut resumed = carrier
+        .watch_notifications(first.sequence)
+        .await
+        .expect("watch");
+    let next = resumed
+        .message()
+        .await
+        .expect("stream")
+        .expect("the referral");
+    assert_eq!(next.notice_id, "B-REF-2");
+    assert!(next.deadline.is_some());
+
+    // The status shows both notices; the answer to the referral travels back to B.
+    let status = carrier
+        .answer_referral(
+            &sea.mrn,
+            "B-REF-2",
+            "packing list attached to the house bills",
+        )
+        .await
+        .expect("answered");
+    assert_eq!(status.notices.len(), 2);
+    assert_eq!(
+        status.notices[1].answer,
+        "packing list attached to the house bills"
+    );
+    let refused = carrier
+        .answer_referral(&sea.mrn, "B-RISK-1", "ok")
+        .await
+        .expect_err("do-not-load is not a referral");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    eventually("B receives the answer", || {
+        received(&b, "TEST-A")
+            .iter()
+            .any(|r| r.envelope_kind() == EnvelopeKind::ReferralAnswer)
+    })
+    .await;
+    let answer = received(&b, "TEST-A")
+        .into_iter()
+        .find(|r| r.envelope_kind() == EnvelopeKind::ReferralAnswer)
+        .expect("answer");
+    assert_eq!(answer.mrn, sea.mrn);
+    assert_eq!(answer.reason, "packing list attached to the house bills");
+    assert_eq!(
+        answer.notice.map(|n| n.notice_id).as_deref(),
+        Some("B-REF-2")
+    );
+
+    // B may not send notices about filings not shared with it.
+    let not_shared = as_b
+        .notify(Notice {
+            notice_id: "B-RISK-3".into(),
+            mrn: air.mrn.clone(),
+            kind: NoticeKind::DoNotLoad as i32,
+            ..Default::default()
+        })
+        .await
+        .expect_err("the air filing went to C only");
+    assert_eq!(not_shared.code(), Code::NotFound);
+    let bad = as_b
+        .notify(Notice {
+            notice_id: "B-RISK-4".into(),
+            mrn: sea.mrn.clone(),
+            kind: 0,
+            ..Default::default()
+        })
+        .await
+        .expect_err("a notice has a kind");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+
+    // Another carrier sees none of it.
+    let other = a_site.carrier_as(common::OTHER_CARRIER);
+    let mut other = client(&endpoint(&a), &other).await;
+    let mut nothing = other.watch_notifications(0).await.expect("watch");
+    let quiet = tokio::time::timeout(Duration::from_millis(300), nothing.message()).await;
+    assert!(quiet.is_err(), "no notification for another carrier");
+    let metrics = common::admin_get(a.admin_addr, "/metrics").await;
+    assert!(
+        metrics.contains(
+            "aci_notices_received_total{peer=\"TEST-B\",kind=\"NOTICE_KIND_DO_NOT_LOAD\"} 1"
+        ),
+        "{metrics}"
+    );
+    a.stop().await.expect("stop A");
+    b.stop().await.expect("stop B");
+}
+
+#[tokio::test]
+async fn a_pull_feed_resumes_from_its_cursor_exactly_once() {
+    let network = GatewayBuilder::default().id("TEST-N").site();
+    let a_port = free_port();
+    let a_site = GatewayBuilder::default()
+        .network_of(&network)
+        .peer_port(a_port)
+        .peer("TEST-C", None)
+        .peer("TEST-D", None)
+        .route("peer = \"TEST-C\"\nmodes = [\"sea\"]")
+        .route("peer = \"TEST-D\"\nmodes = [\"air\"]")
+        .site();
+    let a = start(&a_site).await;
+    let mut carrier = client(&endpoint(&a), &a_site.carrier()).await;
+    let mut sea_sequences = Vec::new();
+    for i in 0..30 {
+        let receipt = carrier
+            .submit(sea_filing(&format!("PULL-{i:03}")))
+            .await
+            .expect("filed");
+        sea_sequences.push(receipt.sequence);
+        carrier
+            .submit(sample(
+                include_str!("../schemas/examples/air-f23.json"),
+                &format!("PULL-AIR-{i:03}"),
+            ))
+            .await
+            .expect("filed");
+    }
+    let c_files = admin_files(&a_site, "c", &network.pki.admin_ca, "TEST-C");
+    let a_endpoint = format!("https://127.0.0.1:{a_port}");
+    let mut as_c = PeerClient::connect(&a_endpoint, "TEST-A", &c_files)
+        .await
+        .expect("C connects");
+    let mut got = Vec::new();
+    let mut feed = as_c.subscribe(0).await.expect("feed");
+    while got.len() < 12 {
+        let envelope = feed.message().await.expect("stream").expect("envelope");
+        assert_eq!(envelope.origin, "TEST-A");
+        got.push(envelope.origin_sequence);
+    }
+    drop(feed);
+    // Resuming from the last one seen: the rest, then what is filed meanwhile.
+    let mut feed = as_c
+        .subscribe(*got.last().expect("some"))
+        .await
+        .expect("feed");
+    for i in 30..35 {
+        let receipt = carrier
+            .submit(sea_filing(&format!("PULL-{i:03}")))
+            .await
+            .expect("filed");
+        sea_sequences.push(receipt.sequence);
+    }
+    while got.len() < sea_sequences.len() {
+        let envelope = tokio::time::timeout(WAIT, feed.message())
+            .await
+            .expect("in time")
+            .expect("stream")
+            .expect("envelope");
+        assert_eq!(
+            envelope.kind(),
+            EnvelopeKind::Filing,
+            "only C's feed: sea filings"
+        );
+        got.push(envelope.origin_sequence);
+    }
+    assert_eq!(got, sea_sequences, "every envelope exactly once, in order");
+    let quiet = tokio::time::timeout(Duration::from_millis(300), feed.message()).await;
+    assert!(quiet.is_err(), "nothing more for C");
+    // The cursor C resumed from counts as acknowledged.
+    assert_eq!(report(&a, "TEST-C").cursor, sea_sequences[11]);
+    assert_eq!(report(&a, "TEST-C").mode, "pull");
+    a.stop().await.expect("stop A");
+}
