@@ -1,5 +1,6 @@
 //! The `aci-gateway` command line: `serve`, `pki init`, `submit`, `amend`, `invalidate`, `arrive`,
-//! `status`, `validate`, `rules`, `log verify|tail`, `reindex`.
+//! `status`, `notifications`, `answer`, `validate`, `rules`, `peers`, `notify`, `log
+//! verify|tail`, `reindex`.
 //!
 //! Exit codes: 0 success (filing accepted), 1 refused by the gateway (violations, conflict,
 //! permission), 2 usage, configuration or transport error, 64 invalid configuration at `serve`.
@@ -95,6 +96,59 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Print the risk notices administrations sent about your filings (JSON lines), after a
+    /// cursor; with --follow, keep printing new ones as they come.
+    Notifications {
+        /// Only notifications after this sequence (resume from the last one printed).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Keep waiting for new notifications (otherwise stop once none came for a second).
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Answer a referral an administration sent about one of your filings.
+    Answer {
+        mrn: String,
+        notice_id: String,
+        #[arg(long)]
+        text: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show each peer administration: connected, cursor, lag, retries, last error (from the
+    /// running gateway's admin port).
+    Peers {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print the JSON as served on /peers.
+        #[arg(long)]
+        json: bool,
+    },
+    /// As this gateway's administration, send a risk notice about a filing a peer shared with
+    /// us back to that peer.
+    Notify {
+        /// The peer gateway that shared the filing.
+        #[arg(long)]
+        peer: String,
+        mrn: String,
+        #[arg(long, value_enum)]
+        kind: NoticeKindArg,
+        #[arg(long, default_value = "")]
+        text: String,
+        /// Our id for the notice (a retry with the same id is one notice); default: generated.
+        #[arg(long)]
+        id: Option<String>,
+        /// For referrals: when the answer is due (RFC 3339).
+        #[arg(long)]
+        deadline: Option<String>,
+        /// The peer's API, when the config gives it no endpoint (https://host:port).
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Read the log: verify it, or print its records.
     Log {
         #[command(subcommand)]
@@ -109,6 +163,25 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum NoticeKindArg {
+    AssessmentComplete,
+    ReferralInformation,
+    ReferralScreening,
+    DoNotLoad,
+}
+
+impl From<NoticeKindArg> for pb::NoticeKind {
+    fn from(kind: NoticeKindArg) -> pb::NoticeKind {
+        match kind {
+            NoticeKindArg::AssessmentComplete => pb::NoticeKind::AssessmentComplete,
+            NoticeKindArg::ReferralInformation => pb::NoticeKind::ReferralInformation,
+            NoticeKindArg::ReferralScreening => pb::NoticeKind::ReferralScreening,
+            NoticeKindArg::DoNotLoad => pb::NoticeKind::DoNotLoad,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,6 +351,50 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
             }
+        }
+        Command::Notifications {
+            after,
+            follow,
+            client,
+        } => notifications(after, follow, &client).await,
+        Command::Answer {
+            mrn,
+            notice_id,
+            text,
+            client,
+        } => {
+            let answer = connect(&client)
+                .await?
+                .answer_referral(&mrn, &notice_id, &text)
+                .await;
+            print_answer(answer.map(|s| pb::to_json(&s)))
+        }
+        Command::Peers { config, json } => peers(&config, json).await,
+        Command::Notify {
+            peer,
+            mrn,
+            kind,
+            text,
+            id,
+            deadline,
+            endpoint,
+            config,
+        } => {
+            let notice = pb::Notice {
+                notice_id: id.unwrap_or_else(|| {
+                    format!(
+                        "N-{}",
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_micros())
+                    )
+                }),
+                mrn,
+                kind: pb::NoticeKind::from(kind) as i32,
+                text,
+                deadline: deadline.as_deref().map(parse_time).transpose()?,
+            };
+            notify(&config, &peer, endpoint, notice).await
         }
         Command::Rules => {
             print!("{}", crate::validate::rules::markdown());
@@ -491,6 +608,130 @@ async fn status(mrn: Option<String>, lrn: Option<String>, args: &ClientArgs) -> 
         }
         Err(status) => refused(&status),
     }
+}
+
+async fn notifications(after: u64, follow: bool, args: &ClientArgs) -> Result<ExitCode> {
+    let mut stream = match connect(args).await?.watch_notifications(after).await {
+        Ok(stream) => stream,
+        Err(status) => return refused(&status),
+    };
+    let quiet = std::time::Duration::from_secs(1);
+    loop {
+        let next = if follow {
+            stream.message().await
+        } else {
+            match tokio::time::timeout(quiet, stream.message()).await {
+                Ok(next) => next,
+                Err(_) => return Ok(ExitCode::SUCCESS),
+            }
+        };
+        match next {
+            Ok(Some(notification)) => println!("{}", pb::to_json(&notification)),
+            Ok(None) => return Ok(ExitCode::SUCCESS),
+            Err(status) => return refused(&status),
+        }
+    }
+}
+
+/// The running gateway's peers, from its admin port.
+async fn peers(config: &Path, json: bool) -> Result<ExitCode> {
+    let config = Config::load(config)?;
+    let mut addr = config.admin_listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let body = http_get(addr, "/peers")
+        .await
+        .with_context(|| format!("is the gateway running? its admin port is {addr}"))?;
+    let reports: Vec<crate::exchange::PeerReport> =
+        serde_json::from_str(&body).context("the /peers answer")?;
+    if json {
+        print!("{body}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if reports.is_empty() {
+        println!("no peers configured");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<20} {:<5} {:<10} {:>10} {:>10} {:>8} {:>8} {:>10} {:>8}  LAST ERROR",
+        "PEER", "MODE", "STATE", "CURSOR", "LAG", "LAG S", "RETRIES", "DELIVERED", "REFUSED"
+    );
+    for r in reports {
+        println!(
+            "{:<20} {:<5} {:<10} {:>10} {:>10} {:>8.1} {:>8} {:>10} {:>8}  {}",
+            r.peer,
+            r.mode,
+            if r.connected { "connected" } else { "away" },
+            r.cursor,
+            r.lag_records,
+            r.lag_seconds,
+            r.retries,
+            r.delivered,
+            r.refused,
+            r.last_error.unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A GET on the admin port (plain HTTP/1.1, one request): the body of a 200 answer.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("a malformed HTTP answer")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("{}", head.lines().next().unwrap_or(head));
+    }
+    Ok(body.to_owned())
+}
+
+/// Sends a notice to a peer as this gateway (its certificate, trusting the peer CA).
+async fn notify(
+    config: &Path,
+    peer: &str,
+    endpoint: Option<String>,
+    notice: pb::Notice,
+) -> Result<ExitCode> {
+    let config = Config::load(config)?;
+    let configured = config.peers.iter().find(|p| p.id == peer);
+    let Some(endpoint) = endpoint.or_else(|| configured.and_then(|p| p.endpoint.clone())) else {
+        bail!("{peer} has no endpoint in the config; give --endpoint https://host:port");
+    };
+    let files = ClientTls {
+        ca: config.tls.peer_ca.clone(),
+        cert: config.tls.server_cert.clone(),
+        key: config.tls.server_key.clone(),
+    };
+    let mut client = crate::client::PeerClient::connect(&endpoint, peer, &files).await?;
+    let notice_id = notice.notice_id.clone();
+    match client.notify(notice).await {
+        Ok(ack) => {
+            print_json(&serde_json::json!({
+                "notice_id": notice_id,
+                "sequence": ack.sequence,
+                "duplicate": ack.duplicate,
+            }));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(status) => refused(&status),
+    }
+}
+
+fn parse_time(text: &str) -> Result<prost_types::Timestamp> {
+    let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("{text:?} is not an RFC 3339 time"))?;
+    Ok(prost_types::Timestamp {
+        seconds: time.unix_timestamp(),
+        nanos: i32::try_from(time.nanosecond()).unwrap_or(0),
+    })
 }
 
 /// Prints an answer, or a refusal, as JSON.

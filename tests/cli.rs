@@ -305,3 +305,107 @@ async fn log_verify_and_tail_read_the_log_as_operators_need() {
     let report = String::from_utf8_lossy(&broken.stdout);
     assert!(report.contains("record 2"), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_notify_notifications_and_answer_work_from_the_command_line() {
+    let network = GatewayBuilder::default().id("TEST-N").site();
+    let (a_port, b_port, admin_port) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let b_site = GatewayBuilder::default()
+        .id("TEST-B")
+        .network_of(&network)
+        .peer_port(b_port)
+        .peer("TEST-A", None)
+        .site();
+    let a_site = GatewayBuilder::default()
+        .network_of(&network)
+        .peer_port(a_port)
+        .admin_port(admin_port)
+        .peer("TEST-B", Some(format!("https://127.0.0.1:{b_port}")))
+        .route("peer = \"TEST-B\"\nmodes = [\"sea\"]")
+        .site();
+    let b = Gateway::start(&b_site.config(), Options::default())
+        .await
+        .expect("B starts");
+    let a = Gateway::start(&a_site.config(), Options::default())
+        .await
+        .expect("A starts");
+    let receipt = client(&common::endpoint(&a), &a_site.carrier())
+        .await
+        .submit(sea_filing("CLI-PEERS-1"))
+        .await
+        .expect("filed");
+    let a_config = a_site.config_path.to_str().expect("path");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let peers = loop {
+        let peers = aci(&["peers", "--config", a_config, "--json"]);
+        assert!(peers.status.success(), "{peers:?}");
+        let peers = json(&peers);
+        if peers[0]["cursor"] == receipt.sequence {
+            break peers;
+        }
+        assert!(std::time::Instant::now() < deadline, "{peers}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(peers[0]["peer"], "TEST-B");
+    assert_eq!(peers[0]["connected"], true);
+    let table = aci(&["peers", "--config", a_config]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("TEST-B") && table.contains("connected"),
+        "{table}"
+    );
+
+    // B's operator asks for information, as B; the carrier sees it and answers.
+    let a_endpoint = format!("https://127.0.0.1:{a_port}");
+    let b_config = b_site.config_path.to_str().expect("path");
+    let notify = aci(&[
+        "notify",
+        "--config",
+        b_config,
+        "--peer",
+        "TEST-A",
+        "--endpoint",
+        &a_endpoint,
+        &receipt.mrn,
+        "--kind",
+        "referral-information",
+        "--text",
+        "the dangerous goods declaration, please",
+        "--id",
+        "B-REF-1",
+        "--deadline",
+        "2030-01-01T00:00:00Z",
+    ]);
+    assert!(notify.status.success(), "{notify:?}");
+    assert_eq!(json(&notify)["duplicate"], false);
+
+    let Credentials::Tls(tls) = a_site.carrier() else {
+        unreachable!("the fixture carrier uses TLS")
+    };
+    let endpoint = common::endpoint(&a);
+    let mut args = vec!["notifications"];
+    args.extend(client_args(&endpoint, &tls));
+    let listed = aci(&args);
+    assert!(listed.status.success(), "{listed:?}");
+    let line = String::from_utf8_lossy(&listed.stdout);
+    let notification: serde_json::Value =
+        serde_json::from_str(line.lines().next().expect("one notification")).expect("JSON");
+    assert_eq!(notification["notice_id"], "B-REF-1", "{notification}");
+    assert_eq!(notification["kind"], "NOTICE_KIND_REFERRAL_INFORMATION");
+
+    let mut args = vec!["answer", &receipt.mrn, "B-REF-1", "--text", "attached"];
+    args.extend(client_args(&endpoint, &tls));
+    let answered = aci(&args);
+    assert!(answered.status.success(), "{answered:?}");
+    assert_eq!(json(&answered)["notices"][0]["answer"], "attached");
+    let mut args = vec!["answer", &receipt.mrn, "NO-SUCH", "--text", "x"];
+    args.extend(client_args(&endpoint, &tls));
+    let unknown = aci(&args);
+    assert_eq!(unknown.status.code(), Some(1), "{unknown:?}");
+    a.stop().await.expect("stop A");
+    b.stop().await.expect("stop B");
+}

@@ -561,3 +561,46 @@ async fn futures_join(
     }
     answers
 }
+
+#[tokio::test]
+async fn a_reader_tails_the_log_across_segments_while_it_grows() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (store, _) = Store::open(tmp.path(), options(8 * 1024)).expect("open");
+    let mut durable = store.durable();
+    assert_eq!(*durable.borrow_and_update(), 0);
+    let mut reader = store.reader(Seq(1));
+    assert!(reader.read(0, 10).expect("nothing yet").is_empty());
+    let mut seen = Vec::new();
+    for round in 0..6 {
+        register_all(&store, (1..=12).map(|i| format!("TAIL-{round}-{i}"))).await;
+        durable.changed().await.expect("the writer publishes");
+        let last = *durable.borrow_and_update();
+        // Bounded reads up to the durable sequence, never past it.
+        loop {
+            let batch = reader.read(last, 5).expect("reads");
+            if batch.is_empty() {
+                break;
+            }
+            assert!(batch.len() <= 5);
+            seen.extend(batch.iter().map(|r| r.sequence));
+        }
+        assert_eq!(seen.last(), Some(&last));
+    }
+    assert!(
+        list_segments(&tmp.path().join("log"))
+            .expect("segments")
+            .len()
+            >= 3
+    );
+    assert_eq!(seen, (1..=72).collect::<Vec<_>>());
+    // A reader can start anywhere, in any segment.
+    let mut middle = store.reader(Seq(37));
+    let rest: Vec<u64> = middle
+        .read(72, 100)
+        .expect("reads")
+        .iter()
+        .map(|r| r.sequence)
+        .collect();
+    assert_eq!(rest, (37..=72).collect::<Vec<_>>());
+    store.close().await;
+}

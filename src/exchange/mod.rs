@@ -427,3 +427,112 @@ pub async fn connect(
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::TransportMode;
+    use crate::pb::store::RouteFacts;
+
+    fn routes() -> Routes {
+        Routes {
+            routes: vec![route::Route {
+                peer: "NL-1".into(),
+                first_entry_countries: Vec::new(),
+                routing_countries: Vec::new(),
+                delivery_countries: Vec::new(),
+                modes: vec![TransportMode::Sea],
+            }],
+        }
+    }
+
+    fn record(kind: RecordKind) -> LogRecord {
+        LogRecord {
+            kind: kind as i32,
+            sequence: 7,
+            mrn: "26GB00000000000070".into(),
+            ..LogRecord::default()
+        }
+    }
+
+    #[test]
+    fn each_kind_of_record_is_routed_by_what_it_carries() {
+        let sea: crate::pb::Manifest =
+            crate::pb::from_json(include_str!("../../schemas/examples/sea-f10.json"))
+                .expect("sample");
+        let routes = routes();
+        let filing = LogRecord {
+            manifest: Some(sea.clone()),
+            ..record(RecordKind::Filing)
+        };
+        assert!(is_for(&routes, "NL-1", &filing));
+        assert!(!is_for(&routes, "BE-1", &filing));
+        let sea_facts = route::facts_of(&sea);
+        let invalidation = LogRecord {
+            routing: Some(sea_facts.clone()),
+            ..record(RecordKind::Invalidation)
+        };
+        assert!(is_for(&routes, "NL-1", &invalidation));
+        let air_arrival = LogRecord {
+            routing: Some(RouteFacts {
+                transport_mode: TransportMode::Air as i32,
+                ..sea_facts
+            }),
+            ..record(RecordKind::Arrival)
+        };
+        assert!(!is_for(&routes, "NL-1", &air_arrival));
+        // What came from a peer, and notices, go nowhere, whatever they carry.
+        for kind in [
+            RecordKind::Received,
+            RecordKind::ReceivedRefused,
+            RecordKind::Notice,
+        ] {
+            let other = LogRecord {
+                manifest: Some(sea.clone()),
+                origin: "NL-1".into(),
+                ..record(kind)
+            };
+            assert!(!is_for(&routes, "NL-1", &other), "{kind:?}");
+        }
+        // A referral answer goes to the administration that asked, routes or not.
+        let answer = LogRecord {
+            origin: "DE-9".into(),
+            ..record(RecordKind::ReferralAnswer)
+        };
+        assert!(is_for(&routes, "DE-9", &answer));
+        assert!(!is_for(&routes, "NL-1", &answer));
+    }
+
+    #[test]
+    fn an_envelope_carries_the_record_and_its_origin() {
+        let answer = LogRecord {
+            origin: "DE-9".into(),
+            reason: "attached".into(),
+            notice: Some(crate::pb::Notice {
+                notice_id: "R-1".into(),
+                ..Default::default()
+            }),
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            ..record(RecordKind::ReferralAnswer)
+        };
+        let envelope = envelope_of("GB-1", answer);
+        assert_eq!(envelope.origin, "GB-1");
+        assert_eq!(envelope.origin_sequence, 7);
+        assert_eq!(envelope.kind(), EnvelopeKind::ReferralAnswer);
+        assert_eq!(
+            (envelope.notice_id.as_str(), envelope.answer.as_str()),
+            ("R-1", "attached")
+        );
+        assert!(envelope.reason.is_empty());
+        assert!(envelope.traceparent.starts_with("00-0af7"));
+        let invalidation = LogRecord {
+            reason: "cancelled".into(),
+            digest: vec![0xab; 32],
+            ..record(RecordKind::Invalidation)
+        };
+        let envelope = envelope_of("GB-1", invalidation);
+        assert_eq!(envelope.kind(), EnvelopeKind::Invalidation);
+        assert_eq!(envelope.reason, "cancelled");
+        assert_eq!(envelope.digest, "ab".repeat(32));
+    }
+}

@@ -93,6 +93,7 @@ pub struct GatewayBuilder {
     segment_bytes: u64,
     representatives: Vec<(String, Vec<String>)>,
     peer_port: u16,
+    admin_port: u16,
     /// (peer id, endpoint) of each peer.
     peers: Vec<(String, Option<String>)>,
     /// Raw TOML of each `[[routes]]` table's body.
@@ -109,6 +110,7 @@ impl Default for GatewayBuilder {
             segment_bytes: 64 * 1024 * 1024,
             representatives: Vec::new(),
             peer_port: 0,
+            admin_port: 0,
             peers: Vec::new(),
             routes: Vec::new(),
             authorities: None,
@@ -180,6 +182,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Serve the admin port on this port (default: any free port).
+    pub fn admin_port(mut self, port: u16) -> Self {
+        self.admin_port = port;
+        self
+    }
+
     /// A peer with an endpoint (`https://127.0.0.1:PORT`; a forwarder delivers to it) or
     /// without (it pulls).
     pub fn peer(mut self, id: &str, endpoint: Option<String>) -> Self {
@@ -234,7 +242,7 @@ max_message_bytes = {max}
 listen = "127.0.0.1:{peer_port}"
 
 [admin]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{admin_port}"
 
 [tls]
 server_cert = "pki/gateway.pem"
@@ -247,6 +255,7 @@ segment_bytes = {segment}
 "#,
             id = self.id,
             peer_port = self.peer_port,
+            admin_port = self.admin_port,
             max = self.max_message_bytes,
             segment = self.segment_bytes,
         );
