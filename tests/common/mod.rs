@@ -305,9 +305,11 @@ pub async fn client(endpoint: &str, credentials: &Credentials) -> CarrierClient 
 /// The sea sample as a new filing: its LRN, and a bill of lading of its own (a filer files each
 /// master document once).
 pub fn sea_filing(lrn: &str) -> Manifest {
-    let mut manifest: Manifest =
+    static SEA: std::sync::LazyLock<Manifest> = std::sync::LazyLock::new(|| {
         aci_gateway::pb::from_json(include_str!("../../schemas/examples/sea-f10.json"))
-            .expect("sample parses");
+            .expect("sample parses")
+    });
+    let mut manifest = SEA.clone();
     manifest.lrn = lrn.to_owned();
     if let Some(document) = manifest.consignments[0].transport_document.as_mut() {
         document.number = format!("BL-{lrn}");
