@@ -8,23 +8,25 @@
 //!
 //! ```text
 //! carrier ──mTLS gRPC──► ingest ──► validate ──► store (log, fdatasync) ──► receipt (MRN)
-//!                          │            │
-//!                          ◄── coded violations (google.rpc.BadRequest + aci.v1.ValidationReport)
+//!    ▲                     │            │                  │
+//!    │                     ◄── coded violations            └─► forwarder per peer ──mTLS──► peer
+//!    └── notifications ◄── store ◄── peer API (Deliver, Subscribe, Notify) ◄──mTLS── peer
 //! ```
 //!
 //! ## Layout
 //!
-//! - [`cli`]: the `aci-gateway` commands (`serve`, `pki`, `submit`, `status`, `reindex`).
+//! - [`cli`]: the `aci-gateway` commands (`serve`, `submit`, `status`, `peers`, `notify`, ...).
 //! - [`config`]: the TOML configuration, checked and sealed.
 //! - [`server`]: wires store, listeners and admin port; one shutdown path.
-//! - [`exchange`]: Customs-to-Customs exchange: routing rules (forwarding builds on them).
+//! - [`exchange`]: Customs-to-Customs exchange: routing, per-peer forwarders, the peer API
+//!   (deliveries, pull feeds, risk notices) and each peer's progress.
 //! - [`ingest`]: the carrier API, a thin gRPC adapter; `ingest::status` maps outcomes to gRPC.
 //! - [`validate`]: findings and reports; required data and identifier formats.
 //! - [`store`]: the segment log (framing, CRC, hash chain), group commit, the sled index.
 //! - [`ids`]: MRN, LRN, EORI and sequence types; the ISO 6346 check character.
 //! - [`tls`]: rustls configurations, the accept loop, identities from certificates.
 //! - [`pki`]: the development PKI created on first start.
-//! - [`client`]: a carrier's client, used by the CLI and the tests.
+//! - [`client`]: a carrier's client and an administration's peer client (CLI, tests).
 //! - [`telemetry`]: logging and the Prometheus counters.
 //! - [`pb`]: generated protobuf types and proto3 JSON.
 #![forbid(unsafe_code)]
