@@ -206,6 +206,23 @@ async fn forwards_by_route_fans_out_and_skips_the_unrouted() {
         air_status.deliveries.is_empty(),
         "the air filing goes nowhere"
     );
+    // A refusal the forwarder recorded shows with its code (injected here: these peers refuse
+    // nothing this gateway sends).
+    a.store()
+        .index()
+        .record_refusal("TEST-C", rail.sequence, "INVALID_ENVELOPE", "test refusal")
+        .expect("record");
+    let rail_status = carrier.status_by_mrn(&rail.mrn).await.expect("status");
+    assert_eq!(rail_status.deliveries.len(), 1);
+    let refused = &rail_status.deliveries[0];
+    assert_eq!(
+        (
+            refused.state(),
+            refused.refusal_code.as_str(),
+            refused.sequence
+        ),
+        (DeliveryState::Refused, "INVALID_ENVELOPE", rail.sequence)
+    );
 
     // Operators see each peer: connected, caught up.
     let peers = common::admin_get(a.admin_addr, "/peers").await;
@@ -261,6 +278,9 @@ async fn a_peer_down_under_load_gets_everything_once_in_order_when_back() {
         sequences.push(receipt.sequence);
     }
     eventually("A notices B is away", || report(&a, "TEST-B").retries >= 1).await;
+    let queued = carrier.status_by_lrn("DOWN-0000").await.expect("status");
+    assert_eq!(queued.deliveries.len(), 1);
+    assert_eq!(queued.deliveries[0].state(), DeliveryState::Queued);
     let away = report(&a, "TEST-B");
     assert!(!away.connected);
     assert_eq!(away.cursor, 0);
@@ -294,6 +314,11 @@ async fn a_peer_down_under_load_gets_everything_once_in_order_when_back() {
     })
     .await;
     assert_exactly_once_in_order(&received(&b, "TEST-A"), &sequences);
+    let acknowledged = carrier.status_by_lrn("DOWN-0000").await.expect("status");
+    assert_eq!(
+        acknowledged.deliveries[0].state(),
+        DeliveryState::Acknowledged
+    );
     let caught_up = report(&a, "TEST-B");
     assert_eq!(caught_up.lag_seconds, 0.0);
     assert!(caught_up.retries >= 2, "{caught_up:?}");
