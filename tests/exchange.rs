@@ -429,10 +429,11 @@ async fn a_receiver_killed_between_its_fsync_and_its_ack_absorbs_the_redelivery(
     let crashed = b.wait_exit(WAIT);
     assert!(!crashed.success(), "B aborted: {crashed}");
     let before_restart = received_from(&log_of(&b_site), "TEST-A");
-    assert_eq!(
-        before_restart.len(),
-        40,
-        "the 40th was durable before the crash"
+    // The 40th was durable (with the rest of its group commit) before the crash.
+    assert!(
+        before_restart.len() >= 40,
+        "{} durable",
+        before_restart.len()
     );
     assert!(
         report(&a, "TEST-B").cursor < sequences[39],
