@@ -236,7 +236,10 @@ struct ClientArgs {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_logging();
+    // `serve` sets logging up from its config (format, trace export).
+    if !matches!(cli.command, Command::Serve { .. }) {
+        telemetry::init_logging();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -421,10 +424,11 @@ async fn serve(
             return Ok(ExitCode::from(64));
         }
     };
+    let telemetry = telemetry::init(&config.telemetry, &config.gateway_id)?;
     let options = server::Options { insecure_dev };
     let config_shown = config_path.display().to_string();
     let mut ready_error = None;
-    server::run(&config, options, shutdown_signal(), |gateway| {
+    let result = server::run(&config, options, shutdown_signal(), |gateway| {
         let scheme = if insecure_dev { "http" } else { "https" };
         let example = Path::new("schemas/examples/sea-f10.json");
         if example.exists() {
@@ -455,7 +459,10 @@ async fn serve(
             }
         }
     })
-    .await?;
+    .await;
+    // Flush the spans buffered (the exporter blocks while it sends them).
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    result?;
     if let Some(e) = ready_error {
         bail!("could not write the ready file: {e}");
     }
@@ -519,7 +526,12 @@ async fn connect(args: &ClientArgs) -> Result<CarrierClient> {
             })
         }
     };
-    Ok(CarrierClient::connect(&endpoint, &credentials).await?)
+    let client = CarrierClient::connect(&endpoint, &credentials).await?;
+    // A caller's trace context (W3C), so the gateway's spans join its trace.
+    Ok(match std::env::var("TRACEPARENT") {
+        Ok(traceparent) => client.with_traceparent(&traceparent),
+        Err(_) => client,
+    })
 }
 
 async fn submit(file: &Path, args: &ClientArgs) -> Result<ExitCode> {

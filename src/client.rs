@@ -67,6 +67,8 @@ pub enum ClientError {
 pub struct CarrierClient {
     inner: CarrierGatewayClient<Channel>,
     dev_eori: Option<MetadataValue<tonic::metadata::Ascii>>,
+    /// W3C trace context sent with every call, so the gateway's spans join the caller's trace.
+    traceparent: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl CarrierClient {
@@ -112,7 +114,15 @@ impl CarrierClient {
         Ok(CarrierClient {
             inner: CarrierGatewayClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
             dev_eori,
+            traceparent: None,
         })
+    }
+
+    /// Sends this W3C `traceparent` with every call (e.g. from the `TRACEPARENT` variable).
+    /// Text that is not valid header text is ignored.
+    pub fn with_traceparent(mut self, traceparent: &str) -> CarrierClient {
+        self.traceparent = traceparent.parse().ok();
+        self
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
@@ -121,6 +131,11 @@ impl CarrierClient {
             request
                 .metadata_mut()
                 .insert(DEV_CARRIER_HEADER, eori.clone());
+        }
+        if let Some(traceparent) = &self.traceparent {
+            request
+                .metadata_mut()
+                .insert("traceparent", traceparent.clone());
         }
         request
     }

@@ -41,6 +41,8 @@ pub struct Config {
     pub peers: Vec<Peer>,
     /// Which peers receive which filings.
     pub routes: crate::exchange::route::Routes,
+    /// Log format and trace export.
+    pub telemetry: crate::telemetry::TelemetrySettings,
 }
 
 /// A peer administration's gateway.
@@ -139,6 +141,17 @@ struct RawConfig {
     peers: Vec<RawPeer>,
     #[serde(default)]
     routes: Vec<RawRoute>,
+    #[serde(default)]
+    telemetry: RawTelemetry,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTelemetry {
+    /// OTLP/gRPC collector endpoint, e.g. "http://otel-collector:4317".
+    otlp_endpoint: Option<String>,
+    /// "text" (default) or "json".
+    log_format: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -392,6 +405,7 @@ impl RawConfig {
         }
         let countries =
             crate::validate::codes::CodeLists::builtin().list(crate::validate::codes::COUNTRIES);
+        let telemetry = self.telemetry.seal(&invalid)?;
         let mut routes = Vec::new();
         for route in self.routes {
             if !peers.iter().any(|p| p.id == route.peer) {
@@ -488,6 +502,41 @@ impl RawConfig {
             immutable,
             peers,
             routes: crate::exchange::route::Routes { routes },
+            telemetry,
+        })
+    }
+}
+
+impl RawTelemetry {
+    fn seal(
+        self,
+        invalid: &impl Fn(&'static str, String) -> ConfigError,
+    ) -> Result<crate::telemetry::TelemetrySettings, ConfigError> {
+        use crate::telemetry::LogFormat;
+        let log_format = match self.log_format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "telemetry.log_format",
+                    format!("{other:?} is not \"text\" or \"json\""),
+                ));
+            }
+        };
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let uri: Result<http::Uri, _> = endpoint.parse();
+            if !uri.is_ok_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+            }) {
+                return Err(invalid(
+                    "telemetry.otlp_endpoint",
+                    format!("{endpoint:?} is not an address such as http://otel-collector:4317"),
+                ));
+            }
+        }
+        Ok(crate::telemetry::TelemetrySettings {
+            otlp_endpoint: self.otlp_endpoint,
+            log_format,
         })
     }
 }

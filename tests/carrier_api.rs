@@ -487,10 +487,21 @@ async fn the_metrics_endpoint_follows_the_filings() {
 
     let after = common::admin_get(gateway.admin_addr, "/metrics").await;
     assert_eq!(
-        value(&after, "aci_filings_total{outcome=\"registered\"}"),
+        value(
+            &after,
+            "aci_filings_total{mode=\"sea\",outcome=\"registered\"}"
+        ),
         1
     );
-    assert_eq!(value(&after, "aci_filings_total{outcome=\"rejected\"}"), 1);
+    assert_eq!(
+        value(
+            &after,
+            "aci_filings_total{mode=\"sea\",outcome=\"rejected\"}"
+        ),
+        1
+    );
+    assert_eq!(value(&after, "aci_append_seconds_count"), 1);
+    assert_eq!(value(&after, "aci_log_fdatasync_seconds_count"), 1);
     assert_eq!(value(&after, "aci_findings_total{code=\"12\"}"), 2);
     assert_eq!(value(&after, "aci_log_commit_seconds_count"), 1);
     assert_eq!(value(&after, "aci_log_batch_records_bucket{le=\"1\"}"), 1);

@@ -107,10 +107,19 @@ enum SessionError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// An envelope sent and not yet acknowledged.
+struct InFlight {
+    sequence: u64,
+    /// When its record was received, in Unix ms (for the lag in seconds).
+    received_ms: u64,
+    /// `exchange.forward`, open from sending to the acknowledgement.
+    span: tracing::Span,
+}
+
 /// A session's progress: what is in flight, how far the log was read.
 struct Window {
-    /// (sequence, received at in Unix ms) of each envelope sent and not yet acknowledged.
-    in_flight: VecDeque<(u64, u64)>,
+    /// Each envelope sent and not yet acknowledged, oldest first.
+    in_flight: VecDeque<InFlight>,
     /// The last record read from the log (sent, or not for this peer).
     read_upto: u64,
     /// The cursor as last written to the index, and when.
@@ -247,13 +256,34 @@ impl Forwarder {
             if !self.exchange.is_for(&self.state.id, &record) {
                 continue;
             }
-            let at = record_millis(&record);
+            let received_ms = record_millis(&record);
             if window.in_flight.is_empty() {
-                self.state.oldest_pending_ms.store(at, Ordering::Relaxed);
+                self.state
+                    .oldest_pending_ms
+                    .store(received_ms, Ordering::Relaxed);
             }
-            window.in_flight.push_back((sequence, at));
+            // The record's trace goes on, however long after the filing: the peer's spans are
+            // children of this one.
+            let span = tracing::info_span!(
+                parent: None,
+                "exchange.forward",
+                peer = %self.state.id,
+                mrn = %record.mrn,
+                sequence,
+                outcome = tracing::field::Empty,
+            );
+            crate::telemetry::continue_trace(&span, &record.traceparent);
+            let mut envelope = envelope_of(&self.exchange.gateway_id, record);
+            if let Some(traceparent) = crate::telemetry::traceparent(&span) {
+                envelope.traceparent = traceparent;
+            }
+            window.in_flight.push_back(InFlight {
+                sequence,
+                received_ms,
+                span,
+            });
             envelopes
-                .send(envelope_of(&self.exchange.gateway_id, record))
+                .send(envelope)
                 .await
                 .map_err(|_| SessionError::Closed)?;
             self.state.sent.fetch_max(sequence, Ordering::AcqRel);
@@ -264,7 +294,7 @@ impl Forwarder {
 
     /// Takes one acknowledgement: it must be for the oldest envelope in flight.
     fn acknowledged(&self, ack: &DeliveryAck, window: &mut Window) -> Result<(), SessionError> {
-        let Some(&(expected, _)) = window.in_flight.front() else {
+        let Some(expected) = window.in_flight.front().map(|f| f.sequence) else {
             return Err(SessionError::Protocol(format!(
                 "an acknowledgement for {} with nothing in flight",
                 ack.origin_sequence
@@ -276,11 +306,14 @@ impl Forwarder {
                 ack.origin_sequence
             )));
         }
-        match &ack.outcome {
+        let outcome = match &ack.outcome {
             Some(Outcome::Delivered(delivered)) => {
                 self.state.delivered.fetch_add(1, Ordering::Relaxed);
                 if delivered.duplicate {
                     self.state.duplicates.fetch_add(1, Ordering::Relaxed);
+                    "duplicate"
+                } else {
+                    "delivered"
                 }
             }
             Some(Outcome::Refused(refusal)) => {
@@ -295,15 +328,18 @@ impl Forwarder {
                     &refusal.code,
                     &refusal.message,
                 )?;
+                "refused"
             }
             None => {
                 return Err(SessionError::Protocol(format!(
                     "the acknowledgement for {expected} has no outcome"
                 )));
             }
+        };
+        if let Some(acknowledged) = window.in_flight.pop_front() {
+            acknowledged.span.record("outcome", outcome);
         }
-        window.in_flight.pop_front();
-        let oldest = window.in_flight.front().map_or(0, |&(_, at)| at);
+        let oldest = window.in_flight.front().map_or(0, |f| f.received_ms);
         self.state
             .oldest_pending_ms
             .store(oldest, Ordering::Relaxed);
@@ -318,7 +354,7 @@ impl Forwarder {
         let cursor = window
             .in_flight
             .front()
-            .map_or(window.read_upto, |&(sequence, _)| sequence - 1);
+            .map_or(window.read_upto, |f| f.sequence - 1);
         self.state.cursor.fetch_max(cursor, Ordering::AcqRel);
         let idle = window.in_flight.is_empty();
         if cursor > window.saved

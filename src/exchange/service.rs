@@ -17,6 +17,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::ids::{Mrn, Seq};
 use crate::pb::delivery_ack::Outcome;
@@ -126,6 +127,8 @@ enum Pending {
     Storing(
         u64,
         Pin<Box<dyn Future<Output = Result<Delivery, StoreError>> + Send>>,
+        /// `exchange.receive`, open until the acknowledgement.
+        tracing::Span,
     ),
 }
 
@@ -170,8 +173,22 @@ impl PeerExchange for PeerService {
                         ),
                     ))
                 } else {
+                    // The sender's trace goes on here; the stored record continues from this span.
+                    let span = tracing::info_span!(
+                        parent: None,
+                        "exchange.receive",
+                        peer = %origin,
+                        mrn = %envelope.mrn,
+                        origin_sequence = sequence,
+                        outcome = tracing::field::Empty,
+                    );
+                    crate::telemetry::continue_trace(&span, &envelope.traceparent);
+                    let mut envelope = envelope;
+                    if let Some(traceparent) = crate::telemetry::traceparent(&span) {
+                        envelope.traceparent = traceparent;
+                    }
                     match store.queue_receive(envelope).await {
-                        Ok(answer) => Pending::Storing(sequence, Box::pin(answer)),
+                        Ok(answer) => Pending::Storing(sequence, Box::pin(answer), span),
                         Err(e) => {
                             let _ = pending_tx.send(Pending::Failed(store_failure(&e))).await;
                             break;
@@ -194,13 +211,14 @@ impl PeerExchange for PeerService {
                         metrics.received(&peer.id, "refused");
                         Ok(ack)
                     }
-                    Pending::Storing(sequence, answer) => match answer.await {
+                    Pending::Storing(sequence, answer, span) => match answer.await {
                         Ok(Delivery::Stored {
                             local_sequence,
                             duplicate,
                         }) => {
-                            metrics
-                                .received(&peer.id, if duplicate { "duplicate" } else { "stored" });
+                            let outcome = if duplicate { "duplicate" } else { "stored" };
+                            span.record("outcome", outcome);
+                            metrics.received(&peer.id, outcome);
                             if !duplicate {
                                 abort_before_ack(STORED.fetch_add(1, Ordering::Relaxed) + 1);
                             }
@@ -213,6 +231,7 @@ impl PeerExchange for PeerService {
                             })
                         }
                         Ok(Delivery::Refused { code, message, .. }) => {
+                            span.record("outcome", "refused");
                             metrics.received(&peer.id, "refused");
                             Ok(refusal(sequence, &code, message))
                         }
@@ -303,8 +322,34 @@ impl PeerExchange for PeerService {
 
     async fn notify(&self, request: Request<Notice>) -> Result<Response<NoticeAck>, Status> {
         let peer = self.caller(&request)?;
+        let span = tracing::info_span!(
+            "exchange.notice",
+            peer = %peer.id,
+            mrn = tracing::field::Empty,
+            kind = tracing::field::Empty,
+        );
+        if let Some(traceparent) = request
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+        {
+            crate::telemetry::continue_trace(&span, traceparent);
+        }
         let notice = request.into_inner();
+        span.record("mrn", notice.mrn.as_str());
+        self.take_notice(peer, notice).instrument(span).await
+    }
+}
+
+impl PeerService {
+    /// Checks and stores a notice (see `Notify`).
+    async fn take_notice(
+        &self,
+        peer: Arc<PeerState>,
+        notice: Notice,
+    ) -> Result<Response<NoticeAck>, Status> {
         let kind = NoticeKind::try_from(notice.kind).unwrap_or(NoticeKind::Unspecified);
+        tracing::Span::current().record("kind", kind.as_str_name());
         if kind == NoticeKind::Unspecified {
             return Err(Status::invalid_argument(format!(
                 "notice kind {} is not one of assessment complete, referral for information, \

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::exchange::Exchange;
 use crate::ids::{Eori, Lrn, Mrn};
@@ -20,7 +21,7 @@ use crate::pb::{
 };
 use crate::pb::{AnswerReferralRequest, Notification, WatchNotificationsRequest};
 use crate::store::{Change, Changed, NewFiling, Registration, Store};
-use crate::telemetry::{Metrics, Outcome};
+use crate::telemetry::{self, Metrics, Outcome};
 use crate::tls::{Identity, PeerInfo};
 use crate::validate::Validator;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +46,17 @@ fn traceparent<T>(request: &Request<T>) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// A short label for a gRPC code, for span fields.
+fn code_label(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::InvalidArgument => "rejected",
+        tonic::Code::AlreadyExists => "conflict",
+        tonic::Code::PermissionDenied => "forbidden",
+        tonic::Code::ResourceExhausted => "too_large",
+        _ => "failed",
+    }
 }
 
 /// Metadata a development client sends on a plaintext connection to say which carrier it is.
@@ -122,9 +134,12 @@ impl CarrierService {
         received_at: SystemTime,
         traceparent: String,
     ) -> Result<NewFiling, Status> {
+        // Unknown until read (an XML filing that fails its schema has none).
+        let mut mode = 0;
         let (validated, original, original_type) = match incoming {
             Incoming::Manifest(manifest) => {
-                self.authorize(caller, manifest.declarant.as_ref())?;
+                mode = manifest.transport_mode;
+                self.authorize(caller, mode, manifest.declarant.as_ref())?;
                 // The original is the canonical encoding the validator makes once (prost keeps
                 // no unknown fields), so it is not encoded again here.
                 (
@@ -138,7 +153,8 @@ impl CarrierService {
                     .validator
                     .validate_xml(&xml, &self.xml_limits, received_at);
                 if let Ok(accepted) = &validated {
-                    self.authorize(caller, accepted.manifest.declarant.as_ref())?;
+                    mode = accepted.manifest.transport_mode;
+                    self.authorize(caller, mode, accepted.manifest.declarant.as_ref())?;
                 }
                 (validated, Some(xml), "application/xml")
             }
@@ -146,7 +162,7 @@ impl CarrierService {
         let accepted = match validated {
             Ok(accepted) => accepted,
             Err(report) => {
-                self.metrics.filing(Outcome::Rejected);
+                self.metrics.filing(mode, Outcome::Rejected);
                 self.metrics
                     .findings(report.findings().iter().map(|f| f.code.as_str()));
                 tracing::info!(%caller, findings = report.findings().len(), original_type, "filing rejected");
@@ -171,8 +187,40 @@ impl CarrierService {
         })
     }
 
-    /// Files one submission: validation, then registration; the receipt or the refusal.
+    /// Files one submission: validation, then registration; the receipt or the refusal. Traced
+    /// as `filing.receive`, continuing the carrier's trace.
     async fn file(
+        &self,
+        caller: &Eori,
+        request: SubmitRequest,
+        received_at: SystemTime,
+        traceparent: String,
+    ) -> Result<Receipt, Status> {
+        let span = tracing::info_span!(
+            "filing.receive",
+            filer = %caller,
+            lrn = tracing::field::Empty,
+            mrn = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        telemetry::continue_trace(&span, &traceparent);
+        // Downstream stages (forwarding, the peer) continue from this span.
+        let traceparent = telemetry::traceparent(&span).unwrap_or(traceparent);
+        let filed = self
+            .file_traced(caller, request, received_at, traceparent)
+            .instrument(span.clone())
+            .await;
+        span.record(
+            "outcome",
+            match &filed {
+                Ok(_) => "registered",
+                Err(status) => code_label(status.code()),
+            },
+        );
+        filed
+    }
+
+    async fn file_traced(
         &self,
         caller: &Eori,
         request: SubmitRequest,
@@ -186,32 +234,39 @@ impl CarrierService {
         };
         let filing = self.accept(caller, incoming, received_at, traceparent)?;
         let lrn = filing.lrn.clone();
+        let mode = filing.manifest.transport_mode;
+        tracing::Span::current().record("lrn", lrn.as_str());
         let document_paths = status::document_paths(&filing.manifest);
         let registration = self
             .store
             .register(filing)
+            .instrument(tracing::info_span!("store.append"))
             .await
             .map_err(|e| status::store_failure(&e))?;
+        if let Registration::Registered(receipt) | Registration::Duplicate(receipt) = &registration
+        {
+            tracing::Span::current().record("mrn", receipt.mrn.as_str());
+        }
         match registration {
             Registration::Registered(receipt) => {
-                self.metrics.filing(Outcome::Registered);
+                self.metrics.filing(mode, Outcome::Registered);
                 tracing::info!(mrn = %receipt.mrn, %lrn, filer = %receipt.filer, seq = receipt.sequence, "filing registered");
                 Ok(receipt)
             }
             Registration::Duplicate(receipt) => {
-                self.metrics.filing(Outcome::Duplicate);
+                self.metrics.filing(mode, Outcome::Duplicate);
                 Ok(receipt)
             }
             Registration::Conflict { mrn } => {
-                self.metrics.filing(Outcome::Conflict);
+                self.metrics.filing(mode, Outcome::Conflict);
                 Err(status::conflict(lrn.as_str(), &mrn))
             }
             Registration::DuplicateDocument { document, mrn } => {
-                self.metrics.filing(Outcome::Rejected);
+                self.metrics.filing(mode, Outcome::Rejected);
                 Err(status::duplicate_document(&document, &mrn, &document_paths))
             }
             Registration::NotNextFilingParty { document, expected } => {
-                self.metrics.filing(Outcome::Forbidden);
+                self.metrics.filing(mode, Outcome::Forbidden);
                 Err(Status::permission_denied(format!(
                     "master document {document} is to be completed by {expected}, not {caller}"
                 )))
@@ -251,13 +306,18 @@ impl CarrierService {
     }
 
     /// Refuses a filer the caller may not act for, before telling it anything about its filing.
-    fn authorize(&self, caller: &Eori, declarant: Option<&crate::pb::Party>) -> Result<(), Status> {
+    fn authorize(
+        &self,
+        caller: &Eori,
+        mode: i32,
+        declarant: Option<&crate::pb::Party>,
+    ) -> Result<(), Status> {
         match declarant {
             Some(declarant)
                 if !declarant.eori.is_empty()
                     && !self.access.may_act_for(caller, &declarant.eori) =>
             {
-                self.metrics.filing(Outcome::Forbidden);
+                self.metrics.filing(mode, Outcome::Forbidden);
                 Err(Status::permission_denied(format!(
                     "{caller} may not file as {}",
                     declarant.eori

@@ -71,6 +71,8 @@ pub struct SegmentLog {
     last_hash: [u8; 32],
     /// fdatasync calls made, for the metrics and the benchmark.
     pub syncs: u64,
+    /// Time spent in `fdatasync` of segment data, in total.
+    pub sync_time: std::time::Duration,
 }
 
 impl SegmentLog {
@@ -121,6 +123,7 @@ impl SegmentLog {
                 next_seq: last_seq + 1,
                 last_hash,
                 syncs: 0,
+                sync_time: std::time::Duration::ZERO,
             },
             recovery,
         ))
@@ -166,7 +169,9 @@ impl SegmentLog {
         self.file
             .write_all(pending)
             .map_err(io_error(&self.file_path))?;
+        let started = std::time::Instant::now();
         self.file.sync_data().map_err(io_error(&self.file_path))?;
+        self.sync_time += started.elapsed();
         self.syncs += 1;
         self.file_len += pending.len() as u64;
         pending.clear();

@@ -200,6 +200,11 @@ impl Default for Immutable {
     }
 }
 
+/// Histogram bounds for the append path's latencies, in seconds.
+const LATENCY_BOUNDS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
 /// Counters of the append path (shared with the metrics endpoint and the benchmark).
 #[derive(Debug)]
 pub struct Stats {
@@ -207,6 +212,10 @@ pub struct Stats {
     pub commit_latency: crate::telemetry::Histogram,
     /// Records per batch.
     pub batch_size: crate::telemetry::Histogram,
+    /// Seconds in `fdatasync` per batch.
+    pub sync_latency: crate::telemetry::Histogram,
+    /// Seconds from asking to register a filing to its answer (queue, batch, sync, index).
+    pub append_latency: crate::telemetry::Histogram,
     pub records: AtomicU64,
     pub batches: AtomicU64,
     pub syncs: AtomicU64,
@@ -219,13 +228,12 @@ pub struct Stats {
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            commit_latency: crate::telemetry::Histogram::new(&[
-                0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                1.0,
-            ]),
+            commit_latency: crate::telemetry::Histogram::new(LATENCY_BOUNDS),
             batch_size: crate::telemetry::Histogram::new(&[
                 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
             ]),
+            sync_latency: crate::telemetry::Histogram::new(LATENCY_BOUNDS),
+            append_latency: crate::telemetry::Histogram::new(LATENCY_BOUNDS),
             records: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
@@ -236,8 +244,9 @@ impl Default for Stats {
 }
 
 impl Stats {
-    fn record_batch(&self, records: u64, syncs: u64, elapsed: Duration) {
+    fn record_batch(&self, records: u64, syncs: u64, sync_time: Duration, elapsed: Duration) {
         self.commit_latency.observe(elapsed.as_secs_f64());
+        self.sync_latency.observe(sync_time.as_secs_f64());
         self.batch_size.observe(records as f64);
         self.records.fetch_add(records, Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
@@ -314,6 +323,7 @@ impl Store {
 
     /// Registers a filing; answers once it is durable (or was already registered).
     pub async fn register(&self, filing: NewFiling) -> Result<Registration, StoreError> {
+        let started = std::time::Instant::now();
         let (reply, answer) = oneshot::channel();
         self.shared
             .commands
@@ -323,7 +333,12 @@ impl Store {
             })
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        let answered = answer.await.map_err(|_| StoreError::Closed)?;
+        self.shared
+            .stats
+            .append_latency
+            .observe(started.elapsed().as_secs_f64());
+        answered
     }
 
     /// Applies a lifecycle change to a filing; answers once it is durable.

@@ -30,6 +30,9 @@ use crate::pb::{FilingState, FilingStatus};
 
 type Reply = oneshot::Sender<Result<Registration, StoreError>>;
 
+/// Span links a group commit records, at most (a batch can hold a thousand records).
+const MAX_COMMIT_LINKS: usize = 128;
+
 type ChangeReply = oneshot::Sender<Result<Changed, StoreError>>;
 
 pub(super) enum Command {
@@ -355,8 +358,19 @@ impl Writer {
         let durable = if frames.is_empty() {
             Ok(())
         } else {
+            // One span per group commit, linked to the traces of the records it made durable.
+            let span = tracing::info_span!(
+                "log.group_commit",
+                records = records.len(),
+                first = first_seq.0,
+            );
+            for record in records.iter().take(MAX_COMMIT_LINKS) {
+                crate::telemetry::link(&span, &record.traceparent);
+            }
+            let _entered = span.enter();
             let started = Instant::now();
             let syncs_before = self.log.syncs;
+            let sync_time_before = self.log.sync_time;
             let written = self
                 .log
                 .write_batch(first_seq.0, &frames)
@@ -364,6 +378,7 @@ impl Writer {
             self.stats.record_batch(
                 records.len() as u64,
                 self.log.syncs - syncs_before,
+                self.log.sync_time - sync_time_before,
                 started.elapsed(),
             );
             written.and_then(|()| self.index.apply(&records).map_err(|e| e.to_string()))

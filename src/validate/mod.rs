@@ -232,6 +232,7 @@ impl Validator {
         limits: &xsd::Limits,
         now: SystemTime,
     ) -> Result<Accepted, Report> {
+        let schema_span = tracing::info_span!("filing.schema", bytes = xml.len()).entered();
         let report = self.check_xml_schema(xml, limits);
         if !report.findings().is_empty() {
             return Err(report);
@@ -248,6 +249,7 @@ impl Validator {
             });
             report
         })?;
+        drop(schema_span);
         self.validate(manifest, now)
     }
 
@@ -274,6 +276,7 @@ impl Validator {
 
     /// Checks a manifest filed at `now`: accepted (with any warnings) or refused with every finding.
     pub fn validate(&self, manifest: Manifest, now: SystemTime) -> Result<Accepted, Report> {
+        let _span = tracing::info_span!("filing.rules").entered();
         let encoded = manifest.encode_to_vec();
         let mut report = self.check_encoded(&manifest, &encoded, now);
         if report.has_errors() {

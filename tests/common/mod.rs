@@ -100,6 +100,8 @@ pub struct GatewayBuilder {
     routes: Vec<String>,
     /// Authorities shared with the other gateways of a test network.
     authorities: Option<(Arc<Authority>, Arc<Authority>)>,
+    /// OTLP collector for trace export.
+    otlp_endpoint: Option<String>,
 }
 
 impl Default for GatewayBuilder {
@@ -114,6 +116,7 @@ impl Default for GatewayBuilder {
             peers: Vec::new(),
             routes: Vec::new(),
             authorities: None,
+            otlp_endpoint: None,
         }
     }
 }
@@ -201,6 +204,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Export traces to this OTLP/gRPC endpoint.
+    pub fn otlp(mut self, endpoint: &str) -> Self {
+        self.otlp_endpoint = Some(endpoint.to_owned());
+        self
+    }
+
     /// Use the authorities of another site, so that the gateways trust each other.
     pub fn network_of(mut self, site: &Site) -> Self {
         self.authorities = Some((
@@ -267,6 +276,9 @@ segment_bytes = {segment}
         }
         for route in &self.routes {
             config.push_str(&format!("\n[[routes]]\n{route}\n"));
+        }
+        if let Some(endpoint) = &self.otlp_endpoint {
+            config.push_str(&format!("\n[telemetry]\notlp_endpoint = \"{endpoint}\"\n"));
         }
         for (agent, principals) in &self.representatives {
             config.push_str(&format!(

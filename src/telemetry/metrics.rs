@@ -1,21 +1,9 @@
-//! Logs and metrics: `tracing` output to stderr, and the counters served as Prometheus text on
-//! the admin port.
+//! The counters and histograms served as Prometheus text on the admin port.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tracing_subscriber::EnvFilter;
-
 use crate::store::Stats;
-
-/// Starts logging to stderr, filtered by `RUST_LOG` (default `info`). Safe to call twice.
-pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
 
 /// A Prometheus histogram: cumulative buckets with fixed upper bounds, a sum and a count.
 #[derive(Debug)]
@@ -63,6 +51,18 @@ impl Histogram {
 }
 
 /// EU customs finding codes counted in `aci_findings_total`.
+/// Transport mode labels, indexed by `TransportMode as usize`.
+const MODES: [&str; 8] = [
+    "unknown",
+    "sea",
+    "air",
+    "road",
+    "rail",
+    "postal",
+    "express",
+    "inland_waterway",
+];
+
 const FINDING_CODES: [&str; 6] = ["12", "13", "14", "15", "26", "81"];
 
 /// How a filing was answered.
@@ -129,8 +129,9 @@ impl<K: PartialEq + Clone> Family<K> {
 /// The gateway's counters (the store keeps its own [`Stats`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Filings by outcome, indexed by `Outcome as usize`.
-    filings: [AtomicU64; Outcome::ALL.len()],
+    /// Filings by transport mode (`TransportMode as usize`, 0 when unknown) and outcome
+    /// (`Outcome as usize`).
+    filings: [[AtomicU64; Outcome::ALL.len()]; MODES.len()],
     /// Lifecycle changes refused, by code.
     lifecycle_refused: Family<&'static str>,
     /// Findings reported to carriers (errors and warnings), by code, as in FINDING_CODES.
@@ -144,8 +145,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn filing(&self, outcome: Outcome) {
-        self.filings[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    /// Counts a filing's answer; `mode` is its `TransportMode` (0 when unknown).
+    pub fn filing(&self, mode: i32, outcome: Outcome) {
+        let mode = usize::try_from(mode)
+            .ok()
+            .filter(|m| *m < MODES.len())
+            .unwrap_or(0);
+        self.filings[mode][outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts the findings of a report (of a refused filing, or the warnings of an accepted one).
@@ -180,15 +186,17 @@ impl Metrics {
     /// Prometheus text exposition of these counters, the store's and the peers'.
     pub fn render(&self, store: &Stats, peers: &[crate::exchange::PeerReport]) -> String {
         let mut out = String::new();
-        out.push_str("# HELP aci_filings_total Filings answered, by outcome.\n");
+        out.push_str("# HELP aci_filings_total Filings answered, by transport mode and outcome.\n");
         out.push_str("# TYPE aci_filings_total counter\n");
-        for outcome in Outcome::ALL {
-            let _ = writeln!(
-                out,
-                "aci_filings_total{{outcome=\"{}\"}} {}",
-                outcome.label(),
-                self.filings[outcome as usize].load(Ordering::Relaxed)
-            );
+        for (mode, counts) in MODES.iter().zip(&self.filings) {
+            for outcome in Outcome::ALL {
+                let _ = writeln!(
+                    out,
+                    "aci_filings_total{{mode=\"{mode}\",outcome=\"{}\"}} {}",
+                    outcome.label(),
+                    counts[outcome as usize].load(Ordering::Relaxed)
+                );
+            }
         }
         out.push_str(
             "# HELP aci_tls_handshake_failures_total TLS handshakes refused, by listener and reason.\n",
@@ -219,6 +227,16 @@ impl Metrics {
         store.batch_size.render(
             "aci_log_batch_records",
             "Records per group-commit batch.",
+            &mut out,
+        );
+        store.sync_latency.render(
+            "aci_log_fdatasync_seconds",
+            "Time in fdatasync per group-commit batch.",
+            &mut out,
+        );
+        store.append_latency.render(
+            "aci_append_seconds",
+            "Time from registering a filing to its durable answer (queue, batch, sync, index).",
             &mut out,
         );
         out.push_str("# HELP aci_lifecycle_refused_total Amendments, invalidations and arrivals refused, by code.\n");
