@@ -41,6 +41,14 @@ enum Command {
         #[arg(long)]
         ready_file: Option<PathBuf>,
     },
+    /// Two administrations' gateways in one process, with a fresh development PKI: a carrier
+    /// files every sample (one invalid, one late), A forwards to B, B's do-not-load reaches the
+    /// carrier. Exits 0 when all of that happened.
+    Demo {
+        /// Keep the demo's files (PKI, configs, data) in this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Development PKI.
     Pki {
         #[command(subcommand)]
@@ -236,8 +244,8 @@ struct ClientArgs {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `serve` sets logging up from its config (format, trace export).
-    if !matches!(cli.command, Command::Serve { .. }) {
+    // `serve` and `demo` set logging up themselves (format, trace export).
+    if !matches!(cli.command, Command::Serve { .. } | Command::Demo { .. }) {
         telemetry::init_logging();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -279,6 +287,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             insecure_dev,
             ready_file,
         } => serve(&config, insecure_dev, ready_file).await,
+        Command::Demo { dir } => {
+            let telemetry = telemetry::init(&Default::default(), "demo", "warn")?;
+            let outcome = crate::demo::run(dir).await;
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+            outcome?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Pki {
             command: PkiCommand::Init { dir, gateway_id },
         } => {
@@ -424,7 +439,7 @@ async fn serve(
             return Ok(ExitCode::from(64));
         }
     };
-    let telemetry = telemetry::init(&config.telemetry, &config.gateway_id)?;
+    let telemetry = telemetry::init(&config.telemetry, &config.gateway_id, "info")?;
     let options = server::Options { insecure_dev };
     let config_shown = config_path.display().to_string();
     let mut ready_error = None;

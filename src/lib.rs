@@ -17,6 +17,7 @@
 //!
 //! - [`cli`]: the `aci-gateway` commands (`serve`, `submit`, `status`, `peers`, `notify`, ...).
 //! - [`config`]: the TOML configuration, checked and sealed.
+//! - [`demo`]: `aci-gateway demo`, two administrations' gateways end to end in one process.
 //! - [`server`]: wires store, listeners and admin port; one shutdown path.
 //! - [`exchange`]: Customs-to-Customs exchange: routing, per-peer forwarders, the peer API
 //!   (deliveries, pull feeds, risk notices) and each peer's progress.
@@ -34,6 +35,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod exchange;
 pub mod ids;
 pub mod ingest;

@@ -409,3 +409,39 @@ async fn peers_notify_notifications_and_answer_work_from_the_command_line() {
     a.stop().await.expect("stop A");
     b.stop().await.expect("stop B");
 }
+
+#[test]
+fn demo_runs_two_gateways_end_to_end_and_exits_0() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let keep = dir.path().join("demo");
+    let demo = aci(&["demo", "--dir", keep.to_str().expect("path")]);
+    let out = String::from_utf8_lossy(&demo.stdout);
+    assert!(
+        demo.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
+    for expected in [
+        "sea      accepted",
+        "inland   accepted",
+        "violations:",
+        "warning [deadline.late_filing]",
+        "lag 0 records",
+        "NL-DEMO-B Acknowledged",
+        "carrier's stream: NOTICE_KIND_DO_NOT_LOAD from NL-DEMO-B",
+        "demo complete",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+    // Both gateways' logs verify: A holds the 8 filings and the notice, B the 8 it received.
+    for (gateway, records) in [("GB-DEMO-A", 9), ("NL-DEMO-B", 8)] {
+        let config = keep.join(format!("{gateway}.toml"));
+        let verify = aci(&["log", "verify", "--config", config.to_str().expect("path")]);
+        assert!(verify.status.success(), "{verify:?}");
+        let text = String::from_utf8_lossy(&verify.stdout);
+        assert!(
+            text.starts_with(&format!("{records} records verified")),
+            "{gateway}: {text}"
+        );
+    }
+}

@@ -76,20 +76,26 @@ impl Telemetry {
 /// other than `serve`. Safe to call twice.
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(env_filter())
+        .with_env_filter(env_filter("info"))
         .with_writer(std::io::stderr)
         .try_init();
 }
 
-fn env_filter() -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
+/// `RUST_LOG`, or `default` when it is not set.
+fn env_filter(default: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
 }
 
 /// Starts logging as configured and, when an OTLP endpoint is configured (or given by the
 /// `OTEL_*` variables, unless `OTEL_SDK_DISABLED=true`), trace export with the service name
 /// (`OTEL_SERVICE_NAME`, default `aci-gateway`), version and instance (`gateway_id`) as
-/// resource attributes. Must run inside the tokio runtime (the exporter's client lives there).
-pub fn init(settings: &TelemetrySettings, gateway_id: &str) -> Result<Telemetry, TelemetryError> {
+/// resource attributes. Logs are filtered by `RUST_LOG`, else `default_filter`. Must run inside
+/// the tokio runtime (the exporter's client lives there).
+pub fn init(
+    settings: &TelemetrySettings,
+    gateway_id: &str,
+    default_filter: &str,
+) -> Result<Telemetry, TelemetryError> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let endpoint_given = settings.otlp_endpoint.is_some()
@@ -129,12 +135,12 @@ pub fn init(settings: &TelemetrySettings, gateway_id: &str) -> Result<Telemetry,
     let fmt_layer = match settings.log_format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
-            .with_filter(env_filter())
+            .with_filter(env_filter(default_filter))
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_writer(std::io::stderr)
-            .with_filter(env_filter())
+            .with_filter(env_filter(default_filter))
             .boxed(),
     };
     let installed = Registry::default()
