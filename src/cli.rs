@@ -215,6 +215,10 @@ enum PkiCommand {
         dir: PathBuf,
         #[arg(long, default_value = "GB-DEV-1")]
         gateway_id: String,
+        /// Another name the gateway's certificate is valid for (repeatable), e.g. the host name
+        /// peers and carriers use.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
     },
 }
 
@@ -295,9 +299,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Pki {
-            command: PkiCommand::Init { dir, gateway_id },
+            command:
+                PkiCommand::Init {
+                    dir,
+                    gateway_id,
+                    hosts,
+                },
         } => {
-            pki::init(&dir, &gateway_id)?;
+            pki::init(&dir, &gateway_id, &hosts)?;
             println!("development PKI created in {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }

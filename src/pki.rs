@@ -204,23 +204,23 @@ pub fn ensure_dev_pki(dir: &Path, gateway_id: &str) -> Result<bool, PkiError> {
             missing: missing.join(", "),
         });
     }
-    init(dir, gateway_id)?;
+    init(dir, gateway_id, &[])?;
     Ok(true)
 }
 
 /// Creates a development PKI in `dir`, which must not exist. The files appear all at once
 /// (written to a sibling directory, synced, then renamed into place).
-pub fn init(dir: &Path, gateway_id: &str) -> Result<(), PkiError> {
+/// The gateway's certificate names localhost and the loopback addresses, and `extra_hosts`
+/// (the names peers and carriers reach it by, e.g. a container's service name).
+pub fn init(dir: &Path, gateway_id: &str, extra_hosts: &[String]) -> Result<(), PkiError> {
     if dir.exists() {
         return Err(PkiError::Exists(dir.to_owned()));
     }
     let carrier_ca = Authority::new("aci-gateway dev carrier CA")?;
     let admin_ca = Authority::new("aci-gateway dev administrations CA")?;
-    let gateway = admin_ca.issue_gateway(
-        &["localhost", "127.0.0.1", "::1"],
-        &admin_uri(gateway_id),
-        Validity::days(825),
-    )?;
+    let mut hosts = vec!["localhost", "127.0.0.1", "::1"];
+    hosts.extend(extra_hosts.iter().map(String::as_str));
+    let gateway = admin_ca.issue_gateway(&hosts, &admin_uri(gateway_id), Validity::days(825))?;
     let carrier =
         carrier_ca.issue_client(&carrier_uri(SAMPLE_CARRIER_EORI), Validity::days(825))?;
 
@@ -299,6 +299,35 @@ mod tests {
         fs::remove_file(dir.join(SAMPLE_CARRIER_KEY)).expect("remove");
         let err = ensure_dev_pki(&dir, "GB-DEV-1").expect_err("incomplete");
         assert!(err.to_string().contains(SAMPLE_CARRIER_KEY), "{err}");
-        assert!(matches!(init(&dir, "X"), Err(PkiError::Exists(_))));
+        assert!(matches!(init(&dir, "X", &[]), Err(PkiError::Exists(_))));
+    }
+
+    #[test]
+    fn the_gateway_certificate_names_the_extra_hosts() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("pki");
+        init(&dir, "GB-A", &["gateway-a".to_owned()]).expect("create");
+        let pem = fs::read(dir.join(GATEWAY_CERT)).expect("cert");
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).expect("PEM");
+        let cert = pem.parse_x509().expect("X.509");
+        let names: Vec<String> = cert
+            .subject_alternative_name()
+            .expect("SAN")
+            .expect("present")
+            .value
+            .general_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        for expected in [
+            "DNSName(gateway-a)",
+            "DNSName(localhost)",
+            "URI(urn:aci:admin:GB-A)",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} not in {names:?}"
+            );
+        }
     }
 }

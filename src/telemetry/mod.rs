@@ -47,6 +47,9 @@ pub enum TelemetryError {
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
 }
 
+/// Spans buffered for export, at most.
+const SPAN_QUEUE: usize = 65_536;
+
 /// Whether spans are exported: when not, nothing spends time on span links.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
@@ -117,9 +120,18 @@ pub fn init(
                 KeyValue::new("service.instance.id", gateway_id.to_owned()),
             ])
             .build();
+        // A queue deep enough for bursts (the default 2 048 drops spans at a few thousand
+        // filings a second), unless OTEL_BSP_MAX_QUEUE_SIZE says otherwise.
+        let mut batch = opentelemetry_sdk::trace::BatchConfigBuilder::default();
+        if env("OTEL_BSP_MAX_QUEUE_SIZE").is_none() {
+            batch = batch.with_max_queue_size(SPAN_QUEUE);
+        }
+        let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter.build()?)
+            .with_batch_config(batch.build())
+            .build();
         Some(
             SdkTracerProvider::builder()
-                .with_batch_exporter(exporter.build()?)
+                .with_span_processor(processor)
                 .with_resource(resource)
                 .build(),
         )
@@ -130,6 +142,12 @@ pub fn init(
     let otel_layer = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("aci-gateway"))
+            // Each costs time or attributes on every span, and says little here.
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_location(false)
+            .with_target(false)
+            .with_level(false)
             .with_filter(Targets::new().with_target("aci_gateway", LevelFilter::INFO))
     });
     let fmt_layer = match settings.log_format {
