@@ -841,3 +841,51 @@ async fn a_pull_feed_resumes_from_its_cursor_exactly_once() {
     assert_eq!(report(&a, "TEST-C").mode, "pull");
     a.stop().await.expect("stop A");
 }
+
+#[tokio::test]
+async fn the_peer_listener_answers_health_checks_and_reflection() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let network = GatewayBuilder::default().id("TEST-N").site();
+    let a_port = free_port();
+    let a_site = GatewayBuilder::default()
+        .network_of(&network)
+        .peer_port(a_port)
+        .peer("TEST-C", None)
+        .site();
+    let a = start(&a_site).await;
+    let files = admin_files(&a_site, "c-tools", &network.pki.admin_ca, "TEST-C");
+    let tls = aci_gateway::tls::client_config(&files.cert, &files.key, &files.ca).expect("tls");
+    let channel =
+        aci_gateway::exchange::connect(&format!("https://127.0.0.1:{a_port}"), "TEST-A", tls)
+            .await
+            .expect("connects");
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "aci.v1.PeerExchange".into(),
+        })
+        .await
+        .expect("health check");
+    assert_eq!(
+        health.into_inner().status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let answer = answers.message().await.expect("answer").expect("one");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("unexpected answer {answer:?}");
+    };
+    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"aci.v1.PeerExchange"), "{names:?}");
+    a.stop().await.expect("stop A");
+}
