@@ -65,6 +65,7 @@ fn open_store(dir: &Path) -> Store {
             max_batch: 1024,
             duplicate_document_window: Duration::from_secs(365 * 86_400),
             immutable: Default::default(),
+            sync: true,
         },
     )
     .expect("store");

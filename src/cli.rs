@@ -40,6 +40,12 @@ enum Command {
         /// Once listening, write the bound addresses to this file as JSON.
         #[arg(long)]
         ready_file: Option<PathBuf>,
+        /// Benchmarks only: answer filings without validating or storing them.
+        #[arg(long, hide = true)]
+        echo: bool,
+        /// Benchmarks only: do not fdatasync the log (a crash loses acknowledged filings).
+        #[arg(long, hide = true)]
+        unsafe_no_fsync: bool,
     },
     /// Two administrations' gateways in one process, with a fresh development PKI: a carrier
     /// files every sample (one invalid, one late), A forwards to B, B's do-not-load reaches the
@@ -124,6 +130,47 @@ enum Command {
         text: String,
         #[command(flatten)]
         client: ClientArgs,
+    },
+    /// Drive load at a gateway's carrier API and report throughput, errors by code and latency
+    /// percentiles (each filing from --payloads with a fresh LRN and document numbers).
+    Load {
+        /// TCP (HTTP/2) connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Requests in flight per connection.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, value_enum, default_value = "unary")]
+        mode: crate::load::Mode,
+        /// Requests per second in total (open loop); without it, as fast as answers come.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Seconds to run.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Requests to send.
+        #[arg(long)]
+        count: Option<u64>,
+        /// A folder of filings (.json and .xml).
+        #[arg(long, default_value = "schemas/examples")]
+        payloads: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Benchmarks: the disk's raw rate of 4 KiB appends with one fdatasync per `batch` records,
+    /// and the latency of each fdatasync.
+    #[command(hide = true)]
+    BenchFsync {
+        /// A directory on the disk to measure (a scratch file is created and removed).
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        count: u64,
+        #[arg(long, default_value_t = 1)]
+        batch: u64,
     },
     /// Show each peer administration: connected, cursor, lag, retries, last error (from the
     /// running gateway's admin port).
@@ -290,7 +337,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             config,
             insecure_dev,
             ready_file,
-        } => serve(&config, insecure_dev, ready_file).await,
+            echo,
+            unsafe_no_fsync,
+        } => {
+            let options = server::Options {
+                insecure_dev,
+                echo,
+                unsafe_no_fsync,
+            };
+            serve(&config, options, ready_file).await
+        }
         Command::Demo { dir } => {
             let telemetry = telemetry::init(&Default::default(), "demo", "warn")?;
             let outcome = crate::demo::run(dir).await;
@@ -397,6 +453,42 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_answer(answer.map(|s| pb::to_json(&s)))
         }
         Command::Peers { config, json } => peers(&config, json).await,
+        Command::BenchFsync { dir, count, batch } => {
+            let report =
+                tokio::task::spawn_blocking(move || bench_fsync(&dir, count, batch)).await??;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load {
+            connections,
+            concurrency,
+            mode,
+            rate,
+            duration,
+            count,
+            payloads,
+            json,
+            client,
+        } => {
+            let (endpoint, credentials) = client_target(&client)?;
+            let plan = crate::load::Plan {
+                endpoint,
+                credentials,
+                connections: connections.max(1),
+                concurrency: concurrency.max(1),
+                mode,
+                rate,
+                duration: duration.map(std::time::Duration::from_secs_f64),
+                count,
+            };
+            let report = crate::load::run(&plan, crate::load::payloads(&payloads)?).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.text());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Notify {
             peer,
             mrn,
@@ -438,9 +530,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 async fn serve(
     config_path: &Path,
-    insecure_dev: bool,
+    options: server::Options,
     ready_file: Option<PathBuf>,
 ) -> Result<ExitCode> {
+    let insecure_dev = options.insecure_dev;
     let config = match Config::load(config_path) {
         Ok(config) => config,
         Err(e) => {
@@ -449,7 +542,6 @@ async fn serve(
         }
     };
     let telemetry = telemetry::init(&config.telemetry, &config.gateway_id, "info")?;
-    let options = server::Options { insecure_dev };
     let config_shown = config_path.display().to_string();
     let mut ready_error = None;
     let result = server::run(&config, options, shutdown_signal(), |gateway| {
@@ -511,6 +603,17 @@ async fn shutdown_signal() {
 }
 
 async fn connect(args: &ClientArgs) -> Result<CarrierClient> {
+    let (endpoint, credentials) = client_target(args)?;
+    let client = CarrierClient::connect(&endpoint, &credentials).await?;
+    // A caller's trace context (W3C), so the gateway's spans join its trace.
+    Ok(match std::env::var("TRACEPARENT") {
+        Ok(traceparent) => client.with_traceparent(&traceparent),
+        Err(_) => client,
+    })
+}
+
+/// The endpoint and credentials the client arguments (and the config's defaults) give.
+fn client_target(args: &ClientArgs) -> Result<(String, Credentials)> {
     let config = if args.config.exists() {
         Some(Config::load(&args.config)?)
     } else {
@@ -550,12 +653,7 @@ async fn connect(args: &ClientArgs) -> Result<CarrierClient> {
             })
         }
     };
-    let client = CarrierClient::connect(&endpoint, &credentials).await?;
-    // A caller's trace context (W3C), so the gateway's spans join its trace.
-    Ok(match std::env::var("TRACEPARENT") {
-        Ok(traceparent) => client.with_traceparent(&traceparent),
-        Err(_) => client,
-    })
+    Ok((endpoint, credentials))
 }
 
 async fn submit(file: &Path, args: &ClientArgs) -> Result<ExitCode> {
@@ -667,6 +765,47 @@ async fn notifications(after: u64, follow: bool, args: &ClientArgs) -> Result<Ex
             Err(status) => return refused(&status),
         }
     }
+}
+
+/// Appends `count` 4 KiB records to a scratch file with one fdatasync per `batch`: records/s
+/// and fdatasync latency percentiles, as JSON.
+fn bench_fsync(dir: &Path, count: u64, batch: u64) -> Result<serde_json::Value> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!(".aci-bench-fsync-{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)?;
+    let record = vec![0x5a_u8; 4096];
+    let mut latency = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000, 3)?;
+    let started = std::time::Instant::now();
+    for i in 1..=count {
+        file.write_all(&record)?;
+        if i % batch.max(1) == 0 || i == count {
+            let sync = std::time::Instant::now();
+            file.sync_data()?;
+            latency.record(
+                u64::try_from(sync.elapsed().as_micros())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            )?;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(serde_json::json!({
+        "records": count,
+        "batch": batch,
+        "records_per_second": count as f64 / seconds,
+        "fdatasync_us": {
+            "p50": latency.value_at_quantile(0.5),
+            "p99": latency.value_at_quantile(0.99),
+            "max": latency.max(),
+        },
+    }))
 }
 
 /// The running gateway's peers, from its admin port.

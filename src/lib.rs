@@ -24,6 +24,7 @@
 //! - [`ingest`]: the carrier API, a thin gRPC adapter; `ingest::status` maps outcomes to gRPC.
 //! - [`validate`]: findings and reports; required data and identifier formats.
 //! - [`store`]: the segment log (framing, CRC, hash chain), group commit, the sled index.
+//! - [`load`]: `aci-gateway load`, the load generator.
 //! - [`ids`]: MRN, LRN, EORI and sequence types; the ISO 6346 check character.
 //! - [`tls`]: rustls configurations, the accept loop, identities from certificates.
 //! - [`pki`]: the development PKI created on first start.
@@ -39,6 +40,7 @@ pub mod demo;
 pub mod exchange;
 pub mod ids;
 pub mod ingest;
+pub mod load;
 pub mod pb;
 pub mod pki;
 pub mod server;

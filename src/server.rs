@@ -63,6 +63,12 @@ pub enum ServerError {
 pub struct Options {
     /// Serve plaintext gRPC, trusting the caller's claimed identity. Development only.
     pub insecure_dev: bool,
+    /// Benchmarks only: the carrier API answers without validating or storing (the stack's
+    /// own ceiling).
+    pub echo: bool,
+    /// Benchmarks only: append without fdatasync (what the sync costs). Loses acknowledged
+    /// filings on a crash.
+    pub unsafe_no_fsync: bool,
 }
 
 /// A running gateway.
@@ -110,6 +116,7 @@ impl Gateway {
             max_batch: config.store.max_batch,
             duplicate_document_window: config.duplicate_document_window,
             immutable: config.immutable,
+            sync: !options.unsafe_no_fsync,
         };
         let (store, recovery) =
             tokio::task::spawn_blocking(move || Store::open(&data_dir, store_options)).await??;
@@ -205,13 +212,29 @@ impl Gateway {
             Arc::clone(&metrics),
             shutdown.clone(),
         );
-        let carrier_server = Server::builder()
+        let carrier_router = Server::builder()
             .layer(tower::util::MapResponseLayer::new(
                 oversize_is_resource_exhausted as fn(_) -> _,
             ))
             .add_service(health_service.clone())
-            .add_service(carrier_reflection)
-            .add_service(carrier_service)
+            .add_service(carrier_reflection);
+        let carrier_router = if options.echo {
+            tracing::warn!(
+                "--echo: the carrier API answers without validating or storing (benchmarks only)"
+            );
+            carrier_router.add_service(
+                CarrierGatewayServer::new(crate::ingest::echo::EchoCarrier)
+                    .max_decoding_message_size(config.carrier_api.max_message_bytes),
+            )
+        } else {
+            carrier_router.add_service(carrier_service)
+        };
+        if options.unsafe_no_fsync {
+            tracing::warn!(
+                "--unsafe-no-fsync: appends are not synced; a crash loses acknowledged filings (benchmarks only)"
+            );
+        }
+        let carrier_server = carrier_router
             .serve_with_incoming_shutdown(carrier_incoming, shutdown.clone().cancelled_owned());
 
         // Peer administrations: mutual TLS against the peer CA.

@@ -514,3 +514,50 @@ async fn the_metrics_endpoint_follows_the_filings() {
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     gateway.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn the_benchmark_modes_echo_without_storing_and_append_without_syncing() {
+    use aci_gateway::server::{Gateway, Options};
+    let site = GatewayBuilder::default().site();
+    let echo = Gateway::start(
+        &site.config(),
+        Options {
+            echo: true,
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("echo starts");
+    let mut carrier = client(&endpoint(&echo), &site.carrier()).await;
+    let receipt = carrier.submit(sea_filing("ECHO-1")).await.expect("echoed");
+    assert_eq!((receipt.lrn.as_str(), receipt.mrn.as_str()), ("ECHO-1", ""));
+    let refused = carrier.status_by_lrn("ECHO-1").await.expect_err("not kept");
+    assert_eq!(refused.code(), Code::Unimplemented);
+    assert_eq!(*echo.store().durable().borrow(), 0, "nothing stored");
+    echo.stop().await.expect("stop");
+
+    let unsynced = Gateway::start(
+        &site.config(),
+        Options {
+            unsafe_no_fsync: true,
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("starts");
+    let mut carrier = client(&endpoint(&unsynced), &site.carrier()).await;
+    carrier
+        .submit(sea_filing("NOSYNC-1"))
+        .await
+        .expect("stored");
+    assert_eq!(
+        unsynced
+            .store()
+            .stats()
+            .syncs
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert_eq!(*unsynced.store().durable().borrow(), 1);
+    unsynced.stop().await.expect("stop");
+}

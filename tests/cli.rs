@@ -179,9 +179,15 @@ fn a_bad_config_is_reported_before_anything_listens() {
 #[tokio::test]
 async fn insecure_dev_serves_plaintext_and_trusts_only_the_claimed_carrier() {
     let site = GatewayBuilder::default().site();
-    let gateway = Gateway::start(&site.config(), Options { insecure_dev: true })
-        .await
-        .expect("start");
+    let gateway = Gateway::start(
+        &site.config(),
+        Options {
+            insecure_dev: true,
+            ..Options::default()
+        },
+    )
+    .await
+    .expect("start");
     let endpoint = format!("http://{}", gateway.carrier_addr);
     let dev = Credentials::InsecureDev {
         eori: common::CARRIER.into(),
@@ -444,4 +450,45 @@ fn demo_runs_two_gateways_end_to_end_and_exits_0() {
             "{gateway}: {text}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_drives_unary_and_stream_load_and_reports_it() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let endpoint = common::endpoint(&gateway);
+    let Credentials::Tls(tls) = site.carrier() else {
+        unreachable!("the fixture carrier uses TLS")
+    };
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
+    for (mode, connections) in [("unary", "2"), ("stream", "1")] {
+        let mut args = vec![
+            "load",
+            "--mode",
+            mode,
+            "--connections",
+            connections,
+            "--concurrency",
+            "8",
+            "--count",
+            "60",
+            "--payloads",
+            examples.to_str().expect("path"),
+            "--json",
+        ];
+        args.extend(client_args(&endpoint, &tls));
+        let run = aci(&args);
+        assert!(run.status.success(), "{run:?}");
+        let report = json(&run);
+        // Every sample (JSON and XML, every mode) made unique each time: all accepted.
+        assert_eq!(report["ok"], 60, "{mode}: {report}");
+        assert_eq!(report["errors"], serde_json::json!({}), "{mode}: {report}");
+        assert!(report["latency_us"]["p50"].as_u64().expect("p50") > 0);
+        assert!(report["throughput"].as_f64().expect("rate") > 0.0);
+    }
+    assert_eq!(
+        *gateway.store().durable().borrow(),
+        120,
+        "120 filings stored"
+    );
+    gateway.stop().await.expect("clean stop");
 }

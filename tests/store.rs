@@ -22,6 +22,7 @@ fn options(segment_bytes: u64) -> StoreOptions {
         max_batch: 64,
         duplicate_document_window: std::time::Duration::from_secs(365 * 86_400),
         immutable: Default::default(),
+        sync: true,
     }
 }
 

@@ -182,6 +182,9 @@ pub struct StoreOptions {
     pub duplicate_document_window: Duration,
     /// What an amendment may not change (the LRN never changes: it names the filing).
     pub immutable: Immutable,
+    /// `fdatasync` each batch. Only benchmarks turn this off, to measure what the sync costs:
+    /// without it an acknowledged filing can be lost.
+    pub sync: bool,
 }
 
 /// The fields an amendment may not change.
@@ -284,7 +287,8 @@ impl Store {
     pub fn open(data_dir: &Path, options: StoreOptions) -> Result<(Store, Recovery), StoreError> {
         let lock = lock_data_dir(data_dir)?;
         let log_dir = data_dir.join("log");
-        let (log, mut recovery) = log::SegmentLog::open(&log_dir, options.segment_bytes)?;
+        let (mut log, mut recovery) = log::SegmentLog::open(&log_dir, options.segment_bytes)?;
+        log.sync_data = options.sync;
         let index = Index::open(&data_dir.join("index"))?;
         recovery.acknowledged_lost = catch_up(&index, &log_dir, recovery.last_seq)?;
         let stats = Arc::new(Stats::default());

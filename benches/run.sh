@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# One run that measures every performance figure of the gateway side by side, prints each with
+# the ratio its goal names, and saves them as JSON (target/bench-results.json):
+#   (a) raw fdatasync rate: one per 4 KiB record, one per 32 records; fdatasync p50/p99
+#   (b) echo req/s (`serve --echo`: TLS + HTTP/2 + gRPC + protobuf, nothing else)
+#   (c) durable filings/s, protobuf path          goal >= 0.35 x (b)
+#   (d) durable filings/s, XML path               goal >= 0.25 x (b)
+#   (e) ack latency p50/p99 at concurrency 1      goal p50 <= 1.5 x fdatasync p50, p99 <= 2 x p99
+#   (f) durable filings/s with fsync disabled     goal (c) >= 0.6 x (f)
+#   (g) mTLS vs plaintext, persistent connections goal >= 0.7
+#   (h) RSS after ACI_BENCH_STORED filings (default 1 000 000) and start-up time with them
+#                                                 goal start < 2 s, RSS < 300 MB
+# The gateway runs on CPU 1 and the load generator on CPU 0 (taskset). Usage:
+#   benches/run.sh                      # ACI_BENCH_SECONDS=10 per measurement
+#   ACI_BENCH_SECONDS=5 ACI_BENCH_STORED=100000 benches/run.sh    # a quicker pass
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_EACH=${ACI_BENCH_SECONDS:-10}
+STORED=${ACI_BENCH_STORED:-1000000}
+BIN=target/release/aci-gateway
+WORK=target/bench-run
+OUT=target/bench-results.json
+cargo build --release --locked -q --bin aci-gateway
+rm -rf "$WORK" && mkdir -p "$WORK/json" "$WORK/xml"
+cp schemas/examples/*.json "$WORK/json/" && rm -f "$WORK/json/"*large*
+cp schemas/examples/*.xml "$WORK/xml/" && rm -f "$WORK/xml/"*large*
+WORK=$(cd "$WORK" && pwd)
+
+pin_server="taskset -c 1"
+pin_load="taskset -c 0"
+if ! command -v taskset >/dev/null || [ "$(nproc)" -lt 2 ]; then
+  pin_server="" pin_load=""
+  echo "note: not pinning (taskset missing or one CPU)"
+fi
+
+# A config per gateway instance: its own data directory and ports, one dev PKI for all.
+config() { # name port
+  sed -e "s|data_dir = \"../var/data\"|data_dir = \"$WORK/$1/data\"|" \
+      -e "s|dev_pki = \"../var/pki\"|dev_pki = \"$WORK/pki\"|" \
+      -e "s|127.0.0.1:7443|127.0.0.1:$2|; s|127.0.0.1:7444|127.0.0.1:$(($2 + 1))|; s|127.0.0.1:9464|127.0.0.1:$(($2 + 2))|" \
+      config/gateway.toml > "$WORK/$1.toml"
+}
+
+SERVER_PID="" STARTUP=""
+serve() { # name port [serve flags...] ; sets SERVER_PID and STARTUP (seconds until ready)
+  local name=$1 port=$2; shift 2
+  [ -f "$WORK/$name.toml" ] || config "$name" "$port"
+  rm -f "$WORK/$name.ready"
+  local started; started=$(date +%s.%N)
+  RUST_LOG=warn $pin_server "$BIN" serve --config "$WORK/$name.toml" --ready-file "$WORK/$name.ready" "$@" \
+    2>>"$WORK/$name.log" &
+  SERVER_PID=$!
+  until [ -f "$WORK/$name.ready" ]; do
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "gateway $name died; see $WORK/$name.log" >&2; exit 1; }
+    sleep 0.01
+  done
+  STARTUP=$(echo "$(date +%s.%N) - $started" | bc)
+}
+stop() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; }
+rss_mb() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status"; }
+
+load() { # name [load flags...] -> the JSON report
+  local name=$1; shift
+  $pin_load "$BIN" load --config "$WORK/$name.toml" --json "$@"
+}
+field() { # json key -> the number after "key":
+  sed -n "s/.*\"$2\": *\([0-9.e+]*\).*/\1/p" <<<"$1" | head -1
+}
+ratio() { echo "scale=3; $1 / $2" | bc; }
+
+echo "== (a) raw fdatasync on $(df --output=source "$WORK" | tail -1)"
+fsync1=$("$BIN" bench-fsync --dir "$WORK" --count 3000 --batch 1)
+fsync32=$("$BIN" bench-fsync --dir "$WORK" --count 96000 --batch 32)
+fsync_rate=$(field "$fsync1" records_per_second); fsync32_rate=$(field "$fsync32" records_per_second)
+fsync_p50=$(field "$fsync1" p50); fsync_p99=$(field "$fsync1" p99)
+printf "   1 per record: %.0f records/s (p50 %s us, p99 %s us); 1 per 32: %.0f records/s\n" \
+  "$fsync_rate" "$fsync_p50" "$fsync_p99" "$fsync32_rate"
+
+UNARY=(--connections 4 --concurrency 16 --duration "$SECONDS_EACH")
+
+echo "== (b) echo"
+serve echo 21000 --echo
+echo_json=$(load echo "${UNARY[@]}" --payloads "$WORK/json"); stop
+echo_rate=$(field "$echo_json" throughput)
+printf "   %.0f req/s\n" "$echo_rate"
+
+echo "== (c) gateway, protobuf"
+serve proto 21010
+proto_json=$(load proto "${UNARY[@]}" --payloads "$WORK/json")
+echo "== (e) ack latency at concurrency 1"
+c1_json=$(load proto --connections 1 --concurrency 1 --duration "$SECONDS_EACH" --payloads "$WORK/json"); stop
+proto_rate=$(field "$proto_json" throughput)
+c1_p50=$(field "$c1_json" p50); c1_p99=$(field "$c1_json" p99)
+printf "   (c) %.0f filings/s = %s x echo (goal >= 0.35)\n" "$proto_rate" "$(ratio "$proto_rate" "$echo_rate")"
+printf "   (e) p50 %s us = %s x fdatasync p50 (goal <= 1.5); p99 %s us = %s x fdatasync p99 (goal <= 2)\n" \
+  "$c1_p50" "$(ratio "$c1_p50" "$fsync_p50")" "$c1_p99" "$(ratio "$c1_p99" "$fsync_p99")"
+
+echo "== (d) gateway, XML"
+serve xml 21020
+xml_json=$(load xml "${UNARY[@]}" --payloads "$WORK/xml"); stop
+xml_rate=$(field "$xml_json" throughput)
+printf "   %.0f filings/s = %s x echo (goal >= 0.25)\n" "$xml_rate" "$(ratio "$xml_rate" "$echo_rate")"
+
+echo "== (f) gateway without fdatasync (64 in flight)"
+serve nosync 21030 --unsafe-no-fsync
+nosync_json=$(load nosync "${UNARY[@]}" --payloads "$WORK/json"); stop
+nosync_rate=$(field "$nosync_json" throughput)
+printf "   %.0f filings/s; durable = %s x (goal >= 0.6)\n" "$nosync_rate" "$(ratio "$proto_rate" "$nosync_rate")"
+
+echo "== (g) plaintext"
+serve plain 21040 --insecure-dev
+plain_json=$(load plain "${UNARY[@]}" --payloads "$WORK/json" --insecure-dev GB123456789000); stop
+plain_rate=$(field "$plain_json" throughput)
+printf "   %.0f filings/s; mTLS = %s x plaintext (goal >= 0.7)\n" "$plain_rate" "$(ratio "$proto_rate" "$plain_rate")"
+
+echo "== (h) $STORED stored filings"
+serve big 21050
+fill_json=$(load big --mode stream --connections 4 --concurrency 64 --count "$STORED" --payloads "$WORK/json")
+rss_full=$(rss_mb); stop
+serve big 21050
+startup=$STARTUP
+rss_start=$(rss_mb); stop
+printf "   filled at %.0f filings/s; RSS %s MB after filling; start-up %.2f s (goal < 2), RSS %s MB after start (goal < 300)\n" \
+  "$(field "$fill_json" throughput)" "$rss_full" "$startup" "$rss_start"
+
+cat > "$OUT" <<EOF
+{
+  "seconds_each": $SECONDS_EACH,
+  "fdatasync": { "per_record": $fsync1, "per_32": $fsync32 },
+  "echo": $echo_json,
+  "protobuf": $proto_json,
+  "xml": $xml_json,
+  "concurrency_1": $c1_json,
+  "no_fsync": $nosync_json,
+  "plaintext": $plain_json,
+  "stored": { "filings": $STORED, "fill": $fill_json, "rss_mb_after_fill": $rss_full,
+              "startup_seconds": $startup, "rss_mb_after_start": $rss_start },
+  "ratios": {
+    "protobuf_vs_echo": $(ratio "$proto_rate" "$echo_rate"),
+    "xml_vs_echo": $(ratio "$xml_rate" "$echo_rate"),
+    "ack_p50_vs_fdatasync_p50": $(ratio "$c1_p50" "$fsync_p50"),
+    "ack_p99_vs_fdatasync_p99": $(ratio "$c1_p99" "$fsync_p99"),
+    "durable_vs_no_fsync": $(ratio "$proto_rate" "$nosync_rate"),
+    "mtls_vs_plaintext": $(ratio "$proto_rate" "$plain_rate")
+  }
+}
+EOF
+echo "saved $OUT"
