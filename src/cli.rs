@@ -312,23 +312,10 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", explain(&e));
+            eprintln!("error: {}", telemetry::one_line(e.as_ref()));
             ExitCode::from(2)
         }
     }
-}
-
-/// An error and its causes on one line, skipping causes its message already quotes.
-fn explain(error: &anyhow::Error) -> String {
-    let mut text = error.to_string();
-    for cause in error.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {

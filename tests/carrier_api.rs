@@ -532,7 +532,7 @@ async fn the_benchmark_modes_echo_without_storing_and_append_without_syncing() {
     let receipt = carrier.submit(sea_filing("ECHO-1")).await.expect("echoed");
     assert_eq!((receipt.lrn.as_str(), receipt.mrn.as_str()), ("ECHO-1", ""));
     let refused = carrier.status_by_lrn("ECHO-1").await.expect_err("not kept");
-    assert_eq!(refused.code(), Code::Unimplemented);
+    assert_eq!(refused.code(), Code::NotFound);
     assert_eq!(*echo.store().durable().borrow(), 0, "nothing stored");
     echo.stop().await.expect("stop");
 

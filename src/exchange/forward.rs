@@ -53,22 +53,6 @@ pub fn spawn(
         .collect()
 }
 
-/// An error and its causes on one line (transport errors say little without their causes),
-/// skipping causes the message already quotes.
-fn explain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// The backoff between connection attempts: 100 ms doubling to 10 s, with jitter, forever.
 fn backoff() -> impl Iterator<Item = Duration> {
     backon::ExponentialBuilder::default()
@@ -139,7 +123,8 @@ impl Forwarder {
                 Ok(()) => return,
                 Err(error) => {
                     self.state.retries.fetch_add(1, Ordering::Relaxed);
-                    let error = explain(&error);
+                    // Transport errors say little without their causes.
+                    let error = crate::telemetry::one_line(&error);
                     tracing::warn!(%peer, %error, "forwarding interrupted; will retry");
                     self.state.set_error(Some(error));
                     self.note_oldest_pending();

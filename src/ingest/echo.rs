@@ -26,8 +26,9 @@ fn receipt(request: &SubmitRequest) -> Receipt {
     }
 }
 
+/// The echo server keeps nothing, so there is no filing to look up or change.
 fn not_here() -> Status {
-    Status::unimplemented("the echo server answers Submit and SubmitStream only")
+    Status::not_found("the echo server keeps no filings")
 }
 
 type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
@@ -90,11 +91,12 @@ impl CarrierGateway for EchoCarrier {
 
     type WatchNotificationsStream = Stream<Notification>;
 
+    /// No filings, so no notices: a feed that ends at once.
     async fn watch_notifications(
         &self,
         _: Request<WatchNotificationsRequest>,
     ) -> Result<Response<Self::WatchNotificationsStream>, Status> {
-        Err(not_here())
+        Ok(Response::new(Box::pin(tokio_stream::empty())))
     }
 
     async fn answer_referral(

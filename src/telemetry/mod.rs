@@ -173,6 +173,22 @@ pub fn init(
     Ok(Telemetry { provider })
 }
 
+/// An error and its causes on one line, skipping causes its message already quotes: how errors
+/// are shown to operators (logs, `peers`, the CLI).
+pub fn one_line(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The remote span context a W3C `traceparent` names (`00-<trace id>-<span id>-<flags>`).
 pub fn span_context(traceparent: &str) -> Option<SpanContext> {
     let mut parts = traceparent.trim().split('-');
