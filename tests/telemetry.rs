@@ -123,6 +123,15 @@ async fn one_trace_follows_a_filing_from_the_carrier_through_a_to_b() {
         .await
         .with_traceparent(&format!("00-{CARRIER_TRACE}-{CARRIER_SPAN}-01"));
     let receipt = carrier.submit(sea_filing("TRACE-1")).await.expect("filed");
+    // A change later in the carrier's trace travels too.
+    let invalidation_trace = "5cf92f3577b34da6a3ce929d0e0e4737";
+    let mut later = common::client(&a.endpoint, &a_site.carrier())
+        .await
+        .with_traceparent(&format!("00-{invalidation_trace}-{CARRIER_SPAN}-01"));
+    later
+        .invalidate(&receipt.mrn, "voyage cancelled")
+        .await
+        .expect("invalidated");
 
     let b_admin: std::net::SocketAddr = b.ready["admin"]
         .as_str()
@@ -131,7 +140,7 @@ async fn one_trace_follows_a_filing_from_the_carrier_through_a_to_b() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let metrics = common::admin_get(b_admin, "/metrics").await;
-        if metrics.contains("aci_received_envelopes_total{peer=\"TEST-A\",outcome=\"stored\"} 1") {
+        if metrics.contains("aci_received_envelopes_total{peer=\"TEST-A\",outcome=\"stored\"} 2") {
             break;
         }
         assert!(Instant::now() < deadline, "B never received the filing");
@@ -206,4 +215,25 @@ async fn one_trace_follows_a_filing_from_the_carrier_through_a_to_b() {
         at_b.attributes.get("outcome").map(String::as_str),
         Some("stored")
     );
+
+    // The invalidation: filing.change in its caller's trace, its forward and B's receipt too.
+    let in_trace = |gateway: &str, name: &str| {
+        spans
+            .iter()
+            .find(|s| {
+                s.gateway.contains(gateway) && s.name == name && s.trace_id == invalidation_trace
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} from {gateway} in the invalidation's trace"))
+    };
+    let change = in_trace("TEST-A", "filing.change");
+    assert_eq!(change.parent_span_id, CARRIER_SPAN);
+    assert_eq!(
+        change.attributes.get("change").map(String::as_str),
+        Some("invalidate")
+    );
+    let forward = in_trace("TEST-A", "exchange.forward");
+    assert_eq!(forward.parent_span_id, change.span_id);
+    let at_b = in_trace("TEST-B", "exchange.receive");
+    assert_eq!(at_b.parent_span_id, forward.span_id);
 }

@@ -289,10 +289,27 @@ impl CarrierService {
         }
     }
 
-    async fn change(&self, mrn: Mrn, change: Change) -> Result<FilingStatus, Status> {
+    /// Applies a change to one of the caller's filings, traced as `filing.change` in the
+    /// caller's trace (the record keeps the span's context, so its forward continues it).
+    async fn change(
+        &self,
+        mrn: Mrn,
+        change: Change,
+        traceparent: String,
+    ) -> Result<FilingStatus, Status> {
+        let kind = match &change {
+            Change::Amend(_) => "amend",
+            Change::Invalidate { .. } => "invalidate",
+            Change::Arrive { .. } => "arrive",
+            Change::AnswerReferral { .. } => "answer_referral",
+        };
+        let span = tracing::info_span!("filing.change", %mrn, change = kind);
+        telemetry::continue_trace(&span, &traceparent);
+        let traceparent = telemetry::traceparent(&span).unwrap_or(traceparent);
         match self
             .store
-            .change(mrn.clone(), change)
+            .change(mrn.clone(), change, traceparent)
+            .instrument(span)
             .await
             .map_err(|e| status::store_failure(&e))?
         {
@@ -455,9 +472,9 @@ impl CarrierGateway for CarrierService {
             Some(amend_request::Filing::Xml(xml)) => Incoming::Xml(xml),
             None => return Err(Status::invalid_argument("the request carries no filing")),
         };
-        let filing = self.accept(&caller, incoming, received_at, traceparent)?;
+        let filing = self.accept(&caller, incoming, received_at, traceparent.clone())?;
         let status = self
-            .change(mrn.clone(), Change::Amend(Box::new(filing)))
+            .change(mrn.clone(), Change::Amend(Box::new(filing)), traceparent)
             .await?;
         tracing::info!(%mrn, version = status.version, "filing amended");
         status
@@ -471,6 +488,7 @@ impl CarrierGateway for CarrierService {
         request: Request<InvalidateRequest>,
     ) -> Result<Response<FilingStatus>, Status> {
         let caller = caller(&request)?;
+        let traceparent = traceparent(&request);
         let request = request.into_inner();
         let reason = request.reason.trim();
         if reason.is_empty() || reason.chars().count() > 512 {
@@ -483,7 +501,7 @@ impl CarrierGateway for CarrierService {
             reason: reason.to_owned(),
             at: SystemTime::now(),
         };
-        let status = self.change(mrn.clone(), change).await?;
+        let status = self.change(mrn.clone(), change, traceparent).await?;
         tracing::info!(%mrn, "filing invalidated");
         Ok(Response::new(status))
     }
@@ -493,6 +511,7 @@ impl CarrierGateway for CarrierService {
         request: Request<ArriveRequest>,
     ) -> Result<Response<FilingStatus>, Status> {
         let caller = caller(&request)?;
+        let traceparent = traceparent(&request);
         let mrn = match request.into_inner().key {
             Some(arrive_request::Key::Mrn(mrn)) => mrn,
             Some(arrive_request::Key::TransportDocument(document)) => self
@@ -516,6 +535,7 @@ impl CarrierGateway for CarrierService {
                 Change::Arrive {
                     at: SystemTime::now(),
                 },
+                traceparent,
             )
             .await?;
         tracing::info!(%mrn, "arrival recorded");
@@ -620,6 +640,7 @@ impl CarrierGateway for CarrierService {
     ) -> Result<Response<FilingStatus>, Status> {
         let at = SystemTime::now();
         let caller = caller(&request)?;
+        let traceparent = traceparent(&request);
         let request = request.into_inner();
         if request.text.trim().is_empty() || request.text.len() > MAX_ANSWER_TEXT {
             return Err(Status::invalid_argument(format!(
@@ -642,6 +663,7 @@ impl CarrierGateway for CarrierService {
                     text: request.text,
                     at,
                 },
+                traceparent,
             )
             .await?;
         tracing::info!(%mrn, %administration, "referral answered");

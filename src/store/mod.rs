@@ -345,14 +345,21 @@ impl Store {
         answered
     }
 
-    /// Applies a lifecycle change to a filing; answers once it is durable.
-    pub async fn change(&self, mrn: Mrn, change: Change) -> Result<Changed, StoreError> {
+    /// Applies a lifecycle change to a filing; answers once it is durable. `traceparent` (W3C,
+    /// may be empty) is kept with the record, so forwarding it continues the caller's trace.
+    pub async fn change(
+        &self,
+        mrn: Mrn,
+        change: Change,
+        traceparent: String,
+    ) -> Result<Changed, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.shared
             .commands
             .send(writer::Command::Change {
                 mrn,
                 change: Box::new(change),
+                traceparent,
                 reply,
             })
             .await

@@ -43,6 +43,7 @@ pub(super) enum Command {
     Change {
         mrn: Mrn,
         change: Box<Change>,
+        traceparent: String,
         reply: ChangeReply,
     },
     Receive {
@@ -303,10 +304,16 @@ impl Writer {
                     );
                     pending.push(Answer::Register(outcome, reply));
                 }
-                Command::Change { mrn, change, reply } => {
+                Command::Change {
+                    mrn,
+                    change,
+                    traceparent,
+                    reply,
+                } => {
                     let outcome = match self.decide_change(
                         &mrn,
                         *change,
+                        traceparent,
                         &mut overlay,
                         &mut records,
                         &mut frames,
@@ -498,6 +505,7 @@ impl Writer {
         &mut self,
         mrn: &Mrn,
         change: Change,
+        traceparent: String,
         overlay: &mut HashMap<Mrn, FilingEntry>,
         records: &mut Vec<LogRecord>,
         frames: &mut Vec<Vec<u8>>,
@@ -573,6 +581,9 @@ impl Writer {
                 record
             }
         };
+        if !traceparent.is_empty() {
+            record.traceparent = traceparent;
+        }
         frames.push(self.log.seal_next(&mut record));
         let after = super::index::evolve(entry, &record);
         records.push(record);
