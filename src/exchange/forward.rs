@@ -189,6 +189,11 @@ impl Forwarder {
         let mut reader = Some(self.exchange.store().reader(Seq(cursor + 1)));
         let mut durable = self.exchange.store().durable();
         let result = loop {
+            // Reading a long stretch of records that are not for this peer never waits on the
+            // select below: look at shutdown here too.
+            if self.shutdown.is_cancelled() {
+                break Ok(());
+            }
             let durable_now = *durable.borrow_and_update();
             let room = WINDOW - window.in_flight.len();
             if window.read_upto < durable_now && room >= WINDOW / 4 {

@@ -271,6 +271,10 @@ impl PeerExchange for PeerService {
             let mut reader = Some(store.reader(Seq(after + 1)));
             let mut durable = store.durable();
             'feed: loop {
+                // A long stretch of records for other peers never waits below: look here too.
+                if shutdown.is_cancelled() || feed.is_closed() {
+                    break;
+                }
                 let durable_now = *durable.borrow_and_update();
                 let Some(mut taken) = reader.take() else {
                     break;
