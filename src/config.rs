@@ -60,6 +60,9 @@ pub struct CarrierApi {
     pub listen: SocketAddr,
     /// Largest gRPC message accepted, in bytes; larger ones are refused before decoding.
     pub max_message_bytes: usize,
+    /// Filings (and amendments) one carrier may send per second, sustained, and in a burst;
+    /// beyond, RESOURCE_EXHAUSTED with a retry-after. `None`: no limit.
+    pub rate_per_carrier: Option<crate::ingest::limit::Rate>,
 }
 
 /// Certificate and key files. With `dev_pki` set, they live in that directory and are created
@@ -236,6 +239,10 @@ struct RawCarrierApi {
     listen: String,
     #[serde(default = "default_max_message_bytes")]
     max_message_bytes: usize,
+    /// Filings per second per carrier (sustained); absent or 0: no limit.
+    rate_per_carrier: Option<f64>,
+    /// Filings one carrier may send at once above the rate (default: one second's worth).
+    burst_per_carrier: Option<f64>,
 }
 
 fn default_max_message_bytes() -> usize {
@@ -406,6 +413,28 @@ impl RawConfig {
         let countries =
             crate::validate::codes::CodeLists::builtin().list(crate::validate::codes::COUNTRIES);
         let telemetry = self.telemetry.seal(&invalid)?;
+        let rate_per_carrier = match (
+            self.carrier_api.rate_per_carrier,
+            self.carrier_api.burst_per_carrier,
+        ) {
+            (None, _) => None,
+            (Some(0.0), _) => None,
+            (Some(rate), burst) => {
+                let burst = burst.unwrap_or(rate.max(1.0));
+                if !(rate.is_finite() && rate > 0.0 && burst.is_finite() && burst >= 1.0) {
+                    return Err(invalid(
+                        "carrier_api.rate_per_carrier",
+                        format!(
+                            "{rate} per second with a burst of {burst} is not a rate (positive, burst at least 1)"
+                        ),
+                    ));
+                }
+                Some(crate::ingest::limit::Rate {
+                    per_second: rate,
+                    burst,
+                })
+            }
+        };
         let mut routes = Vec::new();
         for route in self.routes {
             if !peers.iter().any(|p| p.id == route.peer) {
@@ -488,6 +517,7 @@ impl RawConfig {
             carrier_api: CarrierApi {
                 listen: carrier_listen,
                 max_message_bytes: self.carrier_api.max_message_bytes,
+                rate_per_carrier,
             },
             peer_listen,
             admin_listen,

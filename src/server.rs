@@ -166,14 +166,17 @@ impl Gateway {
             config.routes.clone(),
             store.clone(),
         )?);
-        let carrier_service = CarrierGatewayServer::new(CarrierService::new(
-            store.clone(),
-            Arc::new(Validator::new(config.validation.clone())?),
-            access,
-            Arc::clone(&metrics),
-            Arc::clone(&exchange),
-            shutdown.clone(),
-        ))
+        let carrier_service = CarrierGatewayServer::new(
+            CarrierService::new(
+                store.clone(),
+                Arc::new(Validator::new(config.validation.clone())?),
+                access,
+                Arc::clone(&metrics),
+                Arc::clone(&exchange),
+                shutdown.clone(),
+            )
+            .with_rate_limit(config.carrier_api.rate_per_carrier),
+        )
         .max_decoding_message_size(config.carrier_api.max_message_bytes);
         // An envelope carries a manifest as large as a carrier may file, and a little more.
         let peer_service = PeerExchangeServer::new(PeerService::new(

@@ -561,3 +561,78 @@ async fn the_benchmark_modes_echo_without_storing_and_append_without_syncing() {
     assert_eq!(*unsynced.store().durable().borrow(), 1);
     unsynced.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_carrier_is_throttled_with_a_retry_after_and_others_keep_filing() {
+    let (site, gateway) = GatewayBuilder::default()
+        .rate_per_carrier(20.0, 20.0)
+        .start()
+        .await;
+    let flooder = client(&endpoint(&gateway), &site.carrier()).await;
+    let other = client(
+        &endpoint(&gateway),
+        &Credentials::Tls(
+            site.pki
+                .carrier_files("other", OTHER_CARRIER, Validity::days(1)),
+        ),
+    )
+    .await;
+    // 100 filings at once: the burst of 20 passes, the rest are refused at once.
+    let mut flood = Vec::new();
+    for i in 0..100 {
+        let mut flooder = flooder.clone();
+        flood.push(tokio::spawn(async move {
+            flooder.submit(sea_filing(&format!("FLOOD-{i}"))).await
+        }));
+    }
+    let mut throttled = 0;
+    let mut accepted = 0;
+    for answer in flood {
+        match answer.await.expect("task") {
+            Ok(_) => accepted += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                let retry_after = status
+                    .metadata()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .expect("a retry-after in seconds");
+                assert!(retry_after >= 1);
+                let details = status.get_error_details();
+                let wait = details
+                    .retry_info()
+                    .and_then(|r| r.retry_delay)
+                    .expect("RetryInfo");
+                assert!(wait <= std::time::Duration::from_secs(1), "{wait:?}");
+                throttled += 1;
+            }
+        }
+    }
+    assert!((20..=25).contains(&accepted), "{accepted} accepted");
+    assert_eq!(accepted + throttled, 100);
+    // Another carrier is untouched by the flood.
+    let mut other = other;
+    let mut other_filing = sea_filing("OTHER-1");
+    other_filing.declarant.as_mut().expect("declarant").eori = OTHER_CARRIER.into();
+    other_filing.carrier.as_mut().expect("carrier").eori = OTHER_CARRIER.into();
+    other
+        .submit(other_filing)
+        .await
+        .expect("another carrier files while the first is throttled");
+    // The flooder files again once its bucket refills.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut flooder = flooder;
+    flooder
+        .submit(sea_filing("FLOOD-LATER"))
+        .await
+        .expect("refilled");
+    let metrics = common::admin_get(gateway.admin_addr, "/metrics").await;
+    assert!(
+        metrics.contains(&format!(
+            "aci_filings_total{{mode=\"unknown\",outcome=\"throttled\"}} {throttled}"
+        )),
+        "{metrics}"
+    );
+    gateway.stop().await.expect("clean stop");
+}

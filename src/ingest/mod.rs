@@ -2,6 +2,7 @@
 //! hands the filing to validation and the store, and translates outcomes to gRPC.
 
 pub mod echo;
+pub mod limit;
 pub mod status;
 
 use std::collections::{HashMap, HashSet};
@@ -93,6 +94,8 @@ pub struct CarrierService {
     exchange: Arc<Exchange>,
     /// Ends notification streams when the gateway stops.
     shutdown: CancellationToken,
+    /// Per-carrier rate limit, when configured.
+    limiter: Option<Arc<limit::Limiter>>,
 }
 
 impl CarrierService {
@@ -116,7 +119,25 @@ impl CarrierService {
             metrics,
             exchange,
             shutdown,
+            limiter: None,
         }
+    }
+
+    /// Limits each carrier to `rate` filings (and amendments) per second.
+    pub fn with_rate_limit(mut self, rate: Option<limit::Rate>) -> CarrierService {
+        self.limiter = rate.map(|rate| Arc::new(limit::Limiter::new(rate)));
+        self
+    }
+
+    /// Refuses a filing over the caller's rate, before any work is spent on it.
+    fn throttle(&self, caller: &Eori) -> Result<(), Status> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.admit(caller).map_err(|wait| {
+            self.metrics.filing(0, Outcome::Throttled);
+            status::throttled(wait)
+        })
     }
 }
 
@@ -228,6 +249,7 @@ impl CarrierService {
         received_at: SystemTime,
         traceparent: String,
     ) -> Result<Receipt, Status> {
+        self.throttle(caller)?;
         let incoming = match request.filing {
             Some(Filing::Manifest(manifest)) => Incoming::Manifest(Box::new(manifest)),
             Some(Filing::Xml(xml)) => Incoming::Xml(xml),
@@ -464,6 +486,7 @@ impl CarrierGateway for CarrierService {
         let caller = caller(&request)?;
         let traceparent = traceparent(&request);
         let request = request.into_inner();
+        self.throttle(&caller)?;
         let (mrn, _) = self.own_filing(&caller, &request.mrn)?;
         let incoming = match request.filing {
             Some(amend_request::Filing::Manifest(manifest)) => {

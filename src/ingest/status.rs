@@ -13,6 +13,7 @@ use crate::ids::Mrn;
 use crate::pb;
 use crate::store::{LifecycleError, StoreError};
 use crate::validate::{self, Finding, Report, Severity};
+use tonic_types::StatusExt;
 
 const TYPE_PREFIX: &str = "type.googleapis.com/";
 
@@ -129,6 +130,24 @@ pub fn lifecycle(mrn: &Mrn, error: LifecycleError) -> Status {
         description,
         vec![any("google.rpc.PreconditionFailure", &failure)],
     )
+}
+
+/// `RESOURCE_EXHAUSTED`: the carrier is over its rate; retry after `wait` (a `retry-after`
+/// header in whole seconds, rounded up, and a `google.rpc.RetryInfo` with the exact delay).
+pub fn throttled(wait: std::time::Duration) -> Status {
+    let mut status = Status::with_error_details(
+        Code::ResourceExhausted,
+        format!(
+            "over this carrier's filing rate; retry in {} ms",
+            wait.as_millis().max(1)
+        ),
+        tonic_types::ErrorDetails::with_retry_info(Some(wait)),
+    );
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(value) = seconds.max(1).to_string().parse() {
+        status.metadata_mut().insert("retry-after", value);
+    }
+    status
 }
 
 /// A store failure: the filing was not acknowledged and may be retried with the same LRN.

@@ -73,15 +73,18 @@ pub enum Outcome {
     Conflict,
     Rejected,
     Forbidden,
+    /// Over the carrier's rate.
+    Throttled,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 5] = [
+    const ALL: [Outcome; 6] = [
         Outcome::Registered,
         Outcome::Duplicate,
         Outcome::Conflict,
         Outcome::Rejected,
         Outcome::Forbidden,
+        Outcome::Throttled,
     ];
 
     fn label(self) -> &'static str {
@@ -91,6 +94,7 @@ impl Outcome {
             Outcome::Conflict => "conflict",
             Outcome::Rejected => "rejected",
             Outcome::Forbidden => "forbidden",
+            Outcome::Throttled => "throttled",
         }
     }
 }

@@ -102,6 +102,8 @@ pub struct GatewayBuilder {
     authorities: Option<(Arc<Authority>, Arc<Authority>)>,
     /// OTLP collector for trace export.
     otlp_endpoint: Option<String>,
+    /// Filings per second per carrier, and burst.
+    carrier_rate: Option<(f64, f64)>,
 }
 
 impl Default for GatewayBuilder {
@@ -117,6 +119,7 @@ impl Default for GatewayBuilder {
             routes: Vec::new(),
             authorities: None,
             otlp_endpoint: None,
+            carrier_rate: None,
         }
     }
 }
@@ -204,6 +207,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Limit each carrier to `rate` filings per second, `burst` at once.
+    pub fn rate_per_carrier(mut self, rate: f64, burst: f64) -> Self {
+        self.carrier_rate = Some((rate, burst));
+        self
+    }
+
     /// Export traces to this OTLP/gRPC endpoint.
     pub fn otlp(mut self, endpoint: &str) -> Self {
         self.otlp_endpoint = Some(endpoint.to_owned());
@@ -246,6 +255,7 @@ data_dir = "data"
 [carrier_api]
 listen = "127.0.0.1:0"
 max_message_bytes = {max}
+{rate}
 
 [peer_api]
 listen = "127.0.0.1:{peer_port}"
@@ -266,6 +276,12 @@ segment_bytes = {segment}
             peer_port = self.peer_port,
             admin_port = self.admin_port,
             max = self.max_message_bytes,
+            rate = self
+                .carrier_rate
+                .map(|(rate, burst)| {
+                    format!("rate_per_carrier = {rate:.1}\nburst_per_carrier = {burst:.1}")
+                })
+                .unwrap_or_default(),
             segment = self.segment_bytes,
         );
         for (id, endpoint) in &self.peers {

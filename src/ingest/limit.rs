@@ -1,0 +1,102 @@
+//! Per-carrier rate limiting: a token bucket per authenticated carrier, so that one carrier's
+//! flood costs the others nothing. A filing beyond the rate is refused at once with
+//! `RESOURCE_EXHAUSTED`, a `retry-after` header (seconds) and a `google.rpc.RetryInfo`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::ids::Eori;
+
+/// A sustained rate and the burst allowed above it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+/// One carrier's bucket: tokens left, as of `at`.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// The buckets of every carrier seen (one small entry per authenticated identity).
+#[derive(Debug)]
+pub struct Limiter {
+    rate: Rate,
+    buckets: Mutex<HashMap<Eori, Bucket>>,
+}
+
+impl Limiter {
+    pub fn new(rate: Rate) -> Limiter {
+        Limiter {
+            rate,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `carrier`, or says how long until one is there.
+    pub fn admit(&self, carrier: &Eori) -> Result<(), Duration> {
+        self.admit_at(carrier, Instant::now())
+    }
+
+    fn admit_at(&self, carrier: &Eori, now: Instant) -> Result<(), Duration> {
+        // Held for a few arithmetic operations.
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bucket = buckets.entry(carrier.clone()).or_insert(Bucket {
+            tokens: self.rate.burst,
+            at: now,
+        });
+        let refill = now.saturating_duration_since(bucket.at).as_secs_f64() * self.rate.per_second;
+        bucket.tokens = (bucket.tokens + refill).min(self.rate.burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - bucket.tokens) / self.rate.per_second,
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_then_the_rate_and_each_carrier_alone() {
+        let limiter = Limiter::new(Rate {
+            per_second: 10.0,
+            burst: 5.0,
+        });
+        let (a, b) = (
+            Eori::parse("GB123456789000").expect("eori"),
+            Eori::parse("DE987654321").expect("eori"),
+        );
+        let start = Instant::now();
+        for _ in 0..5 {
+            assert!(limiter.admit_at(&a, start).is_ok());
+        }
+        let wait = limiter.admit_at(&a, start).expect_err("the burst is spent");
+        assert!((wait.as_secs_f64() - 0.1).abs() < 1e-6, "{wait:?}");
+        // Another carrier has its own bucket.
+        assert!(limiter.admit_at(&b, start).is_ok());
+        // A tenth of a second later, one more.
+        let later = start + Duration::from_millis(100);
+        assert!(limiter.admit_at(&a, later).is_ok());
+        assert!(limiter.admit_at(&a, later).is_err());
+        // Idle time refills up to the burst, not beyond.
+        let much_later = start + Duration::from_secs(60);
+        for _ in 0..5 {
+            assert!(limiter.admit_at(&a, much_later).is_ok());
+        }
+        assert!(limiter.admit_at(&a, much_later).is_err());
+    }
+}
