@@ -16,9 +16,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aci_gateway::client::CarrierClient;
-use aci_gateway::pb::{SubmitRequest, submit_request, submit_result};
 use aci_gateway::server::Gateway;
-use common::{GatewayBuilder, Site, free_port, sea_filing};
+use common::{GatewayBuilder, Site, free_port};
 
 const STREAMS: usize = 8;
 const LIVE: usize = 20_000;
@@ -29,35 +28,11 @@ async fn start(site: &Site) -> Gateway {
         .expect("gateway starts")
 }
 
-/// Files `count` filings on [`STREAMS`] concurrent bulk streams; every answer must be a receipt.
+/// Files `count` filings on [`STREAMS`] concurrent bulk streams; how long it took.
 async fn ingest(carrier: &CarrierClient, prefix: &str, count: usize) -> Duration {
     let started = Instant::now();
-    let mut streams = Vec::new();
-    for s in 0..STREAMS {
-        let mut carrier = carrier.clone();
-        let lrns: Vec<String> = (s..count)
-            .step_by(STREAMS)
-            .map(|i| format!("{prefix}-{i:07}"))
-            .collect();
-        streams.push(tokio::spawn(async move {
-            let requests = lrns.into_iter().map(|lrn| SubmitRequest {
-                filing: Some(submit_request::Filing::Manifest(sea_filing(&lrn))),
-            });
-            let mut answers = carrier
-                .submit_stream(tokio_stream::iter(requests))
-                .await
-                .expect("stream");
-            while let Some(answer) = answers.message().await.expect("answer") {
-                assert!(
-                    matches!(answer.outcome, Some(submit_result::Outcome::Receipt(_))),
-                    "{answer:?}"
-                );
-            }
-        }));
-    }
-    for stream in streams {
-        stream.await.expect("stream task");
-    }
+    let lrns = (0..count).map(|i| format!("{prefix}-{i:07}")).collect();
+    common::file_bulk(carrier, lrns, STREAMS).await;
     started.elapsed()
 }
 

@@ -8,7 +8,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aci_gateway::client::CarrierClient;
-use aci_gateway::pb::{SubmitRequest, submit_request, submit_result};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -16,7 +15,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
-use common::{GatewayBuilder, GatewayProcess, sea_filing};
+use common::{GatewayBuilder, GatewayProcess};
 
 const STREAMS: usize = 8;
 const PER_ROUND: usize = 10_000;
@@ -49,32 +48,8 @@ impl TraceService for Sink {
 
 async fn load(carrier: &CarrierClient, prefix: &str) -> Duration {
     let started = Instant::now();
-    let mut streams = Vec::new();
-    for s in 0..STREAMS {
-        let mut carrier = carrier.clone();
-        let lrns: Vec<String> = (s..PER_ROUND)
-            .step_by(STREAMS)
-            .map(|i| format!("{prefix}-{i:06}"))
-            .collect();
-        streams.push(tokio::spawn(async move {
-            let requests = lrns.into_iter().map(|lrn| SubmitRequest {
-                filing: Some(submit_request::Filing::Manifest(sea_filing(&lrn))),
-            });
-            let mut answers = carrier
-                .submit_stream(tokio_stream::iter(requests))
-                .await
-                .expect("stream");
-            while let Some(answer) = answers.message().await.expect("answer") {
-                assert!(matches!(
-                    answer.outcome,
-                    Some(submit_result::Outcome::Receipt(_))
-                ));
-            }
-        }));
-    }
-    for stream in streams {
-        stream.await.expect("stream");
-    }
+    let lrns = (0..PER_ROUND).map(|i| format!("{prefix}-{i:06}")).collect();
+    common::file_bulk(carrier, lrns, STREAMS).await;
     started.elapsed()
 }
 

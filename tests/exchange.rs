@@ -326,34 +326,6 @@ async fn a_peer_down_under_load_gets_everything_once_in_order_when_back() {
     b.stop().await.expect("stop B");
 }
 
-/// Files `lrns` on one stream; their sequences, in filing order.
-async fn file_many(
-    carrier: &mut aci_gateway::client::CarrierClient,
-    lrns: impl Iterator<Item = String>,
-) -> Vec<u64> {
-    let requests: Vec<aci_gateway::pb::SubmitRequest> = lrns
-        .map(|lrn| aci_gateway::pb::SubmitRequest {
-            filing: Some(aci_gateway::pb::submit_request::Filing::Manifest(
-                sea_filing(&lrn),
-            )),
-        })
-        .collect();
-    let mut answers = carrier
-        .submit_stream(tokio_stream::iter(requests))
-        .await
-        .expect("stream");
-    let mut by_position = BTreeMap::new();
-    while let Some(answer) = answers.message().await.expect("answer") {
-        match answer.outcome {
-            Some(aci_gateway::pb::submit_result::Outcome::Receipt(receipt)) => {
-                by_position.insert(answer.position, receipt.sequence);
-            }
-            other => panic!("refused: {other:?}"),
-        }
-    }
-    by_position.into_values().collect()
-}
-
 #[tokio::test]
 async fn sigkill_of_the_sender_mid_forwarding_loses_and_duplicates_nothing() {
     let network = GatewayBuilder::default().id("TEST-N").site();
@@ -366,8 +338,9 @@ async fn sigkill_of_the_sender_mid_forwarding_loses_and_duplicates_nothing() {
         .site();
     // A backlog builds while B is away, so that A is killed in the middle of sending it.
     let a = GatewayProcess::start(&a_site);
-    let mut carrier = client(&a.endpoint, &a_site.carrier()).await;
-    let mut sequences = file_many(&mut carrier, (0..4000).map(|i| format!("KILL-A-{i:05}"))).await;
+    let carrier = client(&a.endpoint, &a_site.carrier()).await;
+    let lrns = (0..4000).map(|i| format!("KILL-A-{i:05}")).collect();
+    let mut sequences = common::file_bulk(&carrier, lrns, 1).await;
     let b = start(&b_site).await;
     let b_durable = b.store().durable();
     eventually("B receives the first records", || {
@@ -383,8 +356,9 @@ async fn sigkill_of_the_sender_mid_forwarding_loses_and_duplicates_nothing() {
     );
 
     let a = GatewayProcess::start(&a_site);
-    let mut carrier = client(&a.endpoint, &a_site.carrier()).await;
-    sequences.extend(file_many(&mut carrier, (4000..4050).map(|i| format!("KILL-A-{i:05}"))).await);
+    let carrier = client(&a.endpoint, &a_site.carrier()).await;
+    let lrns = (4000..4050).map(|i| format!("KILL-A-{i:05}")).collect();
+    sequences.extend(common::file_bulk(&carrier, lrns, 1).await);
     eventually("B has every filing", || {
         *b_durable.borrow() >= sequences.len() as u64
     })

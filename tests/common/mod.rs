@@ -345,6 +345,46 @@ pub fn sea_filing(lrn: &str) -> Manifest {
     manifest
 }
 
+/// Files a sea filing for each of `lrns` over `streams` concurrent bulk streams (round robin);
+/// every answer must be a receipt. Returns the receipts' log sequences, in no particular order.
+pub async fn file_bulk(carrier: &CarrierClient, lrns: Vec<String>, streams: usize) -> Vec<u64> {
+    use aci_gateway::pb::{SubmitRequest, submit_request, submit_result};
+    let mut tasks = Vec::new();
+    for s in 0..streams.max(1) {
+        let mut carrier = carrier.clone();
+        let mine: Vec<String> = lrns
+            .iter()
+            .skip(s)
+            .step_by(streams.max(1))
+            .cloned()
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let requests = mine.into_iter().map(|lrn| SubmitRequest {
+                filing: Some(submit_request::Filing::Manifest(sea_filing(&lrn))),
+            });
+            let mut answers = carrier
+                .submit_stream(tokio_stream::iter(requests))
+                .await
+                .expect("stream");
+            let mut sequences = Vec::new();
+            while let Some(answer) = answers.message().await.expect("answer") {
+                match answer.outcome {
+                    Some(submit_result::Outcome::Receipt(receipt)) => {
+                        sequences.push(receipt.sequence)
+                    }
+                    other => panic!("refused: {other:?}"),
+                }
+            }
+            sequences
+        }));
+    }
+    let mut sequences = Vec::new();
+    for task in tasks {
+        sequences.extend(task.await.expect("stream task"));
+    }
+    sequences
+}
+
 /// Every record of a store's log, read back and verified (frames, hashes, chain).
 pub fn log_records(store: &aci_gateway::store::Store) -> Vec<aci_gateway::pb::store::LogRecord> {
     let mut out = Vec::new();
