@@ -130,6 +130,44 @@ impl<K: PartialEq + Clone> Family<K> {
     }
 }
 
+/// Label values of a counter family's key, in the order of its label names.
+trait LabelValues {
+    fn values(&self) -> Vec<&str>;
+}
+
+impl LabelValues for &'static str {
+    fn values(&self) -> Vec<&str> {
+        vec![self]
+    }
+}
+
+impl LabelValues for (&'static str, &'static str) {
+    fn values(&self) -> Vec<&str> {
+        vec![self.0, self.1]
+    }
+}
+
+impl LabelValues for (String, &'static str) {
+    fn values(&self) -> Vec<&str> {
+        vec![&self.0, self.1]
+    }
+}
+
+impl<K: PartialEq + Clone + LabelValues> Family<K> {
+    /// Prometheus text of the family: a counter `name`, one series per key.
+    fn render(&self, name: &str, help: &str, labels: &[&str], out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (key, count) in self.snapshot() {
+            let pairs: Vec<String> = labels
+                .iter()
+                .zip(key.values())
+                .map(|(label, value)| format!("{label}=\"{value}\""))
+                .collect();
+            let _ = writeln!(out, "{name}{{{}}} {count}", pairs.join(","));
+        }
+    }
+}
+
 /// The gateway's counters (the store keeps its own [`Stats`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -202,16 +240,12 @@ impl Metrics {
                 );
             }
         }
-        out.push_str(
-            "# HELP aci_tls_handshake_failures_total TLS handshakes refused, by listener and reason.\n",
+        self.handshake_failures.render(
+            "aci_tls_handshake_failures_total",
+            "TLS handshakes refused, by listener and reason.",
+            &["listener", "reason"],
+            &mut out,
         );
-        out.push_str("# TYPE aci_tls_handshake_failures_total counter\n");
-        for ((listener, reason), count) in self.handshake_failures.snapshot() {
-            let _ = writeln!(
-                out,
-                "aci_tls_handshake_failures_total{{listener=\"{listener}\",reason=\"{reason}\"}} {count}"
-            );
-        }
         out.push_str(
             "# HELP aci_findings_total Findings reported to carriers, by EU customs code.\n",
         );
@@ -243,14 +277,12 @@ impl Metrics {
             "Time from registering a filing to its durable answer (queue, batch, sync, index).",
             &mut out,
         );
-        out.push_str("# HELP aci_lifecycle_refused_total Amendments, invalidations and arrivals refused, by code.\n");
-        out.push_str("# TYPE aci_lifecycle_refused_total counter\n");
-        for (code, count) in self.lifecycle_refused.snapshot() {
-            let _ = writeln!(
-                out,
-                "aci_lifecycle_refused_total{{code=\"{code}\"}} {count}"
-            );
-        }
+        self.lifecycle_refused.render(
+            "aci_lifecycle_refused_total",
+            "Amendments, invalidations, arrivals and referral answers refused, by code.",
+            &["code"],
+            &mut out,
+        );
         let counters = [
             (
                 "aci_log_records_total",
@@ -284,24 +316,18 @@ impl Metrics {
              # TYPE aci_log_durable_sequence gauge\naci_log_durable_sequence {}",
             store.durable_seq.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP aci_received_envelopes_total Envelopes peers delivered, by peer and outcome (duplicate: a redelivery absorbed).\n");
-        out.push_str("# TYPE aci_received_envelopes_total counter\n");
-        for ((peer, outcome), count) in self.received.snapshot() {
-            let _ = writeln!(
-                out,
-                "aci_received_envelopes_total{{peer=\"{peer}\",outcome=\"{outcome}\"}} {count}"
-            );
-        }
-        out.push_str(
-            "# HELP aci_notices_received_total Risk notices peers sent, by peer and kind.\n",
+        self.received.render(
+            "aci_received_envelopes_total",
+            "Envelopes peers delivered, by peer and outcome (duplicate: a redelivery absorbed).",
+            &["peer", "outcome"],
+            &mut out,
         );
-        out.push_str("# TYPE aci_notices_received_total counter\n");
-        for ((peer, kind), count) in self.notices.snapshot() {
-            let _ = writeln!(
-                out,
-                "aci_notices_received_total{{peer=\"{peer}\",kind=\"{kind}\"}} {count}"
-            );
-        }
+        self.notices.render(
+            "aci_notices_received_total",
+            "Risk notices peers sent, by peer and kind.",
+            &["peer", "kind"],
+            &mut out,
+        );
         render_peers(peers, &mut out);
         out
     }
