@@ -49,7 +49,7 @@ serve() { # name port [serve flags...] ; sets SERVER_PID and STARTUP (seconds un
   rm -f "$WORK/$name.ready"
   local started; started=$(date +%s.%N)
   RUST_LOG=warn $pin_server "$BIN" serve --config "$WORK/$name.toml" --ready-file "$WORK/$name.ready" "$@" \
-    2>>"$WORK/$name.log" &
+    >>"$WORK/$name.log" 2>&1 &
   SERVER_PID=$!
   until [ -f "$WORK/$name.ready" ]; do
     kill -0 "$SERVER_PID" 2>/dev/null || { echo "gateway $name died; see $WORK/$name.log" >&2; exit 1; }

@@ -335,7 +335,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             serve(&config, options, ready_file).await
         }
         Command::Demo { dir } => {
-            let telemetry = telemetry::init(&Default::default(), "demo", "warn")?;
+            let telemetry = telemetry::init(
+                &Default::default(),
+                "demo",
+                "warn",
+                telemetry::LogTo::Stderr,
+            )?;
             let outcome = crate::demo::run(dir).await;
             let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
             outcome?;
@@ -528,7 +533,12 @@ async fn serve(
             return Ok(ExitCode::from(64));
         }
     };
-    let telemetry = telemetry::init(&config.telemetry, &config.gateway_id, "info")?;
+    let telemetry = telemetry::init(
+        &config.telemetry,
+        &config.gateway_id,
+        "info",
+        telemetry::LogTo::Stdout,
+    )?;
     let config_shown = config_path.display().to_string();
     let mut ready_error = None;
     let result = server::run(&config, options, shutdown_signal(), |gateway| {

@@ -492,3 +492,58 @@ async fn load_drives_unary_and_stream_load_and_reports_it() {
     );
     gateway.stop().await.expect("clean stop");
 }
+
+#[test]
+fn serve_logs_json_lines_to_stdout_when_configured() {
+    let site = GatewayBuilder::default().site();
+    let mut config = std::fs::read_to_string(&site.config_path).expect("config");
+    config.push_str("\n[telemetry]\nlog_format = \"json\"\n");
+    std::fs::write(&site.config_path, config).expect("config");
+    let ready = site.dir.path().join("ready.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_aci-gateway"))
+        .args(["serve", "--config"])
+        .arg(&site.config_path)
+        .arg("--ready-file")
+        .arg(&ready)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "not ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let output = child.wait_with_output().expect("exits");
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+        .collect();
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["fields"]["message"].as_str())
+        .collect();
+    for expected in ["gateway listening", "gateway stopped"] {
+        assert!(messages.contains(&expected), "{messages:?}");
+    }
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("gateway listening"),
+        "logs go to stdout, not stderr"
+    );
+}

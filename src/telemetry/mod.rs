@@ -1,5 +1,6 @@
-//! What operators see: logs (text or JSON on stderr), traces (OpenTelemetry over OTLP/gRPC when
-//! configured), and metrics ([`metrics`], Prometheus text on the admin port).
+//! What operators see: logs (text or JSON; `serve` writes them to stdout), traces
+//! (OpenTelemetry over OTLP/gRPC when configured), and metrics ([`metrics`], Prometheus text on
+//! the admin port).
 //!
 //! Traces follow a filing across gateways with W3C trace context: the carrier's `traceparent`
 //! is the parent of the gateway's `filing.receive` span; the record keeps that span's context;
@@ -30,6 +31,14 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
+}
+
+/// Where log lines go: the gateway's own output (`serve`: stdout, as containers and systemd
+/// collect it), or stderr for commands whose stdout is their answer (`demo`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogTo {
+    Stdout,
+    Stderr,
 }
 
 /// `[telemetry]` in the config.
@@ -89,7 +98,7 @@ fn env_filter(default: &str) -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
 }
 
-/// Starts logging as configured and, when an OTLP endpoint is configured (or given by the
+/// Starts logging (to `to`) as configured and, when an OTLP endpoint is configured (or given by the
 /// `OTEL_*` variables, unless `OTEL_SDK_DISABLED=true`), trace export with the service name
 /// (`OTEL_SERVICE_NAME`, default `aci-gateway`), version and instance (`gateway_id`) as
 /// resource attributes. Logs are filtered by `RUST_LOG`, else `default_filter`. Must run inside
@@ -98,6 +107,7 @@ pub fn init(
     settings: &TelemetrySettings,
     gateway_id: &str,
     default_filter: &str,
+    to: LogTo,
 ) -> Result<Telemetry, TelemetryError> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -150,14 +160,21 @@ pub fn init(
             .with_level(false)
             .with_filter(Targets::new().with_target("aci_gateway", LevelFilter::INFO))
     });
+    let writer = move || -> Box<dyn std::io::Write> {
+        match to {
+            LogTo::Stdout => Box::new(std::io::stdout()),
+            LogTo::Stderr => Box::new(std::io::stderr()),
+        }
+    };
     let fmt_layer = match settings.log_format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
+            .with_ansi(to == LogTo::Stderr || std::io::IsTerminal::is_terminal(&std::io::stdout()))
             .with_filter(env_filter(default_filter))
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .with_filter(env_filter(default_filter))
             .boxed(),
     };
