@@ -66,6 +66,7 @@ fn open_store(dir: &Path) -> Store {
             duplicate_document_window: Duration::from_secs(365 * 86_400),
             immutable: Default::default(),
             sync: true,
+            disk: std::sync::Arc::new(aci_gateway::store::OsDisk),
         },
     )
     .expect("store");

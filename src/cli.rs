@@ -331,6 +331,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 insecure_dev,
                 echo,
                 unsafe_no_fsync,
+                disk: None,
             };
             serve(&config, options, ready_file).await
         }

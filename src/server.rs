@@ -59,7 +59,7 @@ pub enum ServerError {
 }
 
 /// How to run, beyond the config file.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Serve plaintext gRPC, trusting the caller's claimed identity. Development only.
     pub insecure_dev: bool,
@@ -69,6 +69,8 @@ pub struct Options {
     /// Benchmarks only: append without fdatasync (what the sync costs). Loses acknowledged
     /// filings on a crash.
     pub unsafe_no_fsync: bool,
+    /// Where the log lives: the operating system's files unless a test simulates a disk.
+    pub disk: Option<std::sync::Arc<dyn crate::store::Disk>>,
 }
 
 /// A running gateway.
@@ -117,6 +119,10 @@ impl Gateway {
             duplicate_document_window: config.duplicate_document_window,
             immutable: config.immutable,
             sync: !options.unsafe_no_fsync,
+            disk: options
+                .disk
+                .clone()
+                .unwrap_or_else(|| std::sync::Arc::new(crate::store::OsDisk)),
         };
         let (store, recovery) =
             tokio::task::spawn_blocking(move || Store::open(&data_dir, store_options)).await??;
@@ -414,6 +420,12 @@ async fn serve_admin(
                 "/readyz" if shutting_down => {
                     ("503 Service Unavailable", "text/plain", "stopping\n".into())
                 }
+                "/readyz" if !exchange.store().stats().writable.load(std::sync::atomic::Ordering::Relaxed) => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    "the log cannot be written (disk full or failing); status is still served\n"
+                        .into(),
+                ),
                 "/readyz" => ("200 OK", "text/plain", "ready\n".to_owned()),
                 "/metrics" => (
                     "200 OK",

@@ -122,6 +122,7 @@ async fn every_receipt_survives_sigkill_and_in_doubt_retries_store_once() {
             duplicate_document_window: std::time::Duration::from_secs(365 * 86_400),
             immutable: Default::default(),
             sync: true,
+            disk: std::sync::Arc::new(aci_gateway::store::OsDisk),
         },
     )
     .expect("store reopens");

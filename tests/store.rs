@@ -6,7 +6,7 @@ mod common;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aci_gateway::ids::{Eori, Lrn, Seq};
 use aci_gateway::pb::store::LogRecord;
@@ -23,27 +23,12 @@ fn options(segment_bytes: u64) -> StoreOptions {
         duplicate_document_window: std::time::Duration::from_secs(365 * 86_400),
         immutable: Default::default(),
         sync: true,
+        disk: std::sync::Arc::new(aci_gateway::store::OsDisk),
     }
 }
 
 fn filing(lrn: &str) -> NewFiling {
-    let accepted = validate::Validator::standard()
-        .validate(common::sea_filing(lrn), SystemTime::now())
-        .expect("valid sample");
-    NewFiling {
-        filer: accepted.filer,
-        lrn: accepted.lrn,
-        digest: accepted.digest,
-        manifest: accepted.manifest,
-        original: b"original bytes".to_vec(),
-        original_type: "application/x-protobuf",
-        warnings: Vec::new(),
-        received_at: SystemTime::now(),
-        traceparent: String::new(),
-        master_documents: accepted.master_documents,
-        house_references: accepted.house_references,
-        next_filing_party: accepted.next_filing_party,
-    }
+    common::new_filing(lrn)
 }
 
 async fn register_all(store: &Store, lrns: impl IntoIterator<Item = String>) -> Vec<u64> {

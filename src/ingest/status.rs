@@ -150,11 +150,28 @@ pub fn throttled(wait: std::time::Duration) -> Status {
     status
 }
 
+/// What a carrier is told to wait when the gateway's disk is full.
+const DISK_FULL_RETRY_SECONDS: u64 = 5;
+
 /// A store failure: the filing was not acknowledged and may be retried with the same LRN.
 pub fn store_failure(error: &StoreError) -> Status {
     tracing::error!(%error, "store failure");
     match error {
         StoreError::Closed => Status::unavailable("the gateway is shutting down; retry"),
+        StoreError::Unwritable {
+            disk_full: true, ..
+        } => {
+            let wait = std::time::Duration::from_secs(DISK_FULL_RETRY_SECONDS);
+            let mut status = Status::with_error_details(
+                Code::ResourceExhausted,
+                "the gateway's storage is full; the filing was not registered, retry later with the same LRN",
+                tonic_types::ErrorDetails::with_retry_info(Some(wait)),
+            );
+            status
+                .metadata_mut()
+                .insert("retry-after", DISK_FULL_RETRY_SECONDS.into());
+            status
+        }
         _ => Status::unavailable(
             "the filing could not be made durable; it was not registered, retry with the same LRN",
         ),

@@ -40,6 +40,16 @@ pub enum IndexError {
     Decode { key: String, reason: String },
 }
 
+impl IndexError {
+    /// Whether the index could not write for want of space.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, IndexError::Sled(sled::Error::Io(e)) if matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ))
+    }
+}
+
 /// A cheap handle on the index trees.
 #[derive(Clone)]
 pub struct Index {

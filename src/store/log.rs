@@ -7,13 +7,13 @@
 //! aside into a `.torn` file and cut off; damage followed by intact frames is corruption of
 //! synced data, and opening refuses rather than discard acknowledged records.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::ids::Seq;
 use crate::pb::store::LogRecord;
 
+use super::disk::{AppendFile, Disk, OsDisk};
 use super::record::{self, FrameError, GENESIS};
 
 /// What opening the log found and did.
@@ -53,6 +53,16 @@ pub enum LogError {
     },
 }
 
+impl LogError {
+    /// Whether the write failed for want of space (a full disk or an exhausted quota).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, LogError::Io { source, .. } if matches!(
+            source.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ))
+    }
+}
+
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
     move |source| LogError::Io {
         path: path.to_owned(),
@@ -62,9 +72,10 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
 
 /// The writer's handle on the log. Reading is done with [`read_from`], which needs no handle.
 pub struct SegmentLog {
+    disk: Arc<dyn Disk>,
     dir: PathBuf,
     segment_bytes: u64,
-    file: File,
+    file: Box<dyn AppendFile>,
     file_path: PathBuf,
     file_len: u64,
     next_seq: u64,
@@ -77,27 +88,40 @@ pub struct SegmentLog {
     pub sync_data: bool,
 }
 
+/// Where the log stood before a batch: what [`SegmentLog::roll_back`] returns it to.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    file_path: PathBuf,
+    file_len: u64,
+    next_seq: u64,
+    last_hash: [u8; 32],
+}
+
 impl SegmentLog {
-    /// Opens (or creates) the log in `dir` and recovers its tail.
-    pub fn open(dir: &Path, segment_bytes: u64) -> Result<(SegmentLog, Recovery), LogError> {
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
-        let mut segments = list_segments(dir)?;
+    /// Opens (or creates) the log in `dir` on `disk` and recovers its tail.
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        segment_bytes: u64,
+    ) -> Result<(SegmentLog, Recovery), LogError> {
+        disk.create_dir_all(dir).map_err(io_error(dir))?;
+        let mut segments = list_segments_on(&*disk, dir)?;
         let mut recovery = Recovery::default();
         if segments.is_empty() {
             let path = segment_path(dir, 1);
-            create_segment(dir, &path)?;
+            create_segment(&*disk, dir, &path)?;
             segments.push((1, path));
         }
         let (newest_first, newest_path) = segments.last().cloned().expect("at least one segment");
-        let scan = scan_segment(&newest_path, newest_first)?;
+        let scan = scan_segment(&*disk, &newest_path, newest_first)?;
         if let Some(damage) = scan.damage {
-            recovery.cut = Some(cut_tail(&newest_path, scan.valid_len, damage)?);
+            recovery.cut = Some(cut_tail(&*disk, &newest_path, scan.valid_len, damage)?);
         }
         let (last_seq, last_hash) = match scan.last {
             Some(last) => last,
             None if segments.len() > 1 => {
                 let (first, path) = &segments[segments.len() - 2];
-                let previous = scan_segment(path, *first)?;
+                let previous = scan_segment(&*disk, path, *first)?;
                 if let Some(damage) = previous.damage {
                     return Err(LogError::Corrupt {
                         segment: path.clone(),
@@ -110,13 +134,13 @@ impl SegmentLog {
             None => (newest_first - 1, GENESIS),
         };
         recovery.last_seq = last_seq;
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&newest_path)
+        let file = disk
+            .open_append(&newest_path)
             .map_err(io_error(&newest_path))?;
-        let file_len = file.metadata().map_err(io_error(&newest_path))?.len();
+        let file_len = file.len().map_err(io_error(&newest_path))?;
         Ok((
             SegmentLog {
+                disk,
                 dir: dir.to_owned(),
                 segment_bytes,
                 file,
@@ -147,6 +171,45 @@ impl SegmentLog {
         frame
     }
 
+    /// Where the log stands now, to [`SegmentLog::roll_back`] to if a batch fails.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            file_path: self.file_path.clone(),
+            file_len: self.file_len,
+            next_seq: self.next_seq,
+            last_hash: self.last_hash,
+        }
+    }
+
+    /// Undoes everything since `mark`: segments created since are removed, the segment then
+    /// newest is cut back to its length then, and the next sequence and hash are restored. What
+    /// a failed batch wrote was never acknowledged nor read (readers stop at the durable
+    /// sequence), so it can go. On success the log appends again, from the mark.
+    pub fn roll_back(&mut self, mark: &Mark) -> Result<(), LogError> {
+        let mut removed = false;
+        for (first, path) in list_segments_on(&*self.disk, &self.dir)? {
+            if first >= mark.next_seq && path != mark.file_path {
+                self.disk.remove(&path).map_err(io_error(&path))?;
+                removed = true;
+            }
+        }
+        if removed {
+            self.disk.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
+        }
+        self.disk
+            .truncate(&mark.file_path, mark.file_len)
+            .map_err(io_error(&mark.file_path))?;
+        self.file = self
+            .disk
+            .open_append(&mark.file_path)
+            .map_err(io_error(&mark.file_path))?;
+        self.file_path = mark.file_path.clone();
+        self.file_len = mark.file_len;
+        self.next_seq = mark.next_seq;
+        self.last_hash = mark.last_hash;
+        Ok(())
+    }
+
     /// Writes the frames of consecutive sealed records and makes them durable: one fdatasync per
     /// segment touched. `first_seq` is the sequence of the first frame.
     pub fn write_batch(&mut self, first_seq: u64, frames: &[Vec<u8>]) -> Result<(), LogError> {
@@ -170,7 +233,7 @@ impl SegmentLog {
             return Ok(());
         }
         self.file
-            .write_all(pending)
+            .append(pending)
             .map_err(io_error(&self.file_path))?;
         if self.sync_data {
             let started = std::time::Instant::now();
@@ -185,11 +248,8 @@ impl SegmentLog {
 
     fn roll(&mut self, first_seq: u64) -> Result<(), LogError> {
         let path = segment_path(&self.dir, first_seq);
-        create_segment(&self.dir, &path)?;
-        self.file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(io_error(&path))?;
+        create_segment(&*self.disk, &self.dir, &path)?;
+        self.file = self.disk.open_append(&path).map_err(io_error(&path))?;
         self.file_path = path;
         self.file_len = 0;
         self.syncs += 2;
@@ -202,16 +262,26 @@ impl SegmentLog {
 pub fn read_from<E: From<LogError>>(
     dir: &Path,
     from: Seq,
+    visit: impl FnMut(LogRecord) -> Result<(), E>,
+) -> Result<(), E> {
+    read_from_on(&OsDisk, dir, from, visit)
+}
+
+/// [`read_from`] on a given disk.
+pub fn read_from_on<E: From<LogError>>(
+    disk: &dyn Disk,
+    dir: &Path,
+    from: Seq,
     mut visit: impl FnMut(LogRecord) -> Result<(), E>,
 ) -> Result<(), E> {
-    let segments = list_segments(dir)?;
+    let segments = list_segments_on(disk, dir)?;
     let start = segments
         .iter()
         .rposition(|(first, _)| *first <= from.0)
         .unwrap_or(0);
     let mut expected_prev: Option<[u8; 32]> = None;
     for (first, path) in &segments[start..] {
-        let bytes = fs::read(path).map_err(io_error(path))?;
+        let bytes = disk.read(path).map_err(io_error(path))?;
         let mut offset = 0usize;
         let mut seq = *first;
         while offset < bytes.len() {
@@ -247,19 +317,32 @@ pub fn read_from<E: From<LogError>>(
 /// Reads the log forward from a sequence, a bounded batch at a time, while the writer appends:
 /// what forwarders and feeds tail. Only durable records are asked for, so every frame read is
 /// whole. Each record is verified (CRC, own hash, and its link to the one read before).
-#[derive(Debug)]
+/// A segment file read front to back.
+type SegmentReader = std::io::BufReader<Box<dyn std::io::Read + Send>>;
+
 pub struct LogReader {
+    disk: Arc<dyn Disk>,
     dir: PathBuf,
     next: u64,
     /// The open segment, positioned at record `next`.
-    segment: Option<(PathBuf, std::io::BufReader<File>, u64)>,
+    segment: Option<(PathBuf, SegmentReader, u64)>,
     prev_hash: Option<[u8; 32]>,
 }
 
+impl std::fmt::Debug for LogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogReader")
+            .field("dir", &self.dir)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LogReader {
-    /// A reader whose first record is `from`.
-    pub fn new(dir: &Path, from: Seq) -> LogReader {
+    /// A reader of the log in `dir` on `disk`, whose first record is `from`.
+    pub fn new(disk: Arc<dyn Disk>, dir: &Path, from: Seq) -> LogReader {
         LogReader {
+            disk,
             dir: dir.to_owned(),
             next: from.0.max(1),
             segment: None,
@@ -312,7 +395,7 @@ impl LogReader {
     /// Opens the segment holding `seq` and skips to it. `starting` says `seq` must be the
     /// segment's first record (when moving on from a finished segment).
     fn open_segment_of(&mut self, seq: u64, starting: bool) -> Result<(), LogError> {
-        let segments = list_segments(&self.dir)?;
+        let segments = list_segments_on(&*self.disk, &self.dir)?;
         let found = if starting {
             segments.iter().find(|(first, _)| *first == seq)
         } else {
@@ -325,7 +408,7 @@ impl LogReader {
                 reason: format!("no segment holds record {seq}"),
             });
         };
-        let file = File::open(path).map_err(io_error(path))?;
+        let file = self.disk.open_read(path).map_err(io_error(path))?;
         self.segment = Some((path.clone(), std::io::BufReader::new(file), 0));
         self.next = *first;
         while self.next < seq {
@@ -385,35 +468,28 @@ fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
 
 /// The segments in `dir`, in order, with the sequence of their first record.
 pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    list_segments_on(&OsDisk, dir)
+}
+
+fn list_segments_on(disk: &dyn Disk, dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
     let mut segments = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
-        let entry = entry.map_err(io_error(dir))?;
-        let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".seg")) else {
-            continue;
-        };
-        if let Ok(first) = stem.parse::<u64>() {
-            segments.push((first, entry.path()));
+    for path in disk.list_dir(dir).map_err(io_error(dir))? {
+        let first = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.strip_suffix(".seg"))
+            .and_then(|stem| stem.parse::<u64>().ok());
+        if let Some(first) = first {
+            segments.push((first, path));
         }
     }
     segments.sort();
     Ok(segments)
 }
 
-fn create_segment(dir: &Path, path: &Path) -> Result<(), LogError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io_error(path))?;
-    file.sync_all().map_err(io_error(path))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))
+fn create_segment(disk: &dyn Disk, dir: &Path, path: &Path) -> Result<(), LogError> {
+    disk.create_new(path).map_err(io_error(path))?;
+    disk.sync_dir(dir).map_err(io_error(dir))
 }
 
 struct Scan {
@@ -426,8 +502,8 @@ struct Scan {
 }
 
 /// Reads a segment front to back, stopping at the first frame that is not intact.
-fn scan_segment(path: &Path, first_seq: u64) -> Result<Scan, LogError> {
-    let bytes = fs::read(path).map_err(io_error(path))?;
+fn scan_segment(disk: &dyn Disk, path: &Path, first_seq: u64) -> Result<Scan, LogError> {
+    let bytes = disk.read(path).map_err(io_error(path))?;
     let mut offset = 0usize;
     let mut seq = first_seq;
     let mut last: Option<(u64, [u8; 32])> = None;
@@ -491,22 +567,21 @@ fn intact_frame_follows(bytes: &[u8], damage: &FrameError) -> bool {
 }
 
 /// Moves the damaged tail of `path` (from `offset`) into a `.torn` file, then cuts it off.
-fn cut_tail(path: &Path, offset: u64, reason: String) -> Result<TornTail, LogError> {
-    let bytes = fs::read(path).map_err(io_error(path))?;
+fn cut_tail(
+    disk: &dyn Disk,
+    path: &Path,
+    offset: u64,
+    reason: String,
+) -> Result<TornTail, LogError> {
+    let bytes = disk.read(path).map_err(io_error(path))?;
     let tail = &bytes[usize::try_from(offset).expect("offset within a file we read")..];
     let kept_in = path.with_extension(format!("seg.torn-{offset}"));
-    let mut kept = File::create(&kept_in).map_err(io_error(&kept_in))?;
-    kept.write_all(tail).map_err(io_error(&kept_in))?;
-    kept.sync_all().map_err(io_error(&kept_in))?;
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_error(path))?;
-    file.set_len(offset).map_err(io_error(path))?;
-    file.sync_all().map_err(io_error(path))?;
+    disk.write_synced(&kept_in, tail)
+        .map_err(io_error(&kept_in))?;
     if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
+        disk.sync_dir(dir).map_err(io_error(dir))?;
     }
+    disk.truncate(path, offset).map_err(io_error(path))?;
     Ok(TornTail {
         segment: path.to_owned(),
         offset,

@@ -5,6 +5,7 @@
 //! the log's tail, replays into the index whatever it has not seen, and starts the writer.
 //! [`Store::register`] answers only after the filing's record is on disk (`fdatasync`).
 
+mod disk;
 mod index;
 mod log;
 pub mod record;
@@ -21,6 +22,7 @@ use crate::ids::{Eori, Lrn, Mrn, Seq};
 use crate::pb::store::LogRecord;
 use crate::pb::{FilingStatus, Manifest, Receipt, Violation};
 
+pub use self::disk::{Disk, OsDisk, PowerLoss, SimDisk};
 pub use self::index::{Index, IndexError, Received, receipt_of};
 pub use self::log::{LogError, LogReader, Recovery, TornTail, list_segments};
 
@@ -157,8 +159,12 @@ pub enum StoreError {
     Log(#[from] LogError),
     #[error(transparent)]
     Index(#[from] IndexError),
-    #[error("the store cannot append: {0}")]
-    Failed(String),
+    /// Nothing can be appended now (the batch was not made durable): a full disk, or an I/O
+    /// error. The writer retries its repair with every later batch.
+    #[error("the log cannot be written: {reason}")]
+    Unwritable { reason: String, disk_full: bool },
+    #[error("the index is inconsistent: {0}")]
+    Inconsistent(String),
     #[error("the store is closed")]
     Closed,
     #[error("cannot start the log writer: {0}")]
@@ -185,6 +191,9 @@ pub struct StoreOptions {
     /// `fdatasync` each batch. Only benchmarks turn this off, to measure what the sync costs:
     /// without it an acknowledged filing can be lost.
     pub sync: bool,
+    /// Where the log's files live: [`OsDisk`], but for the tests that simulate power loss and
+    /// full disks.
+    pub disk: Arc<dyn Disk>,
 }
 
 /// The fields an amendment may not change.
@@ -226,6 +235,8 @@ pub struct Stats {
     pub commit_micros: AtomicU64,
     /// The last sequence known to be on disk.
     pub durable_seq: AtomicU64,
+    /// Whether the last batch could be written (false while the disk is full or failing).
+    pub writable: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Stats {
@@ -242,6 +253,7 @@ impl Default for Stats {
             syncs: AtomicU64::new(0),
             commit_micros: AtomicU64::new(0),
             durable_seq: AtomicU64::new(0),
+            writable: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
@@ -271,6 +283,7 @@ pub struct Store {
 struct Shared {
     commands: mpsc::Sender<writer::Command>,
     index: Index,
+    disk: Arc<dyn Disk>,
     log_dir: PathBuf,
     stats: Arc<Stats>,
     /// The last durable sequence, published by the writer after each batch.
@@ -287,10 +300,12 @@ impl Store {
     pub fn open(data_dir: &Path, options: StoreOptions) -> Result<(Store, Recovery), StoreError> {
         let lock = lock_data_dir(data_dir)?;
         let log_dir = data_dir.join("log");
-        let (mut log, mut recovery) = log::SegmentLog::open(&log_dir, options.segment_bytes)?;
+        let disk = options.disk;
+        let (mut log, mut recovery) =
+            log::SegmentLog::open(Arc::clone(&disk), &log_dir, options.segment_bytes)?;
         log.sync_data = options.sync;
         let index = Index::open(&data_dir.join("index"))?;
-        recovery.acknowledged_lost = catch_up(&index, &log_dir, recovery.last_seq)?;
+        recovery.acknowledged_lost = catch_up(&index, &*disk, &log_dir, recovery.last_seq)?;
         let stats = Arc::new(Stats::default());
         stats
             .durable_seq
@@ -315,6 +330,7 @@ impl Store {
             shared: Arc::new(Shared {
                 commands,
                 index,
+                disk,
                 log_dir,
                 stats,
                 durable,
@@ -431,7 +447,7 @@ impl Store {
 
     /// A reader of the log from `from` on, for tailing it while it grows.
     pub fn reader(&self, from: Seq) -> LogReader {
-        LogReader::new(&self.shared.log_dir, from)
+        LogReader::new(Arc::clone(&self.shared.disk), &self.shared.log_dir, from)
     }
 
     /// The filing in which a filer declared a master transport document.
@@ -461,7 +477,7 @@ impl Store {
         from: Seq,
         visit: impl FnMut(LogRecord) -> Result<(), E>,
     ) -> Result<(), E> {
-        log::read_from(&self.shared.log_dir, from, visit)
+        log::read_from_on(&*self.shared.disk, &self.shared.log_dir, from, visit)
     }
 
     pub fn stats(&self) -> &Stats {
@@ -523,7 +539,12 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
 /// Replays into the index the records it has not seen. If the index is ahead of the log, the
 /// log lost records that had been acknowledged: the index is rebuilt to match the log, and the
 /// lost range is returned so that it is reported.
-fn catch_up(index: &Index, log_dir: &Path, log_end: u64) -> Result<Option<(u64, u64)>, StoreError> {
+fn catch_up(
+    index: &Index,
+    disk: &dyn Disk,
+    log_dir: &Path,
+    log_end: u64,
+) -> Result<Option<(u64, u64)>, StoreError> {
     let high_water = index.high_water()?.0;
     if high_water > log_end {
         tracing::error!(
@@ -532,11 +553,11 @@ fn catch_up(index: &Index, log_dir: &Path, log_end: u64) -> Result<Option<(u64, 
             "the log lost acknowledged records (disk or tampering); rebuilding the index from the log"
         );
         index.clear()?;
-        replay(index, log_dir, Seq(1))?;
+        replay(index, disk, log_dir, Seq(1))?;
         return Ok(Some((log_end + 1, high_water)));
     }
     if high_water < log_end {
-        replay(index, log_dir, Seq(high_water + 1))?;
+        replay(index, disk, log_dir, Seq(high_water + 1))?;
         tracing::info!(
             from = high_water + 1,
             to = log_end,
@@ -547,10 +568,10 @@ fn catch_up(index: &Index, log_dir: &Path, log_end: u64) -> Result<Option<(u64, 
 }
 
 /// Applies the log from `from` onwards to the index, in batches.
-fn replay(index: &Index, log_dir: &Path, from: Seq) -> Result<(), StoreError> {
+fn replay(index: &Index, disk: &dyn Disk, log_dir: &Path, from: Seq) -> Result<(), StoreError> {
     const REPLAY_BATCH: usize = 4096;
     let mut batch = Vec::with_capacity(REPLAY_BATCH);
-    log::read_from(log_dir, from, |record| -> Result<(), StoreError> {
+    log::read_from_on(disk, log_dir, from, |record| -> Result<(), StoreError> {
         batch.push(record);
         if batch.len() == REPLAY_BATCH {
             index.apply(&batch)?;
@@ -577,10 +598,10 @@ pub fn read_log<E: From<LogError>>(
 pub fn reindex(data_dir: &Path, segment_bytes: u64) -> Result<u64, StoreError> {
     let _lock = lock_data_dir(data_dir)?;
     let log_dir = data_dir.join("log");
-    let (_log, recovery) = log::SegmentLog::open(&log_dir, segment_bytes)?;
+    let (_log, recovery) = log::SegmentLog::open(Arc::new(OsDisk), &log_dir, segment_bytes)?;
     let index = Index::open(&data_dir.join("index"))?;
     index.clear()?;
-    replay(&index, &log_dir, Seq(1))?;
+    replay(&index, &OsDisk, &log_dir, Seq(1))?;
     index.flush()?;
     Ok(recovery.last_seq)
 }

@@ -154,6 +154,76 @@ enum ChangeOutcome {
     Ready(Result<Changed, StoreError>),
 }
 
+/// Why the writer cannot append now.
+#[derive(Debug, Clone)]
+pub(super) struct WriteError {
+    reason: String,
+    disk_full: bool,
+}
+
+impl WriteError {
+    fn of_log(error: &super::LogError) -> WriteError {
+        WriteError {
+            reason: error.to_string(),
+            disk_full: error.is_disk_full(),
+        }
+    }
+
+    fn of_index(error: &super::IndexError) -> WriteError {
+        WriteError {
+            reason: format!("index: {error}"),
+            disk_full: error.is_disk_full(),
+        }
+    }
+
+    fn to_store_error(&self) -> StoreError {
+        StoreError::Unwritable {
+            reason: self.reason.clone(),
+            disk_full: self.disk_full,
+        }
+    }
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// A batch that failed, and what it left.
+struct Broken {
+    error: WriteError,
+    state: Leftover,
+}
+
+enum Leftover {
+    /// Bytes after this mark were written but are not durable: the log must be cut back to it.
+    Unsynced(super::log::Mark),
+    /// Durable records the index has not taken yet (nothing after them is written until it has).
+    Unindexed(Vec<LogRecord>),
+}
+
+/// Answers every command with the writer's failure: nothing of theirs was written.
+fn refuse(commands: Vec<Command>, error: &WriteError) {
+    for command in commands {
+        match command {
+            Command::Register { reply, .. } => {
+                let _ = reply.send(Err(error.to_store_error()));
+            }
+            Command::Change { reply, .. } => {
+                let _ = reply.send(Err(error.to_store_error()));
+            }
+            Command::Receive { reply, .. } => {
+                let _ = reply.send(Err(error.to_store_error()));
+            }
+            Command::Notify { reply, .. } => {
+                let _ = reply.send(Err(error.to_store_error()));
+            }
+            Command::Close { .. } => {}
+        }
+    }
+}
+
 fn refused(error: LifecycleError) -> ChangeOutcome {
     ChangeOutcome::Ready(Ok(Changed::Refused(error)))
 }
@@ -225,7 +295,7 @@ enum Outcome {
 impl Writer {
     pub fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut batch = Vec::with_capacity(self.max_batch);
-        let mut failed: Option<String> = None;
+        let mut broken: Option<Broken> = None;
         while let Some(first) = commands.blocking_recv() {
             batch.push(first);
             while batch.len() < self.max_batch {
@@ -242,28 +312,26 @@ impl Writer {
                     other => work.push(other),
                 }
             }
-            if let Some(reason) = &failed {
-                for command in work {
-                    match command {
-                        Command::Register { reply, .. } => {
-                            let _ = reply.send(Err(StoreError::Failed(reason.clone())));
-                        }
-                        Command::Change { reply, .. } => {
-                            let _ = reply.send(Err(StoreError::Failed(reason.clone())));
-                        }
-                        Command::Receive { reply, .. } => {
-                            let _ = reply.send(Err(StoreError::Failed(reason.clone())));
-                        }
-                        Command::Notify { reply, .. } => {
-                            let _ = reply.send(Err(StoreError::Failed(reason.clone())));
-                        }
-                        Command::Close { .. } => {}
-                    }
-                }
-            } else if let Err(reason) = self.commit(work) {
-                tracing::error!(%reason, "the log writer stopped accepting appends");
-                failed = Some(reason);
+            // A failed batch left something to repair first; until it is, nothing is written
+            // and every caller hears why (the disk may have filled: it is tried every batch).
+            if let Some(damage) = broken.take() {
+                broken = self.repair(damage);
             }
+            let written = match &broken {
+                Some(damage) if !work.is_empty() => {
+                    refuse(work, &damage.error);
+                    false
+                }
+                Some(_) => false,
+                None => match self.commit(work) {
+                    Ok(()) => true,
+                    Err(left) => {
+                        broken = left;
+                        false
+                    }
+                },
+            };
+            self.stats.writable.store(written, Ordering::Relaxed);
             if !closing.is_empty() {
                 if let Err(e) = self.index.flush() {
                     tracing::warn!(error = %e, "index flush at close failed; it will be replayed");
@@ -276,9 +344,42 @@ impl Writer {
         }
     }
 
-    /// Decides, writes, syncs and answers one batch. An error means the log can no longer be
-    /// trusted to append (every caller of the batch has been answered with it).
-    fn commit(&mut self, commands: Vec<Command>) -> Result<(), String> {
+    /// Tries to undo what a failed batch left; gives the damage back if it is still there.
+    fn repair(&mut self, damage: Broken) -> Option<Broken> {
+        let repaired = match &damage.state {
+            Leftover::Unsynced(mark) => {
+                self.log.roll_back(mark).map_err(|e| WriteError::of_log(&e))
+            }
+            Leftover::Unindexed(records) => self
+                .index
+                .apply(records)
+                .map(|()| self.publish_durable())
+                .map_err(|e| WriteError::of_index(&e)),
+        };
+        match repaired {
+            Ok(()) => {
+                tracing::info!(was = %damage.error, "the log accepts appends again");
+                None
+            }
+            Err(error) => Some(Broken { error, ..damage }),
+        }
+    }
+
+    /// Tells the log's readers how far it is durable (and indexed).
+    fn publish_durable(&self) {
+        let last = self.log.next_seq().0 - 1;
+        self.stats.durable_seq.store(last, Ordering::Release);
+        self.durable.send_if_modified(|known| {
+            let moved = *known != last;
+            *known = last;
+            moved
+        });
+    }
+
+    /// Decides, writes, syncs and answers one batch. If the batch could not be made durable,
+    /// every caller of it has been told so, and what is left to repair (if anything) is returned.
+    fn commit(&mut self, commands: Vec<Command>) -> Result<(), Option<Broken>> {
+        let mark = self.log.mark();
         let mut records: Vec<LogRecord> = Vec::new();
         let mut frames: Vec<Vec<u8>> = Vec::new();
         let mut in_batch: HashMap<(Eori, Lrn), usize> = HashMap::new();
@@ -378,31 +479,49 @@ impl Writer {
             let started = Instant::now();
             let syncs_before = self.log.syncs;
             let sync_time_before = self.log.sync_time;
-            let written = self
-                .log
-                .write_batch(first_seq.0, &frames)
-                .map_err(|e| e.to_string());
+            let written = self.log.write_batch(first_seq.0, &frames);
             self.stats.record_batch(
                 records.len() as u64,
                 self.log.syncs - syncs_before,
                 self.log.sync_time - sync_time_before,
                 started.elapsed(),
             );
-            written.and_then(|()| self.index.apply(&records).map_err(|e| e.to_string()))
+            match written {
+                Err(e) => {
+                    // Nothing of the batch was acknowledged nor published: cut it off again.
+                    let error = WriteError::of_log(&e);
+                    tracing::error!(%error, records = records.len(), "a batch could not be made durable");
+                    let left = match self.log.roll_back(&mark) {
+                        Ok(()) => None,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot cut the failed batch off the log yet");
+                            Some(Leftover::Unsynced(mark))
+                        }
+                    };
+                    Err((error, left))
+                }
+                // Durable, but the index (uniqueness, status) must know it before anyone hears.
+                Ok(()) => self.index.apply(&records).map_err(|e| {
+                    let error = WriteError::of_index(&e);
+                    tracing::error!(%error, "a durable batch could not be indexed");
+                    (error, Some(Leftover::Unindexed(records.clone())))
+                }),
+            }
         };
-        if let Ok(()) = durable {
-            let last = self.log.next_seq().0 - 1;
-            self.stats.durable_seq.store(last, Ordering::Release);
-            self.durable.send_if_modified(|known| {
-                let moved = *known != last;
-                *known = last;
-                moved
-            });
+        if durable.is_ok() {
+            self.publish_durable();
         }
+        let (durable, outcome) = match durable {
+            Ok(()) => (Ok(()), Ok(())),
+            Err((error, left)) => (
+                Err(error.clone()),
+                Err(left.map(|state| Broken { error, state })),
+            ),
+        };
         // Receipts are built only now: a caller hears "registered" only after fdatasync.
         let receipts: Vec<Receipt> = records.iter().map(receipt_of).collect();
         for answer in pending {
-            let failed = |reason: &String| StoreError::Failed(reason.clone());
+            let failed = |error: &WriteError| error.to_store_error();
             match answer {
                 Answer::Register(outcome, reply) => {
                     let answer = match (&durable, outcome) {
@@ -451,7 +570,7 @@ impl Writer {
                 }
             }
         }
-        durable
+        outcome
     }
 
     fn decide_registration(
@@ -784,10 +903,9 @@ impl Writer {
         let Some(mrn) = self.index.mrn_for(&filing.filer, &filing.lrn)? else {
             return Ok(None);
         };
-        let status = self
-            .index
-            .status(&mrn)?
-            .ok_or_else(|| StoreError::Failed(format!("index names {mrn} but has no entry")))?;
+        let status = self.index.status(&mrn)?.ok_or_else(|| {
+            StoreError::Inconsistent(format!("index names {mrn} but has no entry"))
+        })?;
         let receipt = status.receipt.unwrap_or_default();
         if receipt.digest == hex::encode(filing.digest) {
             Ok(Some(Registration::Duplicate(receipt)))

@@ -316,6 +316,12 @@ impl Metrics {
              # TYPE aci_log_durable_sequence gauge\naci_log_durable_sequence {}",
             store.durable_seq.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP aci_log_writable 1 while batches are written; 0 while the disk is full or failing.\n\
+             # TYPE aci_log_writable gauge\naci_log_writable {}",
+            u8::from(store.writable.load(Ordering::Relaxed))
+        );
         self.received.render(
             "aci_received_envelopes_total",
             "Envelopes peers delivered, by peer and outcome (duplicate: a redelivery absorbed).",

@@ -505,3 +505,24 @@ pub async fn admin_get(addr: std::net::SocketAddr, path: &str) -> String {
         .expect("response");
     response
 }
+
+/// A valid sea filing as the store takes it (validated, not yet registered).
+pub fn new_filing(lrn: &str) -> aci_gateway::store::NewFiling {
+    let accepted = aci_gateway::validate::Validator::standard()
+        .validate(sea_filing(lrn), std::time::SystemTime::now())
+        .expect("valid sample");
+    aci_gateway::store::NewFiling {
+        filer: accepted.filer,
+        lrn: accepted.lrn,
+        digest: accepted.digest,
+        manifest: accepted.manifest,
+        original: b"original bytes".to_vec(),
+        original_type: "application/x-protobuf",
+        warnings: Vec::new(),
+        received_at: std::time::SystemTime::now(),
+        traceparent: String::new(),
+        master_documents: accepted.master_documents,
+        house_references: accepted.house_references,
+        next_filing_party: accepted.next_filing_party,
+    }
+}
