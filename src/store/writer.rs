@@ -317,21 +317,17 @@ impl Writer {
             if let Some(damage) = broken.take() {
                 broken = self.repair(damage);
             }
-            let written = match &broken {
-                Some(damage) if !work.is_empty() => {
+            match &broken {
+                Some(damage) => {
+                    self.stats.writable.store(false, Ordering::Relaxed);
                     refuse(work, &damage.error);
-                    false
                 }
-                Some(_) => false,
-                None => match self.commit(work) {
-                    Ok(()) => true,
-                    Err(left) => {
+                None => {
+                    if let Err(left) = self.commit(work) {
                         broken = left;
-                        false
                     }
-                },
-            };
-            self.stats.writable.store(written, Ordering::Relaxed);
+                }
+            }
             if !closing.is_empty() {
                 if let Err(e) = self.index.flush() {
                     tracing::warn!(error = %e, "index flush at close failed; it will be replayed");
@@ -511,6 +507,10 @@ impl Writer {
         if durable.is_ok() {
             self.publish_durable();
         }
+        // Before anyone is answered, so that what they see next agrees.
+        self.stats
+            .writable
+            .store(durable.is_ok(), Ordering::Relaxed);
         let (durable, outcome) = match durable {
             Ok(()) => (Ok(()), Ok(())),
             Err((error, left)) => (

@@ -2,6 +2,8 @@
 //! directories (in-process or as real processes), and clients presenting any certificate.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -104,6 +106,8 @@ pub struct GatewayBuilder {
     otlp_endpoint: Option<String>,
     /// Filings per second per carrier, and burst.
     carrier_rate: Option<(f64, f64)>,
+    /// 0: any free port.
+    carrier_port: u16,
 }
 
 impl Default for GatewayBuilder {
@@ -120,6 +124,7 @@ impl Default for GatewayBuilder {
             authorities: None,
             otlp_endpoint: None,
             carrier_rate: None,
+            carrier_port: 0,
         }
     }
 }
@@ -189,6 +194,12 @@ impl GatewayBuilder {
     }
 
     /// Serve the admin port on this port (default: any free port).
+    /// A fixed carrier port, for a gateway that must come back where its carriers look.
+    pub fn carrier_port(mut self, port: u16) -> Self {
+        self.carrier_port = port;
+        self
+    }
+
     pub fn admin_port(mut self, port: u16) -> Self {
         self.admin_port = port;
         self
@@ -253,7 +264,7 @@ country = "GB"
 data_dir = "data"
 
 [carrier_api]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{carrier_port}"
 max_message_bytes = {max}
 {rate}
 
@@ -274,6 +285,7 @@ segment_bytes = {segment}
 "#,
             id = self.id,
             peer_port = self.peer_port,
+            carrier_port = self.carrier_port,
             admin_port = self.admin_port,
             max = self.max_message_bytes,
             rate = self
