@@ -17,7 +17,7 @@ use aci_gateway::client::{CarrierClient, Credentials};
 use aci_gateway::pb::Manifest;
 use aci_gateway::pb::store::{LogRecord, RecordKind};
 use common::proxy::{FaultProxy, Flow};
-use common::{GatewayBuilder, GatewayProcess, Site, free_port, sea_filing};
+use common::{GatewayBuilder, GatewayProcess, Rng, Site, free_port, sea_filing};
 use prost::Message;
 use tonic::Code;
 
@@ -25,23 +25,6 @@ use tonic::Code;
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// After the faults stop, everything must be delivered and resolved within this.
 const RECOVERY_BOUND: Duration = Duration::from_secs(90);
-
-/// A seeded generator (xorshift): the nemesis and the carriers replay from the printed seed.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound.max(1)
-    }
-
-    fn millis(&mut self, from: u64, to: u64) -> Duration {
-        Duration::from_millis(from + self.below(to - from))
-    }
-}
 
 /// What the carriers saw.
 #[derive(Debug, Default)]
@@ -101,6 +84,21 @@ impl Node {
         if self.paused {
             self.signal("-CONT");
             self.paused = false;
+        }
+    }
+
+    /// Running and not paused.
+    fn heal(&mut self) {
+        self.resume();
+        if self.process.is_none() {
+            self.start();
+        }
+    }
+
+    /// SIGTERM; it must exit cleanly.
+    fn stop(&mut self) {
+        if let Some(process) = self.process.take() {
+            assert!(process.terminate().success(), "{} stops cleanly", self.name);
         }
     }
 
@@ -221,21 +219,13 @@ async fn lag_to_b(a: &Node) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nothing_acknowledged_is_lost_or_duplicated_under_crashes_pauses_and_network_faults() {
-    let seed = std::env::var("ACI_NEMESIS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(7, |d| d.as_nanos() as u64)
-                | 1
-        });
+    let seed = common::seed("ACI_NEMESIS_SEED");
     let seconds: u64 = std::env::var("ACI_NEMESIS_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    println!("nemesis seed {seed} for {seconds} s (replay with ACI_NEMESIS_SEED={seed})");
-    let mut rng = Rng(seed);
+    println!("nemesis for {seconds} s");
+    let mut rng = Rng::new(seed);
 
     let network = GatewayBuilder::default().id("TEST-N").site();
     let b_port = free_port();
@@ -283,7 +273,7 @@ async fn nothing_acknowledged_is_lost_or_duplicated_under_crashes_pauses_and_net
             let stop = Arc::clone(&stop);
             let credentials = a.site.carrier();
             let endpoint = a_endpoint.clone();
-            let mut rng = Rng(seed.rotate_left(8 * (c + 1)) | 1);
+            let mut rng = Rng::new(seed.rotate_left(8 * (c + 1)));
             tokio::spawn(async move {
                 let mut client = None;
                 let mut n = 0u64;
@@ -382,14 +372,8 @@ async fn nothing_acknowledged_is_lost_or_duplicated_under_crashes_pauses_and_net
 
     // Heal, stop filing new LRNs, and resolve every in-doubt one by retrying it.
     proxy.set_flow(Flow::Pass);
-    a.resume();
-    b.resume();
-    if a.process.is_none() {
-        a.start();
-    }
-    if b.process.is_none() {
-        b.start();
-    }
+    a.heal();
+    b.heal();
     let healed = Instant::now();
     stop.store(true, Ordering::Relaxed);
     for carrier in carriers {
@@ -427,12 +411,8 @@ async fn nothing_acknowledged_is_lost_or_duplicated_under_crashes_pauses_and_net
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let recovery = healed.elapsed();
-    if let Some(process) = a.process.take() {
-        assert!(process.terminate().success(), "A stops cleanly");
-    }
-    if let Some(process) = b.process.take() {
-        assert!(process.terminate().success(), "B stops cleanly");
-    }
+    a.stop();
+    b.stop();
 
     // The checker.
     let h = history.lock().expect("history");

@@ -28,19 +28,6 @@ fn options(disk: &SimDisk) -> StoreOptions {
     }
 }
 
-fn seed() -> u64 {
-    let seed = std::env::var("ACI_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
-    println!("seed {seed} (replay with ACI_SIM_SEED={seed})");
-    seed
-}
-
 fn log_of(store: &Store) -> Vec<LogRecord> {
     let mut records = Vec::new();
     store
@@ -67,27 +54,15 @@ fn registrations(records: &[LogRecord]) -> BTreeMap<String, LogRecord> {
     by_lrn
 }
 
-/// A small generator for the test's own choices (the disk has its own, from the same seed).
-struct Choices(u64);
-
-impl Choices {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound.max(1)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_power_loss_at_random_points() {
-    let seed = seed();
+    let seed = common::seed("ACI_SIM_SEED");
     let cycles: usize = std::env::var("ACI_SIM_CYCLES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
     let disk = SimDisk::new(seed);
-    let mut choices = Choices(seed | 1);
+    let mut choices = common::Rng::new(seed);
     let tmp = tempfile::tempdir().expect("tmp");
     // LRN → sequence of its receipt, for every registration acknowledged.
     let acknowledged: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
