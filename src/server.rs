@@ -223,7 +223,7 @@ impl Gateway {
         );
         let carrier_router = Server::builder()
             .layer(tower::util::MapResponseLayer::new(
-                oversize_is_resource_exhausted as fn(_) -> _,
+                transport_refusals_in_plain_words as fn(_) -> _,
             ))
             .add_service(health_service.clone())
             .add_service(carrier_reflection);
@@ -361,20 +361,30 @@ pub async fn run(
 /// tonic refuses an over-size message with `OUT_OF_RANGE`; the gRPC specification (and every
 /// other implementation) says `RESOURCE_EXHAUSTED`. Before the handler runs, the refusal is a
 /// trailers-only response, so its status is in the headers, where this rewrites it.
-fn oversize_is_resource_exhausted(
+fn transport_refusals_in_plain_words(
     mut response: http::Response<tonic::body::Body>,
 ) -> http::Response<tonic::body::Body> {
-    let is_oversize = tonic::Status::from_header_map(response.headers()).is_some_and(|status| {
-        status.code() == tonic::Code::OutOfRange
-            && status.message().contains("message length too large")
-    });
-    if is_oversize {
-        let refusal = tonic::Status::resource_exhausted(
-            "message larger than carrier_api.max_message_bytes; split the filing",
-        );
-        if let Err(e) = refusal.add_header(response.headers_mut()) {
-            tracing::warn!(error = %e, "could not rewrite the over-size status");
+    let Some(status) = tonic::Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    // tonic reports both as its own failure (OUT_OF_RANGE, INTERNAL); to the caller they are
+    // what they are: too large, or not a message at all (malformed, nested past prost's limit).
+    let refusal = match status.code() {
+        tonic::Code::OutOfRange if status.message().contains("message length too large") => {
+            tonic::Status::resource_exhausted(
+                "message larger than carrier_api.max_message_bytes; split the filing",
+            )
         }
+        tonic::Code::Internal if status.message().starts_with("failed to decode Protobuf") => {
+            tonic::Status::invalid_argument(format!(
+                "the request is not a valid protobuf message: {}",
+                status.message()
+            ))
+        }
+        _ => return response,
+    };
+    if let Err(e) = refusal.add_header(response.headers_mut()) {
+        tracing::warn!(error = %e, "could not rewrite the transport's status");
     }
     response
 }

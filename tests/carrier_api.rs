@@ -7,9 +7,9 @@ use aci_gateway::ingest::status::report_of;
 use aci_gateway::pb::carrier_gateway_client::CarrierGatewayClient;
 use aci_gateway::pb::{FilingState, SubmitRequest, submit_request};
 use aci_gateway::pki::{Authority, Validity};
-use common::{CARRIER, GatewayBuilder, OTHER_CARRIER, client, endpoint, sea_filing};
+use common::{CARRIER, GatewayBuilder, OTHER_CARRIER, client, endpoint, sea_filing, tls_config};
 use tonic::Code;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, ClientTlsConfig};
 use tonic_types::StatusExt;
 
 #[tokio::test]
@@ -203,19 +203,9 @@ async fn a_carrier_files_only_as_itself_or_for_whom_it_represents() {
 }
 
 /// A channel with the given client TLS setup.
-async fn channel(endpoint: &str, tls: ClientTlsConfig) -> Result<Channel, tonic::transport::Error> {
-    aci_gateway::tls::install_crypto_provider();
-    Endpoint::from_shared(endpoint.to_owned())
-        .expect("endpoint")
-        .tls_config(tls)
-        .expect("tls config")
-        .connect()
-        .await
-}
-
 /// Makes a call with the given client TLS setup and returns its error.
 async fn call_with(endpoint: &str, tls: ClientTlsConfig) -> tonic::Status {
-    let channel = match channel(endpoint, tls).await {
+    let channel = match common::channel(endpoint, tls).await {
         Ok(channel) => channel,
         // TLS 1.2 fails at connect; TLS 1.3 reports the refusal on the first call.
         Err(e) => return tonic::Status::unavailable(e.to_string()),
@@ -261,6 +251,20 @@ async fn connections_without_a_valid_carrier_certificate_are_refused() {
     let status = call_with(&endpoint, tls_config(&expired, &gateway_ca)).await;
     assert_tls_refusal(&status, "CertificateExpired");
 
+    // One that is not valid yet (issued for next week).
+    let now = time::OffsetDateTime::now_utc();
+    let early = site.pki.carrier_files(
+        "early",
+        CARRIER,
+        Validity {
+            not_before: now + time::Duration::days(7),
+            not_after: now + time::Duration::days(30),
+        },
+    );
+    let status = call_with(&endpoint, tls_config(&early, &gateway_ca)).await;
+    // TLS has one alert for both ends of the validity window; the metrics tell them apart.
+    assert_tls_refusal(&status, "CertificateExpired");
+
     // A valid chain whose certificate names no carrier: connects, refused on the call.
     let anonymous = site.pki.client_files(
         "anonymous",
@@ -273,7 +277,13 @@ async fn connections_without_a_valid_carrier_certificate_are_refused() {
 
     // Operators see each refusal with its reason. The server counts it in the handshake task,
     // which may finish a moment after the client has seen the alert: poll, bounded.
-    let expected = ["no_certificate", "unknown_issuer", "expired"].map(|reason| {
+    let expected = [
+        "no_certificate",
+        "unknown_issuer",
+        "expired",
+        "not_yet_valid",
+    ]
+    .map(|reason| {
         format!("aci_tls_handshake_failures_total{{listener=\"carrier\",reason=\"{reason}\"}} 1")
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -316,13 +326,6 @@ fn assert_tls_refusal(status: &tonic::Status, alert: &str) {
     assert!(detail.contains(alert), "expected alert {alert}: {detail}");
 }
 
-fn tls_config(files: &aci_gateway::client::ClientTls, ca: &Certificate) -> ClientTlsConfig {
-    let read = |p: &std::path::Path| std::fs::read(p).expect("fixture file");
-    ClientTlsConfig::new().ca_certificate(ca.clone()).identity(
-        tonic::transport::Identity::from_pem(read(&files.cert), read(&files.key)),
-    )
-}
-
 #[tokio::test]
 async fn an_oversize_message_is_resource_exhausted_and_the_server_goes_on() {
     let (site, gateway) = GatewayBuilder::default()
@@ -353,7 +356,7 @@ async fn health_checking_answers_over_mutual_tls() {
     let (site, gateway) = GatewayBuilder::default().start().await;
     let files = site.pki.carrier_files("health", CARRIER, Validity::days(1));
     let ca = Certificate::from_pem(site.pki.admin_ca.cert_pem());
-    let channel = channel(&endpoint(&gateway), tls_config(&files, &ca))
+    let channel = common::channel(&endpoint(&gateway), tls_config(&files, &ca))
         .await
         .expect("connect");
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
@@ -439,7 +442,7 @@ async fn server_reflection_lists_the_services() {
         .pki
         .carrier_files("reflect", CARRIER, Validity::days(1));
     let ca = Certificate::from_pem(site.pki.admin_ca.cert_pem());
-    let channel = channel(&endpoint(&gateway), tls_config(&files, &ca))
+    let channel = common::channel(&endpoint(&gateway), tls_config(&files, &ca))
         .await
         .expect("connect");
     let mut reflection = ServerReflectionClient::new(channel);

@@ -198,6 +198,13 @@ async fn only_the_filer_changes_its_filing() {
     ] {
         assert_eq!(refused.expect_err("refused").code(), Code::NotFound);
     }
+    // Nor does it read it: by MRN or by the filer's LRN, it does not exist for a stranger.
+    for refused in [
+        stranger.status_by_mrn(&receipt.mrn).await,
+        stranger.status_by_lrn("OWN-1").await,
+    ] {
+        assert_eq!(refused.expect_err("not visible").code(), Code::NotFound);
+    }
     let status = carrier.status_by_mrn(&receipt.mrn).await.expect("status");
     assert_eq!(status.state(), FilingState::Registered);
     assert_eq!(status.history.len(), 1);

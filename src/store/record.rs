@@ -96,7 +96,12 @@ pub fn open(payload: &[u8]) -> Result<LogRecord, RecordError> {
     if record.format != FORMAT {
         return Err(RecordError::Format(record.format));
     }
-    let split = payload.len() - HASH_FIELD_LEN;
+    // A payload that decodes yet is shorter than the hash field reaches here only when a caller
+    // skipped `read_frame` (which enforces the length): refuse it, never underflow.
+    let split = payload
+        .len()
+        .checked_sub(HASH_FIELD_LEN)
+        .ok_or(RecordError::Hash)?;
     let (body, hash_field) = payload.split_at(split);
     if hash_field[..2] != HASH_FIELD_PREFIX || hash_field[2..] != record.hash[..] {
         return Err(RecordError::Hash);
@@ -116,6 +121,12 @@ pub fn hash_of(record: &LogRecord) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payload_shorter_than_the_hash_field_is_refused_not_a_panic() {
+        // `format = 1` and nothing else: decodes, yet has no room for a hash.
+        assert!(matches!(open(&[0x08, 0x01]), Err(RecordError::Hash)));
+    }
 
     fn record(seq: u64) -> LogRecord {
         LogRecord {

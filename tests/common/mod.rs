@@ -575,3 +575,31 @@ pub fn seed(var: &str) -> u64 {
     println!("seed {seed} (replay with {var}={seed})");
     seed
 }
+
+/// Client TLS presenting `files`, trusting `ca`.
+pub fn tls_config(
+    files: &ClientTls,
+    ca: &tonic::transport::Certificate,
+) -> tonic::transport::ClientTlsConfig {
+    let read = |p: &Path| std::fs::read(p).expect("fixture file");
+    tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(ca.clone())
+        .identity(tonic::transport::Identity::from_pem(
+            read(&files.cert),
+            read(&files.key),
+        ))
+}
+
+/// A channel to `endpoint` with the given client TLS.
+pub async fn channel(
+    endpoint: &str,
+    tls: tonic::transport::ClientTlsConfig,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    aci_gateway::tls::install_crypto_provider();
+    tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+        .expect("endpoint")
+        .tls_config(tls)
+        .expect("tls config")
+        .connect()
+        .await
+}
