@@ -221,7 +221,7 @@ impl Gateway {
             Arc::clone(&metrics),
             shutdown.clone(),
         );
-        let carrier_router = Server::builder()
+        let carrier_router = server_builder()
             .layer(tower::util::MapResponseLayer::new(
                 transport_refusals_in_plain_words as fn(_) -> _,
             ))
@@ -254,7 +254,7 @@ impl Gateway {
             Arc::clone(&metrics),
             shutdown.clone(),
         );
-        let peer_server = Server::builder()
+        let peer_server = server_builder()
             .add_service(health_service)
             .add_service(peer_reflection)
             .add_service(peer_service)
@@ -361,6 +361,14 @@ pub async fn run(
 /// tonic refuses an over-size message with `OUT_OF_RANGE`; the gRPC specification (and every
 /// other implementation) says `RESOURCE_EXHAUSTED`. Before the handler runs, the refusal is a
 /// trailers-only response, so its status is in the headers, where this rewrites it.
+/// The HTTP/2 server both listeners use: it pings a connection quiet for a minute and drops
+/// it if the ping is not answered (a vanished or frozen client holds nothing for long).
+fn server_builder() -> Server {
+    Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+}
+
 fn transport_refusals_in_plain_words(
     mut response: http::Response<tonic::body::Body>,
 ) -> http::Response<tonic::body::Body> {

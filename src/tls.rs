@@ -28,6 +28,10 @@ use crate::ids::Eori;
 /// How long a client may take to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a client that finished the handshake may stay silent before its first bytes (the
+/// HTTP/2 preface, which every real client sends at once).
+pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("{path}: {source}")]
@@ -178,6 +182,34 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 pub struct Connection {
     io: Box<dyn Io>,
     info: PeerInfo,
+    /// Until the first bytes arrive: when the silent connection is dropped.
+    silence: Option<Silence>,
+}
+
+/// The deadline of a connection that has not said anything yet.
+struct Silence {
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    listener: &'static str,
+    metrics: Arc<crate::telemetry::Metrics>,
+}
+
+impl Connection {
+    fn new(
+        io: Box<dyn Io>,
+        info: PeerInfo,
+        listener: &'static str,
+        metrics: &Arc<crate::telemetry::Metrics>,
+    ) -> Connection {
+        Connection {
+            io,
+            info,
+            silence: Some(Silence {
+                deadline: Box::pin(tokio::time::sleep(FIRST_BYTES_TIMEOUT)),
+                listener,
+                metrics: Arc::clone(metrics),
+            }),
+        }
+    }
 }
 
 impl tonic::transport::server::Connected for Connection {
@@ -194,7 +226,21 @@ impl AsyncRead for Connection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let filled = buf.filled().len();
+        let this = &mut *self;
+        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Some(silence) = &mut this.silence {
+            if read.is_ready() {
+                if buf.filled().len() > filled {
+                    this.silence = None;
+                }
+            } else if silence.deadline.as_mut().poll(cx).is_ready() {
+                silence.metrics.handshake_failed(silence.listener, "silent");
+                tracing::info!(listener = silence.listener, remote = ?this.info.remote, "connection closed: nothing sent after the handshake");
+                return Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()));
+            }
+        }
+        read
     }
 }
 
@@ -299,17 +345,15 @@ async fn handshake(
     remote: SocketAddr,
     acceptor: Option<TlsAcceptor>,
     listener_name: &'static str,
-    metrics: &crate::telemetry::Metrics,
+    metrics: &Arc<crate::telemetry::Metrics>,
 ) -> Option<Connection> {
     let Some(acceptor) = acceptor else {
-        return Some(Connection {
-            io: Box::new(tcp),
-            info: PeerInfo {
-                remote: Some(remote),
-                identity: None,
-                insecure: true,
-            },
-        });
+        let info = PeerInfo {
+            remote: Some(remote),
+            identity: None,
+            insecure: true,
+        };
+        return Some(Connection::new(Box::new(tcp), info, listener_name, metrics));
     };
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => {
@@ -319,14 +363,17 @@ async fn handshake(
                 .peer_certificates()
                 .and_then(|chain| chain.first())
                 .and_then(identity_of);
-            Some(Connection {
-                io: Box::new(stream),
-                info: PeerInfo {
-                    remote: Some(remote),
-                    identity,
-                    insecure: false,
-                },
-            })
+            let info = PeerInfo {
+                remote: Some(remote),
+                identity,
+                insecure: false,
+            };
+            Some(Connection::new(
+                Box::new(stream),
+                info,
+                listener_name,
+                metrics,
+            ))
         }
         Ok(Err(e)) => {
             let reason = failure_reason(&e);

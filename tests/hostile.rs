@@ -122,10 +122,23 @@ async fn ten_thousand_idle_and_slowloris_connections_cost_a_carrier_nothing() {
             })
         })
         .collect();
+    // And 200 that finish TLS with a valid carrier certificate, then never speak.
+    let files = match site.carrier() {
+        aci_gateway::client::Credentials::Tls(files) => files,
+        other => panic!("{other:?}"),
+    };
+    let tls = aci_gateway::tls::client_config(&files.cert, &files.key, &files.ca).expect("tls");
+    let connector = tokio_rustls::TlsConnector::from(tls);
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        let tcp = TcpStream::connect(addr).await.expect("silent connection");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        silent.push(connector.connect(name, tcp).await.expect("handshake"));
+    }
     let beside = throughput(&carrier, "BESIDE", 1500).await;
     println!(
-        "a carrier beside 10 000 idle and 200 slowloris connections: {beside:.0} filings/s, \
-         alone {alone:.0} filings/s: ratio {:.2}",
+        "a carrier beside 10 000 idle, 200 slowloris and 200 silent TLS connections: \
+         {beside:.0} filings/s, alone {alone:.0} filings/s: ratio {:.2}",
         beside / alone
     );
 
@@ -145,6 +158,19 @@ async fn ten_thousand_idle_and_slowloris_connections_cost_a_carrier_nothing() {
             .expect("the server closed the idle connection");
         assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     }
+    for stream in &mut silent {
+        // The server speaks first (session tickets, its HTTP/2 settings); then it hangs up.
+        let closed = tokio::time::timeout(deadline, async {
+            while let Ok(n) = stream.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        });
+        closed
+            .await
+            .expect("the server closed the silent connection");
+    }
     let admin: SocketAddr = gateway.ready["admin"]
         .as_str()
         .and_then(|a| a.parse().ok())
@@ -161,6 +187,12 @@ async fn ten_thousand_idle_and_slowloris_connections_cost_a_carrier_nothing() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(timeouts >= 10_000, "handshake timeouts counted: {timeouts}");
+    assert!(
+        metrics.contains(
+            "aci_tls_handshake_failures_total{listener=\"carrier\",reason=\"silent\"} 200"
+        ),
+        "{metrics}"
+    );
     drop(idle);
     throughput(&carrier, "AFTER", 200).await;
     assert!(gateway.terminate().success());
