@@ -15,37 +15,6 @@ use tokio::net::TcpStream;
 use tonic::Code;
 use tonic::transport::Certificate;
 
-/// A `SubmitRequest` whose manifest is raw bytes: what a hostile client can put on the wire.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RawSubmit {
-    #[prost(bytes = "vec", tag = "1")]
-    manifest: Vec<u8>,
-}
-
-async fn submit_raw(channel: tonic::transport::Channel, manifest: Vec<u8>) -> tonic::Status {
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.expect("ready");
-    grpc.unary(
-        tonic::Request::new(RawSubmit { manifest }),
-        http::uri::PathAndQuery::from_static("/aci.v1.CarrierGateway/Submit"),
-        tonic_prost::ProstCodec::<RawSubmit, aci_gateway::pb::Receipt>::default(),
-    )
-    .await
-    .expect_err("refused")
-}
-
-/// An unknown field 100 opened as a group `depth` times, then closed.
-fn nested_groups(depth: usize) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for _ in 0..depth {
-        bytes.extend_from_slice(&[0xa3, 0x06]); // (100 << 3) | 3: start group
-    }
-    for _ in 0..depth {
-        bytes.extend_from_slice(&[0xa4, 0x06]); // (100 << 3) | 4: end group
-    }
-    bytes
-}
-
 #[tokio::test]
 async fn malformed_and_deeply_nested_protobuf_is_invalid_argument() {
     let (site, gateway) = GatewayBuilder::default().start().await;
@@ -59,9 +28,12 @@ async fn malformed_and_deeply_nested_protobuf_is_invalid_argument() {
     for (what, bytes) in [
         ("garbage", vec![0xff; 64]),
         ("a length past the end", vec![0x0a, 0xff, 0xff, 0x03, 0x01]),
-        ("groups nested 10 000 deep", nested_groups(10_000)),
+        (
+            "groups nested 10 000 deep",
+            common::raw::nested_groups(10_000),
+        ),
     ] {
-        let status = submit_raw(channel.clone(), bytes).await;
+        let status = common::raw::submit_raw(channel.clone(), bytes).await;
         assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
         assert!(
             status.message().contains("not a valid protobuf message"),

@@ -1,0 +1,313 @@
+//! A well-behaved carrier filing a steady 400/s (8 workers, one filing each per 20 ms), alone
+//! and beside each kind of hostile client, alternated in one run: its accepted filings/s and
+//! p99 latency, and the ratio to alone. `cargo bench --bench hostile` prints a table.
+//!
+//! The attacks: a flood from another carrier (64 in flight, limit 1 000/s a carrier); 5 000 idle
+//! connections, 200 slowloris and 200 silent TLS connections, renewed as they are cut; malformed
+//! and 10 000-deep nested protobuf from 16 workers; TLS handshakes with a rogue CA's certificate
+//! from 8 workers; over-size (5 MiB) filings from 8 workers.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aci_gateway::client::{CarrierClient, ClientTls, Credentials};
+use aci_gateway::pki::{Authority, Validity};
+use common::{GatewayBuilder, OTHER_CARRIER, sea_filing, tls_config};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tonic::transport::Certificate;
+
+const ROUND: Duration = Duration::from_secs(5);
+const ROUNDS: usize = 3;
+
+/// One round of the well-behaved carrier: accepted filings/s and the p99 latency (ms).
+async fn behave(carrier: &CarrierClient, label: &str) -> (f64, f64) {
+    let done = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let (mut carrier, done, latencies) =
+            (carrier.clone(), Arc::clone(&done), Arc::clone(&latencies));
+        let label = label.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u32;
+            loop {
+                let due = started + Duration::from_millis(20) * n;
+                if due >= started + ROUND {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                let mut filing = sea_filing(&format!("OK-{label}-{worker}-{n}"));
+                filing.declarant.as_mut().expect("declarant").eori = OTHER_CARRIER.into();
+                if carrier.submit(filing).await.is_ok() {
+                    done.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut l) = latencies.lock() {
+                        l.push(due.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+                n += 1;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("worker");
+    }
+    let mut latencies = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    latencies.sort_by(f64::total_cmp);
+    let p99 = latencies
+        .get(latencies.len() * 99 / 100)
+        .copied()
+        .unwrap_or(f64::NAN);
+    (
+        done.load(Ordering::Relaxed) as f64 / ROUND.as_secs_f64(),
+        p99,
+    )
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Attack {
+    Flood,
+    Connections,
+    Malformed,
+    RogueCertificates,
+    Oversize,
+}
+
+impl Attack {
+    fn name(self) -> &'static str {
+        match self {
+            Attack::Flood => "flood (64 in flight)",
+            Attack::Connections => "5 000 idle + 200 slowloris + 200 silent TLS",
+            Attack::Malformed => "malformed + nested protobuf x16",
+            Attack::RogueCertificates => "rogue-CA handshakes x8",
+            Attack::Oversize => "over-size 5 MiB filings x8",
+        }
+    }
+}
+
+/// What the attackers need.
+struct Target {
+    addr: SocketAddr,
+    endpoint: String,
+    flooder: CarrierClient,
+    raw: tonic::transport::Channel,
+    rogue: ClientTls,
+    gateway_ca: Certificate,
+    carrier: ClientTls,
+}
+
+/// Starts the attack's workers; each returns how many attempts it made.
+fn start(attack: Attack, target: &Arc<Target>, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<u64>> {
+    let spawn = |workers: usize, body: fn(Arc<Target>, Arc<AtomicBool>, usize) -> Attempts| {
+        (0..workers)
+            .map(|w| tokio::spawn(body(Arc::clone(target), Arc::clone(stop), w)))
+            .collect::<Vec<_>>()
+    };
+    match attack {
+        Attack::Flood => spawn(64, |t, stop, w| Box::pin(flood(t, stop, w))),
+        Attack::Connections => spawn(1, |t, stop, _| Box::pin(connections(t, stop))),
+        Attack::Malformed => spawn(16, |t, stop, w| Box::pin(malformed(t, stop, w))),
+        Attack::RogueCertificates => spawn(8, |t, stop, _| Box::pin(rogue(t, stop))),
+        Attack::Oversize => spawn(8, |t, stop, _| Box::pin(oversize(t, stop))),
+    }
+}
+
+/// Picks a figure of a round (filings/s, p99 ms).
+type Pick = fn(&(f64, f64)) -> f64;
+
+type Attempts = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
+
+async fn flood(target: Arc<Target>, stop: Arc<AtomicBool>, worker: usize) -> u64 {
+    let mut flooder = target.flooder.clone();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let _ = flooder
+            .submit(sea_filing(&format!("FLOOD-{worker}-{n}-{}", nonce())))
+            .await;
+        n += 1;
+    }
+    n
+}
+
+async fn connections(target: Arc<Target>, stop: Arc<AtomicBool>) -> u64 {
+    let mut attempts = 0;
+    let tls = aci_gateway::tls::client_config(
+        &target.carrier.cert,
+        &target.carrier.key,
+        &target.carrier.ca,
+    )
+    .expect("tls");
+    let connector = tokio_rustls::TlsConnector::from(tls);
+    let mut held = Vec::new();
+    let mut silent = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        // Renew what the gateway cut (it cuts each after 10 s); keep 5 000 + 200 + 200 open.
+        held.retain(|s: &TcpStream| s.peer_addr().is_ok());
+        while held.len() < 5_200 && !stop.load(Ordering::Relaxed) {
+            let Ok(mut stream) = TcpStream::connect(target.addr).await else {
+                break;
+            };
+            if held.len() >= 5_000 {
+                let _ = stream.write_all(&[0x16]).await;
+            }
+            held.push(stream);
+            attempts += 1;
+        }
+        while silent.len() < 200 && !stop.load(Ordering::Relaxed) {
+            let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+            let Ok(tcp) = TcpStream::connect(target.addr).await else {
+                break;
+            };
+            if let Ok(stream) = connector.connect(name, tcp).await {
+                silent.push(stream);
+            }
+            attempts += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    attempts
+}
+
+async fn malformed(target: Arc<Target>, stop: Arc<AtomicBool>, worker: usize) -> u64 {
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let bytes = if (n + worker as u64).is_multiple_of(2) {
+            common::raw::nested_groups(10_000)
+        } else {
+            vec![0xff; 512]
+        };
+        let _ = common::raw::submit_raw(target.raw.clone(), bytes).await;
+        n += 1;
+    }
+    n
+}
+
+async fn rogue(target: Arc<Target>, stop: Arc<AtomicBool>) -> u64 {
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let tls = tls_config(&target.rogue, &target.gateway_ca);
+        if let Ok(channel) = common::channel(&target.endpoint, tls).await {
+            let mut client =
+                aci_gateway::pb::carrier_gateway_client::CarrierGatewayClient::new(channel);
+            let _ = client
+                .submit(aci_gateway::pb::SubmitRequest {
+                    filing: Some(aci_gateway::pb::submit_request::Filing::Manifest(
+                        sea_filing("ROGUE"),
+                    )),
+                })
+                .await;
+        }
+        n += 1;
+    }
+    n
+}
+
+async fn oversize(target: Arc<Target>, stop: Arc<AtomicBool>) -> u64 {
+    let mut flooder = target.flooder.clone();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let mut filing = sea_filing("BIG");
+        filing.consignments[0].goods_items[0].description = "x".repeat(5 * 1024 * 1024);
+        let _ = flooder.submit(filing).await;
+        n += 1;
+    }
+    n
+}
+
+/// A different number every call (LRNs must be new across rounds).
+fn nonce() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (site, gateway) = GatewayBuilder::default()
+            .rate_per_carrier(1000.0, 1000.0)
+            .start()
+            .await;
+        let endpoint = common::endpoint(&gateway);
+        let good = common::client(&endpoint, &site.carrier_as(OTHER_CARRIER)).await;
+        let Credentials::Tls(carrier) = site.carrier() else {
+            panic!("TLS credentials");
+        };
+        let gateway_ca = Certificate::from_pem(site.pki.admin_ca.cert_pem());
+        let rogue_ca = Authority::new("rogue CA").expect("CA");
+        let target = Arc::new(Target {
+            addr: gateway.carrier_addr,
+            endpoint: endpoint.clone(),
+            flooder: common::client(&endpoint, &site.carrier()).await,
+            raw: common::channel(&endpoint, tls_config(&carrier, &gateway_ca))
+                .await
+                .expect("raw channel"),
+            rogue: site.pki.client_files(
+                "rogue",
+                &rogue_ca,
+                &aci_gateway::pki::carrier_uri(common::CARRIER),
+                Validity::days(1),
+            ),
+            gateway_ca,
+            carrier,
+        });
+        behave(&good, "warm").await;
+        println!(
+            "a carrier filing 400/s, alone and beside each attack, {ROUNDS} rounds of {} s each (medians):",
+            ROUND.as_secs()
+        );
+        println!(
+            "  {:<44} {:>8} {:>9} {:>8} {:>9} {:>6} {:>9}",
+            "attack", "alone/s", "p99 ms", "beside/s", "p99 ms", "ratio", "attempts"
+        );
+        for attack in [
+            Attack::Flood,
+            Attack::Connections,
+            Attack::Malformed,
+            Attack::RogueCertificates,
+            Attack::Oversize,
+        ] {
+            let (mut alone, mut beside, mut attempts) = (Vec::new(), Vec::new(), 0);
+            for round in 0..ROUNDS {
+                alone.push(behave(&good, &format!("{attack:?}-a{round}")).await);
+                let stop = Arc::new(AtomicBool::new(false));
+                let workers = start(attack, &target, &stop);
+                beside.push(behave(&good, &format!("{attack:?}-b{round}")).await);
+                stop.store(true, Ordering::Relaxed);
+                for worker in workers {
+                    attempts += worker.await.expect("attacker");
+                }
+            }
+            let median = |v: &[(f64, f64)], pick: Pick| {
+                let mut values: Vec<f64> = v.iter().map(pick).collect();
+                values.sort_by(f64::total_cmp);
+                values[values.len() / 2]
+            };
+            let rate: Pick = |r| r.0;
+            let p99: Pick = |r| r.1;
+            println!(
+                "  {:<44} {:>8.0} {:>9.1} {:>8.0} {:>9.1} {:>6.2} {:>9}",
+                attack.name(),
+                median(&alone, rate),
+                median(&alone, p99),
+                median(&beside, rate),
+                median(&beside, p99),
+                median(&beside, rate) / median(&alone, rate),
+                attempts
+            );
+        }
+        gateway.stop().await.expect("stop");
+    });
+}
