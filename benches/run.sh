@@ -55,7 +55,7 @@ serve() { # name port [serve flags...] ; sets SERVER_PID and STARTUP (seconds un
     kill -0 "$SERVER_PID" 2>/dev/null || { echo "gateway $name died; see $WORK/$name.log" >&2; exit 1; }
     sleep 0.01
   done
-  STARTUP=$(echo "$(date +%s.%N) - $started" | bc)
+  STARTUP=$(awk -v now="$(date +%s.%N)" -v then="$started" 'BEGIN { printf "%.3f", now - then }')
 }
 stop() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; }
 rss_mb() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status"; }
@@ -67,7 +67,8 @@ load() { # name [load flags...] -> the JSON report
 field() { # json key -> the number after "key":
   sed -n "s/.*\"$2\": *\([0-9.e+]*\).*/\1/p" <<<"$1" | head -1
 }
-ratio() { echo "scale=3; $1 / $2" | bc; }
+# Numbers as JSON takes them (bc would print ".242").
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 echo "== (a) raw fdatasync on $(df --output=source "$WORK" | tail -1)"
 fsync1=$("$BIN" bench-fsync --dir "$WORK" --count 3000 --batch 1)
