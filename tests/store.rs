@@ -6,7 +6,7 @@ mod common;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aci_gateway::ids::{Eori, Lrn, Seq};
 use aci_gateway::pb::store::LogRecord;
@@ -588,5 +588,74 @@ async fn a_reader_tails_the_log_across_segments_while_it_grows() {
         .map(|r| r.sequence)
         .collect();
     assert_eq!(rest, (37..=72).collect::<Vec<_>>());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn applying_records_again_after_a_crash_between_their_effects_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (store, _) = Store::open(tmp.path(), options(64 * 1024 * 1024)).expect("open");
+    let mut mrns = Vec::new();
+    for i in 0..6 {
+        match store
+            .register(filing(&format!("IDEM-{i}")))
+            .await
+            .expect("register")
+        {
+            Registration::Registered(receipt) => mrns.push(receipt.mrn),
+            other => panic!("{other:?}"),
+        }
+    }
+    let mrn = |i: usize| aci_gateway::ids::Mrn::parse(&mrns[i]).expect("mrn");
+    let at = SystemTime::now();
+    let mut amended = filing("IDEM-0");
+    amended.manifest.consignments[0].goods_items[0].description = "amended".into();
+    let changes = [
+        (0, store::Change::Amend(Box::new(amended))),
+        (1, store::Change::Arrive { at }),
+        (
+            2,
+            store::Change::Invalidate {
+                reason: "withdrawn".into(),
+                at,
+            },
+        ),
+    ];
+    for (i, change) in changes {
+        store
+            .change(mrn(i), change, String::new())
+            .await
+            .expect("change");
+    }
+    let notice = aci_gateway::pb::Notice {
+        notice_id: "N-1".into(),
+        mrn: mrns[3].clone(),
+        kind: aci_gateway::pb::NoticeKind::DoNotLoad as i32,
+        text: "hold".into(),
+        deadline: None,
+    };
+    store.notify("TEST-B", notice).await.expect("notice");
+    let records = common::log_records(&store);
+    let once = store.index().dump().expect("dump");
+
+    // A crash between a batch's effects and its high-water mark: replay applies them again,
+    // from anywhere in the log, in one batch or record by record.
+    for from in [0, records.len() / 2, records.len() - 1] {
+        store.index().apply(&records[from..]).expect("apply again");
+        assert!(
+            store.index().dump().expect("dump") == once,
+            "applying from {from} again"
+        );
+        for record in &records[from..] {
+            store
+                .index()
+                .apply(std::slice::from_ref(record))
+                .expect("apply again");
+        }
+        assert!(
+            store.index().dump().expect("dump") == once,
+            "record by record from {from}"
+        );
+    }
     store.close().await;
 }
