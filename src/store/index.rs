@@ -290,13 +290,17 @@ impl Index {
 
     /// The whole index entry of an MRN (status and what an amendment may not change).
     pub fn entry(&self, mrn: &Mrn) -> Result<Option<FilingEntry>, IndexError> {
-        let Some(value) = self.filings.get(mrn.as_str())? else {
+        self.stored_entry(mrn.as_str())
+    }
+
+    fn stored_entry(&self, mrn: &str) -> Result<Option<FilingEntry>, IndexError> {
+        let Some(value) = self.filings.get(mrn.as_bytes())? else {
             return Ok(None);
         };
         FilingEntry::decode(value.as_ref())
             .map(Some)
             .map_err(|e| IndexError::Decode {
-                key: mrn.to_string(),
+                key: mrn.to_owned(),
                 reason: e.to_string(),
             })
     }
@@ -425,18 +429,10 @@ impl Index {
         changed: &HashMap<String, FilingEntry>,
         mrn: &str,
     ) -> Result<Option<FilingEntry>, IndexError> {
-        if let Some(entry) = changed.get(mrn) {
-            return Ok(Some(entry.clone()));
+        match changed.get(mrn) {
+            Some(entry) => Ok(Some(entry.clone())),
+            None => self.stored_entry(mrn),
         }
-        let Some(value) = self.filings.get(mrn.as_bytes())? else {
-            return Ok(None);
-        };
-        FilingEntry::decode(value.as_ref())
-            .map(Some)
-            .map_err(|e| IndexError::Decode {
-                key: mrn.to_owned(),
-                reason: e.to_string(),
-            })
     }
 
     /// Empties every tree, for a rebuild from the log.
