@@ -271,7 +271,8 @@ fn compare(
             }
             Kind::Message(inner) => {
                 assert_eq!(inner.full_name(), "google.protobuf.Timestamp", "{path}");
-                assert_eq!(base.as_deref(), Some("xs:dateTime"), "{path}: a time");
+                // A time: xs:dateTime narrowed to what a Timestamp carries (UtcDateTime).
+                assert_eq!(base.as_deref(), Some("UtcDateTime"), "{path}: a time");
             }
             Kind::Enum(values) => {
                 assert_eq!(

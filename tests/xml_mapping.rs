@@ -107,3 +107,43 @@ proptest! {
         prop_assert_eq!(back, manifest);
     }
 }
+
+/// Found by the `xml_mapping` fuzz target: `xs:dateTime` admits five-digit years, times
+/// without a zone and 24:00:00, which a Timestamp cannot carry, so a schema-valid filing failed
+/// in the mapping. The schema now says what the mapping reads (`UtcDateTime`), and xmllint
+/// agrees with it.
+#[test]
+fn every_time_the_schema_accepts_is_a_time_the_mapping_reads() {
+    let document = String::from_utf8(xml("rail-f51")).expect("utf-8");
+    let original = "<EstimatedArrival>2026-12-05T09:00:00Z</EstimatedArrival>";
+    assert!(document.contains(original));
+    for (time, accepted) in [
+        ("2026-12-05T09:00:00Z", true),
+        ("2026-12-05T09:00:00.25+01:00", true),
+        ("20262-12-05T09:00:00Z", false),
+        ("2026-12-05T09:00:00", false),
+        ("2026-12-05T24:00:00Z", false),
+    ] {
+        let changed = document.replace(
+            original,
+            &format!("<EstimatedArrival>{time}</EstimatedArrival>"),
+        );
+        let report = schema().validate(changed.as_bytes(), &Limits::default());
+        assert_eq!(report.is_valid(), accepted, "{time}: {:?}", report.findings);
+        if accepted {
+            from_xml(schema(), changed.as_bytes()).expect("a valid time maps");
+        }
+        let file = tempfile::NamedTempFile::new().expect("tmp");
+        std::fs::write(file.path(), &changed).expect("write");
+        let xmllint = std::process::Command::new("xmllint")
+            .args(["--noout", "--nonet", "--schema"])
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/schemas/aci-manifest-1.xsd"
+            ))
+            .arg(file.path())
+            .output()
+            .expect("xmllint (libxml2-utils) runs");
+        assert_eq!(xmllint.status.success(), accepted, "xmllint on {time}");
+    }
+}
