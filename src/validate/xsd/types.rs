@@ -378,6 +378,11 @@ fn is_leap(year: i64) -> bool {
 
 /// Splits an optional time zone (`Z`, `+hh:mm`, `-hh:mm`) off the end.
 fn strip_zone(text: &str) -> Option<&str> {
+    // Dates and times are ASCII; checking it first keeps every byte offset below on a char
+    // boundary (the fuzzer found `06:00:0٥` panicking a slice).
+    if !text.is_ascii() {
+        return None;
+    }
     if let Some(rest) = text.strip_suffix('Z') {
         return Some(rest);
     }
@@ -483,6 +488,21 @@ pub fn translate_pattern(xsd: &str) -> Result<Regex, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_ascii_digits_in_a_time_are_invalid_not_a_panic() {
+        for text in [
+            "2026-12-04T06:00:0\u{665}Z",
+            "2026-12-04T06:00:0\u{665}",
+            "2026-12-04T06:00:00+01:0\u{665}",
+            "2026-12-0\u{665}",
+            "\u{665}\u{665}\u{665}",
+        ] {
+            assert!(!is_date_time(text), "{text}");
+            assert!(!is_ymd(text), "{text}");
+            assert!(strip_zone(text).is_none(), "{text}");
+        }
+    }
 
     #[test]
     fn decimals_compare_exactly() {
