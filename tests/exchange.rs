@@ -419,19 +419,11 @@ async fn a_receiver_killed_between_its_fsync_and_its_ack_absorbs_the_redelivery(
         report(&a, "TEST-B").lag_records == 0
     })
     .await;
-    let admin: std::net::SocketAddr = b.ready["admin"]
-        .as_str()
-        .and_then(|a| a.parse().ok())
-        .expect("admin address");
-    let metrics = common::admin_get(admin, "/metrics").await;
-    let duplicates: u64 = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("aci_received_envelopes_total{peer=\"TEST-A\",outcome=\"duplicate\"}")
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let metrics = common::admin_get(b.admin(), "/metrics").await;
+    let duplicates = common::metric(
+        &metrics,
+        "aci_received_envelopes_total{peer=\"TEST-A\",outcome=\"duplicate\"}",
+    );
     assert!(
         duplicates >= 1,
         "B absorbed the redelivery of the 40th: {metrics}"

@@ -143,21 +143,11 @@ async fn ten_thousand_idle_and_slowloris_connections_cost_a_carrier_nothing() {
             .await
             .expect("the server closed the silent connection");
     }
-    let admin: SocketAddr = gateway.ready["admin"]
-        .as_str()
-        .and_then(|a| a.parse().ok())
-        .expect("admin address");
-    let metrics = common::admin_get(admin, "/metrics").await;
-    let timeouts: u64 = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with(
-                "aci_tls_handshake_failures_total{listener=\"carrier\",reason=\"timeout\"}",
-            )
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let metrics = common::admin_get(gateway.admin(), "/metrics").await;
+    let timeouts = common::metric(
+        &metrics,
+        "aci_tls_handshake_failures_total{listener=\"carrier\",reason=\"timeout\"}",
+    );
     assert!(timeouts >= 10_000, "handshake timeouts counted: {timeouts}");
     assert!(
         metrics.contains(

@@ -103,10 +103,7 @@ impl Node {
     }
 
     fn admin(&self) -> SocketAddr {
-        self.process.as_ref().expect("running").ready["admin"]
-            .as_str()
-            .and_then(|a| a.parse().ok())
-            .expect("admin address")
+        self.process.as_ref().expect("running").admin()
     }
 
     fn log(&self) -> Vec<LogRecord> {
@@ -220,10 +217,7 @@ async fn lag_to_b(a: &Node) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nothing_acknowledged_is_lost_or_duplicated_under_crashes_pauses_and_network_faults() {
     let seed = common::seed("ACI_NEMESIS_SEED");
-    let seconds: u64 = std::env::var("ACI_NEMESIS_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+    let seconds: u64 = common::env_number("ACI_NEMESIS_SECS", 60);
     println!("nemesis for {seconds} s");
     let mut rng = Rng::new(seed);
 

@@ -57,10 +57,7 @@ fn registrations(records: &[LogRecord]) -> BTreeMap<String, LogRecord> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_records_survive_power_loss_at_random_points() {
     let seed = common::seed("ACI_SIM_SEED");
-    let cycles: usize = std::env::var("ACI_SIM_CYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
+    let cycles: usize = common::env_number("ACI_SIM_CYCLES", 100);
     let disk = SimDisk::new(seed);
     let mut choices = common::Rng::new(seed);
     let tmp = tempfile::tempdir().expect("tmp");

@@ -133,10 +133,7 @@ async fn one_trace_follows_a_filing_from_the_carrier_through_a_to_b() {
         .await
         .expect("invalidated");
 
-    let b_admin: std::net::SocketAddr = b.ready["admin"]
-        .as_str()
-        .and_then(|a| a.parse().ok())
-        .expect("admin address");
+    let b_admin = b.admin();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let metrics = common::admin_get(b_admin, "/metrics").await;

@@ -476,6 +476,14 @@ impl GatewayProcess {
         }
     }
 
+    /// The admin port's address, from the ready file.
+    pub fn admin(&self) -> std::net::SocketAddr {
+        self.ready["admin"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .expect("admin address in the ready file")
+    }
+
     /// SIGKILL: no shutdown path runs.
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL");
@@ -538,6 +546,24 @@ pub fn new_filing(lrn: &str) -> aci_gateway::store::NewFiling {
         house_references: accepted.house_references,
         next_filing_party: accepted.next_filing_party,
     }
+}
+
+/// The value of the Prometheus series whose line starts with `series` (0 if absent).
+pub fn metric(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A number from the environment variable `var`, or `default` (longer runs on demand).
+pub fn env_number<T: std::str::FromStr>(var: &str, default: T) -> T {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A seeded generator (xorshift64) for a test's random choices, replayable from its seed.
