@@ -255,6 +255,10 @@ impl CarrierService {
             Some(Filing::Xml(xml)) => Incoming::Xml(xml),
             None => return Err(Status::invalid_argument("the request carries no filing")),
         };
+        // Counted from here, so the writer's group commit waits for this filing; the yield lets
+        // every filing that came in with it be counted before any of them is validated.
+        let arrival = self.store.arrival();
+        tokio::task::yield_now().await;
         let filing = self.accept(caller, incoming, received_at, traceparent)?;
         let lrn = filing.lrn.clone();
         let mode = filing.manifest.transport_mode;
@@ -262,7 +266,7 @@ impl CarrierService {
         let document_paths = status::document_paths(&filing.manifest);
         let registration = self
             .store
-            .register(filing)
+            .register_arrived(filing, arrival)
             .instrument(tracing::info_span!("store.append"))
             .await
             .map_err(|e| status::store_failure(&e))?;

@@ -5,6 +5,7 @@
 //! the log's tail, replays into the index whatever it has not seen, and starts the writer.
 //! [`Store::register`] answers only after the filing's record is on disk (`fdatasync`).
 
+mod arrivals;
 mod disk;
 mod index;
 mod log;
@@ -22,6 +23,7 @@ use crate::ids::{Eori, Lrn, Mrn, Seq};
 use crate::pb::store::LogRecord;
 use crate::pb::{FilingStatus, Manifest, Receipt, Violation};
 
+pub use self::arrivals::Arrival;
 pub use self::disk::{Disk, OsDisk, PowerLoss, SimDisk};
 pub use self::index::{Index, IndexError, Received, receipt_of};
 pub use self::log::{LogError, LogReader, Recovery, TornTail, list_segments};
@@ -286,6 +288,7 @@ struct Shared {
     disk: Arc<dyn Disk>,
     log_dir: PathBuf,
     stats: Arc<Stats>,
+    arrivals: Arc<arrivals::Arrivals>,
     /// The last durable sequence, published by the writer after each batch.
     durable: tokio::sync::watch::Receiver<u64>,
     /// Held for the store's lifetime: one process per data directory.
@@ -312,6 +315,7 @@ impl Store {
             .store(recovery.last_seq, Ordering::Release);
         let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
         let (durable_sender, durable) = tokio::sync::watch::channel(recovery.last_seq);
+        let arrivals = Arc::new(arrivals::Arrivals::default());
         let writer = writer::Writer {
             log,
             index: index.clone(),
@@ -321,6 +325,7 @@ impl Store {
             immutable: options.immutable,
             stats: Arc::clone(&stats),
             durable: durable_sender,
+            arrivals: Arc::clone(&arrivals),
         };
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
@@ -333,6 +338,7 @@ impl Store {
                 disk,
                 log_dir,
                 stats,
+                arrivals,
                 durable,
                 _lock: lock,
                 thread: std::sync::Mutex::new(Some(thread)),
@@ -341,8 +347,31 @@ impl Store {
         Ok((store, recovery))
     }
 
+    /// Counts a filing as on its way to [`Store::register_arrived`] from now, so the writer's
+    /// group commit waits for it rather than syncing without it (see `store::arrivals`).
+    pub fn arrival(&self) -> Arrival {
+        self.shared.arrivals.arrival()
+    }
+
     /// Registers a filing; answers once it is durable (or was already registered).
     pub async fn register(&self, filing: NewFiling) -> Result<Registration, StoreError> {
+        self.register_inner(filing, None).await
+    }
+
+    /// [`Store::register`] for a filing counted since it arrived.
+    pub async fn register_arrived(
+        &self,
+        filing: NewFiling,
+        arrival: Arrival,
+    ) -> Result<Registration, StoreError> {
+        self.register_inner(filing, Some(arrival)).await
+    }
+
+    async fn register_inner(
+        &self,
+        filing: NewFiling,
+        arrival: Option<Arrival>,
+    ) -> Result<Registration, StoreError> {
         let started = std::time::Instant::now();
         let (reply, answer) = oneshot::channel();
         self.shared
@@ -353,6 +382,7 @@ impl Store {
             })
             .await
             .map_err(|_| StoreError::Closed)?;
+        drop(arrival);
         let answered = answer.await.map_err(|_| StoreError::Closed)?;
         self.shared
             .stats

@@ -2,7 +2,8 @@
 //! append path, with group commit.
 //!
 //! It runs on its own OS thread (fdatasync blocks). Each turn it takes every command waiting (up
-//! to the batch limit), decides each registration against the index and the batch itself, seals
+//! to the batch limit) and, while carriers' filings are still on their way to it, waits briefly
+//! for them too (`store::arrivals`), so a burst shares one sync; then it decides each registration against the index and the batch itself, seals
 //! the new records, writes them, calls fdatasync once, applies them to the index, and only then
 //! answers. Deciding uniqueness here, in the one place that assigns sequences, is what makes two
 //! concurrent submissions of one LRN produce exactly one record.
@@ -19,6 +20,7 @@ use crate::ids::{Eori, Lrn, Mrn, Seq};
 use crate::pb::Receipt;
 use crate::pb::store::{Link, LogRecord, RecordKind};
 
+use super::arrivals::GATHER_LIMIT;
 use super::index::Received;
 use super::index::{Index, receipt_of};
 use super::log::SegmentLog;
@@ -71,6 +73,8 @@ pub(super) struct Writer {
     pub stats: Arc<Stats>,
     /// The last durable sequence, for the log's readers (forwarders, feeds).
     pub durable: tokio::sync::watch::Sender<u64>,
+    /// Filings on their way: a batch waits for them before it is synced.
+    pub arrivals: Arc<super::arrivals::Arrivals>,
 }
 
 /// A command of the batch and how to answer it once the batch is durable.
@@ -296,14 +300,11 @@ impl Writer {
     pub fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut batch = Vec::with_capacity(self.max_batch);
         let mut broken: Option<Broken> = None;
+        self.arrivals.set_writer();
         while let Some(first) = commands.blocking_recv() {
             batch.push(first);
-            while batch.len() < self.max_batch {
-                match commands.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
-            }
+            self.arrivals
+                .gather(&mut commands, &mut batch, self.max_batch, GATHER_LIMIT);
             let mut closing = Vec::new();
             let mut work = Vec::with_capacity(batch.len());
             for command in batch.drain(..) {
