@@ -168,6 +168,7 @@ pub const XML_SCHEMA: &str = include_str!("../../schemas/aci-manifest-1.xsd");
 pub struct Validator {
     constraints: Constraints,
     schema: xsd::Schema,
+    mapping: xml::Mapping,
     codes: &'static CodeLists,
     settings: RuleSettings,
 }
@@ -179,6 +180,8 @@ pub enum ValidatorError {
     Constraints(#[from] ConstraintError),
     #[error("XML schema: {0}")]
     Schema(#[from] xsd::SchemaError),
+    #[error(transparent)]
+    Mapping(#[from] xml::MappingError),
 }
 
 static STANDARD: LazyLock<Validator> = LazyLock::new(|| {
@@ -188,9 +191,11 @@ static STANDARD: LazyLock<Validator> = LazyLock::new(|| {
 impl Validator {
     pub fn new(settings: RuleSettings) -> Result<Validator, ValidatorError> {
         let codes = CodeLists::builtin();
+        let schema = xsd::Schema::compile(XML_SCHEMA)?;
         Ok(Validator {
             constraints: Constraints::compile(pb::descriptor_pool(), codes)?,
-            schema: xsd::Schema::compile(XML_SCHEMA)?,
+            mapping: xml::Mapping::new(&schema)?,
+            schema,
             codes,
             settings,
         })
@@ -202,30 +207,11 @@ impl Validator {
 
     /// Checks an XML document against the schema only: its findings, with `line:column` paths.
     pub fn check_xml_schema(&self, xml: &[u8], limits: &xsd::Limits) -> Report {
-        let xml_report = self.schema.validate(xml, limits);
-        let mut report = Report::default();
-        for finding in &xml_report.findings {
-            report.push(Finding {
-                code: match finding.code {
-                    xsd::XmlCode::MissingElement | xsd::XmlCode::MissingAttribute => Code::Missing,
-                    xsd::XmlCode::UnexpectedElement
-                    | xsd::XmlCode::UnknownAttribute
-                    | xsd::XmlCode::TextNotAllowed => Code::NotAllowed,
-                    _ => Code::IncorrectValue,
-                },
-                rule: finding.code.as_str(),
-                path: format!("{}:{}", finding.line, finding.column),
-                message: format!("{}: {}", finding.path, finding.message),
-                severity: Severity::Error,
-                value: String::new(),
-            });
-        }
-        report.truncated |= xml_report.truncated;
-        report
+        schema_report(&self.schema.validate(xml, limits))
     }
 
-    /// Checks an XML filing: the schema, then (mapped to a manifest) the same checks as a
-    /// protobuf filing. Schema findings refuse it before the rules run.
+    /// Checks an XML filing: the schema, then (read into a manifest in the same pass) the same
+    /// checks as a protobuf filing. Schema findings refuse it before the rules run.
     pub fn validate_xml(
         &self,
         xml: &[u8],
@@ -233,24 +219,30 @@ impl Validator {
         now: SystemTime,
     ) -> Result<Accepted, Report> {
         let schema_span = tracing::info_span!("filing.schema", bytes = xml.len()).entered();
-        let report = self.check_xml_schema(xml, limits);
-        if !report.findings().is_empty() {
-            return Err(report);
-        }
-        let manifest = xml::from_xml(&self.schema, xml).map_err(|e| {
-            let mut report = Report::default();
-            report.push(Finding {
-                code: Code::IncorrectValue,
-                rule: "xsd.mapping",
-                path: "1:1".into(),
-                message: e.to_string(),
-                severity: Severity::Error,
-                value: String::new(),
-            });
-            report
-        })?;
+        let manifest = self.read_xml(xml, limits)?;
         drop(schema_span);
         self.validate(manifest, now)
+    }
+
+    /// Reads an XML filing into a manifest, checking it against the schema in the same pass.
+    pub fn read_xml(&self, xml: &[u8], limits: &xsd::Limits) -> Result<Manifest, Report> {
+        self.mapping
+            .read(&self.schema, xml, limits)
+            .map_err(|e| match e {
+                xml::ReadError::Invalid(xml_report) => schema_report(&xml_report),
+                xml::ReadError::Mapping(e) => {
+                    let mut report = Report::default();
+                    report.push(Finding {
+                        code: Code::IncorrectValue,
+                        rule: "xsd.mapping",
+                        path: "1:1".into(),
+                        message: e.to_string(),
+                        severity: Severity::Error,
+                        value: String::new(),
+                    });
+                    report
+                }
+            })
     }
 
     /// A validator with the default settings.
@@ -321,6 +313,29 @@ impl Validator {
             master_documents,
         })
     }
+}
+
+/// A schema check's findings as a validation report, with `line:column` paths.
+fn schema_report(xml_report: &xsd::XmlReport) -> Report {
+    let mut report = Report::default();
+    for finding in &xml_report.findings {
+        report.push(Finding {
+            code: match finding.code {
+                xsd::XmlCode::MissingElement | xsd::XmlCode::MissingAttribute => Code::Missing,
+                xsd::XmlCode::UnexpectedElement
+                | xsd::XmlCode::UnknownAttribute
+                | xsd::XmlCode::TextNotAllowed => Code::NotAllowed,
+                _ => Code::IncorrectValue,
+            },
+            rule: finding.code.as_str(),
+            path: format!("{}:{}", finding.line, finding.column),
+            message: format!("{}: {}", finding.path, finding.message),
+            severity: Severity::Error,
+            value: String::new(),
+        });
+    }
+    report.truncated |= xml_report.truncated;
+    report
 }
 
 /// The numbers of the filing's own transport documents whose type is master level.

@@ -6,16 +6,12 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use super::xsd::{Content, Limits, Schema, XmlReport};
+use crate::pb::{self, Manifest};
 use prost::Message;
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
 };
-use quick_xml::NsReader;
-use quick_xml::events::Event;
-
-use super::xsd::Schema;
-use super::xsd::types::normalize;
-use crate::pb::{self, Manifest};
 
 /// The namespace of the cargo report's XML form.
 pub const NAMESPACE: &str = "urn:aci-gateway:manifest:1";
@@ -53,13 +49,13 @@ struct MessageMap {
     by_element: HashMap<String, FieldMap>,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct FieldMap {
     number: u32,
     kind: FieldKind,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 enum FieldKind {
     String,
     Unsigned,
@@ -137,82 +133,186 @@ fn build_map(
     i
 }
 
-/// Reads a document that passed schema validation into a `Manifest`: the events are written
-/// straight into protobuf wire format (one buffer per open message), which prost then decodes.
-pub fn from_xml(schema: &Schema, xml: &[u8]) -> Result<Manifest, MappingError> {
-    let maps = &*MAPS;
-    let text = std::str::from_utf8(xml).map_err(|e| MappingError(e.to_string()))?;
-    let mut reader = NsReader::from_str(text);
-    // Open messages: (encoded fields so far, message map, field number in the parent, declaration).
-    let mut open: Vec<(Vec<u8>, usize, u32, usize)> = Vec::new();
-    // The open leaf: (field, declaration, text).
-    let mut leaf: Option<(FieldMap, usize, String)> = None;
-    let mut done: Option<Vec<u8>> = None;
-    loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| MappingError(e.to_string()))?;
-        match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let empty = matches!(event, Event::Empty(_));
-                let name = e.local_name().into_inner();
-                let Some((_, map, _, parent_decl)) = open.last() else {
-                    let decl = schema
-                        .root(name)
-                        .ok_or_else(|| MappingError(format!("no root {name}")))?;
-                    open.push((Vec::new(), maps.root, 0, decl));
-                    continue;
-                };
-                let decl = schema
-                    .child(*parent_decl, name)
-                    .ok_or_else(|| MappingError(format!("unexpected <{name}>")))?;
-                let field = maps.messages[*map]
-                    .by_element
-                    .get(name)
-                    .cloned()
-                    .ok_or_else(|| MappingError(format!("no field for <{name}>")))?;
-                if let FieldKind::Message(inner) = field.kind {
-                    open.push((Vec::new(), inner, field.number, decl));
-                    if empty {
-                        close(&mut open, &mut done)?;
-                    }
-                } else {
-                    leaf = Some((field, decl, String::new()));
-                    if empty {
-                        write_leaf(schema, &mut open, leaf.take())?;
-                    }
-                }
+/// How each element declaration of a schema maps to a manifest field, compiled once per schema
+/// (by declaration, so reading a document costs no name lookups).
+#[derive(Debug)]
+pub struct Mapping {
+    /// The document element's declaration.
+    root: usize,
+    /// By declaration: the field an element is. `None` for the document element.
+    fields: Vec<Option<FieldMap>>,
+}
+
+/// Why a document could not be read as a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The document breaks the schema: every finding.
+    #[error("the document breaks the schema ({} findings)", .0.findings.len())]
+    Invalid(XmlReport),
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+}
+
+impl Mapping {
+    /// Pairs the schema's declarations with the manifest's fields, by name.
+    pub fn new(schema: &Schema) -> Result<Mapping, MappingError> {
+        let maps = &*MAPS;
+        let root = schema
+            .root("Manifest")
+            .ok_or_else(|| MappingError("the schema has no <Manifest> element".into()))?;
+        let mut fields = vec![None; schema.declarations()];
+        pair(schema, maps, root, maps.root, &mut fields)?;
+        Ok(Mapping { root, fields })
+    }
+
+    /// Validates a document against `schema` (the one this mapping was made from) and reads it
+    /// into a manifest in the same pass.
+    pub fn read(
+        &self,
+        schema: &Schema,
+        xml: &[u8],
+        limits: &Limits,
+    ) -> Result<Manifest, ReadError> {
+        let mut reader = ManifestReader {
+            mapping: self,
+            open: Vec::new(),
+            spare: Vec::new(),
+            done: None,
+            error: None,
+        };
+        let report = schema.validate_with(xml, limits, &mut reader);
+        if !report.findings.is_empty() {
+            return Err(ReadError::Invalid(report));
+        }
+        if let Some(error) = reader.error {
+            return Err(error.into());
+        }
+        let bytes = reader
+            .done
+            .ok_or_else(|| MappingError("no document element".into()))?;
+        Ok(Manifest::decode(bytes.as_slice()).map_err(|e| MappingError(e.to_string()))?)
+    }
+}
+
+/// Records the field of every child of `decl` (read as message `map`), depth first.
+fn pair(
+    schema: &Schema,
+    maps: &Maps,
+    decl: usize,
+    map: usize,
+    fields: &mut [Option<FieldMap>],
+) -> Result<(), MappingError> {
+    for &child in schema.children(decl) {
+        let name = schema.name(child);
+        let field = maps.messages[map]
+            .by_element
+            .get(name)
+            .ok_or_else(|| MappingError(format!("no field for <{name}>")))?;
+        let is_message = matches!(field.kind, FieldKind::Message(_));
+        if is_message == schema.has_value(child) {
+            return Err(MappingError(format!(
+                "<{name}> and its field disagree on holding a value"
+            )));
+        }
+        match &fields[child] {
+            // A declaration of a shared type: already paired, the same way.
+            Some(known) if known.number == field.number => continue,
+            Some(_) => {
+                return Err(MappingError(format!("<{name}> is two different fields")));
             }
-            Event::Text(t) => {
-                if let Some((_, _, text)) = leaf.as_mut() {
-                    text.push_str(&t.xml10_content());
-                }
-            }
-            Event::CData(c) => {
-                if let Some((_, _, text)) = leaf.as_mut() {
-                    text.push_str(c.as_ref());
-                }
-            }
-            Event::GeneralRef(r) => {
-                if let Some((_, _, text)) = leaf.as_mut() {
-                    let c = super::xsd::resolve_reference(&r)
-                        .ok_or_else(|| MappingError("unknown entity".into()))?;
-                    text.push(c);
-                }
-            }
-            Event::End(_) => {
-                if leaf.is_some() {
-                    write_leaf(schema, &mut open, leaf.take())?;
-                } else {
-                    close(&mut open, &mut done)?;
-                }
-            }
-            Event::Eof => break,
-            _ => {}
+            None => fields[child] = Some(field.clone()),
+        }
+        if let FieldKind::Message(inner) = field.kind {
+            pair(schema, maps, child, inner, fields)?;
         }
     }
-    let bytes = done.ok_or_else(|| MappingError("no document element".into()))?;
-    Manifest::decode(bytes.as_slice()).map_err(|e| MappingError(e.to_string()))
+    Ok(())
+}
+
+/// Reads a document into a `Manifest` (tools and tests; the gateway keeps a [`Mapping`]): an
+/// error if it breaks the schema.
+pub fn from_xml(schema: &Schema, xml: &[u8]) -> Result<Manifest, MappingError> {
+    let mapping = Mapping::new(schema)?;
+    match mapping.read(schema, xml, &Limits::default()) {
+        Ok(manifest) => Ok(manifest),
+        Err(ReadError::Mapping(e)) => Err(e),
+        Err(ReadError::Invalid(report)) => Err(MappingError(format!(
+            "not schema-valid: {}",
+            report
+                .findings
+                .first()
+                .map_or("", |finding| finding.message.as_str())
+        ))),
+    }
+}
+
+/// Writes validated content straight into protobuf wire format (one buffer per open message),
+/// which prost then decodes.
+struct ManifestReader<'m> {
+    mapping: &'m Mapping,
+    /// Open messages: their encoded fields so far, and their field number in the parent.
+    open: Vec<(Vec<u8>, u32)>,
+    /// Buffers of closed messages, for reuse.
+    spare: Vec<Vec<u8>>,
+    done: Option<Vec<u8>>,
+    /// The first problem; the rest of the document is still validated.
+    error: Option<MappingError>,
+}
+
+impl<'m> ManifestReader<'m> {
+    fn fail(&mut self, error: MappingError) {
+        self.error.get_or_insert(error);
+    }
+
+    fn field(&self, decl: usize) -> Option<&'m FieldMap> {
+        self.mapping.fields.get(decl).and_then(Option::as_ref)
+    }
+}
+
+impl Content for ManifestReader<'_> {
+    fn open(&mut self, decl: usize) {
+        let number = if decl == self.mapping.root && self.open.is_empty() {
+            0
+        } else {
+            match self.field(decl) {
+                Some(FieldMap {
+                    number,
+                    kind: FieldKind::Message(_),
+                }) => *number,
+                _ => {
+                    return self.fail(MappingError(format!("no message field for element {decl}")));
+                }
+            }
+        };
+        let mut bytes = self.spare.pop().unwrap_or_default();
+        bytes.clear();
+        self.open.push((bytes, number));
+    }
+
+    fn value(&mut self, decl: usize, text: &str) {
+        let Some(field) = self.field(decl) else {
+            return self.fail(MappingError(format!("no field for element {decl}")));
+        };
+        let Some((out, _)) = self.open.last_mut() else {
+            return self.fail(MappingError("a value outside the document element".into()));
+        };
+        if let Err(e) = encode_value(field, text, out) {
+            self.fail(e);
+        }
+    }
+
+    fn close(&mut self, _decl: usize) {
+        let Some((bytes, number)) = self.open.pop() else {
+            return self.fail(MappingError("unbalanced".into()));
+        };
+        match self.open.last_mut() {
+            Some((parent, _)) => {
+                length_delimited(number, &bytes, parent);
+                self.spare.push(bytes);
+            }
+            None => self.done = Some(bytes),
+        }
+    }
 }
 
 fn varint(mut value: u64, out: &mut Vec<u8>) {
@@ -221,6 +321,11 @@ fn varint(mut value: u64, out: &mut Vec<u8>) {
         value >>= 7;
     }
     out.push(value as u8);
+}
+
+/// Bytes `varint` writes for `value`.
+fn varint_len(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn key(number: u32, wire_type: u8, out: &mut Vec<u8>) {
@@ -233,37 +338,9 @@ fn length_delimited(number: u32, bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(bytes);
 }
 
-/// Closes the innermost open message into its parent (or finishes the document).
-fn close(
-    open: &mut Vec<(Vec<u8>, usize, u32, usize)>,
-    done: &mut Option<Vec<u8>>,
-) -> Result<(), MappingError> {
-    let (bytes, _, number, _) = open
-        .pop()
-        .ok_or_else(|| MappingError("unbalanced".into()))?;
-    match open.last_mut() {
-        Some((parent, _, _, _)) => length_delimited(number, &bytes, parent),
-        None => *done = Some(bytes),
-    }
-    Ok(())
-}
-
-fn write_leaf(
-    schema: &Schema,
-    open: &mut [(Vec<u8>, usize, u32, usize)],
-    leaf: Option<(FieldMap, usize, String)>,
-) -> Result<(), MappingError> {
-    let Some((field, decl, raw)) = leaf else {
-        return Ok(());
-    };
-    let text = match schema.whitespace(decl) {
-        Some(whitespace) => normalize(&raw, whitespace).into_owned(),
-        None => raw,
-    };
+/// Encodes one schema-valid value as its field.
+fn encode_value(field: &FieldMap, text: &str, out: &mut Vec<u8>) -> Result<(), MappingError> {
     let bad = |what: &str| MappingError(format!("{text:?} is not {what}"));
-    let (out, _, _, _) = open
-        .last_mut()
-        .ok_or_else(|| MappingError("no element".into()))?;
     match &field.kind {
         FieldKind::String => length_delimited(field.number, text.as_bytes(), out),
         FieldKind::Unsigned => {
@@ -281,24 +358,31 @@ fn write_leaf(
         }
         FieldKind::Bool => {
             key(field.number, 0, out);
-            varint(u64::from(matches!(text.as_str(), "true" | "1")), out);
+            varint(u64::from(matches!(text, "true" | "1")), out);
         }
         FieldKind::Enum(values) => {
-            let number = *values
-                .get(text.as_str())
-                .ok_or_else(|| bad("a known value"))?;
+            let number = *values.get(text).ok_or_else(|| bad("a known value"))?;
             key(field.number, 0, out);
             varint(number as u64, out);
         }
         FieldKind::Timestamp => {
             let t =
-                time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
                     .map_err(|_| bad("a date and time with a zone"))?;
-            let ts = prost_types::Timestamp {
-                seconds: t.unix_timestamp(),
-                nanos: t.nanosecond() as i32,
-            };
-            length_delimited(field.number, &ts.encode_to_vec(), out);
+            // google.protobuf.Timestamp: seconds (int64) = 1, nanos (int32) = 2; zeros omitted.
+            let seconds = t.unix_timestamp() as u64;
+            let nanos = u64::from(t.nanosecond());
+            let size = |value: u64| if value == 0 { 0 } else { 1 + varint_len(value) };
+            key(field.number, 2, out);
+            varint((size(seconds) + size(nanos)) as u64, out);
+            if seconds != 0 {
+                key(1, 0, out);
+                varint(seconds, out);
+            }
+            if nanos != 0 {
+                key(2, 0, out);
+                varint(nanos, out);
+            }
         }
         FieldKind::Message(_) => return Err(bad("a value")),
     }

@@ -1,6 +1,8 @@
 //! XML Schema validation without a DOM: [`compile`] turns an XSD into element declarations,
 //! content-model state machines and compiled simple types; [`Schema::validate`] checks a
-//! document in one streaming pass over quick-xml events.
+//! document in one streaming pass over quick-xml events. [`Schema::validate_with`] also hands
+//! each element's content, as validated, to a [`Content`] sink, so a document is read into
+//! another form in the same pass.
 //!
 //! Hostile input is refused early and cheaply: a document over the size limit is not parsed;
 //! a DOCTYPE (so any DTD, entity declaration or external resource), an entity reference other
@@ -155,6 +157,27 @@ impl XmlReport {
     }
 }
 
+/// Receives a document's content during validation, element by element, by declaration (see
+/// [`Schema::name`]). Undeclared elements are not reported; what a sink builds from a document
+/// with findings is meaningless and is to be discarded.
+pub trait Content {
+    /// An element with element content opens.
+    fn open(&mut self, decl: usize);
+    /// An element with a simple value ends; `value` is whitespace-normalized as its type says.
+    fn value(&mut self, decl: usize, value: &str);
+    /// The element opened last closes.
+    fn close(&mut self, decl: usize);
+}
+
+/// A sink that keeps nothing.
+struct Discard;
+
+impl Content for Discard {
+    fn open(&mut self, _: usize) {}
+    fn value(&mut self, _: usize, _: &str) {}
+    fn close(&mut self, _: usize) {}
+}
+
 /// Where the pass is inside one open element.
 struct Frame {
     /// `None` for an element being skipped (unexpected, or inside a simple value).
@@ -164,12 +187,10 @@ struct Frame {
     /// Position among same-named siblings, from 1 (the `[n]` of paths).
     index: u32,
     state: ModelState,
-    /// Text of a simple value; unused (and never allocated) for element-only content.
-    text: String,
     /// Whether non-whitespace text appeared in element-only content.
     stray_text: bool,
-    /// Children seen per declaration, for their `[n]`.
-    child_counts: Vec<(usize, u32)>,
+    /// Where this element's children's counts start in [`Pass::counts`].
+    counts_start: usize,
     /// Byte offset of the start tag, for findings about the element as a whole.
     offset: usize,
 }
@@ -209,12 +230,25 @@ impl Schema {
 
     /// Validates a document against the schema: all findings, in document order.
     pub fn validate(&self, xml: &[u8], limits: &Limits) -> XmlReport {
+        self.validate_with(xml, limits, &mut Discard)
+    }
+
+    /// Validates a document and hands its content to `content` in the same pass.
+    pub fn validate_with(
+        &self,
+        xml: &[u8],
+        limits: &Limits,
+        content: &mut dyn Content,
+    ) -> XmlReport {
         let mut pass = Pass {
             schema: self,
             limits,
+            content,
             report: XmlReport::default(),
             text: "",
             frames: Vec::new(),
+            counts: Vec::new(),
+            value: String::new(),
             line_starts: None,
         };
         pass.run(xml);
@@ -225,6 +259,32 @@ impl Schema {
         &self.elements[id]
     }
 
+    /// How many element declarations the schema has (declarations are `0..declarations()`).
+    pub fn declarations(&self) -> usize {
+        self.elements.len()
+    }
+
+    /// The element name a declaration declares.
+    pub fn name(&self, decl: usize) -> &str {
+        &self.element(decl).name
+    }
+
+    /// The declarations of the children an element declared as `decl` may have.
+    pub fn children(&self, decl: usize) -> &[usize] {
+        let TypeRef::Complex(id) = self.element(decl).ty else {
+            return &[];
+        };
+        match &self.complex[id].model {
+            Model::Sequence(parts) | Model::Choice(parts) | Model::All(parts) => parts,
+            Model::Empty => &[],
+        }
+    }
+
+    /// Whether an element declared as `decl` has a simple value (rather than element content).
+    pub fn has_value(&self, decl: usize) -> bool {
+        self.whitespace(decl).is_some()
+    }
+
     /// The declaration of a document element.
     pub fn root(&self, name: &str) -> Option<usize> {
         self.roots.get(name).copied()
@@ -232,14 +292,7 @@ impl Schema {
 
     /// The declaration of the child `name` of the element declared as `parent`.
     pub fn child(&self, parent: usize, name: &str) -> Option<usize> {
-        let TypeRef::Complex(id) = self.element(parent).ty else {
-            return None;
-        };
-        let parts = match &self.complex[id].model {
-            Model::Sequence(parts) | Model::Choice(parts) | Model::All(parts) => parts,
-            Model::Empty => return None,
-        };
-        parts
+        self.children(parent)
             .iter()
             .copied()
             .find(|&p| self.element(p).name == name)
@@ -256,12 +309,17 @@ impl Schema {
     }
 }
 
-struct Pass<'s> {
+struct Pass<'s, 'c> {
     schema: &'s Schema,
     limits: &'s Limits,
+    content: &'c mut dyn Content,
     report: XmlReport,
     text: &'s str,
     frames: Vec<Frame>,
+    /// Children seen per declaration, for their `[n]`: each open element's, one after another.
+    counts: Vec<(usize, u32)>,
+    /// The text of the simple value being read (values do not nest).
+    value: String,
     /// Offsets where lines start, built at the first finding (so a valid document never pays).
     line_starts: Option<Vec<usize>>,
 }
@@ -269,7 +327,7 @@ struct Pass<'s> {
 /// Ends the pass: the document cannot be read further.
 struct Fatal;
 
-impl<'s> Pass<'s> {
+impl<'s> Pass<'s, '_> {
     /// Line and column (in characters) of a byte offset.
     fn position(&mut self, offset: usize) -> (usize, usize) {
         let text = self.text.as_bytes();
@@ -498,8 +556,8 @@ impl<'s> Pass<'s> {
             }
             return Ok(());
         }
-        frame.text.push_str(content);
-        if frame.text.len() > self.limits.max_text {
+        self.value.push_str(content);
+        if self.value.len() > self.limits.max_text {
             let limit = self.limits.max_text;
             self.find(
                 offset,
@@ -520,15 +578,16 @@ impl<'s> Pass<'s> {
     ) -> Result<(), Fatal> {
         let local = e.local_name().into_inner();
         let decl = self.child_decl(local, in_target, offset);
-        let index = match (self.frames.last_mut(), decl) {
+        let index = match (self.frames.last(), decl) {
             (Some(parent), Some(decl)) => {
-                match parent.child_counts.iter_mut().find(|(d, _)| *d == decl) {
+                let siblings = &mut self.counts[parent.counts_start..];
+                match siblings.iter_mut().find(|(d, _)| *d == decl) {
                     Some((_, n)) => {
                         *n += 1;
                         *n
                     }
                     None => {
-                        parent.child_counts.push((decl, 1));
+                        self.counts.push((decl, 1));
                         1
                     }
                 }
@@ -540,9 +599,8 @@ impl<'s> Pass<'s> {
             undeclared_name: decl.is_none().then(|| local.to_owned()),
             index,
             state: ModelState::None,
-            text: String::new(),
             stray_text: false,
-            child_counts: Vec::new(),
+            counts_start: self.counts.len(),
             offset,
         });
         let Some(decl) = decl else {
@@ -550,6 +608,11 @@ impl<'s> Pass<'s> {
         };
         let ty = self.schema.element(decl).ty;
         let frame = self.frames.last_mut().expect("just pushed");
+        if frame.holds_text(self.schema) {
+            self.value.clear();
+        } else {
+            self.content.open(decl);
+        }
         if let TypeRef::Complex(id) = ty {
             frame.state = match &self.schema.complex[id].model {
                 Model::Empty => ModelState::None,
@@ -724,9 +787,16 @@ impl<'s> Pass<'s> {
         Ok(())
     }
 
+    /// Closes the innermost element, forgetting its children's counts.
+    fn pop(&mut self) {
+        if let Some(frame) = self.frames.pop() {
+            self.counts.truncate(frame.counts_start);
+        }
+    }
+
     fn end(&mut self, offset: usize) {
         let Some(decl) = self.frames.last().and_then(|f| f.decl) else {
-            self.frames.pop();
+            self.pop();
             return;
         };
         let ty = self.schema.element(decl).ty;
@@ -740,13 +810,20 @@ impl<'s> Pass<'s> {
         let frame = self.frames.last().expect("open element");
         let start = frame.offset;
         let value_problem = match simple {
-            Some(simple) => self.schema.simple[simple]
-                .check(&frame.text)
-                .err()
-                .map(|why| {
-                    let shown: String = frame.text.chars().take(64).collect();
-                    (XmlCode::InvalidValue, format!("{shown:?} {why}"))
-                }),
+            Some(simple) => {
+                let simple = &self.schema.simple[simple];
+                let value = types::normalize(&self.value, simple.whitespace);
+                match simple.check_normalized(&value) {
+                    Ok(()) => {
+                        self.content.value(decl, &value);
+                        None
+                    }
+                    Err(why) => {
+                        let shown: String = self.value.chars().take(64).collect();
+                        Some((XmlCode::InvalidValue, format!("{shown:?} {why}")))
+                    }
+                }
+            }
             None if frame.stray_text => Some((
                 XmlCode::TextNotAllowed,
                 "text is not allowed here, only elements".to_owned(),
@@ -772,7 +849,10 @@ impl<'s> Pass<'s> {
                 format!("<{name}> is missing"),
             );
         }
-        self.frames.pop();
+        if simple.is_none() {
+            self.content.close(decl);
+        }
+        self.pop();
     }
 }
 

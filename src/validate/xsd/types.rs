@@ -144,8 +144,11 @@ impl SimpleType {
 
     /// Checks a value; the reason it is invalid, if it is.
     pub fn check(&self, raw: &str) -> Result<(), String> {
-        let value = normalize(raw, self.whitespace);
-        let value = value.as_ref();
+        self.check_normalized(&normalize(raw, self.whitespace))
+    }
+
+    /// Checks a value already normalized by [`normalize`] with this type's whitespace rule.
+    pub fn check_normalized(&self, value: &str) -> Result<(), String> {
         self.lexical(value)?;
         if let Some(length) = self.length
             && value.chars().count() != length
