@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One run that measures every performance figure of the gateway side by side, prints each with
 # the ratio its goal names, and saves them as JSON (target/bench-results.json):
-#   (a) raw fdatasync rate: one per 4 KiB record, one per 32 records; fdatasync p50/p99
+#   (a) raw fdatasync rate: one per 4 KiB record, one per 32 records; fdatasync p50/p99; and
+#       the same one per record overwriting a pre-zeroed file (no size change to sync: the
+#       floor a preallocating log would sync at, beside the appending baseline the goals use)
 #   (b) echo req/s (`serve --echo`: TLS + HTTP/2 + gRPC + protobuf, nothing else)
 #   (c) durable filings/s, protobuf path          goal >= 0.35 x (b)
 #   (d) durable filings/s, XML path               goal >= 0.25 x (b)
@@ -73,18 +75,24 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 echo "== (a) raw fdatasync on $(df --output=source "$WORK" | tail -1)"
 fsync1=$("$BIN" bench-fsync --dir "$WORK" --count 3000 --batch 1)
 fsync32=$("$BIN" bench-fsync --dir "$WORK" --count 96000 --batch 32)
+fsync0=$("$BIN" bench-fsync --dir "$WORK" --count 3000 --batch 1 --prezeroed)
 fsync_rate=$(field "$fsync1" records_per_second); fsync32_rate=$(field "$fsync32" records_per_second)
 fsync_p50=$(field "$fsync1" p50); fsync_p99=$(field "$fsync1" p99)
+fsync0_p50=$(field "$fsync0" p50); fsync0_p99=$(field "$fsync0" p99)
 printf "   1 per record: %.0f records/s (p50 %s us, p99 %s us); 1 per 32: %.0f records/s\n" \
   "$fsync_rate" "$fsync_p50" "$fsync_p99" "$fsync32_rate"
+printf "   1 per record over a pre-zeroed file: %.0f records/s (p50 %s us, p99 %s us)\n" \
+  "$(field "$fsync0" records_per_second)" "$fsync0_p50" "$fsync0_p99"
 
 UNARY=(--connections 4 --concurrency 16 --duration "$SECONDS_EACH")
 
 echo "== (b) echo"
 serve echo 21000 --echo
-echo_json=$(load echo "${UNARY[@]}" --payloads "$WORK/json"); stop
-echo_rate=$(field "$echo_json" throughput)
-printf "   %.0f req/s\n" "$echo_rate"
+echo_json=$(load echo "${UNARY[@]}" --payloads "$WORK/json")
+# The stack's own round trip at concurrency 1: with the sync, the floor under (e).
+echo_c1_json=$(load echo --connections 1 --concurrency 1 --duration "$SECONDS_EACH" --payloads "$WORK/json"); stop
+echo_rate=$(field "$echo_json" throughput); echo_c1_p50=$(field "$echo_c1_json" p50)
+printf "   %.0f req/s; one at a time: round trip p50 %s us\n" "$echo_rate" "$echo_c1_p50"
 
 echo "== (c) gateway, protobuf"
 serve proto 21010
@@ -96,6 +104,9 @@ c1_p50=$(field "$c1_json" p50); c1_p99=$(field "$c1_json" p99)
 printf "   (c) %.0f filings/s = %s x echo (goal >= 0.35)\n" "$proto_rate" "$(ratio "$proto_rate" "$echo_rate")"
 printf "   (e) p50 %s us = %s x fdatasync p50 (goal <= 1.5); p99 %s us = %s x fdatasync p99 (goal <= 2)\n" \
   "$c1_p50" "$(ratio "$c1_p50" "$fsync_p50")" "$c1_p99" "$(ratio "$c1_p99" "$fsync_p99")"
+floor=$((echo_c1_p50 + fsync_p50))
+printf "       floor: echo round trip + fdatasync = %s us = %s x fdatasync p50; the gateway adds %s us\n" \
+  "$floor" "$(ratio "$floor" "$fsync_p50")" "$((c1_p50 - floor))"
 
 echo "== (d) gateway, XML"
 serve xml 21020
@@ -128,8 +139,9 @@ printf "   filled at %.0f filings/s; RSS %s MB after filling; start-up %.2f s (g
 cat > "$OUT" <<EOF
 {
   "seconds_each": $SECONDS_EACH,
-  "fdatasync": { "per_record": $fsync1, "per_32": $fsync32 },
+  "fdatasync": { "per_record": $fsync1, "per_32": $fsync32, "per_record_prezeroed": $fsync0 },
   "echo": $echo_json,
+  "echo_concurrency_1": $echo_c1_json,
   "protobuf": $proto_json,
   "xml": $xml_json,
   "concurrency_1": $c1_json,
@@ -142,6 +154,8 @@ cat > "$OUT" <<EOF
     "xml_vs_echo": $(ratio "$xml_rate" "$echo_rate"),
     "ack_p50_vs_fdatasync_p50": $(ratio "$c1_p50" "$fsync_p50"),
     "ack_p99_vs_fdatasync_p99": $(ratio "$c1_p99" "$fsync_p99"),
+    "ack_floor_p50_vs_fdatasync_p50": $(ratio "$floor" "$fsync_p50"),
+    "ack_p50_vs_prezeroed_fdatasync_p50": $(ratio "$c1_p50" "$fsync0_p50"),
     "durable_vs_no_fsync": $(ratio "$proto_rate" "$nosync_rate"),
     "mtls_vs_plaintext": $(ratio "$proto_rate" "$plain_rate")
   }

@@ -171,6 +171,10 @@ enum Command {
         count: u64,
         #[arg(long, default_value_t = 1)]
         batch: u64,
+        /// Overwrite a file first filled with zeros and synced, instead of appending: the file's
+        /// size and blocks never change, so fdatasync has no metadata to write.
+        #[arg(long)]
+        prezeroed: bool,
     },
     /// Show each peer administration: connected, cursor, lag, retries, last error (from the
     /// running gateway's admin port).
@@ -446,9 +450,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             print_answer(answer.map(|s| pb::to_json(&s)))
         }
         Command::Peers { config, json } => peers(&config, json).await,
-        Command::BenchFsync { dir, count, batch } => {
+        Command::BenchFsync {
+            dir,
+            count,
+            batch,
+            prezeroed,
+        } => {
             let report =
-                tokio::task::spawn_blocking(move || bench_fsync(&dir, count, batch)).await??;
+                tokio::task::spawn_blocking(move || bench_fsync(&dir, count, batch, prezeroed))
+                    .await??;
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
@@ -767,8 +777,8 @@ async fn notifications(after: u64, follow: bool, args: &ClientArgs) -> Result<Ex
 
 /// Appends `count` 4 KiB records to a scratch file with one fdatasync per `batch`: records/s
 /// and fdatasync latency percentiles, as JSON.
-fn bench_fsync(dir: &Path, count: u64, batch: u64) -> Result<serde_json::Value> {
-    use std::io::Write;
+fn bench_fsync(dir: &Path, count: u64, batch: u64, prezeroed: bool) -> Result<serde_json::Value> {
+    use std::io::{Seek, Write};
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!(".aci-bench-fsync-{}", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
@@ -777,6 +787,14 @@ fn bench_fsync(dir: &Path, count: u64, batch: u64) -> Result<serde_json::Value> 
         .write(true)
         .open(&path)?;
     let record = vec![0x5a_u8; 4096];
+    if prezeroed {
+        let zeros = vec![0_u8; 1 << 20];
+        for _ in 0..(count * record.len() as u64).div_ceil(zeros.len() as u64) {
+            file.write_all(&zeros)?;
+        }
+        file.sync_all()?;
+        file.rewind()?;
+    }
     let mut latency = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000, 3)?;
     let started = std::time::Instant::now();
     for i in 1..=count {
@@ -797,6 +815,7 @@ fn bench_fsync(dir: &Path, count: u64, batch: u64) -> Result<serde_json::Value> 
     Ok(serde_json::json!({
         "records": count,
         "batch": batch,
+        "prezeroed": prezeroed,
         "records_per_second": count as f64 / seconds,
         "fdatasync_us": {
             "p50": latency.value_at_quantile(0.5),
