@@ -303,7 +303,7 @@ async fn log_verify_and_tail_read_the_log_as_operators_need() {
         .expect("segment")
         .1;
     let mut bytes = std::fs::read(&segment).expect("read");
-    let second = bytes.len() / 2;
+    let second = common::records_end(&segment) as usize / 2;
     bytes[second] ^= 0x01;
     std::fs::write(&segment, bytes).expect("write");
     let broken = aci(&["log", "verify", "--config", config]);

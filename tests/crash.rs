@@ -177,7 +177,7 @@ async fn a_restarted_gateway_cuts_a_torn_tail_and_reports_it() {
     // The last write was torn: its final 10 bytes never reached the disk.
     let segments = aci_gateway::store::list_segments(&site.data_dir().join("log")).expect("ls");
     let (_, newest) = segments.last().expect("a segment");
-    let len = std::fs::metadata(newest).expect("meta").len();
+    let len = common::records_end(newest);
     std::fs::OpenOptions::new()
         .write(true)
         .open(newest)

@@ -4,7 +4,7 @@
 mod common;
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -69,7 +69,7 @@ async fn a_torn_last_record_is_cut_and_everything_before_it_kept() {
     let (tmp, segment) = seeded(10).await;
     let data = tmp.path();
     // A crash in the middle of writing record 10: its last 40 bytes never reached the disk.
-    let len = std::fs::metadata(&segment).expect("meta").len();
+    let len = common::records_end(&segment);
     OpenOptions::new()
         .write(true)
         .open(&segment)
@@ -106,26 +106,42 @@ async fn a_torn_last_record_is_cut_and_everything_before_it_kept() {
 }
 
 #[tokio::test]
-async fn garbage_or_zeros_after_the_last_record_are_cut() {
-    for tail in [
-        vec![0u8; 4096],
-        b"\x20\x00\x00\x00garbage that is not a frame".to_vec(),
-    ] {
-        let (tmp, segment) = seeded(3).await;
-        let data = tmp.path();
-        OpenOptions::new()
-            .append(true)
-            .open(&segment)
-            .expect("open")
-            .write_all(&tail)
-            .expect("append garbage");
+async fn garbage_after_the_last_record_is_cut_and_zeros_are_room_to_grow() {
+    let garbage = b"\x20\x00\x00\x00garbage that is not a frame";
+    let (tmp, segment) = seeded(3).await;
+    let data = tmp.path();
+    let end = common::records_end(&segment);
+    let mut file = OpenOptions::new().write(true).open(&segment).expect("open");
+    file.seek(SeekFrom::Start(end)).expect("seek");
+    file.write_all(garbage).expect("write garbage");
+    drop(file);
+    let (store, recovery) = open(data);
+    assert_eq!(recovery.last_seq, 3);
+    assert_eq!(recovery.cut.expect("cut").bytes, garbage.len() as u64);
+    assert_eq!(common::log_records(&store).len(), 3);
+    store.close().await;
 
-        let (store, recovery) = open(data);
-        assert_eq!(recovery.last_seq, 3);
-        assert_eq!(recovery.cut.expect("cut").bytes, tail.len() as u64);
-        assert_eq!(common::log_records(&store).len(), 3);
-        store.close().await;
-    }
+    // Zeros after the last record, however many, are space the disk preallocated: kept as
+    // they are, and the log goes on over them.
+    let (tmp, segment) = seeded(3).await;
+    let data = tmp.path();
+    let end = common::records_end(&segment);
+    OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .expect("open")
+        .set_len(end + 3 * 4096 + 17)
+        .expect("zeros");
+    let (store, recovery) = open(data);
+    assert_eq!(recovery.last_seq, 3);
+    assert!(recovery.cut.is_none(), "{:?}", recovery.cut);
+    assert_eq!(register_all(&store, ["LRN-4".to_owned()]).await, [4]);
+    store.close().await;
+    let (store, recovery) = open(data);
+    assert_eq!(recovery.last_seq, 4);
+    assert!(recovery.cut.is_none());
+    assert_eq!(common::log_records(&store).len(), 4);
+    store.close().await;
 }
 
 #[tokio::test]
@@ -133,7 +149,7 @@ async fn a_corrupt_last_record_is_cut() {
     let (tmp, segment) = seeded(5).await;
     let data = tmp.path();
     let mut bytes = std::fs::read(&segment).expect("read");
-    let last = bytes.len() - 3;
+    let last = common::records_end(&segment) as usize - 3;
     bytes[last] ^= 0xff;
     std::fs::write(&segment, &bytes).expect("write");
 
@@ -174,10 +190,14 @@ async fn segments_roll_over_and_the_chain_spans_them_and_restarts() {
     store.close().await;
     let segments = list_segments(&data.join("log")).expect("segments");
     assert!(segments.len() >= 3, "{} segments", segments.len());
-    for (first_seq, path) in &segments {
-        let len = std::fs::metadata(path).expect("meta").len();
+    for (i, (first_seq, path)) in segments.iter().enumerate() {
+        let len = common::records_end(path);
         assert!(len <= small, "{} has {len} bytes", path.display());
         assert!(*first_seq >= 1);
+        // A finished segment ends with its last record; only the newest has room to grow.
+        if i + 1 < segments.len() {
+            assert_eq!(std::fs::metadata(path).expect("meta").len(), len);
+        }
     }
 
     let (store, recovery) = Store::open(data, options(small)).expect("reopen");

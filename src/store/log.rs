@@ -134,10 +134,10 @@ impl SegmentLog {
             None => (newest_first - 1, GENESIS),
         };
         recovery.last_seq = last_seq;
+        let file_len = scan.valid_len;
         let file = disk
-            .open_append(&newest_path)
+            .open_append(&newest_path, file_len)
             .map_err(io_error(&newest_path))?;
-        let file_len = file.len().map_err(io_error(&newest_path))?;
         Ok((
             SegmentLog {
                 disk,
@@ -201,7 +201,7 @@ impl SegmentLog {
             .map_err(io_error(&mark.file_path))?;
         self.file = self
             .disk
-            .open_append(&mark.file_path)
+            .open_append(&mark.file_path, mark.file_len)
             .map_err(io_error(&mark.file_path))?;
         self.file_path = mark.file_path.clone();
         self.file_len = mark.file_len;
@@ -247,12 +247,17 @@ impl SegmentLog {
     }
 
     fn roll(&mut self, first_seq: u64) -> Result<(), LogError> {
+        // A finished segment ends with its last record, not with zeros preallocated for more:
+        // only the newest segment can have a zero-filled end.
+        self.disk
+            .truncate(&self.file_path, self.file_len)
+            .map_err(io_error(&self.file_path))?;
         let path = segment_path(&self.dir, first_seq);
         create_segment(&*self.disk, &self.dir, &path)?;
-        self.file = self.disk.open_append(&path).map_err(io_error(&path))?;
+        self.file = self.disk.open_append(&path, 0).map_err(io_error(&path))?;
         self.file_path = path;
         self.file_len = 0;
-        self.syncs += 2;
+        self.syncs += 3;
         Ok(())
     }
 }
@@ -290,6 +295,9 @@ pub fn read_from_on<E: From<LogError>>(
                 offset: offset as u64,
                 reason,
             };
+            if is_zero_filled(&bytes[offset..]) {
+                break;
+            }
             let (payload, used) = record::read_frame(&bytes[offset..])
                 .map_err(|e| corrupt(format!("record {seq}: {e}")))?;
             let rec = record::open(payload).map_err(|e| corrupt(format!("record {seq}: {e}")))?;
@@ -318,7 +326,7 @@ pub fn read_from_on<E: From<LogError>>(
 /// what forwarders and feeds tail. Only durable records are asked for, so every frame read is
 /// whole. Each record is verified (CRC, own hash, and its link to the one read before).
 /// A segment file read front to back.
-type SegmentReader = std::io::BufReader<Box<dyn std::io::Read + Send>>;
+type SegmentReader = std::io::BufReader<Box<dyn super::disk::SegmentRead>>;
 
 pub struct LogReader {
     disk: Arc<dyn Disk>,
@@ -421,7 +429,7 @@ impl LogReader {
 
     /// The record at the reader's position, or `None` at the end of the segment.
     fn read_one(&mut self) -> Result<Option<LogRecord>, LogError> {
-        use std::io::Read;
+        use std::io::{Seek, SeekFrom};
         if self.segment.is_none() {
             self.open_segment_of(self.next, false)?;
         }
@@ -429,20 +437,21 @@ impl LogReader {
         let Some((path, reader, offset)) = self.segment.as_mut() else {
             return Ok(None);
         };
-        let mut frame = vec![0u8; record::HEADER_LEN];
-        match reader.read_exact(&mut frame) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(io_error(path)(e)),
+        let mut frame = next_frame(reader, path)?;
+        if frame
+            .as_deref()
+            .is_none_or(|f| record::read_frame(f).is_err())
+        {
+            // The buffer may have been filled ahead of the writer: with preallocated zeros, or
+            // with part of a frame being written. This record is durable now: look again.
+            reader
+                .seek(SeekFrom::Start(*offset))
+                .map_err(io_error(path))?;
+            frame = next_frame(reader, path)?;
         }
-        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
-        if len > record::MAX_PAYLOAD {
-            return Err(self.corrupt(format!("record {seq}: frame length {len}")));
-        }
-        frame.resize(record::HEADER_LEN + len, 0);
-        reader
-            .read_exact(&mut frame[record::HEADER_LEN..])
-            .map_err(io_error(path))?;
+        let Some(frame) = frame else {
+            return Ok(None);
+        };
         *offset += frame.len() as u64;
         let checked = record::read_frame(&frame)
             .map_err(|e| e.to_string())
@@ -459,6 +468,35 @@ impl LogReader {
         self.prev_hash = Some(record::hash_of(&rec));
         self.next += 1;
         Ok(Some(rec))
+    }
+}
+
+/// The bytes of the frame at a reader's position (checked by the caller), or `None` where the
+/// segment's records end: the end of the file, or preallocated zeros.
+fn next_frame(reader: &mut SegmentReader, path: &Path) -> Result<Option<Vec<u8>>, LogError> {
+    use std::io::Read;
+    let mut frame = vec![0u8; record::HEADER_LEN];
+    match reader.read_exact(&mut frame) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(io_error(path)(e)),
+    }
+    if is_zero_filled(&frame) {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+    if len > record::MAX_PAYLOAD {
+        return Ok(Some(frame));
+    }
+    frame.resize(record::HEADER_LEN + len, 0);
+    match reader.read_exact(&mut frame[record::HEADER_LEN..]) {
+        Ok(()) => Ok(Some(frame)),
+        // Short: `read_frame` says so.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            frame.truncate(record::HEADER_LEN);
+            Ok(Some(frame))
+        }
+        Err(e) => Err(io_error(path)(e)),
     }
 }
 
@@ -532,6 +570,8 @@ fn scan_segment(disk: &dyn Disk, path: &Path, first_seq: u64) -> Result<Scan, Lo
                 offset += used;
                 seq += 1;
             }
+            // Zeros preallocated by the disk, never written: the records end here.
+            Err(_) if is_zero_filled(&bytes[offset..]) => break,
             Err(damage) => {
                 if intact_frame_follows(&bytes[offset..], &damage) {
                     return Err(corrupt(format!(
@@ -551,6 +591,12 @@ fn scan_segment(disk: &dyn Disk, path: &Path, first_seq: u64) -> Result<Scan, Lo
         last,
         damage: None,
     })
+}
+
+/// Whether `bytes` (a segment from some offset to its end) are zeros only: preallocated space
+/// after the last record, not damage.
+fn is_zero_filled(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
 }
 
 /// Whether a damaged frame is followed by an intact one where its length says the next begins.
@@ -575,6 +621,12 @@ fn cut_tail(
 ) -> Result<TornTail, LogError> {
     let bytes = disk.read(path).map_err(io_error(path))?;
     let tail = &bytes[usize::try_from(offset).expect("offset within a file we read")..];
+    // A torn write into preallocated space is followed by zeros: keep only what was written.
+    let written = tail
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1);
+    let tail = &tail[..written];
     let kept_in = path.with_extension(format!("seg.torn-{offset}"));
     disk.write_synced(&kept_in, tail)
         .map_err(io_error(&kept_in))?;

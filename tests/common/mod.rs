@@ -630,3 +630,13 @@ pub async fn channel(
         .connect()
         .await
 }
+
+/// Where a segment's records end; after them the disk may have preallocated zeros.
+pub fn records_end(segment: &std::path::Path) -> u64 {
+    let bytes = std::fs::read(segment).expect("read the segment");
+    let mut offset = 0;
+    while let Ok((_, used)) = aci_gateway::store::record::read_frame(&bytes[offset..]) {
+        offset += used;
+    }
+    offset as u64
+}
