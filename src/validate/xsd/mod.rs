@@ -290,16 +290,8 @@ impl Schema {
         self.roots.get(name).copied()
     }
 
-    /// The declaration of the child `name` of the element declared as `parent`.
-    pub fn child(&self, parent: usize, name: &str) -> Option<usize> {
-        self.children(parent)
-            .iter()
-            .copied()
-            .find(|&p| self.element(p).name == name)
-    }
-
     /// How the text of an element with a simple value is normalized before it is checked.
-    pub fn whitespace(&self, decl: usize) -> Option<types::Whitespace> {
+    fn whitespace(&self, decl: usize) -> Option<types::Whitespace> {
         match self.element(decl).ty {
             TypeRef::Simple(id) => Some(self.simple[id].whitespace),
             TypeRef::Complex(id) => self.complex[id]
