@@ -403,4 +403,19 @@ mod tests {
         }
         assert!(checked >= 8, "a sample for every mode: {checked}");
     }
+
+    #[test]
+    fn a_locode_with_a_multibyte_character_is_a_finding_not_a_panic() {
+        // Found by the protobuf_constraints fuzz target: five bytes, an 'ó' across the
+        // country's end; the rules sliced inside it.
+        let json = include_str!("../../schemas/examples/sea-f10.json").replace("CNSHA", "GóHR");
+        let manifest: Manifest = pb::from_json(&json).expect("sample");
+        let report = Validator::standard().check(&manifest, early());
+        let paths: Vec<&str> = report.findings().iter().map(|f| f.path.as_str()).collect();
+        assert!(
+            paths.iter().any(|p| p.ends_with("place_of_loading.locode")),
+            "{paths:?}"
+        );
+        assert!(report.has_errors());
+    }
 }

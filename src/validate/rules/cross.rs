@@ -131,7 +131,7 @@ fn country_of(location: &Option<crate::pb::Location>) -> Option<String> {
     if !location.country.is_empty() {
         Some(location.country.clone())
     } else if location.locode.len() == 5 {
-        Some(location.locode[..2].to_owned())
+        location.locode.get(..2).map(str::to_owned)
     } else {
         None
     }
