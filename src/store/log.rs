@@ -295,11 +295,12 @@ pub fn read_from_on<E: From<LogError>>(
                 offset: offset as u64,
                 reason,
             };
-            if is_zero_filled(&bytes[offset..]) {
-                break;
-            }
-            let (payload, used) = record::read_frame(&bytes[offset..])
-                .map_err(|e| corrupt(format!("record {seq}: {e}")))?;
+            let (payload, used) = match record::read_frame(&bytes[offset..]) {
+                Ok(frame) => frame,
+                // Zeros preallocated by the disk, never written: the records end here.
+                Err(_) if is_zero_filled(&bytes[offset..]) => break,
+                Err(e) => return Err(corrupt(format!("record {seq}: {e}")).into()),
+            };
             let rec = record::open(payload).map_err(|e| corrupt(format!("record {seq}: {e}")))?;
             if rec.sequence != seq {
                 return Err(
