@@ -3,9 +3,9 @@
 //!
 //! It runs on its own OS thread (fdatasync blocks). Each turn it takes every command waiting (up
 //! to the batch limit) and, while carriers' filings are still on their way to it, waits briefly
-//! for them too (`store::arrivals`), so a burst shares one sync; then it decides each registration against the index and the batch itself, seals
-//! the new records, writes them, calls fdatasync once, applies them to the index, and only then
-//! answers. Deciding uniqueness here, in the one place that assigns sequences, is what makes two
+//! for them too (`store::arrivals`), so a burst shares one sync. Then it decides each
+//! registration against the index and the batch itself, seals the new records, writes them,
+//! calls fdatasync once, applies them to the index, and only then answers. Deciding uniqueness here, in the one place that assigns sequences, is what makes two
 //! concurrent submissions of one LRN produce exactly one record.
 
 use std::collections::HashMap;
