@@ -246,3 +246,50 @@ async fn a_full_disk_refuses_appends_keeps_serving_status_and_recovers_by_itself
     assert!(!acknowledged.contains(&"SYNC-0".to_owned()) || status(&store, "SYNC-0").is_some());
     store.close().await;
 }
+
+/// Found by CI (seed 1795857507520246487): a power loss that leaves the file's new size on the
+/// medium but zeros where a whole batch was, so the zeros start right after a frame. Recovery
+/// reads that as the end of the records and keeps the zeros; the log must then append over them.
+#[tokio::test]
+async fn zeros_left_by_a_power_loss_after_whole_frames_are_appended_over() {
+    let disk = SimDisk::new(5);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (store, _) = Store::open(tmp.path(), options(&disk)).expect("open");
+    for i in 0..3 {
+        register(&store, &format!("BEFORE-{i}"))
+            .await
+            .expect("registered");
+    }
+    store.close().await;
+    let segment = tmp.path().join("log").join(format!("{:020}.seg", 1));
+    let mut bytes = aci_gateway::store::Disk::read(&disk, &segment).expect("segment");
+    let records = bytes.len();
+    bytes.resize(records + 992, 0);
+    aci_gateway::store::Disk::write_synced(&disk, &segment, &bytes).expect("zeros after");
+
+    let (store, recovery) =
+        Store::open(tmp.path(), options(&disk)).expect("the store opens over the zeros");
+    assert_eq!(
+        recovery.cut, None,
+        "zeros after whole frames are not damage"
+    );
+    register(&store, "AFTER-0")
+        .await
+        .expect("appended over the zeros");
+    let lrns: Vec<String> = registrations(&log_of(&store)).into_keys().collect();
+    assert_eq!(lrns, ["AFTER-0", "BEFORE-0", "BEFORE-1", "BEFORE-2"]);
+    store.close().await;
+
+    // The record went where the zeros began, and it is still there after another open.
+    let after = aci_gateway::store::Disk::read(&disk, &segment).expect("segment");
+    assert_eq!(
+        after.len(),
+        records + 992,
+        "written over the zeros, not after them"
+    );
+    assert_ne!(after[records..records + 4], [0; 4]);
+    let (store, recovery) = Store::open(tmp.path(), options(&disk)).expect("reopen");
+    assert_eq!(recovery.cut, None);
+    assert_eq!(registrations(&log_of(&store)).len(), 4);
+    store.close().await;
+}

@@ -392,17 +392,29 @@ impl Disk for SimDisk {
     }
 
     fn open_append(&self, path: &Path, len: u64) -> io::Result<Box<dyn AppendFile>> {
-        let held = self.live()?.file(path)?.data.len() as u64;
-        // This disk does not preallocate: a file holds exactly what was appended.
-        if held != len {
+        let mut state = self.live()?;
+        let data = &state.file(path)?.data;
+        // This disk does not preallocate, but a power loss can leave zeros after the records
+        // (a size that reached the medium before its data). Appends write over them, as they
+        // write over the preallocated zeros of the operating system's disk.
+        let after = usize::try_from(len)
+            .ok()
+            .and_then(|len| data.get(len..))
+            .filter(|after| after.iter().all(|&byte| byte == 0));
+        if after.is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{} has {held} bytes, not {len}", path.display()),
+                format!(
+                    "{} has {} bytes, not {len} and then zeros",
+                    path.display(),
+                    data.len()
+                ),
             ));
         }
         Ok(Box::new(SimAppend {
             disk: self.clone(),
             path: path.to_owned(),
+            len: len as usize,
         }))
     }
 
@@ -458,21 +470,31 @@ impl Disk for SimDisk {
 struct SimAppend {
     disk: SimDisk,
     path: PathBuf,
+    /// Bytes appended: where the next append goes (zeros may follow).
+    len: usize,
 }
 
 impl AppendFile for SimAppend {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.disk.changing()?;
+        // Zeros already there take no new room.
+        let zeros = state.file(&self.path)?.data.len().saturating_sub(self.len);
         let room = match state.capacity {
             Some(capacity) => usize::try_from(capacity.saturating_sub(state.used()))
                 .unwrap_or(usize::MAX)
+                .saturating_add(zeros)
                 .min(bytes.len()),
             None => bytes.len(),
         };
-        state
-            .file(&self.path)?
-            .data
-            .extend_from_slice(&bytes[..room]);
+        let file = state.file(&self.path)?;
+        let end = self.len + room;
+        if end > file.data.len() {
+            file.data.resize(end, 0);
+        }
+        file.data[self.len..end].copy_from_slice(&bytes[..room]);
+        // What is written over is not on the medium until the next sync.
+        file.synced = file.synced.min(self.len);
+        self.len = end;
         if room < bytes.len() {
             return Err(io::ErrorKind::StorageFull.into());
         }
@@ -484,7 +506,7 @@ impl AppendFile for SimAppend {
     }
 
     fn len(&self) -> io::Result<u64> {
-        Ok(self.disk.live()?.file(&self.path)?.data.len() as u64)
+        self.disk.live().map(|_| self.len as u64)
     }
 }
 
