@@ -382,7 +382,9 @@ impl Store {
             })
             .await
             .map_err(|_| StoreError::Closed)?;
-        drop(arrival);
+        if let Some(arrival) = arrival {
+            arrival.hand_over();
+        }
         let answered = answer.await.map_err(|_| StoreError::Closed)?;
         self.shared
             .stats
