@@ -59,6 +59,10 @@ pub trait AppendFile: Send {
 /// 64 in flight; 256 KiB made it more frequent for no gain).
 pub const PREALLOCATE: u64 = 1024 * 1024;
 
+/// What preallocation writes: in the zero-initialized data segment, so never allocated at run
+/// time (a fresh 1 MiB each step cost page faults and zeroing).
+static ZEROS: [u8; PREALLOCATE as usize] = [0; PREALLOCATE as usize];
+
 /// The disk the gateway runs on: the operating system's files.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OsDisk;
@@ -152,9 +156,12 @@ impl AppendFile for PreallocatedFile {
             // changes the file's metadata again, which is what this avoids. The next sync_data
             // makes them and the new size durable together with the data.
             let target = end.div_ceil(PREALLOCATE) * PREALLOCATE;
-            let zeros = vec![0u8; usize::try_from(target - self.allocated).unwrap_or(0)];
-            self.file.write_all_at(&zeros, self.allocated)?;
-            self.allocated = target;
+            while self.allocated < target {
+                let step = (target - self.allocated).min(PREALLOCATE);
+                self.file
+                    .write_all_at(&ZEROS[..step as usize], self.allocated)?;
+                self.allocated += step;
+            }
         }
         self.file.write_all_at(bytes, self.len)?;
         self.len = end;

@@ -70,6 +70,9 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
     }
 }
 
+/// The largest batch buffer kept for the next batch (one of huge filings is let go).
+const BATCH_BUFFER_KEPT: usize = 8 * 1024 * 1024;
+
 /// The writer's handle on the log. Reading is done with [`read_from`], which needs no handle.
 pub struct SegmentLog {
     disk: Arc<dyn Disk>,
@@ -80,6 +83,10 @@ pub struct SegmentLog {
     file_len: u64,
     next_seq: u64,
     last_hash: [u8; 32],
+    /// A batch's bytes on their way to the file. Kept from batch to batch: a buffer allocated
+    /// afresh each time came from newly mapped pages, and the kernel zeroing them was 2.6 % of
+    /// the gateway's core under load.
+    batch: Vec<u8>,
     /// fdatasync calls made, for the metrics and the benchmark.
     pub syncs: u64,
     /// Time spent in `fdatasync` of segment data, in total.
@@ -148,6 +155,7 @@ impl SegmentLog {
                 file_len,
                 next_seq: last_seq + 1,
                 last_hash,
+                batch: Vec::new(),
                 syncs: 0,
                 sync_time: std::time::Duration::ZERO,
                 sync_data: true,
@@ -213,19 +221,33 @@ impl SegmentLog {
     /// Writes the frames of consecutive sealed records and makes them durable: one fdatasync per
     /// segment touched. `first_seq` is the sequence of the first frame.
     pub fn write_batch(&mut self, first_seq: u64, frames: &[Vec<u8>]) -> Result<(), LogError> {
-        let mut pending: Vec<u8> = Vec::new();
+        let mut pending = std::mem::take(&mut self.batch);
+        pending.clear();
+        let written = self.write_frames(first_seq, frames, &mut pending);
+        if pending.capacity() <= BATCH_BUFFER_KEPT {
+            self.batch = pending;
+        }
+        written
+    }
+
+    fn write_frames(
+        &mut self,
+        first_seq: u64,
+        frames: &[Vec<u8>],
+        pending: &mut Vec<u8>,
+    ) -> Result<(), LogError> {
         for (i, frame) in frames.iter().enumerate() {
             let frame_len = frame.len() as u64;
             let unwritten = pending.len() as u64;
             if self.file_len + unwritten > 0
                 && self.file_len + unwritten + frame_len > self.segment_bytes
             {
-                self.flush(&mut pending)?;
+                self.flush(pending)?;
                 self.roll(first_seq + i as u64)?;
             }
             pending.extend_from_slice(frame);
         }
-        self.flush(&mut pending)
+        self.flush(pending)
     }
 
     fn flush(&mut self, pending: &mut Vec<u8>) -> Result<(), LogError> {
