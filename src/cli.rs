@@ -419,7 +419,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     let limit = limit.unwrap_or(usize::MAX);
                     store::read_log(&log_dir, crate::ids::Seq(from), |mut record| {
                         if printed < limit {
-                            let original_bytes = record.original.len();
+                            let original_bytes = store::record::original_of(&record).len();
                             record.original.clear();
                             let mut json = pb::to_json(&record);
                             json["original_bytes"] = original_bytes.into();

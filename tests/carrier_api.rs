@@ -102,6 +102,26 @@ async fn concurrent_submissions_of_one_lrn_make_one_record() {
 }
 
 #[tokio::test]
+async fn a_protobuf_filing_is_stored_once_and_its_original_is_its_canonical_encoding() {
+    use prost::Message;
+    use sha2::{Digest, Sha256};
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let filing = sea_filing("LRN-ONCE");
+    let receipt = carrier.submit(filing.clone()).await.expect("accepted");
+
+    let records = common::log_records(gateway.store());
+    assert_eq!(records.len(), 1);
+    let record = &records[0];
+    assert_eq!(record.original_type, "application/x-protobuf");
+    assert!(record.original.is_empty(), "the manifest is not held twice");
+    let original = aci_gateway::store::record::original_of(record);
+    assert_eq!(*original, filing.encode_to_vec());
+    assert_eq!(hex::encode(Sha256::digest(&original)), receipt.digest);
+    gateway.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
 async fn every_violation_comes_back_in_the_rich_error_model() {
     let (site, gateway) = GatewayBuilder::default().start().await;
     let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;

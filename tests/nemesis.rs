@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use aci_gateway::client::{CarrierClient, Credentials};
 use aci_gateway::pb::Manifest;
 use aci_gateway::pb::store::{LogRecord, RecordKind};
+use aci_gateway::store::record::original_of;
 use common::proxy::{FaultProxy, Flow};
 use common::{GatewayBuilder, GatewayProcess, Rng, Site, free_port, sea_filing};
 use prost::Message;
@@ -426,7 +427,7 @@ async fn nothing_acknowledged_is_lost_or_duplicated_under_crashes_pauses_and_net
     for (lrn, (sequence, mrn, sent)) in &h.acknowledged {
         match a_filings.get(sequence) {
             Some(record) if record.lrn == *lrn && record.mrn == *mrn => {
-                altered += u32::from(record.original != *sent);
+                altered += u32::from(*original_of(record) != sent[..]);
             }
             _ => lost += 1,
         }

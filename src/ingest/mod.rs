@@ -162,12 +162,13 @@ impl CarrierService {
             Incoming::Manifest(manifest) => {
                 mode = manifest.transport_mode;
                 self.authorize(caller, mode, manifest.declarant.as_ref())?;
-                // The original is the canonical encoding the validator makes once (prost keeps
-                // no unknown fields), so it is not encoded again here.
+                // Its original is the manifest's canonical encoding (prost keeps no unknown
+                // fields), which the record holds already: not stored twice (see
+                // `store::record::original_of`).
                 (
                     self.validator.validate(*manifest, received_at),
                     None,
-                    "application/x-protobuf",
+                    crate::store::record::PROTOBUF,
                 )
             }
             Incoming::Xml(xml) => {
@@ -198,7 +199,7 @@ impl CarrierService {
             lrn: accepted.lrn,
             digest: accepted.digest,
             manifest: accepted.manifest,
-            original: original.unwrap_or(accepted.encoded),
+            original: original.unwrap_or_default(),
             original_type,
             warnings: accepted.warnings.iter().map(|f| f.to_proto()).collect(),
             received_at,

@@ -5,6 +5,8 @@
 //! (tag 15, 32 bytes). Protobuf merges fields in any order, so the payload decodes as one message,
 //! and the hash covers exactly the bytes before it: verification never re-encodes anything.
 
+use std::borrow::Cow;
+
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -111,6 +113,21 @@ pub fn open(payload: &[u8]) -> Result<LogRecord, RecordError> {
         return Err(RecordError::Hash);
     }
     Ok(record)
+}
+
+/// The media type of a filing submitted as protobuf.
+pub const PROTOBUF: &str = "application/x-protobuf";
+
+/// A filing's original bytes: as submitted for XML. A protobuf filing's original is its
+/// manifest's canonical encoding (whose SHA-256 is `digest`), which the record holds as the
+/// manifest: it is not stored a second time, and is encoded again here.
+pub fn original_of(record: &LogRecord) -> Cow<'_, [u8]> {
+    match &record.manifest {
+        Some(manifest) if record.original.is_empty() && record.original_type == PROTOBUF => {
+            Cow::Owned(manifest.encode_to_vec())
+        }
+        _ => Cow::Borrowed(&record.original),
+    }
 }
 
 /// The record's hash as an array (present and 32 bytes in every record `open` accepted).

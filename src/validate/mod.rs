@@ -140,10 +140,8 @@ pub struct Accepted {
     pub filer: Eori,
     pub lrn: Lrn,
     pub manifest: Manifest,
-    /// The canonical protobuf encoding, computed once: what the constraints walked and the
-    /// digest covers (and, for a protobuf filing, the original bytes).
-    pub encoded: Vec<u8>,
-    /// SHA-256 of the canonical encoding: equal content, equal digest, whatever the input format.
+    /// SHA-256 of the manifest's canonical protobuf encoding (what the constraints walked):
+    /// equal content, equal digest, whatever the input format.
     pub digest: [u8; 32],
     pub warnings: Vec<Finding>,
     /// The filing's own master-level transport documents (unique per filer over a window).
@@ -307,7 +305,6 @@ impl Validator {
             filer,
             lrn,
             digest: Sha256::digest(&encoded).into(),
-            encoded,
             manifest,
             warnings: report.findings,
             master_documents,
