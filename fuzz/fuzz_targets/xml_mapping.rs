@@ -1,5 +1,6 @@
-//! XML → Manifest on arbitrary bytes: reading never panics, and a document the schema accepts
-//! always maps (a schema-valid filing must never fail with `xsd.mapping`).
+//! XML → Manifest on arbitrary bytes: reading never panics, a document the schema accepts
+//! always maps (a schema-valid filing must never fail with `xsd.mapping`), and its manifest
+//! meets the protobuf schema's constraints too (the XML path relies on it and skips them).
 #![no_main]
 
 use aci_gateway::validate::{Validator, xsd::Limits};
@@ -11,6 +12,15 @@ fuzz_target!(|data: &[u8]| {
         Ok(manifest) => {
             let schema_only = validator.check_xml_schema(data, &Limits::default());
             assert!(schema_only.findings().is_empty(), "read, so schema-valid");
+            let mut constraints = aci_gateway::validate::Report::default();
+            validator
+                .constraints()
+                .check(&prost::Message::encode_to_vec(&manifest), &mut constraints);
+            assert!(
+                constraints.findings().is_empty(),
+                "the XML schema accepted what the protobuf schema refuses: {:?}",
+                constraints.findings()
+            );
             // And the whole XML path (rules included) answers without panicking.
             drop(validator.validate(manifest, std::time::SystemTime::now()));
         }
