@@ -351,10 +351,12 @@ impl<'n> Compiler<'n> {
                 })
             };
             let number = || {
-                Decimal::parse(value).ok_or(SchemaError {
-                    line: facet.line,
-                    message: format!("{} value {value:?} is not a number", facet.name),
-                })
+                Decimal::parse(value)
+                    .map(Decimal::into_owned)
+                    .ok_or(SchemaError {
+                        line: facet.line,
+                        message: format!("{} value {value:?} is not a number", facet.name),
+                    })
             };
             let numeric_only = |t: &SimpleType| {
                 if matches!(

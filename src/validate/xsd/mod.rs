@@ -428,15 +428,16 @@ impl<'s> Pass<'s, '_> {
         let mut root_seen = false;
         loop {
             let offset = reader.buffer_position() as usize;
-            let (ns, event) = match reader.read_resolved_event() {
-                Ok(pair) => pair,
+            // Namespaces are resolved for start tags only (in `start`): resolving every event
+            // moved each one through the resolver, for nothing but end tags.
+            let event = match reader.read_event() {
+                Ok(event) => event,
                 Err(e) => {
                     let at = (reader.error_position() as usize).max(offset);
                     self.find(at, XmlCode::NotWellFormed, format!("not well-formed: {e}"));
                     return Err(Fatal);
                 }
             };
-            let in_target = matches!(ns, ResolveResult::Bound(n) if n.into_inner() == self.schema.target_namespace);
             match event {
                 Event::Decl(decl) => {
                     if let Some(Ok(encoding)) = decl.encoding()
@@ -486,6 +487,8 @@ impl<'s> Pass<'s, '_> {
                         );
                         return Err(Fatal);
                     }
+                    let (ns, _) = reader.resolver().resolve_element(e.name());
+                    let in_target = matches!(ns, ResolveResult::Bound(n) if n.into_inner() == self.schema.target_namespace);
                     self.start(&reader, e, in_target, offset)?;
                     if empty {
                         self.end(offset);

@@ -2,6 +2,7 @@
 //! and restrictions by facets, checked exactly (decimals compared as digits, not floats).
 
 use regex::Regex;
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 /// The built-in simple types supported.
@@ -110,10 +111,10 @@ pub struct SimpleType {
     pub patterns: Vec<(String, Regex)>,
     /// Allowed values, sorted (binary search beats hashing for short codes).
     pub enumeration: Option<Vec<String>>,
-    pub min_inclusive: Option<Decimal>,
-    pub max_inclusive: Option<Decimal>,
-    pub min_exclusive: Option<Decimal>,
-    pub max_exclusive: Option<Decimal>,
+    pub min_inclusive: Option<Decimal<'static>>,
+    pub max_inclusive: Option<Decimal<'static>>,
+    pub min_exclusive: Option<Decimal<'static>>,
+    pub max_exclusive: Option<Decimal<'static>>,
     pub total_digits: Option<usize>,
     pub fraction_digits: Option<usize>,
 }
@@ -180,7 +181,7 @@ impl SimpleType {
         }
         if self.builtin.is_numeric() {
             let number = Decimal::parse(value).ok_or("is not a number")?;
-            let out = |bound: &Option<Decimal>, bad: &[Ordering]| {
+            let out = |bound: &Option<Decimal<'static>>, bad: &[Ordering]| {
                 bound.as_ref().is_some_and(|b| bad.contains(&number.cmp(b)))
             };
             if out(&self.min_inclusive, &[Ordering::Less])
@@ -285,17 +286,18 @@ pub fn normalize(raw: &str, whitespace: Whitespace) -> std::borrow::Cow<'_, str>
 }
 
 /// An exact decimal: sign, integer digits without leading zeros, fraction digits without
-/// trailing zeros.
+/// trailing zeros. A value being checked borrows its digits from the text (no allocation per
+/// value); a schema's bounds own theirs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decimal {
+pub struct Decimal<'a> {
     negative: bool,
-    integer: String,
-    fraction: String,
+    integer: Cow<'a, str>,
+    fraction: Cow<'a, str>,
 }
 
-impl Decimal {
+impl<'a> Decimal<'a> {
     /// Reads the XSD decimal lexical form: optional sign, digits, optional '.' and digits.
-    pub fn parse(text: &str) -> Option<Decimal> {
+    pub fn parse(text: &'a str) -> Option<Decimal<'a>> {
         let (negative, digits) = match text.as_bytes().first()? {
             b'-' => (true, &text[1..]),
             b'+' => (false, &text[1..]),
@@ -312,14 +314,23 @@ impl Decimal {
         {
             return None;
         }
-        let integer = integer.trim_start_matches('0').to_owned();
-        let fraction = fraction.trim_end_matches('0').to_owned();
+        let integer = Cow::Borrowed(integer.trim_start_matches('0'));
+        let fraction = Cow::Borrowed(fraction.trim_end_matches('0'));
         let zero = integer.is_empty() && fraction.is_empty();
         Some(Decimal {
             negative: negative && !zero,
             integer,
             fraction,
         })
+    }
+
+    /// The same decimal, owning its digits.
+    pub fn into_owned(self) -> Decimal<'static> {
+        Decimal {
+            negative: self.negative,
+            integer: Cow::Owned(self.integer.into_owned()),
+            fraction: Cow::Owned(self.fraction.into_owned()),
+        }
     }
 
     fn is_zero(&self) -> bool {
@@ -330,17 +341,17 @@ impl Decimal {
         (self.integer.len() + self.fraction.len()).max(1)
     }
 
-    fn cmp_magnitude(&self, other: &Decimal) -> Ordering {
+    fn cmp_magnitude(&self, other: &Decimal<'_>) -> Ordering {
         self.integer
             .len()
             .cmp(&other.integer.len())
             .then_with(|| self.integer.cmp(&other.integer))
-            .then_with(|| self.fraction.as_str().cmp(other.fraction.as_str()))
+            .then_with(|| self.fraction.cmp(&other.fraction))
     }
 }
 
-impl Ord for Decimal {
-    fn cmp(&self, other: &Decimal) -> Ordering {
+impl Ord for Decimal<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
         match (self.negative, other.negative) {
             (false, true) => Ordering::Greater,
             (true, false) => Ordering::Less,
@@ -350,8 +361,8 @@ impl Ord for Decimal {
     }
 }
 
-impl PartialOrd for Decimal {
-    fn partial_cmp(&self, other: &Decimal) -> Option<Ordering> {
+impl PartialOrd for Decimal<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
