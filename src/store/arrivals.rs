@@ -242,7 +242,10 @@ mod tests {
         let limit = Duration::from_millis(20);
         arrivals.gather(&mut commands, &mut batch, 10, limit);
         sending.join().expect("sender");
-        assert!(started.elapsed() >= limit, "it did not wake the writer");
+        assert!(
+            started.elapsed() >= limit,
+            "the wait lasted until the limit"
+        );
         assert_eq!(batch, vec![1, 2]);
     }
 

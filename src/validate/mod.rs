@@ -267,12 +267,21 @@ impl Validator {
 
     /// Every finding about a manifest, filed at `now`.
     pub fn check(&self, manifest: &Manifest, now: SystemTime) -> Report {
-        self.check_encoded(manifest, &manifest.encode_to_vec(), now)
+        self.findings(manifest, &manifest.encode_to_vec(), SchemaChecked::No, now)
     }
 
-    fn check_encoded(&self, manifest: &Manifest, encoded: &[u8], now: SystemTime) -> Report {
+    /// The protobuf schema's constraints (unless the XML schema was checked), then the rules.
+    fn findings(
+        &self,
+        manifest: &Manifest,
+        encoded: &[u8],
+        schema: SchemaChecked,
+        now: SystemTime,
+    ) -> Report {
         let mut report = Report::default();
-        self.constraints.check(encoded, &mut report);
+        if let SchemaChecked::No = schema {
+            self.constraints.check(encoded, &mut report);
+        }
         rules::check(manifest, self.codes, &self.settings, now, &mut report);
         report
     }
@@ -290,14 +299,7 @@ impl Validator {
     ) -> Result<Accepted, Report> {
         let _span = tracing::info_span!("filing.rules").entered();
         let encoded = manifest.encode_to_vec();
-        let mut report = match schema {
-            SchemaChecked::No => self.check_encoded(&manifest, &encoded, now),
-            SchemaChecked::AsXml => {
-                let mut report = Report::default();
-                rules::check(&manifest, self.codes, &self.settings, now, &mut report);
-                report
-            }
-        };
+        let mut report = self.findings(&manifest, &encoded, schema, now);
         if report.has_errors() {
             return Err(report);
         }
