@@ -325,7 +325,9 @@ async fn concurrent_duplicates_and_conflicts_agree_with_the_log() {
                 assert_eq!(mrn.as_str(), record.mrn);
                 assert_ne!(digest, &receipt.digest, "a conflict has other content");
             }
-            Registration::DuplicateDocument { .. } | Registration::NotNextFilingParty { .. } => {
+            Registration::DuplicateDocument { .. }
+            | Registration::NotNextFilingParty { .. }
+            | Registration::PartialFilingExists { .. } => {
                 panic!("each LRN has its own document and no partial filing: {answer:?}")
             }
         }

@@ -293,11 +293,15 @@ impl CarrierService {
                 self.metrics.filing(mode, Outcome::Rejected);
                 Err(status::duplicate_document(&document, &mrn, &document_paths))
             }
-            Registration::NotNextFilingParty { document, expected } => {
+            Registration::NotNextFilingParty { document } => {
                 self.metrics.filing(mode, Outcome::Forbidden);
                 Err(Status::permission_denied(format!(
-                    "master document {document} is to be completed by {expected}, not {caller}"
+                    "master document {document} does not await a house-level filing from {caller}"
                 )))
+            }
+            Registration::PartialFilingExists { document } => {
+                self.metrics.filing(mode, Outcome::Rejected);
+                Err(status::partial_filing_exists(&document, &document_paths))
             }
         }
     }

@@ -68,6 +68,37 @@ pub fn conflict(lrn: &str, mrn: &Mrn) -> Status {
 
 /// `INVALID_ARGUMENT` with a code 81 finding: the filer already filed this master document.
 pub fn duplicate_document(document: &str, mrn: &Mrn, paths: &[(String, String)]) -> Status {
+    document_finding(
+        document,
+        paths,
+        "store.duplicate_master_document",
+        format!(
+            "you filed master transport document {document} already, as {mrn}; amend {mrn} instead"
+        ),
+    )
+}
+
+/// `INVALID_ARGUMENT` with a code 81 finding: another partial filing of this master document
+/// awaits completion. It names neither that filing nor its filer.
+pub fn partial_filing_exists(document: &str, paths: &[(String, String)]) -> Status {
+    document_finding(
+        document,
+        paths,
+        "store.partial_filing_exists",
+        format!(
+            "master transport document {document} already has a partial filing awaiting \
+             completion; check the document number"
+        ),
+    )
+}
+
+/// A rejection with one code 81 finding about `document`, at its path in the filing.
+fn document_finding(
+    document: &str,
+    paths: &[(String, String)],
+    rule: &'static str,
+    message: String,
+) -> Status {
     let path = paths
         .iter()
         .find(|(number, _)| number == document)
@@ -75,11 +106,9 @@ pub fn duplicate_document(document: &str, mrn: &Mrn, paths: &[(String, String)])
     let mut report = Report::default();
     report.push(Finding {
         code: validate::Code::DuplicateDocument,
-        rule: "store.duplicate_master_document",
+        rule,
         path: path.to_owned(),
-        message: format!(
-            "you filed master transport document {document} already, as {mrn}; amend {mrn} instead"
-        ),
+        message,
         severity: Severity::Error,
         value: document.to_owned(),
     });

@@ -65,9 +65,13 @@ pub enum Registration {
     /// A master transport document of the filing was filed by the same filer, under this MRN,
     /// within the window.
     DuplicateDocument { document: String, mrn: Mrn },
-    /// The filing completes the partial filing of `document`, but is not from the next filing
-    /// party that filing named.
-    NotNextFilingParty { document: String, expected: String },
+    /// The filing refers to `document`, whose partial filing awaits a house-level filing from
+    /// another party. Who filed it and whom it named are not the caller's business: neither is
+    /// said.
+    NotNextFilingParty { document: String },
+    /// A partial filing for `document` is already awaiting completion (first wins, within the
+    /// duplicate-document window), filed by someone else: which filing, and whose, is not said.
+    PartialFilingExists { document: String },
 }
 
 /// A change to a registered filing.

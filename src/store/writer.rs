@@ -594,7 +594,10 @@ impl Writer {
         }
         let decided = self.existing(&filing).and_then(|found| match found {
             Some(registration) => Ok(Some(registration)),
-            None => self.document_taken(&filing, documents_in_batch, records),
+            None => match self.document_taken(&filing, documents_in_batch, records)? {
+                Some(registration) => Ok(Some(registration)),
+                None => self.partial_taken(&filing, records),
+            },
         });
         let links = match decided {
             Ok(None) => self.links(&filing, records),
@@ -738,7 +741,6 @@ impl Writer {
             if expected != filing.filer.as_str() {
                 return Ok(Err(Registration::NotNextFilingParty {
                     document: document.clone(),
-                    expected,
                 }));
             }
             links.push(Link {
@@ -893,6 +895,50 @@ impl Writer {
                 return Ok(Some(Registration::DuplicateDocument {
                     document: document.clone(),
                     mrn,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A refusal if the filing is partial and one of its master documents already has a
+    /// partial filing awaiting completion (in this batch, or in the index and filed within the
+    /// window): the first partial filing of a master document keeps it, so nobody can replace
+    /// the next filing party it named.
+    fn partial_taken(
+        &self,
+        filing: &NewFiling,
+        records: &[LogRecord],
+    ) -> Result<Option<Registration>, StoreError> {
+        if filing.next_filing_party.is_none() {
+            return Ok(None);
+        }
+        for document in &filing.master_documents {
+            let taken = records
+                .iter()
+                .any(|r| !r.next_filing_party.is_empty() && r.master_documents.contains(document));
+            let taken = taken
+                || match self.index.awaiting(document)? {
+                    None => false,
+                    Some((mrn, _)) => {
+                        let filed_at = self
+                            .index
+                            .status(&mrn)?
+                            .and_then(|s| s.receipt)
+                            .and_then(|r| r.received_at)
+                            .map_or(std::time::UNIX_EPOCH, |t| {
+                                std::time::UNIX_EPOCH
+                                    + std::time::Duration::from_secs(t.seconds.max(0) as u64)
+                            });
+                        filing
+                            .received_at
+                            .duration_since(filed_at)
+                            .map_or(true, |age| age < self.document_window)
+                    }
+                };
+            if taken {
+                return Ok(Some(Registration::PartialFilingExists {
+                    document: document.clone(),
                 }));
             }
         }
