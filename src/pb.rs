@@ -29,6 +29,28 @@ static POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
     DescriptorPool::decode(DESCRIPTOR_SET).expect("the descriptor set built by build.rs decodes")
 });
 
+/// The `FileDescriptorSet` of one `.proto` file (e.g. `aci/v1/carrier.proto`) and the
+/// files it imports, transitively: what a listener's reflection serves, so it shows its own
+/// public contract and nothing else (not the storage layout of `aci.store.v1`).
+pub fn descriptor_set_of(file: &str) -> prost_types::FileDescriptorSet {
+    use prost::Message;
+    let Ok(all) = prost_types::FileDescriptorSet::decode(DESCRIPTOR_SET) else {
+        return prost_types::FileDescriptorSet::default();
+    };
+    let mut wanted = vec![file.to_owned()];
+    let mut kept: Vec<prost_types::FileDescriptorProto> = Vec::new();
+    while let Some(name) = wanted.pop() {
+        if kept.iter().any(|f| f.name() == name) {
+            continue;
+        }
+        if let Some(found) = all.file.iter().find(|f| f.name() == name) {
+            wanted.extend(found.dependency.iter().cloned());
+            kept.push(found.clone());
+        }
+    }
+    prost_types::FileDescriptorSet { file: kept }
+}
+
 /// The descriptor pool of the wire contracts.
 pub fn descriptor_pool() -> &'static DescriptorPool {
     &POOL

@@ -374,6 +374,8 @@ impl PeerService {
                 "text is longer than {MAX_NOTICE_TEXT} bytes"
             )));
         }
+        crate::validate::check_free_text("the notice's text", &notice.text)
+            .map_err(Status::invalid_argument)?;
         let mrn = Mrn::parse(&notice.mrn).map_err(|e| {
             Status::invalid_argument(format!("{:?} is not an MRN: {e}", notice.mrn))
         })?;

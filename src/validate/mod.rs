@@ -161,6 +161,24 @@ pub struct Accepted {
     pub next_filing_party: Option<String>,
 }
 
+/// Refuses free text (a notice's text, a referral's answer, a reason) that holds a control
+/// character, saying which and where. Line breaks and tabs are text; ESC, NUL and their kind
+/// are not: they would reach another party's terminal or log as they are.
+pub fn check_free_text(what: &str, text: &str) -> Result<(), String> {
+    match text
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        Some((at, c)) => Err(format!(
+            "{what} holds the control character U+{:04X} at character {at}; only line breaks \
+             and tabs may stand in it",
+            u32::from(c)
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Filing types that are partial: completed by house-level filings of a next filing party.
 pub fn is_partial(filing_type: &str) -> bool {
     matches!(filing_type, "F12" | "F13")

@@ -526,6 +526,22 @@ impl<'s> Pass<'s, '_> {
                     }
                     return Ok(());
                 }
+                // Ignored, but bounded like text: a 3 MB comment is no filing.
+                Event::Comment(c) if c.len() > self.limits.max_text => {
+                    let limit = self.limits.max_text;
+                    self.find(
+                        offset,
+                        XmlCode::Limit,
+                        format!("comment longer than {limit} bytes"),
+                    );
+                    return Err(Fatal);
+                }
+                Event::PI(pi) if pi.len() > self.limits.max_text => {
+                    let limit = self.limits.max_text;
+                    let message = format!("processing instruction longer than {limit} bytes");
+                    self.find(offset, XmlCode::Limit, message);
+                    return Err(Fatal);
+                }
                 Event::Comment(_) | Event::PI(_) => {}
             }
         }
