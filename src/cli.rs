@@ -271,6 +271,20 @@ enum PkiCommand {
         #[arg(long = "host")]
         hosts: Vec<String>,
     },
+    /// Issue a carrier certificate (valid 90 days) from the development carrier CA; prints
+    /// its files and serial number.
+    IssueCarrier {
+        eori: String,
+        #[arg(long, default_value = "var/pki")]
+        dir: PathBuf,
+    },
+    /// Revoke a carrier certificate by serial number (hex): the CRL is written anew and a
+    /// running gateway refuses the certificate from its next handshake on, without a restart.
+    Revoke {
+        serial: String,
+        #[arg(long, default_value = "var/pki")]
+        dir: PathBuf,
+    },
 }
 
 const DEFAULT_CONFIG: &str = "config/gateway.toml";
@@ -337,6 +351,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 unsafe_no_fsync,
                 disk: None,
             };
+            // Whatever the shell's umask, what the gateway writes (log, index, sled's own
+            // files) is readable by its user only.
+            rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
             serve(&config, options, ready_file).await
         }
         Command::Demo { dir } => {
@@ -361,6 +378,40 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             pki::init(&dir, &gateway_id, &hosts)?;
             println!("development PKI created in {}", dir.display());
+            println!(
+                "the CA private keys are in {} (0700): the gateway never reads them; keep them \
+                 off the machines that run it",
+                dir.join(pki::CA_DIR).display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pki {
+            command: PkiCommand::IssueCarrier { eori, dir },
+        } => {
+            if crate::ids::Eori::parse(&eori).is_none() {
+                anyhow::bail!("{eori:?} is not an EORI number");
+            }
+            let issued = pki::issue_carrier(&dir, &eori)?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "eori": eori,
+                    "cert": issued.cert.display().to_string(),
+                    "key": issued.key.display().to_string(),
+                    "serial": issued.serial,
+                    "valid_days": pki::LEAF_DAYS,
+                })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pki {
+            command: PkiCommand::Revoke { serial, dir },
+        } => {
+            let count = pki::revoke(&dir, &serial)?;
+            println!(
+                "revoked {serial}; {} lists {count} revoked certificate(s)",
+                dir.join(pki::CARRIER_CRL).display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Submit { file, client } => submit(&file, &client).await,

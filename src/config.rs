@@ -25,6 +25,8 @@ pub struct Config {
     pub carrier_api: CarrierApi,
     /// Listener for peer administrations (mutual TLS against the peer CA).
     pub peer_listen: SocketAddr,
+    /// HTTP/2 limits of the peer listener.
+    pub peer_limits: crate::http2::ListenerLimits,
     /// Plain HTTP listener for health checks and metrics.
     pub admin_listen: SocketAddr,
     pub tls: TlsFiles,
@@ -63,6 +65,8 @@ pub struct CarrierApi {
     /// Filings (and amendments) one carrier may send per second, sustained, and in a burst;
     /// beyond, RESOURCE_EXHAUSTED with a retry-after. `None`: no limit.
     pub rate_per_carrier: Option<crate::ingest::limit::Rate>,
+    /// HTTP/2 limits of the carrier listener.
+    pub limits: crate::http2::ListenerLimits,
 }
 
 /// Certificate and key files. With `dev_pki` set, they live in that directory and are created
@@ -74,6 +78,34 @@ pub struct TlsFiles {
     pub server_key: PathBuf,
     pub carrier_ca: PathBuf,
     pub peer_ca: PathBuf,
+    /// Revocation lists (PEM) of the carrier CA, checked at each carrier handshake. With
+    /// `dev_pki`, the development CA's list unless given.
+    pub carrier_crls: Vec<PathBuf>,
+    /// Revocation lists (PEM) of the peer CAs: checked on the peer listener and when calling
+    /// peers.
+    pub peer_crls: Vec<PathBuf>,
+}
+
+impl TlsFiles {
+    /// What the carrier listener's TLS is made from.
+    pub fn carrier_listener(&self) -> crate::tls::ServerFiles {
+        crate::tls::ServerFiles {
+            cert: self.server_cert.clone(),
+            key: self.server_key.clone(),
+            client_ca: self.carrier_ca.clone(),
+            crls: self.carrier_crls.clone(),
+        }
+    }
+
+    /// What the peer listener's TLS is made from.
+    pub fn peer_listener(&self) -> crate::tls::ServerFiles {
+        crate::tls::ServerFiles {
+            cert: self.server_cert.clone(),
+            key: self.server_key.clone(),
+            client_ca: self.peer_ca.clone(),
+            crls: self.peer_crls.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -129,7 +161,7 @@ impl Config {
 struct RawConfig {
     gateway: RawGateway,
     carrier_api: RawCarrierApi,
-    peer_api: RawListener,
+    peer_api: RawPeerApi,
     admin: RawListener,
     tls: RawTls,
     #[serde(default)]
@@ -243,6 +275,103 @@ struct RawCarrierApi {
     rate_per_carrier: Option<f64>,
     /// Filings one carrier may send at once above the rate (default: one second's worth).
     burst_per_carrier: Option<f64>,
+    // HTTP/2 limits: see `RawLimits`. (Listed here, not flattened: serde's flatten would
+    // let unknown keys through.)
+    max_concurrent_streams: Option<u32>,
+    max_header_list_bytes: Option<u32>,
+    max_pending_message_bytes: Option<usize>,
+    request_timeout_seconds: Option<u64>,
+    max_connection_age_seconds: Option<u64>,
+    max_connection_age_grace_seconds: Option<u64>,
+    max_local_resets: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeerApi {
+    listen: String,
+    max_concurrent_streams: Option<u32>,
+    max_header_list_bytes: Option<u32>,
+    max_pending_message_bytes: Option<usize>,
+    request_timeout_seconds: Option<u64>,
+    max_connection_age_seconds: Option<u64>,
+    max_connection_age_grace_seconds: Option<u64>,
+    max_local_resets: Option<usize>,
+}
+
+/// A listener's HTTP/2 limits as written (see `http2::ListenerLimits`); absent keys take its
+/// defaults.
+struct RawLimits {
+    section: &'static str,
+    max_concurrent_streams: Option<u32>,
+    max_header_list_bytes: Option<u32>,
+    max_pending_message_bytes: Option<usize>,
+    request_timeout_seconds: Option<u64>,
+    max_connection_age_seconds: Option<u64>,
+    max_connection_age_grace_seconds: Option<u64>,
+    max_local_resets: Option<usize>,
+}
+
+impl RawLimits {
+    fn seal(
+        self,
+        invalid: &dyn Fn(&'static str, String) -> ConfigError,
+    ) -> Result<crate::http2::ListenerLimits, ConfigError> {
+        let defaults = crate::http2::ListenerLimits::default();
+        let section = self.section;
+        // Each limit must be at least 1 (0 would refuse everything or mean "none").
+        let positive = |key: &'static str, value: u64| {
+            if value == 0 {
+                Err(invalid(
+                    key,
+                    format!("{section}: must be at least 1 (there is no \"no limit\")"),
+                ))
+            } else {
+                Ok(value)
+            }
+        };
+        let seconds = |key, value: Option<u64>, default: std::time::Duration| {
+            value.map_or(Ok(default), |v| {
+                positive(key, v).map(std::time::Duration::from_secs)
+            })
+        };
+        Ok(crate::http2::ListenerLimits {
+            max_concurrent_streams: positive(
+                "max_concurrent_streams",
+                self.max_concurrent_streams
+                    .map_or(defaults.max_concurrent_streams.into(), u64::from),
+            )? as u32,
+            max_header_list_bytes: positive(
+                "max_header_list_bytes",
+                self.max_header_list_bytes
+                    .map_or(defaults.max_header_list_bytes.into(), u64::from),
+            )? as u32,
+            max_pending_message_bytes: positive(
+                "max_pending_message_bytes",
+                self.max_pending_message_bytes
+                    .unwrap_or(defaults.max_pending_message_bytes) as u64,
+            )? as usize,
+            request_timeout: seconds(
+                "request_timeout_seconds",
+                self.request_timeout_seconds,
+                defaults.request_timeout,
+            )?,
+            max_connection_age: seconds(
+                "max_connection_age_seconds",
+                self.max_connection_age_seconds,
+                defaults.max_connection_age,
+            )?,
+            max_connection_age_grace: seconds(
+                "max_connection_age_grace_seconds",
+                self.max_connection_age_grace_seconds,
+                defaults.max_connection_age_grace,
+            )?,
+            max_local_resets: positive(
+                "max_local_resets",
+                self.max_local_resets.unwrap_or(defaults.max_local_resets) as u64,
+            )? as usize,
+        })
+    }
 }
 
 fn default_max_message_bytes() -> usize {
@@ -263,6 +392,9 @@ struct RawTls {
     server_key: Option<PathBuf>,
     carrier_ca: Option<PathBuf>,
     peer_ca: Option<PathBuf>,
+    carrier_crls: Option<Vec<PathBuf>>,
+    #[serde(default)]
+    peer_crls: Vec<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -331,6 +463,30 @@ impl RawConfig {
         };
         let carrier_listen = listen("carrier_api.listen", &self.carrier_api.listen)?;
         let peer_listen = listen("peer_api.listen", &self.peer_api.listen)?;
+        let carrier = &self.carrier_api;
+        let carrier_limits = RawLimits {
+            section: "carrier_api",
+            max_concurrent_streams: carrier.max_concurrent_streams,
+            max_header_list_bytes: carrier.max_header_list_bytes,
+            max_pending_message_bytes: carrier.max_pending_message_bytes,
+            request_timeout_seconds: carrier.request_timeout_seconds,
+            max_connection_age_seconds: carrier.max_connection_age_seconds,
+            max_connection_age_grace_seconds: carrier.max_connection_age_grace_seconds,
+            max_local_resets: carrier.max_local_resets,
+        }
+        .seal(&invalid)?;
+        let peer = &self.peer_api;
+        let peer_limits = RawLimits {
+            section: "peer_api",
+            max_concurrent_streams: peer.max_concurrent_streams,
+            max_header_list_bytes: peer.max_header_list_bytes,
+            max_pending_message_bytes: peer.max_pending_message_bytes,
+            request_timeout_seconds: peer.request_timeout_seconds,
+            max_connection_age_seconds: peer.max_connection_age_seconds,
+            max_connection_age_grace_seconds: peer.max_connection_age_grace_seconds,
+            max_local_resets: peer.max_local_resets,
+        }
+        .seal(&invalid)?;
         let admin_listen = listen("admin.listen", &self.admin.listen)?;
         const MESSAGE_LIMITS: std::ops::RangeInclusive<usize> = 1024..=(64 * 1024 * 1024);
         if !MESSAGE_LIMITS.contains(&self.carrier_api.max_message_bytes) {
@@ -518,8 +674,10 @@ impl RawConfig {
                 listen: carrier_listen,
                 max_message_bytes: self.carrier_api.max_message_bytes,
                 rate_per_carrier,
+                limits: carrier_limits,
             },
             peer_listen,
+            peer_limits,
             admin_listen,
             tls,
             store: StoreSettings {
@@ -696,6 +854,12 @@ impl RawTls {
                 crate::pki::CARRIER_CA_CERT,
             )?,
             peer_ca: file("tls.peer_ca", self.peer_ca, crate::pki::ADMIN_CA_CERT)?,
+            carrier_crls: match (self.carrier_crls, &dev_pki) {
+                (Some(files), _) => files.into_iter().map(|f| base.join(f)).collect(),
+                (None, Some(dir)) => vec![dir.join(crate::pki::CARRIER_CRL)],
+                (None, None) => Vec::new(),
+            },
+            peer_crls: self.peer_crls.into_iter().map(|f| base.join(f)).collect(),
             dev_pki,
         })
     }

@@ -26,7 +26,10 @@
 //! - [`store`]: the segment log (framing, CRC, hash chain), group commit, the sled index.
 //! - [`load`]: `aci-gateway load`, the load generator.
 //! - [`ids`]: MRN, LRN, EORI and sequence types; the ISO 6346 check character.
-//! - [`tls`]: rustls configurations, the accept loop, identities from certificates.
+//! - [`tls`]: rustls configurations (client profile, CRLs, reload), the accept loop,
+//!   identities from certificates.
+//! - [`http2`]: what one HTTP/2 connection may cost a listener; whole messages only to the
+//!   decoder.
 //! - [`pki`]: the development PKI created on first start.
 //! - [`client`]: a carrier's client and an administration's peer client (CLI, tests).
 //! - [`telemetry`]: logging and the Prometheus counters.
@@ -38,6 +41,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod exchange;
+pub mod http2;
 pub mod ids;
 pub mod ingest;
 pub mod load;

@@ -12,27 +12,37 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
 pub const CARRIER_CA_CERT: &str = "carrier-ca.pem";
-pub const CARRIER_CA_KEY: &str = "carrier-ca.key";
+/// The CA private keys live in their own directory (0700), apart from the gateway's runtime
+/// files: the gateway never reads them; only `pki issue-carrier` and `pki revoke` do.
+pub const CA_DIR: &str = "ca";
+pub const CARRIER_CA_KEY: &str = "ca/carrier-ca.key";
 pub const ADMIN_CA_CERT: &str = "admin-ca.pem";
-pub const ADMIN_CA_KEY: &str = "admin-ca.key";
+pub const ADMIN_CA_KEY: &str = "ca/admin-ca.key";
+/// The carrier CA's revocation list, which the gateway checks at each handshake.
+pub const CARRIER_CRL: &str = "carrier-crl.pem";
+/// The serials the carrier CA revoked, one per line in hex (what `CARRIER_CRL` is made from).
+const CARRIER_REVOKED: &str = "ca/carrier-revoked.txt";
 pub const GATEWAY_CERT: &str = "gateway.pem";
 pub const GATEWAY_KEY: &str = "gateway.key";
 pub const SAMPLE_CARRIER_CERT: &str = "carrier.pem";
 pub const SAMPLE_CARRIER_KEY: &str = "carrier.key";
 /// The EORI of the sample carrier, as filer in `schemas/examples/`.
 pub const SAMPLE_CARRIER_EORI: &str = "GB123456789000";
+/// How long the development PKI's leaf certificates (gateway, carriers) are valid.
+pub const LEAF_DAYS: i64 = 90;
 
-const FILES: [&str; 8] = [
+const FILES: [&str; 9] = [
     CARRIER_CA_CERT,
     CARRIER_CA_KEY,
     ADMIN_CA_CERT,
     ADMIN_CA_KEY,
+    CARRIER_CRL,
     GATEWAY_CERT,
     GATEWAY_KEY,
     SAMPLE_CARRIER_CERT,
@@ -63,6 +73,10 @@ pub enum PkiError {
     Incomplete { dir: PathBuf, missing: String },
     #[error("{0} already exists; refusing to overwrite it")]
     Exists(PathBuf),
+    #[error("{path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{0:?} is not a certificate serial number in hex")]
+    Serial(String),
 }
 
 /// A certificate and its private key, PEM-encoded.
@@ -101,7 +115,8 @@ impl Validity {
 
 /// A certificate authority that can issue leaf certificates.
 pub struct Authority {
-    issuer: CertifiedIssuer<'static, KeyPair>,
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
     key_pem: String,
 }
 
@@ -127,12 +142,61 @@ impl Authority {
         params.not_after = validity.not_after;
         let key = KeyPair::generate()?;
         let key_pem = key.serialize_pem();
-        let issuer = CertifiedIssuer::self_signed(params, key)?;
-        Ok(Authority { issuer, key_pem })
+        let cert_pem = params.self_signed(&key)?.pem();
+        Ok(Authority {
+            issuer: Issuer::new(params, key),
+            cert_pem,
+            key_pem,
+        })
+    }
+
+    /// The CA whose certificate and key are in these PEM files.
+    pub fn load(cert: &Path, key: &Path) -> Result<Authority, PkiError> {
+        let read = |path: &Path| {
+            fs::read_to_string(path).map_err(|source| PkiError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+        let unreadable = |path: &Path, e: rcgen::Error| PkiError::Read {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
+        let signing_key = KeyPair::from_pem(&key_pem).map_err(|e| unreadable(key, e))?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&cert_pem, signing_key).map_err(|e| unreadable(cert, e))?;
+        Ok(Authority {
+            issuer,
+            cert_pem,
+            key_pem,
+        })
+    }
+
+    /// A revocation list naming `serials` (big-endian bytes), valid for `days`.
+    pub fn crl(&self, serials: &[Vec<u8>], days: i64) -> Result<String, PkiError> {
+        let now = OffsetDateTime::now_utc();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - Duration::minutes(5),
+            next_update: now + Duration::days(days),
+            crl_number: rcgen::SerialNumber::from_slice(&now.unix_timestamp().to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|serial| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from_slice(serial),
+                    revocation_time: now,
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.pem()?)
     }
 
     pub fn cert_pem(&self) -> String {
-        self.issuer.pem()
+        self.cert_pem.clone()
     }
 
     pub fn key_pem(&self) -> &str {
@@ -188,9 +252,11 @@ fn name(common_name: &str) -> DistinguishedName {
 }
 
 /// Makes sure `dir` holds a complete development PKI, creating it if `dir` does not exist.
-/// Returns whether it was created now.
+/// Returns whether it was created now. A PKI made before the CA keys had a directory of their
+/// own, or before it had a revocation list, is brought up to date.
 pub fn ensure_dev_pki(dir: &Path, gateway_id: &str) -> Result<bool, PkiError> {
     if dir.exists() {
+        upgrade(dir)?;
         let missing: Vec<&str> = FILES
             .iter()
             .copied()
@@ -208,8 +274,27 @@ pub fn ensure_dev_pki(dir: &Path, gateway_id: &str) -> Result<bool, PkiError> {
     Ok(true)
 }
 
+/// Moves CA keys left beside the runtime files into `ca/`, and writes a missing CRL.
+fn upgrade(dir: &Path) -> Result<(), PkiError> {
+    for key in [CARRIER_CA_KEY, ADMIN_CA_KEY] {
+        let Some(name) = Path::new(key).file_name() else {
+            continue;
+        };
+        let (old, new) = (dir.join(name), dir.join(key));
+        if old.is_file() && !new.exists() {
+            create_private_dir(&dir.join(CA_DIR))?;
+            fs::rename(&old, &new).map_err(|source| PkiError::Io { path: old, source })?;
+        }
+    }
+    if !dir.join(CARRIER_CRL).exists() && dir.join(CARRIER_CA_KEY).is_file() {
+        write_crl(dir)?;
+    }
+    Ok(())
+}
+
 /// Creates a development PKI in `dir`, which must not exist. The files appear all at once
-/// (written to a sibling directory, synced, then renamed into place).
+/// (written to a sibling directory, synced, then renamed into place). The CA keys go to
+/// `ca/` (0700), apart from what the gateway reads at run time.
 /// The gateway's certificate names localhost and the loopback addresses, and `extra_hosts`
 /// (the names peers and carriers reach it by, e.g. a container's service name).
 pub fn init(dir: &Path, gateway_id: &str, extra_hosts: &[String]) -> Result<(), PkiError> {
@@ -220,9 +305,10 @@ pub fn init(dir: &Path, gateway_id: &str, extra_hosts: &[String]) -> Result<(), 
     let admin_ca = Authority::new("aci-gateway dev administrations CA")?;
     let mut hosts = vec!["localhost", "127.0.0.1", "::1"];
     hosts.extend(extra_hosts.iter().map(String::as_str));
-    let gateway = admin_ca.issue_gateway(&hosts, &admin_uri(gateway_id), Validity::days(825))?;
-    let carrier =
-        carrier_ca.issue_client(&carrier_uri(SAMPLE_CARRIER_EORI), Validity::days(825))?;
+    let validity = Validity::days(LEAF_DAYS);
+    let gateway = admin_ca.issue_gateway(&hosts, &admin_uri(gateway_id), validity)?;
+    let carrier = carrier_ca.issue_client(&carrier_uri(SAMPLE_CARRIER_EORI), validity)?;
+    let crl = carrier_ca.crl(&[], CRL_DAYS)?;
 
     let parent = dir.parent().unwrap_or(Path::new("."));
     create_dir_all(parent)?;
@@ -234,18 +320,21 @@ pub fn init(dir: &Path, gateway_id: &str, extra_hosts: &[String]) -> Result<(), 
         std::process::id()
     ));
     create_dir_all(&staging)?;
+    create_private_dir(&staging.join(CA_DIR))?;
     let files = [
         (CARRIER_CA_CERT, carrier_ca.cert_pem()),
         (CARRIER_CA_KEY, carrier_ca.key_pem().to_owned()),
         (ADMIN_CA_CERT, admin_ca.cert_pem()),
         (ADMIN_CA_KEY, admin_ca.key_pem().to_owned()),
+        (CARRIER_CRL, crl),
+        (CARRIER_REVOKED, String::new()),
         (GATEWAY_CERT, gateway.cert_pem),
         (GATEWAY_KEY, gateway.key_pem),
         (SAMPLE_CARRIER_CERT, carrier.cert_pem),
         (SAMPLE_CARRIER_KEY, carrier.key_pem),
     ];
     for (file, contents) in &files {
-        let secret = file.ends_with(".key");
+        let secret = file.ends_with(".key") || file.starts_with(CA_DIR);
         write_file(&staging.join(file), contents.as_bytes(), secret)?;
     }
     fs::rename(&staging, dir).map_err(|source| PkiError::Io {
@@ -253,6 +342,108 @@ pub fn init(dir: &Path, gateway_id: &str, extra_hosts: &[String]) -> Result<(), 
         source,
     })?;
     Ok(())
+}
+
+/// How long a revocation list of the development PKI is valid (it is made anew at each
+/// revocation; the gateway does not refuse an outdated one).
+const CRL_DAYS: i64 = 30;
+
+/// A carrier certificate issued by the development PKI's carrier CA.
+#[derive(Debug)]
+pub struct IssuedCarrier {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Its serial number in hex, for `pki revoke`.
+    pub serial: String,
+}
+
+/// Issues a carrier certificate for `eori` (valid [`LEAF_DAYS`]) into `dir` as
+/// `carrier-<EORI>.pem` and `.key`.
+pub fn issue_carrier(dir: &Path, eori: &str) -> Result<IssuedCarrier, PkiError> {
+    let ca = Authority::load(&dir.join(CARRIER_CA_CERT), &dir.join(CARRIER_CA_KEY))?;
+    let issued = ca.issue_client(&carrier_uri(eori), Validity::days(LEAF_DAYS))?;
+    let cert = dir.join(format!("carrier-{eori}.pem"));
+    let key = dir.join(format!("carrier-{eori}.key"));
+    let serial = serial_of(&issued.cert_pem).ok_or_else(|| PkiError::Read {
+        path: cert.clone(),
+        message: "the new certificate does not parse".into(),
+    })?;
+    write_file(&cert, issued.cert_pem.as_bytes(), false)?;
+    write_file(&key, issued.key_pem.as_bytes(), true)?;
+    Ok(IssuedCarrier { cert, key, serial })
+}
+
+/// Revokes the carrier certificate with this serial (hex, as `pki issue-carrier` printed it,
+/// colons allowed): adds it to the carrier CA's list and writes the CRL anew, which a running
+/// gateway reloads by itself. Returns the number of serials now revoked.
+pub fn revoke(dir: &Path, serial: &str) -> Result<usize, PkiError> {
+    let wanted: String = serial
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if wanted.is_empty() || hex::decode(&wanted).is_err() {
+        return Err(PkiError::Serial(serial.to_owned()));
+    }
+    let list = dir.join(CARRIER_REVOKED);
+    let mut serials = revoked(dir)?;
+    if !serials.contains(&wanted) {
+        serials.push(wanted);
+    }
+    write_file(&list, (serials.join("\n") + "\n").as_bytes(), true)?;
+    write_crl(dir)?;
+    Ok(serials.len())
+}
+
+/// The serials revoked so far (hex).
+fn revoked(dir: &Path) -> Result<Vec<String>, PkiError> {
+    let list = dir.join(CARRIER_REVOKED);
+    match fs::read_to_string(&list) {
+        Ok(text) => Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(PkiError::Io { path: list, source }),
+    }
+}
+
+/// Writes the carrier CA's CRL from its list of revoked serials (to a temporary file renamed
+/// into place, so a gateway reloading it never reads half of one).
+fn write_crl(dir: &Path) -> Result<(), PkiError> {
+    let ca = Authority::load(&dir.join(CARRIER_CA_CERT), &dir.join(CARRIER_CA_KEY))?;
+    let serials: Vec<Vec<u8>> = revoked(dir)?
+        .iter()
+        .filter_map(|s| hex::decode(s).ok())
+        .collect();
+    let crl = ca.crl(&serials, CRL_DAYS)?;
+    let path = dir.join(CARRIER_CRL);
+    let staging = dir.join(format!(".{CARRIER_CRL}.new"));
+    write_file(&staging, crl.as_bytes(), false)?;
+    fs::rename(&staging, &path).map_err(|source| PkiError::Io { path, source })
+}
+
+/// A PEM certificate's serial number in hex.
+pub fn serial_of(cert_pem: &str) -> Option<String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    Some(hex::encode(cert.raw_serial()))
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let io = |source| PkiError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)
 }
 
 fn create_dir_all(dir: &Path) -> Result<(), PkiError> {

@@ -17,6 +17,7 @@ use tonic::transport::Server;
 use crate::config::Config;
 use crate::exchange::service::PeerService;
 use crate::exchange::{Exchange, forward};
+use crate::http2::{ListenerLimits, MessageBudget};
 use crate::ingest::{Access, CarrierService};
 use crate::pb::carrier_gateway_server::CarrierGatewayServer;
 use crate::pb::peer_exchange_server::PeerExchangeServer;
@@ -56,6 +57,14 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("a server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error(
+        "--insecure-dev trusts a header for the caller's identity, so every listener must be on \
+         loopback; {listener} is configured on {addr}"
+    )]
+    InsecureNotLoopback {
+        listener: &'static str,
+        addr: SocketAddr,
+    },
 }
 
 /// How to run, beyond the config file.
@@ -87,6 +96,8 @@ pub struct Gateway {
         JoinHandle<Result<(), tonic::transport::Error>>,
     )>,
     admin: JoinHandle<()>,
+    /// Reloads certificates, keys and CRLs when they change.
+    reloader: JoinHandle<()>,
     forwarders: Vec<JoinHandle<()>>,
     exchange: Arc<Exchange>,
 }
@@ -95,21 +106,24 @@ impl Gateway {
     /// Opens the store, binds every listener and starts serving.
     pub async fn start(config: &Config, options: Options) -> Result<Gateway, ServerError> {
         tls::install_crypto_provider();
+        if options.insecure_dev {
+            for (listener, addr) in [
+                ("carrier_api.listen", config.carrier_api.listen),
+                ("peer_api.listen", config.peer_listen),
+                ("admin.listen", config.admin_listen),
+            ] {
+                if !addr.ip().is_loopback() {
+                    return Err(ServerError::InsecureNotLoopback { listener, addr });
+                }
+            }
+        }
         if let Some(dir) = &config.tls.dev_pki
             && pki::ensure_dev_pki(dir, &config.gateway_id)?
         {
             tracing::info!(dir = %dir.display(), "created a development PKI");
         }
-        let carrier_tls = tls::server_config(
-            &config.tls.server_cert,
-            &config.tls.server_key,
-            &config.tls.carrier_ca,
-        )?;
-        let peer_tls = tls::server_config(
-            &config.tls.server_cert,
-            &config.tls.server_key,
-            &config.tls.peer_ca,
-        )?;
+        let carrier_tls = Arc::new(tls::Reloadable::new(config.tls.carrier_listener())?);
+        let peer_tls = Arc::new(tls::Reloadable::new(config.tls.peer_listener())?);
 
         let data_dir = config.data_dir.clone();
         let store_options = StoreOptions {
@@ -185,21 +199,29 @@ impl Gateway {
         )
         .max_decoding_message_size(config.carrier_api.max_message_bytes);
         // An envelope carries a manifest as large as a carrier may file, and a little more.
+        let peer_max_message = config.carrier_api.max_message_bytes + 64 * 1024;
         let peer_service = PeerExchangeServer::new(PeerService::new(
             Arc::clone(&exchange),
             Arc::clone(&metrics),
             shutdown.clone(),
         ))
-        .max_decoding_message_size(config.carrier_api.max_message_bytes + 64 * 1024);
+        .max_decoding_message_size(peer_max_message);
 
-        // Server reflection on both listeners, so stock tools (grpcurl) can list and call.
-        let reflection = || {
+        // Server reflection on both listeners, so stock tools (grpcurl) can list and call: each
+        // shows its own service, its health and the files they need, nothing else.
+        let reflection = |file: &str, service: &str| {
             tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(crate::pb::DESCRIPTOR_SET)
+                .register_file_descriptor_set(crate::pb::descriptor_set_of(file))
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name(service)
+                .with_service_name("grpc.health.v1.Health")
+                .with_service_name("grpc.reflection.v1.ServerReflection")
                 .build_v1()
         };
-        let (carrier_reflection, peer_reflection) = (reflection()?, reflection()?);
+        let (carrier_reflection, peer_reflection) = (
+            reflection("aci/v1/carrier.proto", "aci.v1.CarrierGateway")?,
+            reflection("aci/v1/exchange.proto", "aci.v1.PeerExchange")?,
+        );
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_serving::<CarrierGatewayServer<CarrierService>>()
@@ -216,12 +238,16 @@ impl Gateway {
         }
         let carrier_incoming = tls::accept(
             carrier_listener,
-            (!options.insecure_dev).then_some(carrier_tls),
+            (!options.insecure_dev).then(|| Arc::clone(&carrier_tls)),
             "carrier",
             Arc::clone(&metrics),
             shutdown.clone(),
         );
-        let carrier_router = server_builder()
+        let carrier_router = server_builder(&config.carrier_api.limits)
+            .layer(whole_messages_only(
+                config.carrier_api.limits,
+                config.carrier_api.max_message_bytes,
+            ))
             .layer(tower::util::MapResponseLayer::new(
                 transport_refusals_in_plain_words as fn(_) -> _,
             ))
@@ -249,12 +275,13 @@ impl Gateway {
         // Peer administrations: mutual TLS against the peer CA.
         let peer_incoming = tls::accept(
             peer_listener,
-            Some(peer_tls),
+            Some(Arc::clone(&peer_tls)),
             "peer",
             Arc::clone(&metrics),
             shutdown.clone(),
         );
-        let peer_server = server_builder()
+        let peer_server = server_builder(&config.peer_limits)
+            .layer(whole_messages_only(config.peer_limits, peer_max_message))
             .add_service(health_service)
             .add_service(peer_reflection)
             .add_service(peer_service)
@@ -271,11 +298,16 @@ impl Gateway {
             shutdown.clone(),
         ));
         // A gateway is a client of its peers with its own certificate, trusting the peer CA.
-        let peer_client_tls = tls::client_config(
+        let peer_client_tls = tls::client_config_with_crls(
             &config.tls.server_cert,
             &config.tls.server_key,
             &config.tls.peer_ca,
+            &config.tls.peer_crls,
         )?;
+        let reloader = tokio::spawn(tls::reload_on_change(
+            vec![carrier_tls, peer_tls],
+            shutdown.clone(),
+        ));
         let forwarders = forward::spawn(&exchange, &peer_client_tls, &shutdown);
         tracing::info!(
             carrier = %carrier_addr, peer = %peer_addr, admin = %admin_addr,
@@ -290,6 +322,7 @@ impl Gateway {
             shutdown,
             servers,
             admin,
+            reloader,
             forwarders,
             exchange,
         })
@@ -329,6 +362,7 @@ impl Gateway {
             }
         }
         self.admin.abort();
+        self.reloader.abort();
         for forwarder in self.forwarders {
             // Forwarders stop at the cancellation (saving their cursors) within moments.
             if tokio::time::timeout(SHUTDOWN_GRACE, forwarder)
@@ -358,17 +392,46 @@ pub async fn run(
     gateway.stop().await
 }
 
-/// tonic refuses an over-size message with `OUT_OF_RANGE`; the gRPC specification (and every
-/// other implementation) says `RESOURCE_EXHAUSTED`. Before the handler runs, the refusal is a
-/// trailers-only response, so its status is in the headers, where this rewrites it.
-/// The HTTP/2 server both listeners use: it pings a connection quiet for a minute and drops
-/// it if the ping is not answered (a vanished or frozen client holds nothing for long).
-fn server_builder() -> Server {
+/// The HTTP/2 server of a listener, under its limits (see [`ListenerLimits`]). It also pings a
+/// connection quiet for a minute and drops it if the ping is not answered (a vanished or
+/// frozen client holds nothing for long).
+fn server_builder(limits: &ListenerLimits) -> Server {
     Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_header_list_size(limits.max_header_list_bytes)
+        .timeout(limits.request_timeout)
+        .max_connection_age(limits.max_connection_age)
+        .max_connection_age_grace(limits.max_connection_age_grace)
+        .http2_max_local_error_reset_streams(Some(limits.max_local_resets))
 }
 
+/// Reads every request body of a listener through its connection's budget: the decoder sees
+/// only whole messages, and a connection holds at most `limits.max_pending_message_bytes` of
+/// incomplete ones.
+fn whole_messages_only(
+    limits: ListenerLimits,
+    max_message: usize,
+) -> tower::util::MapRequestLayer<
+    impl Fn(http::Request<tonic::body::Body>) -> http::Request<tonic::body::Body> + Clone,
+> {
+    let budget = MessageBudget {
+        limit: limits.max_pending_message_bytes,
+        max_message,
+    };
+    tower::util::MapRequestLayer::new(move |request: http::Request<tonic::body::Body>| {
+        let connection = request
+            .extensions()
+            .get::<tls::PeerInfo>()
+            .map(|info| Arc::clone(&info.budget));
+        budget.wrap(request, connection)
+    })
+}
+
+/// tonic refuses an over-size message with `OUT_OF_RANGE`; the gRPC specification (and every
+/// other implementation) says `RESOURCE_EXHAUSTED`. Before the handler runs, the refusal is a
+/// trailers-only response, so its status is in the headers, where this rewrites it.
 fn transport_refusals_in_plain_words(
     mut response: http::Response<tonic::body::Body>,
 ) -> http::Response<tonic::body::Body> {

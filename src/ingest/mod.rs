@@ -528,6 +528,7 @@ impl CarrierGateway for CarrierService {
                 "give a reason of 1 to 512 characters",
             ));
         }
+        crate::validate::check_free_text("the reason", reason).map_err(Status::invalid_argument)?;
         let (mrn, _) = self.own_filing(&caller, &request.mrn)?;
         let change = Change::Invalidate {
             reason: reason.to_owned(),
@@ -679,6 +680,8 @@ impl CarrierGateway for CarrierService {
                 "the answer's text must be 1 to {MAX_ANSWER_TEXT} bytes"
             )));
         }
+        crate::validate::check_free_text("the answer's text", &request.text)
+            .map_err(Status::invalid_argument)?;
         let (mrn, current) = self.own_filing(&caller, &request.mrn)?;
         let administration = current
             .notices

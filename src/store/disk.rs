@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -63,13 +64,45 @@ pub const PREALLOCATE: u64 = 1024 * 1024;
 /// time (a fresh 1 MiB each step cost page faults and zeroing).
 static ZEROS: [u8; PREALLOCATE as usize] = [0; PREALLOCATE as usize];
 
+/// Permissions of every file the store writes: the records hold names, addresses, phone
+/// numbers; only the gateway's own user reads them, whatever the umask.
+pub const PRIVATE_FILE: u32 = 0o600;
+/// Permissions of the data directory and every directory under it.
+pub const PRIVATE_DIR: u32 = 0o700;
+
+/// Creates `dir` (and its missing parents) readable by the owner only, and makes an existing
+/// one so.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR))
+}
+
+/// Makes every file below `dir` readable by its owner only and every directory private (what
+/// another program, such as sled, created there under a wider umask).
+pub fn make_private(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            make_private(&entry.path())?;
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(PRIVATE_DIR))?;
+        } else if kind.is_file() {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(PRIVATE_FILE))?;
+        }
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR))
+}
+
 /// The disk the gateway runs on: the operating system's files.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OsDisk;
 
 impl Disk for OsDisk {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        create_private_dir(dir)
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -90,6 +123,7 @@ impl Disk for OsDisk {
         OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(PRIVATE_FILE)
             .open(path)?
             .sync_all()
     }
@@ -111,7 +145,12 @@ impl Disk for OsDisk {
     }
 
     fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut file = File::create(path)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(PRIVATE_FILE)
+            .open(path)?;
         file.write_all(bytes)?;
         file.sync_all()
     }

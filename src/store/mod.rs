@@ -175,6 +175,12 @@ pub enum StoreError {
     Closed,
     #[error("cannot start the log writer: {0}")]
     Thread(std::io::Error),
+    #[error("cannot make {path} private to the gateway's user: {source}")]
+    Permissions {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path} is in use by another gateway process (or cannot be locked: {source})")]
     Locked {
         path: PathBuf,
@@ -311,7 +317,7 @@ impl Store {
         let (mut log, mut recovery) =
             log::SegmentLog::open(Arc::clone(&disk), &log_dir, options.segment_bytes)?;
         log.sync_data = options.sync;
-        let index = Index::open(&data_dir.join("index"))?;
+        let index = open_index(data_dir)?;
         recovery.acknowledged_lost = catch_up(&index, &*disk, &log_dir, recovery.last_seq)?;
         let stats = Arc::new(Stats::default());
         stats
@@ -549,17 +555,32 @@ impl Store {
     }
 }
 
+/// Opens the index in `data_dir`, then makes everything in the data directory private to the
+/// gateway's user (0700 directories, 0600 files): sled creates its files under the umask, and
+/// a data directory from before this rule is brought under it.
+fn open_index(data_dir: &Path) -> Result<Index, StoreError> {
+    let index = Index::open(&data_dir.join("index"))?;
+    disk::make_private(data_dir).map_err(|source| StoreError::Permissions {
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    Ok(index)
+}
+
 /// Takes the data directory's lock, so that no second process recovers (and cuts) a log that
 /// another is writing. Released when the returned file is dropped.
 fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
     let path = data_dir.join("LOCK");
-    let locked = std::fs::create_dir_all(data_dir)
+    let locked = disk::create_private_dir(data_dir)
         .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
+            std::os::unix::fs::OpenOptionsExt::mode(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true),
+                disk::PRIVATE_FILE,
+            )
+            .open(&path)
         })
         .and_then(|file| match file.try_lock() {
             Ok(()) => Ok(file),
@@ -635,7 +656,7 @@ pub fn reindex(data_dir: &Path, segment_bytes: u64) -> Result<u64, StoreError> {
     let _lock = lock_data_dir(data_dir)?;
     let log_dir = data_dir.join("log");
     let (_log, recovery) = log::SegmentLog::open(Arc::new(OsDisk), &log_dir, segment_bytes)?;
-    let index = Index::open(&data_dir.join("index"))?;
+    let index = open_index(data_dir)?;
     index.clear()?;
     replay(&index, &OsDisk, &log_dir, Seq(1))?;
     index.flush()?;
