@@ -997,6 +997,7 @@ fn refused(status: &tonic::Status) -> Result<ExitCode> {
     if let Some(report) = ingest::status::report_of(status) {
         out["violations"] = pb::to_json(&report)["violations"].clone();
         out["truncated"] = report.truncated.into();
+        out["omitted"] = report.omitted.into();
     }
     print_json(&out);
     let refused_by_gateway = matches!(

@@ -2,8 +2,8 @@
 //!
 //! Rejections use the rich error model: `google.rpc.BadRequest` (one field violation per finding,
 //! with reason `ACI_<code>_<RULE>`) for any gRPC client, and `aci.v1.ValidationReport` with the
-//! full findings for clients that know it. Internal detail (paths on disk, IO errors) is logged,
-//! never sent.
+//! rest of each finding for clients that know it; each finding once, the whole bounded.
+//! Internal detail (paths on disk, IO errors) is logged, never sent.
 
 use prost::Message;
 use tonic::{Code, Status};
@@ -17,27 +17,63 @@ use tonic_types::StatusExt;
 
 const TYPE_PREFIX: &str = "type.googleapis.com/";
 
-/// `INVALID_ARGUMENT` carrying every finding of the report.
+/// The most a refusal's status details may take, encoded: the `grpc-status-details-bin`
+/// trailer is this in base64 (4/3 as large, so about 8 KiB), well within the 16 KiB header
+/// list most clients accept. Beyond it, findings are left out and counted.
+pub const DETAILS_BUDGET: usize = 6 * 1024;
+
+/// `INVALID_ARGUMENT` carrying the report's findings, each once and as many as
+/// [`DETAILS_BUDGET`] holds: path and message in a `google.rpc.BadRequest` field violation (for
+/// any gRPC client), code, rule, severity and value at the same position of an
+/// `aci.v1.ValidationReport` ([`report_of`] puts them back together).
 pub fn rejected(report: &Report) -> Status {
-    let violations = report.to_proto();
-    let bad_request = rpc::BadRequest {
-        field_violations: violations
-            .violations
-            .iter()
-            .map(|v| FieldViolation {
-                field: v.path.clone(),
-                description: v.message.clone(),
-                reason: reason(v),
-                localized_message: None,
-            })
-            .collect(),
+    let full = report.to_proto();
+    let total = full.violations.len();
+    let mut bad_request = rpc::BadRequest::default();
+    let mut violations = pb::ValidationReport {
+        truncated: full.truncated,
+        ..pb::ValidationReport::default()
     };
-    let count = violations.violations.len();
-    let message = format!(
-        "filing refused: {count}{} finding{} (see details)",
-        if violations.truncated { "+" } else { "" },
-        if count == 1 { "" } else { "s" }
-    );
+    // Room for the message, the type URLs and the counts.
+    let mut used = 512;
+    for v in full.violations {
+        let field = FieldViolation {
+            field: v.path.clone(),
+            description: v.message.clone(),
+            reason: reason(&v),
+            localized_message: None,
+        };
+        let rest = pb::Violation {
+            path: String::new(),
+            message: String::new(),
+            ..v
+        };
+        // Each repeated element also costs its tag and length.
+        let cost = field.encoded_len() + rest.encoded_len() + 8;
+        if used + cost > DETAILS_BUDGET {
+            break;
+        }
+        used += cost;
+        bad_request.field_violations.push(field);
+        violations.violations.push(rest);
+    }
+    let shown = violations.violations.len();
+    if shown < total {
+        violations.truncated = true;
+        violations.omitted = (total - shown) as u32;
+    }
+    let message = if shown < total || full.truncated {
+        format!(
+            "filing refused: {total}{} findings, the first {shown} in the details; \
+             `aci-gateway validate FILE` lists them all",
+            if full.truncated { "+" } else { "" },
+        )
+    } else {
+        format!(
+            "filing refused: {total} finding{} (see details)",
+            if total == 1 { "" } else { "s" }
+        )
+    };
     with_details(
         Code::InvalidArgument,
         message,
@@ -161,15 +197,35 @@ pub fn lifecycle(mrn: &Mrn, error: LifecycleError) -> Status {
     )
 }
 
-/// `RESOURCE_EXHAUSTED`: the carrier is over its rate; retry after `wait` (a `retry-after`
-/// header in whole seconds, rounded up, and a `google.rpc.RetryInfo` with the exact delay).
-pub fn throttled(wait: std::time::Duration) -> Status {
-    let mut status = Status::with_error_details(
-        Code::ResourceExhausted,
+/// `RESOURCE_EXHAUSTED`: the carrier is over its `kind` ("write" or "read") rate; retry
+/// after `wait` (a `retry-after` header in whole seconds, rounded up, and a
+/// `google.rpc.RetryInfo` with the exact delay).
+pub fn throttled(wait: std::time::Duration, kind: &str) -> Status {
+    retry_later(
         format!(
-            "over this carrier's filing rate; retry in {} ms",
+            "over this carrier's {kind} rate; retry in {} ms",
             wait.as_millis().max(1)
         ),
+        wait,
+    )
+}
+
+/// `RESOURCE_EXHAUSTED`: the carrier has as many filings in flight as it may.
+pub fn too_many_in_flight(limit: usize) -> Status {
+    retry_later(
+        format!(
+            "this carrier has {limit} filings in flight already; wait for their answers, or \
+             retry shortly"
+        ),
+        std::time::Duration::from_millis(100),
+    )
+}
+
+/// `RESOURCE_EXHAUSTED` with a `retry-after` header and a `google.rpc.RetryInfo`.
+fn retry_later(message: String, wait: std::time::Duration) -> Status {
+    let mut status = Status::with_error_details(
+        Code::ResourceExhausted,
+        message,
         tonic_types::ErrorDetails::with_retry_info(Some(wait)),
     );
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -189,32 +245,48 @@ pub fn store_failure(error: &StoreError) -> Status {
         StoreError::Closed => Status::unavailable("the gateway is shutting down; retry"),
         StoreError::Unwritable {
             disk_full: true, ..
-        } => {
-            let wait = std::time::Duration::from_secs(DISK_FULL_RETRY_SECONDS);
-            let mut status = Status::with_error_details(
-                Code::ResourceExhausted,
-                "the gateway's storage is full; the filing was not registered, retry later with the same LRN",
-                tonic_types::ErrorDetails::with_retry_info(Some(wait)),
-            );
-            status
-                .metadata_mut()
-                .insert("retry-after", DISK_FULL_RETRY_SECONDS.into());
-            status
-        }
+        } => retry_later(
+            "the gateway's storage is full; the filing was not registered, retry later with \
+                 the same LRN"
+                .into(),
+            std::time::Duration::from_secs(DISK_FULL_RETRY_SECONDS),
+        ),
         _ => Status::unavailable(
             "the filing could not be made durable; it was not registered, retry with the same LRN",
         ),
     }
 }
 
-/// The findings in a status from this gateway, if it carries them.
+/// The findings in a status from this gateway, if it carries them: the `ValidationReport`,
+/// each violation's path and message taken from the `BadRequest` field violation at its
+/// position (see [`rejected`]).
 pub fn report_of(status: &Status) -> Option<pb::ValidationReport> {
     let details = rpc::Status::decode(status.details()).ok()?;
-    details
-        .details
-        .iter()
-        .find(|any| any.type_url == format!("{TYPE_PREFIX}aci.v1.ValidationReport"))
-        .and_then(|any| pb::ValidationReport::decode(any.value.as_slice()).ok())
+    let detail = |name: &str| {
+        details
+            .details
+            .iter()
+            .find(|any| any.type_url == format!("{TYPE_PREFIX}{name}"))
+    };
+    let mut report = detail("aci.v1.ValidationReport")
+        .and_then(|any| pb::ValidationReport::decode(any.value.as_slice()).ok())?;
+    if let Some(bad_request) = detail("google.rpc.BadRequest")
+        .and_then(|any| rpc::BadRequest::decode(any.value.as_slice()).ok())
+    {
+        for (violation, field) in report
+            .violations
+            .iter_mut()
+            .zip(bad_request.field_violations)
+        {
+            if violation.path.is_empty() {
+                violation.path = field.field;
+            }
+            if violation.message.is_empty() {
+                violation.message = field.description;
+            }
+        }
+    }
+    Some(report)
 }
 
 fn reason(violation: &pb::Violation) -> String {

@@ -130,6 +130,7 @@ impl Report {
         pb::ValidationReport {
             violations: self.findings.iter().map(Finding::to_proto).collect(),
             truncated: self.truncated,
+            omitted: 0,
         }
     }
 }
