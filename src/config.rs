@@ -62,9 +62,9 @@ pub struct CarrierApi {
     pub listen: SocketAddr,
     /// Largest gRPC message accepted, in bytes; larger ones are refused before decoding.
     pub max_message_bytes: usize,
-    /// Filings (and amendments) one carrier may send per second, sustained, and in a burst;
-    /// beyond, RESOURCE_EXHAUSTED with a retry-after. `None`: no limit.
-    pub rate_per_carrier: Option<crate::ingest::limit::Rate>,
+    /// What one carrier may do: writes and reads per second (sustained, and in a burst),
+    /// filings in flight; beyond, RESOURCE_EXHAUSTED with a retry-after.
+    pub per_carrier: crate::ingest::limit::CarrierLimits,
     /// HTTP/2 limits of the carrier listener.
     pub limits: crate::http2::ListenerLimits,
 }
@@ -271,10 +271,18 @@ struct RawCarrierApi {
     listen: String,
     #[serde(default = "default_max_message_bytes")]
     max_message_bytes: usize,
-    /// Filings per second per carrier (sustained); absent or 0: no limit.
+    /// Writes (filings, amendments, invalidations, arrivals, answers) per second per carrier,
+    /// sustained; absent: the default (5 000); 0: no limit.
     rate_per_carrier: Option<f64>,
-    /// Filings one carrier may send at once above the rate (default: one second's worth).
+    /// Writes one carrier may send at once above the rate (default: two seconds' worth).
     burst_per_carrier: Option<f64>,
+    /// Reads (status, notification feeds) per second per carrier; absent: 10 000; 0: no limit.
+    read_rate_per_carrier: Option<f64>,
+    /// Reads at once above the read rate (default: two seconds' worth).
+    read_burst_per_carrier: Option<f64>,
+    /// Filings one carrier may have in flight (validated or stored) at once; absent: 256;
+    /// 0: no limit.
+    max_in_flight_per_carrier: Option<usize>,
     // HTTP/2 limits: see `RawLimits`. (Listed here, not flattened: serde's flatten would
     // let unknown keys through.)
     max_concurrent_streams: Option<u32>,
@@ -569,27 +577,51 @@ impl RawConfig {
         let countries =
             crate::validate::codes::CodeLists::builtin().list(crate::validate::codes::COUNTRIES);
         let telemetry = self.telemetry.seal(&invalid)?;
-        let rate_per_carrier = match (
-            self.carrier_api.rate_per_carrier,
-            self.carrier_api.burst_per_carrier,
-        ) {
-            (None, _) => None,
-            (Some(0.0), _) => None,
-            (Some(rate), burst) => {
-                let burst = burst.unwrap_or(rate.max(1.0));
-                if !(rate.is_finite() && rate > 0.0 && burst.is_finite() && burst >= 1.0) {
-                    return Err(invalid(
-                        "carrier_api.rate_per_carrier",
-                        format!(
-                            "{rate} per second with a burst of {burst} is not a rate (positive, burst at least 1)"
-                        ),
-                    ));
+        let defaults = crate::ingest::limit::CarrierLimits::default();
+        let rate = |key: &'static str,
+                    rate: Option<f64>,
+                    burst: Option<f64>,
+                    default: Option<crate::ingest::limit::Rate>| {
+            match (rate, burst) {
+                (None, None) => Ok(default),
+                (Some(0.0), _) => Ok(None),
+                (rate, burst) => {
+                    let rate = rate.or(default.map(|d| d.per_second)).unwrap_or(1.0);
+                    let burst = burst.unwrap_or((2.0 * rate).max(1.0));
+                    if !(rate.is_finite() && rate > 0.0 && burst.is_finite() && burst >= 1.0) {
+                        return Err(invalid(
+                            key,
+                            format!(
+                                "{rate} per second with a burst of {burst} is not a rate \
+                                 (positive, burst at least 1; 0 turns the limit off)"
+                            ),
+                        ));
+                    }
+                    Ok(Some(crate::ingest::limit::Rate {
+                        per_second: rate,
+                        burst,
+                    }))
                 }
-                Some(crate::ingest::limit::Rate {
-                    per_second: rate,
-                    burst,
-                })
             }
+        };
+        let per_carrier = crate::ingest::limit::CarrierLimits {
+            writes: rate(
+                "carrier_api.rate_per_carrier",
+                self.carrier_api.rate_per_carrier,
+                self.carrier_api.burst_per_carrier,
+                defaults.writes,
+            )?,
+            reads: rate(
+                "carrier_api.read_rate_per_carrier",
+                self.carrier_api.read_rate_per_carrier,
+                self.carrier_api.read_burst_per_carrier,
+                defaults.reads,
+            )?,
+            in_flight: match self.carrier_api.max_in_flight_per_carrier {
+                None => defaults.in_flight,
+                Some(0) => None,
+                Some(limit) => Some(limit),
+            },
         };
         let mut routes = Vec::new();
         for route in self.routes {
@@ -673,7 +705,7 @@ impl RawConfig {
             carrier_api: CarrierApi {
                 listen: carrier_listen,
                 max_message_bytes: self.carrier_api.max_message_bytes,
-                rate_per_carrier,
+                per_carrier,
                 limits: carrier_limits,
             },
             peer_listen,
@@ -896,6 +928,31 @@ mod tests {
             std::time::Duration::from_secs(365 * 86_400)
         );
         assert_eq!(production.immutable, crate::store::Immutable::default());
+        assert_eq!(
+            production.carrier_api.limits,
+            crate::http2::ListenerLimits::default()
+        );
+        assert_eq!(
+            production.peer_limits.max_connection_age,
+            std::time::Duration::from_secs(86_400)
+        );
+        // Limits are on in both shipped configs.
+        for config in [&dev, &production] {
+            let limits = config.carrier_api.per_carrier;
+            assert!(limits.writes.is_some() && limits.reads.is_some());
+            assert!(limits.in_flight.is_some());
+        }
+        let no_streams = DEV.replace(
+            "max_message_bytes = 4194304",
+            "max_message_bytes = 4194304\nmax_concurrent_streams = 0",
+        );
+        let message = parse(&no_streams).expect_err("0 streams").to_string();
+        assert!(message.contains("max_concurrent_streams"), "{message}");
+        let unknown = DEV.replace(
+            "max_message_bytes = 4194304",
+            "max_message_bytes = 4194304\nmax_streams = 5",
+        );
+        assert!(parse(&unknown).is_err(), "unknown keys are refused");
         let relaxed = format!("{DEV}\n[lifecycle]\nimmutable_fields = [\"master_documents\"]\n");
         assert!(!parse(&relaxed).expect("valid").immutable.transport_mode);
         let wrong = format!("{DEV}\n[lifecycle]\nimmutable_fields = [\"colour\"]\n");

@@ -53,6 +53,8 @@ pub enum ServerError {
     },
     #[error("validation: {0}")]
     Validator(#[from] ValidatorError),
+    #[error("cannot start the validation pool: {0}")]
+    Pool(std::io::Error),
     #[error("server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("a server task failed: {0}")]
@@ -195,7 +197,8 @@ impl Gateway {
                 Arc::clone(&exchange),
                 shutdown.clone(),
             )
-            .with_rate_limit(config.carrier_api.rate_per_carrier),
+            .map_err(ServerError::Pool)?
+            .with_limits(config.carrier_api.per_carrier),
         )
         .max_decoding_message_size(config.carrier_api.max_message_bytes);
         // An envelope carries a manifest as large as a carrier may file, and a little more.

@@ -3,6 +3,7 @@
 
 pub mod echo;
 pub mod limit;
+pub mod pool;
 pub mod status;
 
 use std::collections::{HashMap, HashSet};
@@ -94,8 +95,12 @@ pub struct CarrierService {
     exchange: Arc<Exchange>,
     /// Ends notification streams when the gateway stops.
     shutdown: CancellationToken,
-    /// Per-carrier rate limit, when configured.
-    limiter: Option<Arc<limit::Limiter>>,
+    /// Per-carrier limits: writes, reads, filings in flight.
+    writes: Option<Arc<limit::Limiter>>,
+    reads: Option<Arc<limit::Limiter>>,
+    in_flight: Option<(Arc<limit::InFlight>, usize)>,
+    /// Where filings are validated, off the async workers.
+    pool: pool::ValidationPool,
 }
 
 impl CarrierService {
@@ -106,9 +111,9 @@ impl CarrierService {
         metrics: Arc<Metrics>,
         exchange: Arc<Exchange>,
         shutdown: CancellationToken,
-    ) -> CarrierService {
+    ) -> std::io::Result<CarrierService> {
         // The gRPC layer already bounds the message; the XML pass bounds nesting, counts, text.
-        CarrierService {
+        Ok(CarrierService {
             store,
             validator,
             xml_limits: crate::validate::xsd::Limits {
@@ -119,25 +124,59 @@ impl CarrierService {
             metrics,
             exchange,
             shutdown,
-            limiter: None,
-        }
+            writes: None,
+            reads: None,
+            in_flight: None,
+            pool: pool::ValidationPool::start()?,
+        })
     }
 
-    /// Limits each carrier to `rate` filings (and amendments) per second.
-    pub fn with_rate_limit(mut self, rate: Option<limit::Rate>) -> CarrierService {
-        self.limiter = rate.map(|rate| Arc::new(limit::Limiter::new(rate)));
+    /// Applies per-carrier limits (see [`limit::CarrierLimits`]).
+    pub fn with_limits(mut self, limits: limit::CarrierLimits) -> CarrierService {
+        let limiter = |rate| Arc::new(limit::Limiter::new(rate));
+        self.writes = limits.writes.map(limiter);
+        self.reads = limits.reads.map(limiter);
+        self.in_flight = limits
+            .in_flight
+            .map(|limit| (Arc::new(limit::InFlight::default()), limit));
         self
     }
 
-    /// Refuses a filing over the caller's rate, before any work is spent on it.
+    /// Refuses a write (a filing, an amendment, a change) over the caller's rate, before any
+    /// work is spent on it.
     fn throttle(&self, caller: &Eori) -> Result<(), Status> {
-        let Some(limiter) = &self.limiter else {
+        let Some(limiter) = &self.writes else {
             return Ok(());
         };
         limiter.admit(caller).map_err(|wait| {
             self.metrics.filing(0, Outcome::Throttled);
-            status::throttled(wait)
+            status::throttled(wait, "write")
         })
+    }
+
+    /// Refuses a read (status, notification feed) over the caller's read rate.
+    fn throttle_read(&self, caller: &Eori) -> Result<(), Status> {
+        let Some(limiter) = &self.reads else {
+            return Ok(());
+        };
+        limiter
+            .admit(caller)
+            .map_err(|wait| status::throttled(wait, "read"))
+    }
+
+    /// Counts a filing in flight for the caller, or refuses it when the caller has as many
+    /// in flight as it may.
+    fn enter(&self, caller: &Eori) -> Result<Option<limit::InFlightGuard>, Status> {
+        let Some((in_flight, limit)) = &self.in_flight else {
+            return Ok(None);
+        };
+        match in_flight.enter(caller, *limit) {
+            Some(guard) => Ok(Some(guard)),
+            None => {
+                self.metrics.filing(0, Outcome::Throttled);
+                Err(status::too_many_in_flight(*limit))
+            }
+        }
     }
 }
 
@@ -148,14 +187,18 @@ enum Incoming {
 }
 
 impl CarrierService {
-    /// Validates an incoming filing (authorizing its filer) into what the store takes.
-    fn accept(
+    /// Validates an incoming filing (authorizing its filer) into what the store takes. The
+    /// validation runs in the pool, in the caller's span.
+    async fn accept(
         &self,
         caller: &Eori,
         incoming: Incoming,
         received_at: SystemTime,
         traceparent: String,
     ) -> Result<NewFiling, Status> {
+        let validator = Arc::clone(&self.validator);
+        let xml_limits = self.xml_limits;
+        let span = tracing::Span::current();
         // Unknown until read (an XML filing that fails its schema has none).
         let mut mode = 0;
         let (validated, original, original_type) = match incoming {
@@ -165,16 +208,23 @@ impl CarrierService {
                 // Its original is the manifest's canonical encoding (prost keeps no unknown
                 // fields), which the record holds already: not stored twice (see
                 // `store::record::original_of`).
-                (
-                    self.validator.validate(*manifest, received_at),
-                    None,
-                    crate::store::record::PROTOBUF,
-                )
+                let validated = self
+                    .pool
+                    .run(move || span.in_scope(|| validator.validate(*manifest, received_at)))
+                    .await
+                    .map_err(|_| Status::unavailable("the gateway is stopping; retry"))?;
+                (validated, None, crate::store::record::PROTOBUF)
             }
             Incoming::Xml(xml) => {
-                let validated = self
-                    .validator
-                    .validate_xml(&xml, &self.xml_limits, received_at);
+                let (validated, xml) = self
+                    .pool
+                    .run(move || {
+                        let validated = span
+                            .in_scope(|| validator.validate_xml(&xml, &xml_limits, received_at));
+                        (validated, xml)
+                    })
+                    .await
+                    .map_err(|_| Status::unavailable("the gateway is stopping; retry"))?;
                 if let Ok(accepted) = &validated {
                     mode = accepted.manifest.transport_mode;
                     self.authorize(caller, mode, accepted.manifest.declarant.as_ref())?;
@@ -251,6 +301,7 @@ impl CarrierService {
         traceparent: String,
     ) -> Result<Receipt, Status> {
         self.throttle(caller)?;
+        let _in_flight = self.enter(caller)?;
         let incoming = match request.filing {
             Some(Filing::Manifest(manifest)) => Incoming::Manifest(Box::new(manifest)),
             Some(Filing::Xml(xml)) => Incoming::Xml(xml),
@@ -260,7 +311,9 @@ impl CarrierService {
         // every filing that came in with it be counted before any of them is validated.
         let arrival = self.store.arrival();
         tokio::task::yield_now().await;
-        let filing = self.accept(caller, incoming, received_at, traceparent)?;
+        let filing = self
+            .accept(caller, incoming, received_at, traceparent)
+            .await?;
         let lrn = filing.lrn.clone();
         let mode = filing.manifest.transport_mode;
         tracing::Span::current().record("lrn", lrn.as_str());
@@ -496,6 +549,7 @@ impl CarrierGateway for CarrierService {
         let traceparent = traceparent(&request);
         let request = request.into_inner();
         self.throttle(&caller)?;
+        let _in_flight = self.enter(&caller)?;
         let (mrn, _) = self.own_filing(&caller, &request.mrn)?;
         let incoming = match request.filing {
             Some(amend_request::Filing::Manifest(manifest)) => {
@@ -504,7 +558,9 @@ impl CarrierGateway for CarrierService {
             Some(amend_request::Filing::Xml(xml)) => Incoming::Xml(xml),
             None => return Err(Status::invalid_argument("the request carries no filing")),
         };
-        let filing = self.accept(&caller, incoming, received_at, traceparent.clone())?;
+        let filing = self
+            .accept(&caller, incoming, received_at, traceparent.clone())
+            .await?;
         let status = self
             .change(mrn.clone(), Change::Amend(Box::new(filing)), traceparent)
             .await?;
@@ -520,6 +576,7 @@ impl CarrierGateway for CarrierService {
         request: Request<InvalidateRequest>,
     ) -> Result<Response<FilingStatus>, Status> {
         let caller = caller(&request)?;
+        self.throttle(&caller)?;
         let traceparent = traceparent(&request);
         let request = request.into_inner();
         let reason = request.reason.trim();
@@ -544,6 +601,7 @@ impl CarrierGateway for CarrierService {
         request: Request<ArriveRequest>,
     ) -> Result<Response<FilingStatus>, Status> {
         let caller = caller(&request)?;
+        self.throttle(&caller)?;
         let traceparent = traceparent(&request);
         let mrn = match request.into_inner().key {
             Some(arrive_request::Key::Mrn(mrn)) => mrn,
@@ -580,6 +638,7 @@ impl CarrierGateway for CarrierService {
         request: Request<GetStatusRequest>,
     ) -> Result<Response<FilingStatus>, Status> {
         let caller = caller(&request)?;
+        self.throttle_read(&caller)?;
         let found = match request.into_inner().key {
             Some(get_status_request::Key::Mrn(text)) => {
                 let mrn = Mrn::parse(&text).map_err(|e| {
@@ -616,6 +675,7 @@ impl CarrierGateway for CarrierService {
         request: Request<WatchNotificationsRequest>,
     ) -> Result<Response<Self::WatchNotificationsStream>, Status> {
         let caller = caller(&request)?;
+        self.throttle_read(&caller)?;
         let mut after = request.into_inner().after_sequence;
         // The caller's own filings and those of the parties it represents.
         let mut filers = vec![caller.to_string()];
@@ -673,6 +733,7 @@ impl CarrierGateway for CarrierService {
     ) -> Result<Response<FilingStatus>, Status> {
         let at = SystemTime::now();
         let caller = caller(&request)?;
+        self.throttle(&caller)?;
         let traceparent = traceparent(&request);
         let request = request.into_inner();
         if request.text.trim().is_empty() || request.text.len() > MAX_ANSWER_TEXT {

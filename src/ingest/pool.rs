@@ -1,0 +1,86 @@
+//! The validation pool: a few threads of their own where filings are validated, off the async
+//! workers that serve every call. One carrier's large XML filings then wait their turn in the
+//! pool's queue (bounded: a full queue makes the handler wait) while other carriers' status
+//! queries, notification feeds and small filings are answered by the async workers as usual.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+
+/// Work waiting for a thread, at most.
+const QUEUE: usize = 1024;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The pool has stopped (the gateway is stopping).
+#[derive(Debug, thiserror::Error)]
+#[error("the validation pool has stopped")]
+pub struct PoolStopped;
+
+/// A fixed set of threads running validation jobs in arrival order.
+#[derive(Clone, Debug)]
+pub struct ValidationPool {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl ValidationPool {
+    /// A pool of one thread per core the process may use, less one left to the async workers
+    /// (at least one). The threads end when the last handle on the pool is dropped.
+    pub fn start() -> std::io::Result<ValidationPool> {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let threads = cores.saturating_sub(1).max(1);
+        let (jobs, queue) = mpsc::channel::<Job>(QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("aci-validate-{i}"))
+                .spawn(move || {
+                    loop {
+                        // One thread waits on the queue at a time; the others wait for it.
+                        let job = queue
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .blocking_recv();
+                        match job {
+                            Some(job) => job(),
+                            None => return,
+                        }
+                    }
+                })?;
+        }
+        Ok(ValidationPool { jobs })
+    }
+
+    /// Runs `work` on a pool thread and returns its result.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PoolStopped> {
+        let (answer, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = answer.send(work());
+        });
+        self.jobs.send(job).await.map_err(|_| PoolStopped)?;
+        result.await.map_err(|_| PoolStopped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_runs_on_a_pool_thread_and_its_result_comes_back() {
+        let pool = ValidationPool::start().expect("pool");
+        let name = pool
+            .run(|| std::thread::current().name().map(str::to_owned))
+            .await
+            .expect("ran");
+        assert!(
+            name.as_deref()
+                .is_some_and(|n| n.starts_with("aci-validate-")),
+            "{name:?}"
+        );
+    }
+}
