@@ -232,9 +232,19 @@ impl Authority {
     }
 
     fn issue(&self, mut params: CertificateParams, validity: Validity) -> Result<Issued, PkiError> {
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        self.sign(params, validity)
+    }
+
+    /// A certificate with exactly `params` (usages, names: nothing added), for tests that need
+    /// certificates the gateway must refuse.
+    pub fn sign(
+        &self,
+        mut params: CertificateParams,
+        validity: Validity,
+    ) -> Result<Issued, PkiError> {
         params.not_before = validity.not_before;
         params.not_after = validity.not_after;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Issued {

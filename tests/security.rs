@@ -3,8 +3,13 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
+use aci_gateway::client::ClientTls;
 use aci_gateway::pb::{FilingState, Manifest, Party, TransportDocument};
-use common::{GatewayBuilder, client, endpoint, sea_filing};
+use aci_gateway::pki::Validity;
+use bytes::Bytes;
+use common::{GatewayBuilder, GatewayProcess, client, endpoint, sea_filing};
 use tonic::Code;
 
 /// The carrier that files the partial (master-level) filing, and the one it names.
@@ -117,5 +122,454 @@ async fn a_partial_filing_cannot_be_taken_over_and_refusals_reveal_nobody() {
         .expect("status");
     assert_eq!(status.state(), FilingState::Registered);
     assert!(status.missing_links.is_empty());
+    gateway.stop().await.expect("stop");
+}
+
+// ---- Finding 2 and 3: what one HTTP/2 connection may cost -------------------------------------
+
+/// A raw HTTP/2 connection over mutual TLS, for what a gRPC client would not send.
+async fn raw_h2(
+    endpoint: &str,
+    files: &ClientTls,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    tokio::task::JoinHandle<Result<(), h2::Error>>,
+) {
+    aci_gateway::tls::install_crypto_provider();
+    let tls = aci_gateway::tls::client_config(&files.cert, &files.key, &files.ca).expect("tls");
+    let addr = endpoint.trim_start_matches("https://");
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .expect("TLS");
+    let (send, connection) = h2::client::handshake(stream).await.expect("HTTP/2");
+    let driver = tokio::spawn(connection);
+    // Let the server's SETTINGS (its stream limit among them) arrive.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    (send, driver)
+}
+
+fn grpc_request(path: &str) -> http::Request<()> {
+    http::Request::builder()
+        .method("POST")
+        .uri(format!("https://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request")
+}
+
+/// The 5-byte gRPC message prefix declaring `len` bytes.
+fn prefix(len: u32) -> Bytes {
+    let mut bytes = vec![0u8];
+    bytes.extend_from_slice(&len.to_be_bytes());
+    Bytes::from(bytes)
+}
+
+/// The resident set of a process, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+/// Finding 2: 1 000 streams on one connection, each sending only a prefix that declares 4 MiB,
+/// cost the gateway neither streams beyond its limit nor memory for what was only declared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_streams_declaring_4_mib_each_reserve_nothing() {
+    /// What the gateway may grow by under the attack.
+    const BOUND: u64 = 256 * 1024 * 1024;
+    let site = GatewayBuilder::default().site();
+    let gateway = GatewayProcess::start(&site);
+    let pid = gateway.child.id();
+    let mut carrier = client(&gateway.endpoint, &site.carrier()).await;
+    carrier
+        .submit(sea_filing("SEC-WARM"))
+        .await
+        .expect("warm-up filing");
+    let before = rss(pid);
+
+    let files = site
+        .pki
+        .carrier_files("attacker", MASTER_FILER, Validity::days(1));
+    let (send, _driver) = raw_h2(&gateway.endpoint, &files).await;
+    // The server's limit, from its SETTINGS: what h2 enforces on its side, refusing more.
+    let limit = send.current_max_send_streams();
+    assert!(limit <= 128, "{limit} streams allowed on one connection");
+    // 1 000 streams, each a prefix declaring 4 MiB and nothing more (those past the limit wait
+    // in h2 until a stream closes).
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        let Ok(mut ready) = send.clone().ready().await else {
+            break;
+        };
+        let Ok((response, mut body)) =
+            ready.send_request(grpc_request("/aci.v1.CarrierGateway/Submit"), false)
+        else {
+            break;
+        };
+        let _ = body.send_data(prefix(4 << 20), false);
+        held.push((response, body));
+    }
+    assert_eq!(held.len(), 1000);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let grown = rss(pid).saturating_sub(before);
+    println!(
+        "streams limited to {limit}, RSS {} MiB before, +{} MiB",
+        before >> 20,
+        grown >> 20
+    );
+    assert!(grown < BOUND, "the gateway grew by {} MiB", grown >> 20);
+    // Everyone else is served meanwhile.
+    carrier
+        .submit(sea_filing("SEC-DURING"))
+        .await
+        .expect("filing beside the attack");
+    drop(held);
+}
+
+/// Finding 2: a unary call whose body never completes ends at the request timeout instead of
+/// holding its stream for as long as the connection answers pings.
+#[tokio::test]
+async fn a_call_whose_body_never_completes_ends_at_the_request_timeout() {
+    let (site, gateway) = GatewayBuilder::default()
+        .carrier_api("request_timeout_seconds = 2")
+        .start()
+        .await;
+    let files = site
+        .pki
+        .carrier_files("slow", MASTER_FILER, Validity::days(1));
+    let (send, _driver) = raw_h2(&endpoint(&gateway), &files).await;
+    let mut ready = send.ready().await.expect("ready");
+    let (response, mut body) = ready
+        .send_request(grpc_request("/aci.v1.CarrierGateway/Submit"), false)
+        .expect("stream");
+    // 1 of 1 000 bytes, then nothing.
+    body.send_data(prefix(1000), false).expect("prefix");
+    body.send_data(Bytes::from_static(&[0x0a]), false)
+        .expect("one byte");
+    let started = Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(15), response)
+        .await
+        .expect("answered before 15 s")
+        .expect("a response");
+    let mut status = response
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    if status.is_none() {
+        let mut body = response.into_body();
+        while body.data().await.is_some() {}
+        status = body.trailers().await.ok().flatten().and_then(|t| {
+            t.get("grpc-status")
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+        });
+    }
+    assert!(
+        status.is_some_and(|s| s != "0"),
+        "the call ended with an error status"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    gateway.stop().await.expect("stop");
+}
+
+/// Finding 3: a client that makes the server reset stream after stream (here: more data than
+/// its content-length) is sent GOAWAY long before 3 000 resets.
+#[tokio::test]
+async fn a_flood_of_provoked_resets_ends_in_goaway() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let files = site
+        .pki
+        .carrier_files("resets", MASTER_FILER, Validity::days(1));
+    let (send, driver) = raw_h2(&endpoint(&gateway), &files).await;
+    let mut resets = 0;
+    let mut went_away = None;
+    for _ in 0..3000 {
+        let mut ready =
+            match tokio::time::timeout(Duration::from_secs(5), send.clone().ready()).await {
+                Ok(Ok(ready)) => ready,
+                Ok(Err(e)) => {
+                    went_away = Some(e);
+                    break;
+                }
+                Err(_) => panic!("the connection neither served nor closed"),
+            };
+        let mut request = grpc_request("/aci.v1.CarrierGateway/Submit");
+        request
+            .headers_mut()
+            .insert("content-length", http::HeaderValue::from_static("1"));
+        let (response, mut body) = match ready.send_request(request, false) {
+            Ok(stream) => stream,
+            Err(e) => {
+                went_away = Some(e);
+                break;
+            }
+        };
+        let _ = body.send_data(Bytes::from_static(&[0; 16]), true);
+        match tokio::time::timeout(Duration::from_secs(5), response).await {
+            Ok(Err(e)) if e.is_reset() => resets += 1,
+            Ok(Err(e)) => {
+                went_away = Some(e);
+                break;
+            }
+            Ok(Ok(answer)) => {
+                panic!("a body longer than its content-length was served: {answer:?}")
+            }
+            Err(_) => panic!("no answer within 5 s"),
+        }
+    }
+    let error = went_away.expect("GOAWAY before 3 000 resets");
+    println!("{resets} streams reset, then: {error}");
+    assert!(resets >= 1, "the server reset the provoking streams");
+    assert!(resets <= 200, "{resets} resets before GOAWAY");
+    let driver = tokio::time::timeout(Duration::from_secs(5), driver)
+        .await
+        .expect("the connection ends")
+        .expect("task");
+    let error = driver.expect_err("the connection ended in an error");
+    assert!(
+        error.is_go_away() || error.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM),
+        "{error}"
+    );
+    // The gateway serves new connections.
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    carrier
+        .submit(sea_filing("SEC-AFTER-RESETS"))
+        .await
+        .expect("filing");
+    gateway.stop().await.expect("stop");
+}
+
+// ---- Finding 4: revocation, and the development PKI's flow ------------------------------------
+
+fn aci(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_aci-gateway"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run aci-gateway")
+}
+
+/// Finding 4: a carrier certificate revoked with `pki revoke` is refused at its next handshake
+/// (reason `revoked`), with no restart; others keep working. Dev certificates last 90 days.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_certificate_is_refused_after_the_crl_reloads_without_a_restart() {
+    let site = GatewayBuilder::default().tls("dev_pki = \"devpki\"").site();
+    let gateway = aci_gateway::server::Gateway::start(&site.config(), Default::default())
+        .await
+        .expect("start");
+    let pki_dir = site.dir.path().join("devpki");
+    let pki = pki_dir.to_str().expect("utf-8");
+    let issued = aci(&["pki", "issue-carrier", common::OTHER_CARRIER, "--dir", pki]);
+    assert!(issued.status.success(), "{issued:?}");
+    let issued: serde_json::Value = serde_json::from_slice(&issued.stdout).expect("JSON");
+    let files = ClientTls {
+        ca: pki_dir.join(aci_gateway::pki::ADMIN_CA_CERT),
+        cert: issued["cert"].as_str().expect("cert").into(),
+        key: issued["key"].as_str().expect("key").into(),
+    };
+    let pem = std::fs::read(&files.cert).expect("cert");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).expect("PEM");
+    let cert = pem.parse_x509().expect("X.509");
+    let days =
+        (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp()) / 86_400;
+    assert!(
+        days <= 91,
+        "a development certificate valid for {days} days"
+    );
+
+    let credentials = aci_gateway::client::Credentials::Tls(files.clone());
+    let mut filing = sea_filing("SEC-REVOKE-1");
+    filing.declarant.as_mut().expect("declarant").eori = common::OTHER_CARRIER.into();
+    client(&endpoint(&gateway), &credentials)
+        .await
+        .submit(filing)
+        .await
+        .expect("the new carrier files");
+
+    let revoked = aci(&[
+        "pki",
+        "revoke",
+        issued["serial"].as_str().expect("serial"),
+        "--dir",
+        pki,
+    ]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let refused =
+            match aci_gateway::client::CarrierClient::connect(&endpoint(&gateway), &credentials)
+                .await
+            {
+                Err(_) => true,
+                Ok(mut carrier) => carrier.status_by_lrn("SEC-REVOKE-1").await.is_err(),
+            };
+        if refused {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still served 15 s after revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let metrics = common::admin_get(gateway.admin_addr, "/metrics").await;
+    assert!(
+        common::metric(
+            &metrics,
+            "aci_tls_handshake_failures_total{listener=\"carrier\",reason=\"revoked\"}"
+        ) >= 1,
+        "{metrics}"
+    );
+    // The sample carrier, not revoked, still files.
+    let sample = aci_gateway::client::Credentials::Tls(ClientTls {
+        ca: pki_dir.join(aci_gateway::pki::ADMIN_CA_CERT),
+        cert: pki_dir.join(aci_gateway::pki::SAMPLE_CARRIER_CERT),
+        key: pki_dir.join(aci_gateway::pki::SAMPLE_CARRIER_KEY),
+    });
+    client(&endpoint(&gateway), &sample)
+        .await
+        .submit(sea_filing("SEC-REVOKE-2"))
+        .await
+        .expect("the sample carrier files");
+    gateway.stop().await.expect("stop");
+}
+
+// ---- Finding 5: limits on every RPC -----------------------------------------------------------
+
+/// Finding 5: reads have their own budget, changes count as writes, and a carrier's filings in
+/// flight are bounded; each refusal says when to come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_carrier_rpc_is_limited_per_carrier() {
+    let (site, gateway) = GatewayBuilder::default()
+        .carrier_api("rate_per_carrier = 0.1\nburst_per_carrier = 3")
+        .carrier_api("read_rate_per_carrier = 0.1\nread_burst_per_carrier = 5")
+        .start()
+        .await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let first = carrier
+        .submit(sea_filing("SEC-RATE-1"))
+        .await
+        .expect("1st write");
+    let second = carrier
+        .submit(sea_filing("SEC-RATE-2"))
+        .await
+        .expect("2nd write");
+    carrier
+        .invalidate(&first.mrn, "filed in error")
+        .await
+        .expect("3rd write");
+    let refused = carrier
+        .arrive(&second.mrn)
+        .await
+        .expect_err("a 4th write is over the burst");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.metadata().get("retry-after").is_some());
+
+    let mut answers = Vec::new();
+    for _ in 0..8 {
+        answers.push(carrier.status_by_mrn(&second.mrn).await);
+    }
+    let served = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(served, 5, "the read burst, then refusals");
+    let refused = answers
+        .into_iter()
+        .find_map(Result::err)
+        .expect("a refusal");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(refused.message().contains("read rate"), "{refused:?}");
+    // Another carrier has budgets of its own.
+    let mut other = client(&endpoint(&gateway), &site.carrier_as(common::OTHER_CARRIER)).await;
+    let mut filing = sea_filing("SEC-RATE-OTHER");
+    filing.declarant.as_mut().expect("declarant").eori = common::OTHER_CARRIER.into();
+    other.submit(filing).await.expect("another carrier files");
+    gateway.stop().await.expect("stop");
+
+    // Filings in flight: one at a time, and 40 sent at once.
+    let (site, gateway) = GatewayBuilder::default()
+        .carrier_api("max_in_flight_per_carrier = 1")
+        .start()
+        .await;
+    let carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let mut heavy = sea_filing("SEC-HEAVY");
+    let item = heavy.consignments[0].goods_items[0].clone();
+    heavy.consignments[0].goods_items = vec![item; 900];
+    let mut calls = Vec::new();
+    for i in 0..40 {
+        let mut carrier = carrier.clone();
+        let mut filing = heavy.clone();
+        filing.lrn = format!("SEC-HEAVY-{i}");
+        calls.push(tokio::spawn(async move { carrier.submit(filing).await }));
+    }
+    let mut in_flight_refusals = 0;
+    for call in calls {
+        if let Err(status) = call.await.expect("task")
+            && status.code() == Code::ResourceExhausted
+        {
+            assert!(status.message().contains("in flight"), "{status:?}");
+            in_flight_refusals += 1;
+        }
+    }
+    assert!(
+        in_flight_refusals > 0,
+        "40 heavy filings at once, one in flight allowed"
+    );
+    gateway.stop().await.expect("stop");
+}
+
+// ---- Finding 6: a refusal every client can read -----------------------------------------------
+
+/// Finding 6: a filing with 200 findings and more is refused with a details trailer every
+/// client reads: our CLI prints the findings it carries, `truncated` and how many were left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_with_200_findings_is_read_by_the_cli_with_truncated_set() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let mut filing = sea_filing("SEC-MANY");
+    let mut item = filing.consignments[0].goods_items[0].clone();
+    item.hs_code = "1".into();
+    filing.consignments[0].goods_items = vec![item; 300];
+    let file = site.dir.path().join("many-findings.json");
+    std::fs::write(&file, aci_gateway::pb::to_json(&filing).to_string()).expect("write");
+    let files = site
+        .pki
+        .carrier_files("cli", MASTER_FILER, Validity::days(1));
+    let endpoint = endpoint(&gateway);
+    let output = aci(&[
+        "submit",
+        file.to_str().expect("utf-8"),
+        "--config",
+        "/nonexistent/gateway.toml",
+        "--endpoint",
+        &endpoint,
+        "--ca",
+        files.ca.to_str().expect("utf-8"),
+        "--cert",
+        files.cert.to_str().expect("utf-8"),
+        "--key",
+        files.key.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(answer["code"], "INVALID_ARGUMENT");
+    assert_eq!(answer["truncated"], true, "{answer}");
+    let shown = answer["violations"].as_array().expect("violations").len();
+    assert!(shown >= 20, "{shown} findings shown");
+    assert!(answer["omitted"].as_u64().expect("omitted") > 0, "{answer}");
+    // Each finding shown is whole: its path and message from BadRequest, its code here.
+    let first = &answer["violations"][0];
+    assert!(
+        first["path"].as_str().is_some_and(|p| !p.is_empty()),
+        "{first}"
+    );
+    assert!(
+        first["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "{first}"
+    );
     gateway.stop().await.expect("stop");
 }

@@ -109,6 +109,10 @@ pub struct GatewayBuilder {
     carrier_rate: Option<(f64, f64)>,
     /// 0: any free port.
     carrier_port: u16,
+    /// More `[carrier_api]` lines (limits).
+    carrier_api_extra: String,
+    /// The whole `[tls]` table's body, instead of the site's PKI files.
+    tls: Option<String>,
 }
 
 impl Default for GatewayBuilder {
@@ -126,6 +130,8 @@ impl Default for GatewayBuilder {
             otlp_endpoint: None,
             carrier_rate: None,
             carrier_port: 0,
+            carrier_api_extra: String::new(),
+            tls: None,
         }
     }
 }
@@ -226,6 +232,19 @@ impl GatewayBuilder {
     }
 
     /// Export traces to this OTLP/gRPC endpoint.
+    /// Adds a line to `[carrier_api]`, e.g. `max_concurrent_streams = 8`.
+    pub fn carrier_api(mut self, line: &str) -> Self {
+        self.carrier_api_extra.push_str(line);
+        self.carrier_api_extra.push('\n');
+        self
+    }
+
+    /// Replaces the `[tls]` table's body (paths relative to the site's directory).
+    pub fn tls(mut self, body: &str) -> Self {
+        self.tls = Some(body.to_owned());
+        self
+    }
+
     pub fn otlp(mut self, endpoint: &str) -> Self {
         self.otlp_endpoint = Some(endpoint.to_owned());
         self
@@ -268,6 +287,7 @@ data_dir = "data"
 listen = "127.0.0.1:{carrier_port}"
 max_message_bytes = {max}
 {rate}
+{carrier_api_extra}
 
 [peer_api]
 listen = "127.0.0.1:{peer_port}"
@@ -276,10 +296,7 @@ listen = "127.0.0.1:{peer_port}"
 listen = "127.0.0.1:{admin_port}"
 
 [tls]
-server_cert = "pki/gateway.pem"
-server_key = "pki/gateway.key"
-carrier_ca = "pki/carrier-ca.pem"
-peer_ca = "pki/admin-ca.pem"
+{tls}
 
 [store]
 segment_bytes = {segment}
@@ -296,6 +313,11 @@ segment_bytes = {segment}
                 })
                 .unwrap_or_default(),
             segment = self.segment_bytes,
+            carrier_api_extra = self.carrier_api_extra,
+            tls = self.tls.as_deref().unwrap_or(
+                "server_cert = \"pki/gateway.pem\"\nserver_key = \"pki/gateway.key\"\n\
+                 carrier_ca = \"pki/carrier-ca.pem\"\npeer_ca = \"pki/admin-ca.pem\""
+            ),
         );
         for (id, endpoint) in &self.peers {
             config.push_str(&format!("\n[[peers]]\nid = \"{id}\"\n"));
