@@ -573,3 +573,331 @@ async fn a_refusal_with_200_findings_is_read_by_the_cli_with_truncated_set() {
     );
     gateway.stop().await.expect("stop");
 }
+
+// ---- Finding 7: the client certificate profile -------------------------------------------------
+
+/// Finding 7: a carrier certificate without the clientAuth purpose, with a key usage other
+/// than digitalSignature, or naming two identities is refused at the handshake, each counted
+/// with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_must_fit_the_client_profile() {
+    use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyUsagePurpose, SanType};
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let uri =
+        |eori: &str| SanType::URI(aci_gateway::pki::carrier_uri(eori).try_into().expect("uri"));
+    let profile =
+        |ekus: Vec<ExtendedKeyUsagePurpose>, kus: Vec<KeyUsagePurpose>, uris: Vec<SanType>| {
+            let mut params = CertificateParams::default();
+            params.subject_alt_names = uris;
+            params.extended_key_usages = ekus;
+            params.key_usages = kus;
+            params
+        };
+    let cases = [
+        (
+            "no-eku",
+            profile(
+                vec![],
+                vec![KeyUsagePurpose::DigitalSignature],
+                vec![uri(MASTER_FILER)],
+            ),
+            "wrong_usage",
+        ),
+        (
+            "key-encipherment",
+            profile(
+                vec![ExtendedKeyUsagePurpose::ClientAuth],
+                vec![KeyUsagePurpose::KeyEncipherment],
+                vec![uri(MASTER_FILER)],
+            ),
+            "wrong_usage",
+        ),
+        (
+            "two-identities",
+            profile(
+                vec![ExtendedKeyUsagePurpose::ClientAuth],
+                vec![KeyUsagePurpose::DigitalSignature],
+                vec![uri(common::OTHER_CARRIER), uri(MASTER_FILER)],
+            ),
+            "several_identities",
+        ),
+    ];
+    for (name, params, _) in &cases {
+        let issued = site
+            .pki
+            .carrier_ca
+            .sign(params.clone(), Validity::days(1))
+            .expect("issue");
+        let files = ClientTls {
+            ca: site.pki.dir.join("admin-ca.pem"),
+            cert: site.pki.dir.join(format!("{name}.pem")),
+            key: site.pki.dir.join(format!("{name}.key")),
+        };
+        std::fs::write(&files.cert, issued.cert_pem).expect("cert");
+        std::fs::write(&files.key, issued.key_pem).expect("key");
+        let credentials = aci_gateway::client::Credentials::Tls(files);
+        let served =
+            match aci_gateway::client::CarrierClient::connect(&endpoint(&gateway), &credentials)
+                .await
+            {
+                Err(_) => false,
+                Ok(mut carrier) => carrier
+                    .submit(sea_filing(&format!("SEC-{name}")))
+                    .await
+                    .is_ok(),
+            };
+        assert!(!served, "{name}: a certificate off the profile was served");
+    }
+    let metrics = common::admin_get(gateway.admin_addr, "/metrics").await;
+    for reason in ["wrong_usage", "several_identities"] {
+        let expected = cases.iter().filter(|(_, _, r)| *r == reason).count() as u64;
+        let series =
+            format!("aci_tls_handshake_failures_total{{listener=\"carrier\",reason=\"{reason}\"}}");
+        assert_eq!(common::metric(&metrics, &series), expected, "{metrics}");
+    }
+    // A certificate made as the profile says still works.
+    client(&endpoint(&gateway), &site.carrier())
+        .await
+        .submit(sea_filing("SEC-PROFILE-OK"))
+        .await
+        .expect("filing");
+    gateway.stop().await.expect("stop");
+}
+
+// ---- Finding 8: personal data at rest ---------------------------------------------------------
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Every file under `dir`, and the directories.
+fn tree(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = vec![dir.to_owned()];
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            found.extend(tree(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Finding 8: under umask 022, the gateway's data directory is 0700 and every file in it 0600;
+/// `pki init` puts the CA keys in a directory of their own, apart from the runtime key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_files_are_private_whatever_the_umask_and_ca_keys_live_apart() {
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o022));
+    let site = GatewayBuilder::default().site();
+    let gateway = GatewayProcess::start(&site);
+    client(&gateway.endpoint, &site.carrier())
+        .await
+        .submit(sea_filing("SEC-MODES"))
+        .await
+        .expect("filing");
+    assert!(gateway.terminate().success());
+    let data = site.data_dir();
+    let paths = tree(&data);
+    assert!(paths.len() > 5, "{paths:?}");
+    for path in paths {
+        let expected = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(
+            mode(&path),
+            expected,
+            "{} is {:o}",
+            path.display(),
+            mode(&path)
+        );
+    }
+
+    let dir = site.dir.path().join("new-pki");
+    let init = aci(&["pki", "init", dir.to_str().expect("utf-8")]);
+    assert!(init.status.success(), "{init:?}");
+    assert!(String::from_utf8_lossy(&init.stdout).contains("CA private keys"));
+    assert_eq!(mode(&dir.join(aci_gateway::pki::CA_DIR)), 0o700);
+    for key in [
+        aci_gateway::pki::CARRIER_CA_KEY,
+        aci_gateway::pki::ADMIN_CA_KEY,
+    ] {
+        assert!(key.starts_with("ca/"), "{key}");
+        assert_eq!(mode(&dir.join(key)), 0o600, "{key}");
+    }
+    assert_eq!(mode(&dir.join(aci_gateway::pki::GATEWAY_KEY)), 0o600);
+    let beside_runtime_key: Vec<_> = std::fs::read_dir(&dir)
+        .expect("pki dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with("-ca.key"))
+        .collect();
+    assert!(beside_runtime_key.is_empty(), "{beside_runtime_key:?}");
+}
+
+// ---- Finding 9: the development switch stays on loopback --------------------------------------
+
+/// Finding 9: `serve --insecure-dev` refuses to start when a listener is not on loopback.
+#[test]
+fn insecure_dev_refuses_a_listener_off_loopback() {
+    let site = GatewayBuilder::default().site();
+    let config = std::fs::read_to_string(&site.config_path).expect("config");
+    let exposed = config.replacen(
+        "[carrier_api]\nlisten = \"127.0.0.1:",
+        "[carrier_api]\nlisten = \"0.0.0.0:",
+        1,
+    );
+    assert_ne!(config, exposed);
+    std::fs::write(&site.config_path, exposed).expect("config");
+    let output = aci(&[
+        "serve",
+        "--insecure-dev",
+        "--config",
+        site.config_path.to_str().expect("utf-8"),
+    ]);
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("loopback") && said.contains("carrier_api.listen"),
+        "{said}"
+    );
+}
+
+// ---- Finding 10: what reflection shows, control characters, comments --------------------------
+
+/// Finding 10: reflection on the carrier listener serves the carrier contract, not the storage
+/// schema; notice and answer text with control characters is refused; an XML comment or
+/// processing instruction is bounded like text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_text_and_comments_are_bounded() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let (site, gateway) = GatewayBuilder::default().peer("TEST-B", None).start().await;
+    let files = site
+        .pki
+        .carrier_files("reflect", MASTER_FILER, Validity::days(1));
+    let ca = tonic::transport::Certificate::from_pem(site.pki.admin_ca.cert_pem());
+    let channel = common::channel(&endpoint(&gateway), common::tls_config(&files, &ca))
+        .await
+        .expect("channel");
+    let mut reflection = ServerReflectionClient::new(channel);
+    let ask = |request: MessageRequest| {
+        tokio_stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(request),
+        }])
+    };
+    let mut answers = reflection
+        .server_reflection_info(ask(MessageRequest::ListServices(String::new())))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let listed = answers.message().await.expect("answer").expect("one");
+    let Some(MessageResponse::ListServicesResponse(list)) = listed.message_response else {
+        panic!("not a service list: {listed:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"aci.v1.CarrierGateway".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("aci.store")),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"aci.v1.PeerExchange".to_owned()),
+        "{names:?}"
+    );
+    let mut answers = reflection
+        .server_reflection_info(ask(MessageRequest::FileContainingSymbol(
+            "aci.store.v1.LogRecord".into(),
+        )))
+        .await
+        .expect("reflection")
+        .into_inner();
+    match answers.message().await {
+        Err(status) => assert_eq!(status.code(), Code::NotFound, "{status:?}"),
+        Ok(found) => assert!(
+            matches!(
+                found.and_then(|f| f.message_response),
+                Some(MessageResponse::ErrorResponse(_))
+            ),
+            "the storage schema is served"
+        ),
+    }
+
+    // A notice with ESC in its text, from a configured peer: refused.
+    let peer_files = site.pki.client_files(
+        "peer-b",
+        &site.pki.admin_ca,
+        &aci_gateway::pki::admin_uri("TEST-B"),
+        Validity::days(1),
+    );
+    let mut peer = aci_gateway::client::PeerClient::connect(
+        &format!("https://{}", gateway.peer_addr),
+        "TEST-A",
+        &peer_files,
+    )
+    .await
+    .expect("peer connects");
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let filed = carrier
+        .submit(sea_filing("SEC-TEXT"))
+        .await
+        .expect("filing");
+    let refused = peer
+        .notify(aci_gateway::pb::Notice {
+            notice_id: "N-ESC".into(),
+            mrn: filed.mrn.clone(),
+            kind: aci_gateway::pb::NoticeKind::DoNotLoad as i32,
+            text: "do not load \u{1b}[2J\u{1b}[31mnow".into(),
+            deadline: None,
+        })
+        .await
+        .expect_err("ESC in a notice");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("U+001B"), "{refused:?}");
+    let refused = carrier
+        .answer_referral(&filed.mrn, "N-1", "here\u{0}it is")
+        .await
+        .expect_err("NUL in an answer");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("U+0000"), "{refused:?}");
+
+    // A 3 MB comment in an XML filing: refused at once, as text over its limit is.
+    let xml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/examples/sea-f10.xml"
+    ))
+    .expect("sample");
+    let (head, body) = xml.split_once("?>").expect("declaration");
+    for (what, filler) in [
+        ("comment", format!("<!--{}-->", "x".repeat(3_000_000))),
+        (
+            "processing instruction",
+            format!("<?note {}?>", "y".repeat(500_000)),
+        ),
+    ] {
+        let document = format!("{head}?>{filler}{body}");
+        let started = Instant::now();
+        let refused = carrier
+            .submit_xml(document.into_bytes())
+            .await
+            .expect_err(what);
+        assert_eq!(refused.code(), Code::InvalidArgument, "{what}: {refused:?}");
+        let report = aci_gateway::ingest::status::report_of(&refused).expect("report");
+        assert!(
+            report.violations.iter().any(|v| v.message.contains(what)),
+            "{what}: {report:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{what}");
+    }
+    gateway.stop().await.expect("stop");
+}
