@@ -36,9 +36,12 @@ if ! command -v taskset >/dev/null || [ "$(nproc)" -lt 2 ]; then
   echo "note: not pinning (taskset missing or one CPU)"
 fi
 
-# A config per gateway instance: its own data directory and ports, one dev PKI for all.
+# A config per gateway instance: its own data directory and ports, one dev PKI for all, and no
+# per-carrier limits (one carrier is the whole load here: the gateway is measured, not them).
 config() { # name port
   sed -e "s|data_dir = \"../var/data\"|data_dir = \"$WORK/$1/data\"|" \
+      -e "s|^rate_per_carrier = .*|rate_per_carrier = 0|; s|^read_rate_per_carrier = .*|read_rate_per_carrier = 0|" \
+      -e "s|^max_in_flight_per_carrier = .*|max_in_flight_per_carrier = 0|" \
       -e "s|dev_pki = \"../var/pki\"|dev_pki = \"$WORK/pki\"|" \
       -e "s|127.0.0.1:7443|127.0.0.1:$2|; s|127.0.0.1:7444|127.0.0.1:$(($2 + 1))|; s|127.0.0.1:9464|127.0.0.1:$(($2 + 2))|" \
       config/gateway.toml > "$WORK/$1.toml"
