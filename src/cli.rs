@@ -379,8 +379,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             pki::init(&dir, &gateway_id, &hosts)?;
             println!("development PKI created in {}", dir.display());
             println!(
-                "the CA private keys are in {} (0700): the gateway never reads them; keep them \
-                 off the machines that run it",
+                "the CA private keys are in {} (0700), apart from the gateway's runtime files; \
+                 `pki issue-carrier` and `pki revoke` use them. Outside development, keep CA \
+                 keys off the machines that run gateways",
                 dir.join(pki::CA_DIR).display()
             );
             Ok(ExitCode::SUCCESS)

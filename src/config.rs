@@ -521,6 +521,30 @@ impl RawConfig {
             ));
         }
         let tls = self.tls.seal(base, &invalid)?;
+        // A message is held whole before it is decoded: the budget must hold the largest.
+        for (key, limits, largest) in [
+            (
+                "carrier_api.max_pending_message_bytes",
+                &carrier_limits,
+                self.carrier_api.max_message_bytes,
+            ),
+            (
+                "peer_api.max_pending_message_bytes",
+                &peer_limits,
+                crate::server::peer_max_message(self.carrier_api.max_message_bytes),
+            ),
+        ] {
+            if limits.max_pending_message_bytes < largest + 5 {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{} is below the largest message this listener takes ({largest} bytes \
+                         and its 5-byte prefix)",
+                        limits.max_pending_message_bytes
+                    ),
+                ));
+            }
+        }
         let mut representatives: HashMap<String, HashSet<String>> = HashMap::new();
         for entry in self.representatives {
             for eori in std::iter::once(&entry.agent).chain(&entry.principals) {
@@ -588,12 +612,12 @@ impl RawConfig {
                 (rate, burst) => {
                     let rate = rate.or(default.map(|d| d.per_second)).unwrap_or(1.0);
                     let burst = burst.unwrap_or((2.0 * rate).max(1.0));
-                    if !(rate.is_finite() && rate > 0.0 && burst.is_finite() && burst >= 1.0) {
+                    if !(rate.is_finite() && rate >= 0.001 && burst.is_finite() && burst >= 1.0) {
                         return Err(invalid(
                             key,
                             format!(
                                 "{rate} per second with a burst of {burst} is not a rate \
-                                 (positive, burst at least 1; 0 turns the limit off)"
+                                 (at least 0.001, burst at least 1; 0 turns the limit off)"
                             ),
                         ));
                     }

@@ -69,12 +69,11 @@ impl ConnectionBudget {
     }
 
     fn take(&self, bytes: usize, limit: usize) -> bool {
-        let before = self.held.fetch_add(bytes, Ordering::AcqRel);
-        if before + bytes > limit {
-            self.held.fetch_sub(bytes, Ordering::AcqRel);
-            return false;
-        }
-        true
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(bytes).filter(|&after| after <= limit)
+            })
+            .is_ok()
     }
 
     fn give_back(&self, bytes: usize) {
@@ -287,7 +286,7 @@ mod tests {
     fn a_declared_length_reserves_nothing_and_whole_messages_pass_at_once() {
         let budget = Arc::new(ConnectionBudget::default());
         let mut stream = body(&budget, 1 << 20);
-        // A prefix declaring 4 MiB... no: 1 MiB (the limit), then nothing: 5 bytes held.
+        // A prefix declaring 1 MiB (the decoder's limit), then nothing: 5 bytes held.
         let prefix = message(1 << 20)[..PREFIX].to_vec();
         assert_eq!(stream.take(Bytes::from(prefix)).expect("held"), None);
         assert_eq!(budget.held(), PREFIX);

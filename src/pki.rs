@@ -19,7 +19,8 @@ use time::{Duration, OffsetDateTime};
 
 pub const CARRIER_CA_CERT: &str = "carrier-ca.pem";
 /// The CA private keys live in their own directory (0700), apart from the gateway's runtime
-/// files: the gateway never reads them; only `pki issue-carrier` and `pki revoke` do.
+/// files: `pki issue-carrier` and `pki revoke` use them (and the gateway, only to bring a
+/// development PKI of an older layout up to date).
 pub const CA_DIR: &str = "ca";
 pub const CARRIER_CA_KEY: &str = "ca/carrier-ca.key";
 pub const ADMIN_CA_CERT: &str = "admin-ca.pem";

@@ -201,8 +201,7 @@ impl Gateway {
             .with_limits(config.carrier_api.per_carrier),
         )
         .max_decoding_message_size(config.carrier_api.max_message_bytes);
-        // An envelope carries a manifest as large as a carrier may file, and a little more.
-        let peer_max_message = config.carrier_api.max_message_bytes + 64 * 1024;
+        let peer_max_message = peer_max_message(config.carrier_api.max_message_bytes);
         let peer_service = PeerExchangeServer::new(PeerService::new(
             Arc::clone(&exchange),
             Arc::clone(&metrics),
@@ -301,12 +300,14 @@ impl Gateway {
             shutdown.clone(),
         ));
         // A gateway is a client of its peers with its own certificate, trusting the peer CA.
-        let peer_client_tls = tls::client_config_with_crls(
-            &config.tls.server_cert,
-            &config.tls.server_key,
-            &config.tls.peer_ca,
-            &config.tls.peer_crls,
-        )?;
+        let peer_client_tls = Arc::new(tls::ClientFiles {
+            cert: config.tls.server_cert.clone(),
+            key: config.tls.server_key.clone(),
+            server_ca: config.tls.peer_ca.clone(),
+            crls: config.tls.peer_crls.clone(),
+        });
+        // Read now so that a bad file stops the start, not the first forward.
+        peer_client_tls.config()?;
         let reloader = tokio::spawn(tls::reload_on_change(
             vec![carrier_tls, peer_tls],
             shutdown.clone(),
@@ -379,6 +380,12 @@ impl Gateway {
         tracing::info!("gateway stopped");
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The largest message the peer listener takes: an envelope carries a manifest as large as a
+/// carrier may file, and a little more.
+pub fn peer_max_message(carrier_max_message: usize) -> usize {
+    carrier_max_message + 64 * 1024
 }
 
 /// Runs a gateway until `shutdown` completes.

@@ -259,6 +259,22 @@ pub async fn reload_on_change(listeners: Vec<Arc<Reloadable>>, shutdown: Cancell
     }
 }
 
+/// What a gateway's client configuration (for calling its peers) is made from. It is read
+/// again for every connection, so a rotated certificate or a new CRL applies from the next one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub server_ca: PathBuf,
+    pub crls: Vec<PathBuf>,
+}
+
+impl ClientFiles {
+    pub fn config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        client_config_with_crls(&self.cert, &self.key, &self.server_ca, &self.crls)
+    }
+}
+
 /// A client configuration presenting `cert` and trusting servers chained to `server_ca` whose
 /// certificates carry the serverAuth purpose.
 pub fn client_config(

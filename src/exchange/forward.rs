@@ -35,7 +35,7 @@ const MAX_ACK_BYTES: usize = 1024 * 1024;
 /// Starts a forwarder for every peer with an endpoint; they stop when `shutdown` is cancelled.
 pub fn spawn(
     exchange: &Arc<Exchange>,
-    tls: &Arc<rustls::ClientConfig>,
+    tls: &Arc<crate::tls::ClientFiles>,
     shutdown: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     exchange
@@ -66,7 +66,8 @@ fn backoff() -> impl Iterator<Item = Duration> {
 struct Forwarder {
     exchange: Arc<Exchange>,
     state: Arc<PeerState>,
-    tls: Arc<rustls::ClientConfig>,
+    /// Read for each connection: a rotated certificate or a new CRL applies from the next.
+    tls: Arc<crate::tls::ClientFiles>,
     shutdown: CancellationToken,
 }
 
@@ -75,6 +76,8 @@ struct Forwarder {
 enum SessionError {
     #[error(transparent)]
     Connect(#[from] super::ConnectError),
+    #[error("TLS files: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("the peer refused the stream: {0}")]
     Rpc(#[from] tonic::Status),
     #[error("the peer closed the stream")]
@@ -168,7 +171,7 @@ impl Forwarder {
         };
         let channel = tokio::select! {
             () = self.shutdown.cancelled() => return Ok(()),
-            connected = super::connect(endpoint, &self.state.id, Arc::clone(&self.tls)) => connected?,
+            connected = super::connect(endpoint, &self.state.id, self.tls.config()?) => connected?,
         };
         let mut client = PeerExchangeClient::new(channel).max_decoding_message_size(MAX_ACK_BYTES);
         let (envelopes, outgoing) = mpsc::channel::<Envelope>(WINDOW);

@@ -62,9 +62,10 @@ impl Limiter {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - bucket.tokens) / self.rate.per_second,
-            ))
+            Err(
+                Duration::try_from_secs_f64((1.0 - bucket.tokens) / self.rate.per_second)
+                    .unwrap_or(Duration::from_secs(3600)),
+            )
         }
     }
 }

@@ -212,7 +212,7 @@ impl CarrierService {
                     .pool
                     .run(move || span.in_scope(|| validator.validate(*manifest, received_at)))
                     .await
-                    .map_err(|_| Status::unavailable("the gateway is stopping; retry"))?;
+                    .map_err(|e| status::pool_failure(&e))?;
                 (validated, None, crate::store::record::PROTOBUF)
             }
             Incoming::Xml(xml) => {
@@ -224,7 +224,7 @@ impl CarrierService {
                         (validated, xml)
                     })
                     .await
-                    .map_err(|_| Status::unavailable("the gateway is stopping; retry"))?;
+                    .map_err(|e| status::pool_failure(&e))?;
                 if let Ok(accepted) = &validated {
                     mode = accepted.manifest.transport_mode;
                     self.authorize(caller, mode, accepted.manifest.declarant.as_ref())?;

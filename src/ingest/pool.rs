@@ -12,10 +12,14 @@ const QUEUE: usize = 1024;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The pool has stopped (the gateway is stopping).
+/// Why work sent to the pool came back without a result.
 #[derive(Debug, thiserror::Error)]
-#[error("the validation pool has stopped")]
-pub struct PoolStopped;
+pub enum PoolError {
+    #[error("the validation pool has stopped")]
+    Stopped,
+    #[error("the validation of this filing failed unexpectedly")]
+    Panicked,
+}
 
 /// A fixed set of threads running validation jobs in arrival order.
 #[derive(Clone, Debug)]
@@ -52,17 +56,30 @@ impl ValidationPool {
         Ok(ValidationPool { jobs })
     }
 
-    /// Runs `work` on a pool thread and returns its result.
+    /// Runs `work` on a pool thread and returns its result. Work whose caller went away (a
+    /// reset stream, a timed-out call) before a thread took it is not done at all; work that
+    /// panics is an error for its caller alone, and the thread goes on.
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, PoolStopped> {
+    ) -> Result<T, PoolError> {
         let (answer, result) = oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = answer.send(work());
+            if answer.is_closed() {
+                return;
+            }
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+                Ok(done) => {
+                    let _ = answer.send(Ok(done));
+                }
+                Err(_) => {
+                    tracing::error!("validation panicked; the filing is refused, the pool goes on");
+                    let _ = answer.send(Err(PoolError::Panicked));
+                }
+            }
         });
-        self.jobs.send(job).await.map_err(|_| PoolStopped)?;
-        result.await.map_err(|_| PoolStopped)
+        self.jobs.send(job).await.map_err(|_| PoolError::Stopped)?;
+        result.await.map_err(|_| PoolError::Stopped)?
     }
 }
 
@@ -82,5 +99,15 @@ mod tests {
                 .is_some_and(|n| n.starts_with("aci-validate-")),
             "{name:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_panic_fails_its_own_work_and_the_pool_goes_on() {
+        let pool = ValidationPool::start().expect("pool");
+        for _ in 0..4 {
+            let failed = pool.run(|| -> u32 { panic!("a bug") }).await;
+            assert!(matches!(failed, Err(PoolError::Panicked)), "{failed:?}");
+        }
+        assert_eq!(pool.run(|| 7).await.expect("still working"), 7);
     }
 }

@@ -235,6 +235,19 @@ fn retry_later(message: String, wait: std::time::Duration) -> Status {
     status
 }
 
+/// The validation pool gave no answer: the gateway is stopping, or validating this filing
+/// failed (a bug, logged): either way the filing was not registered.
+pub fn pool_failure(error: &crate::ingest::pool::PoolError) -> Status {
+    match error {
+        crate::ingest::pool::PoolError::Stopped => {
+            Status::unavailable("the gateway is stopping; retry with the same LRN")
+        }
+        crate::ingest::pool::PoolError::Panicked => {
+            Status::internal("the filing could not be validated; it was not registered")
+        }
+    }
+}
+
 /// What a carrier is told to wait when the gateway's disk is full.
 const DISK_FULL_RETRY_SECONDS: u64 = 5;
 

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -71,13 +71,13 @@ pub const PRIVATE_FILE: u32 = 0o600;
 pub const PRIVATE_DIR: u32 = 0o700;
 
 /// Creates `dir` (and its missing parents) readable by the owner only, and makes an existing
-/// one so.
+/// one of ours so.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(PRIVATE_DIR)
         .create(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR))
+    restrict(dir, PRIVATE_DIR)
 }
 
 /// Makes every file below `dir` readable by its owner only and every directory private (what
@@ -88,12 +88,22 @@ pub fn make_private(dir: &Path) -> io::Result<()> {
         let kind = entry.file_type()?;
         if kind.is_dir() {
             make_private(&entry.path())?;
-            fs::set_permissions(entry.path(), fs::Permissions::from_mode(PRIVATE_DIR))?;
         } else if kind.is_file() {
-            fs::set_permissions(entry.path(), fs::Permissions::from_mode(PRIVATE_FILE))?;
+            restrict(&entry.path(), PRIVATE_FILE)?;
         }
     }
-    fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR))
+    restrict(dir, PRIVATE_DIR)
+}
+
+/// Sets `mode` on a file or directory the gateway's user owns. What another user owns (a mount
+/// point's `lost+found`, a directory shared through a group) is left as it is: changing it is
+/// not ours to do, and would fail.
+fn restrict(path: &Path, mode: u32) -> io::Result<()> {
+    let meta = fs::metadata(path)?;
+    if meta.uid() != rustix::process::geteuid().as_raw() || meta.mode() & 0o777 == mode {
+        return Ok(());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
 }
 
 /// The disk the gateway runs on: the operating system's files.

@@ -724,10 +724,7 @@ impl Writer {
     ) -> Result<Result<Vec<Link>, Registration>, StoreError> {
         let mut links = Vec::new();
         for document in &filing.house_references {
-            let in_batch = records
-                .iter()
-                .rev()
-                .find(|r| !r.next_filing_party.is_empty() && r.master_documents.contains(document));
+            let in_batch = records.iter().rev().find(|r| awaits(r, document));
             let awaiting = match in_batch {
                 Some(r) => Some((
                     Mrn::parse(&r.mrn).expect("issued here"),
@@ -914,18 +911,16 @@ impl Writer {
             return Ok(None);
         }
         for document in &filing.master_documents {
-            let taken = records
-                .iter()
-                .any(|r| !r.next_filing_party.is_empty() && r.master_documents.contains(document));
+            let taken = records.iter().any(|r| awaits(r, document));
             let taken = taken
                 || match self.index.awaiting(document)? {
                     None => false,
                     Some((mrn, _)) => {
+                        // From its first registration: amendments do not extend the window.
                         let filed_at = self
                             .index
                             .status(&mrn)?
-                            .and_then(|s| s.receipt)
-                            .and_then(|r| r.received_at)
+                            .and_then(|s| s.history.first().and_then(|t| t.at))
                             .map_or(std::time::UNIX_EPOCH, |t| {
                                 std::time::UNIX_EPOCH
                                     + std::time::Duration::from_secs(t.seconds.max(0) as u64)
@@ -960,6 +955,14 @@ impl Writer {
             Ok(Some(Registration::Conflict { mrn }))
         }
     }
+}
+
+/// Whether `record` is a partial filing awaiting house-level filings for `document` (as the
+/// index's `awaiting` tree has it: filings, not amendments).
+fn awaits(record: &LogRecord, document: &str) -> bool {
+    record.kind() == RecordKind::Filing
+        && !record.next_filing_party.is_empty()
+        && record.master_documents.iter().any(|d| d == document)
 }
 
 fn new_record(filing: NewFiling, seq: Seq, country: &str) -> LogRecord {
