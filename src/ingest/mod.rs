@@ -187,8 +187,8 @@ enum Incoming {
 }
 
 impl CarrierService {
-    /// Validates an incoming filing (authorizing its filer) into what the store takes. The
-    /// validation runs in the pool, in the caller's span.
+    /// Validates an incoming filing (authorizing its filer) into what the store takes. A large
+    /// filing is validated in the pool (see [`pool`]), in the caller's span.
     async fn accept(
         &self,
         caller: &Eori,
@@ -208,9 +208,12 @@ impl CarrierService {
                 // Its original is the manifest's canonical encoding (prost keeps no unknown
                 // fields), which the record holds already: not stored twice (see
                 // `store::record::original_of`).
+                let bytes = prost::Message::encoded_len(&*manifest);
                 let validated = self
                     .pool
-                    .run(move || span.in_scope(|| validator.validate(*manifest, received_at)))
+                    .validate(bytes, move || {
+                        span.in_scope(|| validator.validate(*manifest, received_at))
+                    })
                     .await
                     .map_err(|e| status::pool_failure(&e))?;
                 (validated, None, crate::store::record::PROTOBUF)
@@ -218,7 +221,7 @@ impl CarrierService {
             Incoming::Xml(xml) => {
                 let (validated, xml) = self
                     .pool
-                    .run(move || {
+                    .validate(xml.len(), move || {
                         let validated = span
                             .in_scope(|| validator.validate_xml(&xml, &xml_limits, received_at));
                         (validated, xml)
