@@ -5,7 +5,7 @@
 //! and the ratio; the goal is a p99 within 2x of its quiet value.
 //!
 //! The gateway runs as its own process (release build), as in production: `cargo bench --bench
-//! fairness`.
+//! fairness`. `ACI_BENCH_GATEWAY=path/to/aci-gateway` runs another build instead (a baseline).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -119,7 +119,10 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let site = GatewayBuilder::default().site();
-        let gateway = GatewayProcess::start(&site);
+        let gateway = match std::env::var_os("ACI_BENCH_GATEWAY") {
+            Some(binary) => GatewayProcess::start_binary(&site, binary.as_ref(), &[]),
+            None => GatewayProcess::start(&site),
+        };
         let good = common::client(&gateway.endpoint, &site.carrier_as(OTHER_CARRIER)).await;
         let flooder = common::client(&gateway.endpoint, &site.carrier()).await;
         let mut filing = sea_filing("FAIR-1");

@@ -450,9 +450,14 @@ impl GatewayProcess {
 
     /// Starts the gateway with extra environment variables (fault injection).
     pub fn start_with_env(site: &Site, env: &[(&str, &str)]) -> GatewayProcess {
+        GatewayProcess::start_binary(site, Path::new(env!("CARGO_BIN_EXE_aci-gateway")), env)
+    }
+
+    /// Starts another build of the gateway (a benchmark's baseline) on the site.
+    pub fn start_binary(site: &Site, binary: &Path, env: &[(&str, &str)]) -> GatewayProcess {
         let ready_file = site.dir.path().join("ready.json");
         let _ = std::fs::remove_file(&ready_file);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_aci-gateway"))
+        let mut child = Command::new(binary)
             .arg("serve")
             .arg("--config")
             .arg(&site.config_path)
