@@ -991,9 +991,14 @@ fn print_answer(answer: Result<serde_json::Value, tonic::Status>) -> Result<Exit
 
 /// Prints a refusal as JSON; exit 1 when the gateway refused the request itself, 2 otherwise.
 fn refused(status: &tonic::Status) -> Result<ExitCode> {
+    // A transport failure says why underneath (a refused handshake: "certificate revoked").
+    let message = match std::error::Error::source(status) {
+        Some(cause) => format!("{}: {}", status.message(), telemetry::one_line(cause)),
+        None => status.message().to_owned(),
+    };
     let mut out = serde_json::json!({
         "code": code_name(status.code()),
-        "message": status.message(),
+        "message": message,
     });
     if let Some(report) = ingest::status::report_of(status) {
         out["violations"] = pb::to_json(&report)["violations"].clone();

@@ -333,6 +333,39 @@ mod tests {
         assert_eq!(budget.held(), 90);
     }
 
+    proptest::proptest! {
+        /// However the bytes of a run of messages are cut into chunks, what is handed on is the
+        /// same bytes, cut only between whole messages, and nothing stays counted.
+        #[test]
+        fn any_chunking_hands_on_the_same_bytes_in_whole_messages(
+            lengths in proptest::collection::vec(0usize..300, 1..12),
+            cuts in proptest::collection::vec(1usize..200, 1..40),
+        ) {
+            let budget = Arc::new(ConnectionBudget::default());
+            let mut stream = body(&budget, 1 << 20);
+            let wire: Vec<u8> = lengths.iter().flat_map(|&len| message(len)).collect();
+            let mut boundaries = vec![0];
+            for &len in &lengths {
+                boundaries.push(boundaries[boundaries.len() - 1] + PREFIX + len);
+            }
+            let mut handed = Vec::new();
+            let (mut at, mut cut) = (0, cuts.iter().cycle());
+            while at < wire.len() {
+                let end = (at + cut.next().copied().unwrap_or(1)).min(wire.len());
+                if let Some(ready) = stream
+                    .take(Bytes::copy_from_slice(&wire[at..end]))
+                    .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?
+                {
+                    handed.extend_from_slice(&ready);
+                    proptest::prop_assert!(boundaries.contains(&handed.len()));
+                }
+                at = end;
+            }
+            proptest::prop_assert_eq!(handed, wire);
+            proptest::prop_assert_eq!(budget.held(), 0);
+        }
+    }
+
     #[test]
     fn a_prefix_declaring_more_than_the_decoder_takes_is_passed_on_for_it_to_refuse() {
         let budget = Arc::new(ConnectionBudget::default());

@@ -902,3 +902,69 @@ async fn reflection_text_and_comments_are_bounded() {
     }
     gateway.stop().await.expect("stop");
 }
+
+/// The certificate a TLS server at `endpoint` presents now.
+async fn server_certificate(endpoint: &str, files: &ClientTls) -> Vec<u8> {
+    aci_gateway::tls::install_crypto_provider();
+    let tls = aci_gateway::tls::client_config(&files.cert, &files.key, &files.ca).expect("tls");
+    let tcp = tokio::net::TcpStream::connect(endpoint.trim_start_matches("https://"))
+        .await
+        .expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .expect("TLS");
+    stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .expect("a certificate")
+        .to_vec()
+}
+
+/// Finding 4: the gateway's own certificate and key are rotated by replacing their files; new
+/// connections get the new certificate, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_certificate_rotates_without_a_restart() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let files = site
+        .pki
+        .carrier_files("rotate", MASTER_FILER, Validity::days(1));
+    let before = server_certificate(&endpoint(&gateway), &files).await;
+    let renewed = site
+        .pki
+        .admin_ca
+        .issue_gateway(
+            &["localhost", "127.0.0.1"],
+            &aci_gateway::pki::admin_uri("TEST-A"),
+            Validity::days(30),
+        )
+        .expect("renewed certificate");
+    // As an operator would: each file renamed into place.
+    for (name, contents) in [
+        ("gateway.key", &renewed.key_pem),
+        ("gateway.pem", &renewed.cert_pem),
+    ] {
+        let staging = site.pki.dir.join(format!(".{name}.new"));
+        std::fs::write(&staging, contents).expect("write");
+        std::fs::rename(&staging, site.pki.dir.join(name)).expect("rename");
+    }
+    let (_, pem) = x509_parser::pem::parse_x509_pem(renewed.cert_pem.as_bytes()).expect("PEM");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server_certificate(&endpoint(&gateway), &files).await != pem.contents {
+        assert!(
+            Instant::now() < deadline,
+            "the old certificate 15 s after rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_ne!(before, pem.contents);
+    client(&endpoint(&gateway), &site.carrier())
+        .await
+        .submit(sea_filing("SEC-ROTATED"))
+        .await
+        .expect("filing after rotation");
+    gateway.stop().await.expect("stop");
+}
