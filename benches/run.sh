@@ -23,7 +23,8 @@ STORED=${ACI_BENCH_STORED:-1000000}
 BIN=target/release/aci-gateway
 WORK=target/bench-run
 OUT=target/bench-results.json
-cargo build --release --locked -q --bin aci-gateway
+# The benchmark switches (--echo, --unsafe-no-fsync) exist only with the testing feature.
+cargo build --release --locked -q --features testing --bin aci-gateway
 rm -rf "$WORK" && mkdir -p "$WORK/json" "$WORK/xml"
 cp schemas/examples/*.json "$WORK/json/" && rm -f "$WORK/json/"*large*
 cp schemas/examples/*.xml "$WORK/xml/" && rm -f "$WORK/xml/"*large*

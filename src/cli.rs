@@ -40,12 +40,8 @@ enum Command {
         /// Once listening, write the bound addresses to this file as JSON.
         #[arg(long)]
         ready_file: Option<PathBuf>,
-        /// Benchmarks only: answer filings without validating or storing them.
-        #[arg(long, hide = true)]
-        echo: bool,
-        /// Benchmarks only: do not fdatasync the log (a crash loses acknowledged filings).
-        #[arg(long, hide = true)]
-        unsafe_no_fsync: bool,
+        #[command(flatten)]
+        bench: BenchSwitches,
     },
     /// Two administrations' gateways in one process, with a fresh development PKI: a carrier
     /// files every sample (one invalid, one late), A forwards to B, B's do-not-load reaches the
@@ -287,6 +283,37 @@ enum PkiCommand {
     },
 }
 
+/// Switches for benchmarks, in builds with the `testing` feature only (`benches/run.sh`).
+#[cfg(feature = "testing")]
+#[derive(Debug, Args)]
+struct BenchSwitches {
+    /// Benchmarks only: answer filings without validating or storing them.
+    #[arg(long)]
+    echo: bool,
+    /// Benchmarks only: do not fdatasync the log (a crash loses acknowledged filings).
+    #[arg(long)]
+    unsafe_no_fsync: bool,
+}
+
+/// A production build has no benchmark switches.
+#[cfg(not(feature = "testing"))]
+#[derive(Debug, Args)]
+struct BenchSwitches {}
+
+impl BenchSwitches {
+    fn options(self, insecure_dev: bool) -> server::Options {
+        #[cfg(feature = "testing")]
+        return server::Options {
+            insecure_dev,
+            echo: self.echo,
+            unsafe_no_fsync: self.unsafe_no_fsync,
+            disk: None,
+        };
+        #[cfg(not(feature = "testing"))]
+        server::Options { insecure_dev }
+    }
+}
+
 const DEFAULT_CONFIG: &str = "config/gateway.toml";
 
 #[derive(Debug, Args)]
@@ -342,15 +369,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             config,
             insecure_dev,
             ready_file,
-            echo,
-            unsafe_no_fsync,
+            bench,
         } => {
-            let options = server::Options {
-                insecure_dev,
-                echo,
-                unsafe_no_fsync,
-                disk: None,
-            };
+            let options = bench.options(insecure_dev);
             // Whatever the shell's umask, what the gateway writes (log, index, sled's own
             // files) is readable by its user only.
             rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
@@ -884,7 +905,7 @@ async fn peers(config: &Path, json: bool) -> Result<ExitCode> {
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    let body = http_get(addr, "/peers")
+    let body = crate::admin::get(addr, "/peers")
         .await
         .with_context(|| format!("is the gateway running? its admin port is {addr}"))?;
     let reports: Vec<crate::exchange::PeerReport> =
@@ -917,24 +938,6 @@ async fn peers(config: &Path, json: bool) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A GET on the admin port (plain HTTP/1.1, one request): the body of a 200 answer.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .context("a malformed HTTP answer")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        bail!("{}", head.lines().next().unwrap_or(head));
-    }
-    Ok(body.to_owned())
 }
 
 /// Sends a notice to a peer as this gateway (its certificate, trusting the peer CA).

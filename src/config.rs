@@ -47,15 +47,8 @@ pub struct Config {
     pub telemetry: crate::telemetry::TelemetrySettings,
 }
 
-/// A peer administration's gateway.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Peer {
-    /// Its gateway id: the identity in its certificate (`urn:aci:admin:<id>`).
-    pub id: String,
-    /// Where its peer API listens, e.g. `https://nl-gw.example:7444`: a forwarder delivers
-    /// there. Without one, the peer pulls its feed (`Subscribe`) instead.
-    pub endpoint: Option<String>,
-}
+/// A peer administration's gateway (the exchange's own settings type).
+pub use crate::exchange::Peer;
 
 #[derive(Clone, Debug)]
 pub struct CarrierApi {

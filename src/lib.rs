@@ -19,6 +19,8 @@
 //! - [`config`]: the TOML configuration, checked and sealed.
 //! - [`demo`]: `aci-gateway demo`, two administrations' gateways end to end in one process.
 //! - [`server`]: wires store, listeners and admin port; one shutdown path.
+//! - [`admin`]: the admin port (`/healthz`, `/readyz`, `/metrics`, `/peers`) on hyper, and
+//!   its client.
 //! - [`exchange`]: Customs-to-Customs exchange: routing, per-peer forwarders, the peer API
 //!   (deliveries, pull feeds, risk notices) and each peer's progress.
 //! - [`ingest`]: the carrier API, a thin gRPC adapter; `ingest::status` maps outcomes to gRPC.
@@ -36,6 +38,7 @@
 //! - [`pb`]: generated protobuf types and proto3 JSON.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod client;
 pub mod config;

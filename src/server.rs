@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -76,12 +75,39 @@ pub struct Options {
     pub insecure_dev: bool,
     /// Benchmarks only: the carrier API answers without validating or storing (the stack's
     /// own ceiling).
+    #[cfg(feature = "testing")]
     pub echo: bool,
     /// Benchmarks only: append without fdatasync (what the sync costs). Loses acknowledged
     /// filings on a crash.
+    #[cfg(feature = "testing")]
     pub unsafe_no_fsync: bool,
     /// Where the log lives: the operating system's files unless a test simulates a disk.
+    #[cfg(feature = "testing")]
     pub disk: Option<std::sync::Arc<dyn crate::store::Disk>>,
+}
+
+impl Options {
+    /// Whether appends are synced: always, but in a benchmark of what the sync costs.
+    #[cfg(feature = "testing")]
+    fn sync(&self) -> bool {
+        if self.unsafe_no_fsync {
+            tracing::warn!(
+                "--unsafe-no-fsync: appends are not synced; a crash loses acknowledged filings \
+                 (benchmarks only)"
+            );
+            return false;
+        }
+        true
+    }
+
+    /// The disk the log is written to: the operating system's, but in a simulation.
+    fn disk(&self) -> Arc<dyn crate::store::Disk> {
+        #[cfg(feature = "testing")]
+        if let Some(disk) = &self.disk {
+            return Arc::clone(disk);
+        }
+        Arc::new(crate::store::OsDisk)
+    }
 }
 
 /// A running gateway.
@@ -134,11 +160,9 @@ impl Gateway {
             max_batch: config.store.max_batch,
             duplicate_document_window: config.duplicate_document_window,
             immutable: config.immutable,
-            sync: !options.unsafe_no_fsync,
-            disk: options
-                .disk
-                .clone()
-                .unwrap_or_else(|| std::sync::Arc::new(crate::store::OsDisk)),
+            #[cfg(feature = "testing")]
+            sync: options.sync(),
+            disk: options.disk(),
         };
         let (store, recovery) =
             tokio::task::spawn_blocking(move || Store::open(&data_dir, store_options)).await??;
@@ -255,6 +279,7 @@ impl Gateway {
             ))
             .add_service(health_service.clone())
             .add_service(carrier_reflection);
+        #[cfg(feature = "testing")]
         let carrier_router = if options.echo {
             tracing::warn!(
                 "--echo: the carrier API answers without validating or storing (benchmarks only)"
@@ -266,11 +291,8 @@ impl Gateway {
         } else {
             carrier_router.add_service(carrier_service)
         };
-        if options.unsafe_no_fsync {
-            tracing::warn!(
-                "--unsafe-no-fsync: appends are not synced; a crash loses acknowledged filings (benchmarks only)"
-            );
-        }
+        #[cfg(not(feature = "testing"))]
+        let carrier_router = carrier_router.add_service(carrier_service);
         let carrier_server = carrier_router
             .serve_with_incoming_shutdown(carrier_incoming, shutdown.clone().cancelled_owned());
 
@@ -293,7 +315,7 @@ impl Gateway {
             ("carrier API", tokio::spawn(carrier_server)),
             ("peer API", tokio::spawn(peer_server)),
         ];
-        let admin = tokio::spawn(serve_admin(
+        let admin = tokio::spawn(crate::admin::serve(
             admin_listener,
             Arc::clone(&exchange),
             metrics,
@@ -468,74 +490,4 @@ fn transport_refusals_in_plain_words(
         tracing::warn!(error = %e, "could not rewrite the transport's status");
     }
     response
-}
-
-/// The admin port: `/healthz`, `/readyz`, `/metrics`, `/peers` (JSON, for `aci-gateway
-/// peers`), over minimal HTTP/1.1 (one request per connection).
-async fn serve_admin(
-    listener: TcpListener,
-    exchange: Arc<Exchange>,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let (mut stream, _) = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(_) => continue,
-            },
-        };
-        let exchange = Arc::clone(&exchange);
-        let metrics = Arc::clone(&metrics);
-        let shutting_down = shutdown.is_cancelled();
-        tokio::spawn(async move {
-            let mut head = vec![0u8; 2048];
-            let mut len = 0;
-            let read = tokio::time::timeout(Duration::from_secs(5), async {
-                while len < head.len() && !head[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut head[len..]).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => len += n,
-                    }
-                }
-            })
-            .await;
-            if read.is_err() {
-                return;
-            }
-            let request = String::from_utf8_lossy(&head[..len]);
-            let path = request.split_whitespace().nth(1).unwrap_or("");
-            let (status, content_type, body) = match path {
-                "/healthz" => ("200 OK", "text/plain", "ok\n".to_owned()),
-                "/readyz" if shutting_down => {
-                    ("503 Service Unavailable", "text/plain", "stopping\n".into())
-                }
-                "/readyz" if !exchange.store().stats().writable.load(std::sync::atomic::Ordering::Relaxed) => (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    "the log cannot be written (disk full or failing); status is still served\n"
-                        .into(),
-                ),
-                "/readyz" => ("200 OK", "text/plain", "ready\n".to_owned()),
-                "/metrics" => (
-                    "200 OK",
-                    "text/plain; version=0.0.4",
-                    metrics.render(exchange.store().stats(), &exchange.reports()),
-                ),
-                "/peers" => (
-                    "200 OK",
-                    "application/json",
-                    serde_json::to_string_pretty(&exchange.reports()).unwrap_or_default() + "\n",
-                ),
-                _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
-    }
 }

@@ -19,7 +19,6 @@ use std::time::{Duration, SystemTime};
 
 use tonic::transport::{Channel, Endpoint};
 
-use crate::config::Peer;
 use crate::pb::store::{LogRecord, RecordKind};
 use crate::pb::{DeliveryState, Envelope, EnvelopeKind, FilingStatus, PeerDelivery};
 use crate::store::{Store, StoreError};
@@ -132,6 +131,33 @@ pub struct PeerReport {
     pub duplicates: u64,
     pub refused: u64,
     pub last_error: Option<String>,
+}
+
+/// A peer administration's gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its gateway id: the identity in its certificate (`urn:aci:admin:<id>`).
+    pub id: String,
+    /// Where its peer API listens, e.g. `https://nl-gw.example:7444`: a forwarder delivers
+    /// there. Without one, the peer pulls its feed (`Subscribe`) instead.
+    pub endpoint: Option<String>,
+}
+
+impl PeerReport {
+    /// What the metrics endpoint renders of it.
+    pub fn series(&self) -> crate::telemetry::PeerSeries {
+        crate::telemetry::PeerSeries {
+            peer: self.peer.clone(),
+            connected: self.connected,
+            cursor: self.cursor,
+            lag_records: self.lag_records,
+            lag_seconds: self.lag_seconds,
+            retries: self.retries,
+            delivered: self.delivered,
+            duplicates: self.duplicates,
+            refused: self.refused,
+        }
+    }
 }
 
 /// The exchange as the rest of the gateway sees it: this gateway's id, the routes, and each

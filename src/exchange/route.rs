@@ -8,8 +8,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::pb::TransportMode;
 use crate::pb::store::RouteFacts;
-use crate::pb::{Location, Manifest, TransportMode};
+/// What routing reads of a manifest: the store keeps it in each filing's index entry.
+pub use crate::store::route_facts as facts_of;
 
 /// One routing rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,37 +44,6 @@ impl Routes {
         self.routes
             .iter()
             .any(|route| route.peer == peer && route.matches(facts))
-    }
-}
-
-fn country(location: Option<&Location>) -> Option<String> {
-    let location = location?;
-    if !location.country.is_empty() {
-        Some(location.country.clone())
-    } else {
-        location.locode.get(..2).map(str::to_owned)
-    }
-}
-
-/// What routing reads of a manifest (countries from the country field, else the UN/LOCODE).
-pub fn facts_of(manifest: &Manifest) -> RouteFacts {
-    let itinerary = manifest.itinerary.as_ref();
-    let mut delivery_countries: Vec<String> = manifest
-        .consignments
-        .iter()
-        .filter_map(|c| country(c.place_of_delivery.as_ref()))
-        .collect();
-    delivery_countries.sort();
-    delivery_countries.dedup();
-    RouteFacts {
-        first_entry_country: itinerary
-            .and_then(|i| country(i.place_of_first_entry.as_ref()))
-            .unwrap_or_default(),
-        routing_countries: itinerary
-            .map(|i| i.countries_of_routing.clone())
-            .unwrap_or_default(),
-        delivery_countries,
-        transport_mode: manifest.transport_mode,
     }
 }
 
@@ -110,6 +81,7 @@ pub fn mode_by_name(name: &str) -> Option<TransportMode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pb::{Location, Manifest};
 
     fn sample(json: &str) -> Manifest {
         crate::pb::from_json(json).expect("sample")

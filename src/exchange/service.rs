@@ -41,9 +41,14 @@ const FEED_CHUNK: usize = 256;
 const MAX_NOTICE_ID: usize = 128;
 const MAX_NOTICE_TEXT: usize = 8192;
 
-/// Fault injection for crash tests: with `ACI_FAULT_ABORT_BEFORE_ACK=N` in its environment,
-/// the process aborts once the N-th new envelope it received is durable, before that envelope
-/// is acknowledged: the crash between the receiver's fsync and its ack, made deterministic.
+/// Fault injection for crash tests (the `testing` feature only): with
+/// `ACI_FAULT_ABORT_BEFORE_ACK=N` in its environment, the process aborts once the N-th new
+/// envelope it received is durable, before that envelope is acknowledged: the crash between
+/// the receiver's fsync and its ack, made deterministic.
+#[cfg(not(feature = "testing"))]
+fn abort_before_ack(_stored: u64) {}
+
+#[cfg(feature = "testing")]
 fn abort_before_ack(stored: u64) {
     static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
     let at = AT.get_or_init(|| {

@@ -1,6 +1,7 @@
 //! The carrier API (`aci.v1.CarrierGateway`): a thin adapter that authenticates the caller,
 //! hands the filing to validation and the store, and translates outcomes to gRPC.
 
+#[cfg(feature = "testing")]
 pub mod echo;
 pub mod limit;
 pub mod pool;

@@ -600,10 +600,7 @@ fn new_entry(record: &LogRecord) -> FilingEntry {
         transport_mode: mode_of(record),
         master_documents: record.master_documents.clone(),
         next_filing_party: record.next_filing_party.clone(),
-        routing: record
-            .manifest
-            .as_ref()
-            .map(crate::exchange::route::facts_of),
+        routing: record.manifest.as_ref().map(super::route_facts),
     }
 }
 
@@ -622,10 +619,7 @@ pub(super) fn evolve(mut entry: FilingEntry, record: &LogRecord) -> FilingEntry 
             ));
             entry.transport_mode = mode_of(record);
             entry.master_documents = record.master_documents.clone();
-            entry.routing = record
-                .manifest
-                .as_ref()
-                .map(crate::exchange::route::facts_of);
+            entry.routing = record.manifest.as_ref().map(super::route_facts);
         }
         RecordKind::Notice => {
             let notice = record.notice.clone().unwrap_or_default();

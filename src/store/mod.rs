@@ -7,9 +7,12 @@
 
 mod arrivals;
 mod disk;
+mod facts;
 mod index;
 mod log;
 pub mod record;
+#[cfg(feature = "testing")]
+mod sim;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -24,9 +27,12 @@ use crate::pb::store::LogRecord;
 use crate::pb::{FilingStatus, Manifest, Receipt, Violation};
 
 pub use self::arrivals::Arrival;
-pub use self::disk::{Disk, OsDisk, PowerLoss, SimDisk};
+pub use self::disk::{Disk, OsDisk};
+pub use self::facts::route_facts;
 pub use self::index::{Index, IndexError, Received, receipt_of};
 pub use self::log::{LogError, LogReader, Recovery, TornTail, list_segments};
+#[cfg(feature = "testing")]
+pub use self::sim::{PowerLoss, SimDisk};
 
 /// Commands waiting for the writer before `register` callers wait for room (backpressure).
 const QUEUE_DEPTH: usize = 8192;
@@ -201,7 +207,8 @@ pub struct StoreOptions {
     /// What an amendment may not change (the LRN never changes: it names the filing).
     pub immutable: Immutable,
     /// `fdatasync` each batch. Only benchmarks turn this off, to measure what the sync costs:
-    /// without it an acknowledged filing can be lost.
+    /// without it an acknowledged filing can be lost (the `testing` feature only).
+    #[cfg(feature = "testing")]
     pub sync: bool,
     /// Where the log's files live: [`OsDisk`], but for the tests that simulate power loss and
     /// full disks.
@@ -271,6 +278,22 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// The values of these counters now, for the metrics endpoint.
+    pub fn series(&self) -> crate::telemetry::StoreSeries<'_> {
+        crate::telemetry::StoreSeries {
+            commit_latency: &self.commit_latency,
+            batch_size: &self.batch_size,
+            sync_latency: &self.sync_latency,
+            append_latency: &self.append_latency,
+            records: self.records.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            syncs: self.syncs.load(Ordering::Relaxed),
+            commit_seconds: self.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            durable_seq: self.durable_seq.load(Ordering::Relaxed),
+            writable: self.writable.load(Ordering::Relaxed),
+        }
+    }
+
     fn record_batch(&self, records: u64, syncs: u64, sync_time: Duration, elapsed: Duration) {
         self.commit_latency.observe(elapsed.as_secs_f64());
         self.sync_latency.observe(sync_time.as_secs_f64());
@@ -314,9 +337,14 @@ impl Store {
         let lock = lock_data_dir(data_dir)?;
         let log_dir = data_dir.join("log");
         let disk = options.disk;
-        let (mut log, mut recovery) =
+        let (log, mut recovery) =
             log::SegmentLog::open(Arc::clone(&disk), &log_dir, options.segment_bytes)?;
-        log.sync_data = options.sync;
+        #[cfg(feature = "testing")]
+        let log = {
+            let mut log = log;
+            log.sync_data = options.sync;
+            log
+        };
         let index = open_index(data_dir)?;
         recovery.acknowledged_lost = catch_up(&index, &*disk, &log_dir, recovery.last_seq)?;
         let stats = Arc::new(Stats::default());

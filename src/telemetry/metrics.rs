@@ -3,8 +3,6 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::store::Stats;
-
 /// A Prometheus histogram: cumulative buckets with fixed upper bounds, a sum and a count.
 #[derive(Debug)]
 pub struct Histogram {
@@ -168,7 +166,7 @@ impl<K: PartialEq + Clone + LabelValues> Family<K> {
     }
 }
 
-/// The gateway's counters (the store keeps its own [`Stats`]).
+/// The gateway's counters (the store keeps its own, and hands them over as a [`StoreSeries`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Filings by transport mode (`TransportMode as usize`, 0 when unknown) and outcome
@@ -226,7 +224,7 @@ impl Metrics {
     }
 
     /// Prometheus text exposition of these counters, the store's and the peers'.
-    pub fn render(&self, store: &Stats, peers: &[crate::exchange::PeerReport]) -> String {
+    pub fn render(&self, store: &StoreSeries<'_>, peers: &[PeerSeries]) -> String {
         let mut out = String::new();
         out.push_str("# HELP aci_filings_total Filings answered, by transport mode and outcome.\n");
         out.push_str("# TYPE aci_filings_total counter\n");
@@ -287,40 +285,40 @@ impl Metrics {
             (
                 "aci_log_records_total",
                 "Records appended to the log.",
-                &store.records,
+                store.records,
             ),
             (
                 "aci_log_batches_total",
                 "Group commits (batches written under one sync).",
-                &store.batches,
+                store.batches,
             ),
             (
                 "aci_log_fsyncs_total",
                 "fdatasync and fsync calls made by the log writer.",
-                &store.syncs,
+                store.syncs,
             ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+            let _ = writeln!(out, "{name} {value}");
         }
         let _ = writeln!(
             out,
             "# HELP aci_log_commit_seconds_total Time spent writing and syncing batches.\n\
              # TYPE aci_log_commit_seconds_total counter\naci_log_commit_seconds_total {:.6}",
-            store.commit_micros.load(Ordering::Relaxed) as f64 / 1e6
+            store.commit_seconds
         );
         let _ = writeln!(
             out,
             "# HELP aci_log_durable_sequence Sequence of the last record on disk.\n\
              # TYPE aci_log_durable_sequence gauge\naci_log_durable_sequence {}",
-            store.durable_seq.load(Ordering::Relaxed)
+            store.durable_seq
         );
         let _ = writeln!(
             out,
             "# HELP aci_log_writable 1 while batches are written; 0 while the disk is full or failing.\n\
              # TYPE aci_log_writable gauge\naci_log_writable {}",
-            u8::from(store.writable.load(Ordering::Relaxed))
+            u8::from(store.writable)
         );
         self.received.render(
             "aci_received_envelopes_total",
@@ -339,9 +337,39 @@ impl Metrics {
     }
 }
 
+/// What the store reports to the metrics endpoint: its histograms and the values of its
+/// counters now.
+#[derive(Debug)]
+pub struct StoreSeries<'a> {
+    pub commit_latency: &'a Histogram,
+    pub batch_size: &'a Histogram,
+    pub sync_latency: &'a Histogram,
+    pub append_latency: &'a Histogram,
+    pub records: u64,
+    pub batches: u64,
+    pub syncs: u64,
+    pub commit_seconds: f64,
+    pub durable_seq: u64,
+    pub writable: bool,
+}
+
+/// One peer's forwarding progress, as the metrics endpoint renders it.
+#[derive(Debug, Clone, Default)]
+pub struct PeerSeries {
+    pub peer: String,
+    pub connected: bool,
+    pub cursor: u64,
+    pub lag_records: u64,
+    pub lag_seconds: f64,
+    pub retries: u64,
+    pub delivered: u64,
+    pub duplicates: u64,
+    pub refused: u64,
+}
+
 /// Per-peer forwarding series.
-fn render_peers(peers: &[crate::exchange::PeerReport], out: &mut String) {
-    type Value = fn(&crate::exchange::PeerReport) -> f64;
+fn render_peers(peers: &[PeerSeries], out: &mut String) {
+    type Value = fn(&PeerSeries) -> f64;
     let series: [(&str, &str, &str, Value); 8] = [
         (
             "aci_peer_connected",

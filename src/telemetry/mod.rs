@@ -9,7 +9,7 @@
 
 mod metrics;
 
-pub use self::metrics::{Histogram, Metrics, Outcome};
+pub use self::metrics::{Histogram, Metrics, Outcome, PeerSeries, StoreSeries};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
