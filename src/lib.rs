@@ -23,7 +23,8 @@
 //!   its client.
 //! - [`exchange`]: Customs-to-Customs exchange: routing, per-peer forwarders, the peer API
 //!   (deliveries, pull feeds, risk notices) and each peer's progress.
-//! - [`ingest`]: the carrier API, a thin gRPC adapter; `ingest::status` maps outcomes to gRPC.
+//! - [`ingest`]: the carrier API, a thin gRPC adapter.
+//! - [`status`]: the one mapping from outcomes to gRPC statuses, for both listeners.
 //! - [`validate`]: findings and reports; required data and identifier formats.
 //! - [`store`]: the segment log (framing, CRC, hash chain), group commit, the sled index.
 //! - [`load`]: `aci-gateway load`, the load generator.
@@ -51,6 +52,7 @@ pub mod load;
 pub mod pb;
 pub mod pki;
 pub mod server;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

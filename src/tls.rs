@@ -75,6 +75,17 @@ pub struct PeerInfo {
     pub budget: Arc<crate::http2::ConnectionBudget>,
 }
 
+impl PeerInfo {
+    /// What is known of the connection a request came on: the one way both listeners read
+    /// their caller's identity.
+    pub fn of<T>(request: &tonic::Request<T>) -> Result<&PeerInfo, tonic::Status> {
+        request
+            .extensions()
+            .get::<PeerInfo>()
+            .ok_or_else(|| tonic::Status::unauthenticated("no connection identity"))
+    }
+}
+
 /// Makes ring the process's rustls provider (idempotent). tonic's client builds its rustls
 /// config from the process default.
 pub fn install_crypto_provider() {

@@ -265,11 +265,10 @@ impl Forwarder {
                 sequence,
                 outcome = tracing::field::Empty,
             );
-            crate::telemetry::continue_trace(&span, &record.traceparent);
             let mut envelope = envelope_of(&self.exchange.gateway_id, record);
-            if let Some(traceparent) = crate::telemetry::traceparent(&span) {
-                envelope.traceparent = traceparent;
-            }
+            // The record's trace goes on here; the peer continues from this span.
+            envelope.traceparent =
+                crate::telemetry::continue_from(&span, std::mem::take(&mut envelope.traceparent));
             window.in_flight.push_back(InFlight {
                 sequence,
                 received_ms,

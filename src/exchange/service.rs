@@ -25,6 +25,7 @@ use crate::pb::peer_exchange_server::PeerExchange;
 use crate::pb::{
     Delivered, DeliveryAck, Envelope, Notice, NoticeAck, NoticeKind, Refusal, SubscribeRequest,
 };
+use crate::status::store_failure;
 use crate::store::{Delivery, Noticed, StoreError};
 use crate::telemetry::Metrics;
 use crate::tls::{Identity, PeerInfo};
@@ -91,11 +92,7 @@ impl PeerService {
 
     /// The configured peer behind a request.
     fn caller<T>(&self, request: &Request<T>) -> Result<Arc<PeerState>, Status> {
-        let identity = request
-            .extensions()
-            .get::<PeerInfo>()
-            .and_then(|info| info.identity.clone());
-        match identity {
+        match PeerInfo::of(request)?.identity.clone() {
             Some(Identity::Admin(id)) => self.exchange.peer(&id).cloned().ok_or_else(|| {
                 Status::permission_denied(format!("administration {id} is not a configured peer"))
             }),
@@ -107,11 +104,6 @@ impl PeerService {
             )),
         }
     }
-}
-
-fn store_failure(error: &StoreError) -> Status {
-    tracing::error!(%error, "store failure on the peer API");
-    Status::unavailable("the gateway cannot store right now; retry later")
 }
 
 fn refusal(origin_sequence: u64, code: &str, message: String) -> DeliveryAck {
@@ -187,11 +179,11 @@ impl PeerExchange for PeerService {
                         origin_sequence = sequence,
                         outcome = tracing::field::Empty,
                     );
-                    crate::telemetry::continue_trace(&span, &envelope.traceparent);
                     let mut envelope = envelope;
-                    if let Some(traceparent) = crate::telemetry::traceparent(&span) {
-                        envelope.traceparent = traceparent;
-                    }
+                    envelope.traceparent = crate::telemetry::continue_from(
+                        &span,
+                        std::mem::take(&mut envelope.traceparent),
+                    );
                     match store.queue_receive(envelope).await {
                         Ok(answer) => Pending::Storing(sequence, Box::pin(answer), span),
                         Err(e) => {
@@ -337,13 +329,10 @@ impl PeerExchange for PeerService {
             mrn = tracing::field::Empty,
             kind = tracing::field::Empty,
         );
-        if let Some(traceparent) = request
-            .metadata()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-        {
-            crate::telemetry::continue_trace(&span, traceparent);
-        }
+        crate::telemetry::continue_trace(
+            &span,
+            &crate::telemetry::traceparent_of(request.metadata()),
+        );
         let notice = request.into_inner();
         span.record("mrn", notice.mrn.as_str());
         self.take_notice(peer, notice).instrument(span).await

@@ -5,7 +5,8 @@
 pub mod echo;
 pub mod limit;
 pub mod pool;
-pub mod status;
+/// Outcomes as gRPC statuses: one mapping, shared with the peer listener.
+pub use crate::status;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -44,12 +45,7 @@ const STREAM_ANSWERS: usize = 256;
 
 /// The W3C trace context a carrier sent, if any.
 fn traceparent<T>(request: &Request<T>) -> String {
-    request
-        .metadata()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+    telemetry::traceparent_of(request.metadata())
 }
 
 /// A short label for a gRPC code, for span fields.
@@ -280,9 +276,8 @@ impl CarrierService {
             mrn = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        telemetry::continue_trace(&span, &traceparent);
         // Downstream stages (forwarding, the peer) continue from this span.
-        let traceparent = telemetry::traceparent(&span).unwrap_or(traceparent);
+        let traceparent = telemetry::continue_from(&span, traceparent);
         let filed = self
             .file_traced(caller, request, received_at, traceparent)
             .instrument(span.clone())
@@ -392,8 +387,7 @@ impl CarrierService {
             Change::AnswerReferral { .. } => "answer_referral",
         };
         let span = tracing::info_span!("filing.change", %mrn, change = kind);
-        telemetry::continue_trace(&span, &traceparent);
-        let traceparent = telemetry::traceparent(&span).unwrap_or(traceparent);
+        let traceparent = telemetry::continue_from(&span, traceparent);
         match self
             .store
             .change(mrn.clone(), change, traceparent)
@@ -436,10 +430,7 @@ impl CarrierService {
 
 /// The authenticated carrier behind a request.
 fn caller<T>(request: &Request<T>) -> Result<Eori, Status> {
-    let info = request
-        .extensions()
-        .get::<PeerInfo>()
-        .ok_or_else(|| Status::unauthenticated("no connection identity"))?;
+    let info = PeerInfo::of(request)?;
     if info.insecure {
         // Development plaintext: the caller says who it is. `serve --insecure-dev` warns loudly.
         let claimed = request

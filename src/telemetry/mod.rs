@@ -231,6 +231,23 @@ pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
     }
 }
 
+/// Makes `span` a child of the trace `traceparent` names and returns the `traceparent` what
+/// comes next (a stored record, a forwarded envelope) continues from: `span`'s own when traces
+/// are exported, else the one given, passed on as it came.
+pub fn continue_from(span: &tracing::Span, traceparent: String) -> String {
+    continue_trace(span, &traceparent);
+    self::traceparent(span).unwrap_or(traceparent)
+}
+
+/// The W3C `traceparent` a caller sent in its request metadata ("" when none).
+pub fn traceparent_of(metadata: &tonic::metadata::MetadataMap) -> String {
+    metadata
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Links `span` to the context a `traceparent` names (when exporting).
 pub fn link(span: &tracing::Span, traceparent: &str) {
     if exporting()

@@ -1,4 +1,6 @@
-//! The one place where the carrier API's outcomes become gRPC statuses.
+//! The one place where outcomes become gRPC statuses, on both listeners: the same outcome gets
+//! the same code and the same details (`BadRequest`, `PreconditionFailure`, `RetryInfo`) from
+//! the carrier API and from the peer API.
 //!
 //! Rejections use the rich error model: `google.rpc.BadRequest` (one field violation per finding,
 //! with reason `ACI_<code>_<RULE>`) for any gRPC client, and `aci.v1.ValidationReport` with the
@@ -251,7 +253,10 @@ pub fn pool_failure(error: &crate::ingest::pool::PoolError) -> Status {
 /// What a carrier is told to wait when the gateway's disk is full.
 const DISK_FULL_RETRY_SECONDS: u64 = 5;
 
-/// A store failure: the filing was not acknowledged and may be retried with the same LRN.
+/// A store failure: nothing was stored or acknowledged, and the same request may be retried
+/// (a filing with the same LRN, an envelope with the same origin sequence: either is applied
+/// once). A full disk is `RESOURCE_EXHAUSTED` with a `retry-after`; anything else
+/// `UNAVAILABLE`.
 pub fn store_failure(error: &StoreError) -> Status {
     tracing::error!(%error, "store failure");
     match error {
@@ -259,13 +264,13 @@ pub fn store_failure(error: &StoreError) -> Status {
         StoreError::Unwritable {
             disk_full: true, ..
         } => retry_later(
-            "the gateway's storage is full; the filing was not registered, retry later with \
-                 the same LRN"
+            "the gateway's storage is full; nothing was stored, retry later (with the same LRN)"
                 .into(),
             std::time::Duration::from_secs(DISK_FULL_RETRY_SECONDS),
         ),
         _ => Status::unavailable(
-            "the filing could not be made durable; it was not registered, retry with the same LRN",
+            "the gateway could not make this durable; nothing was stored, retry (with the same \
+             LRN)",
         ),
     }
 }
