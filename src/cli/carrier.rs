@@ -1,0 +1,280 @@
+//! The carrier's commands: `submit`, `amend`, `invalidate`, `arrive`, `status`,
+//! `notifications`, `answer`, and `validate` offline; how answers and refusals are printed.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use tonic::Code;
+
+use super::ClientArgs;
+use crate::client::{CarrierClient, ClientTls, Credentials};
+use crate::config::Config;
+use crate::pb::{self, Manifest};
+use crate::{ingest, pki, telemetry};
+
+async fn connect(args: &ClientArgs) -> Result<CarrierClient> {
+    let (endpoint, credentials) = client_target(args)?;
+    let client = CarrierClient::connect(&endpoint, &credentials).await?;
+    // A caller's trace context (W3C), so the gateway's spans join its trace.
+    Ok(match std::env::var("TRACEPARENT") {
+        Ok(traceparent) => client.with_traceparent(&traceparent),
+        Err(_) => client,
+    })
+}
+
+/// The endpoint and credentials the client arguments (and the config's defaults) give.
+pub(super) fn client_target(args: &ClientArgs) -> Result<(String, Credentials)> {
+    let config = if args.config.exists() {
+        Some(Config::load(&args.config)?)
+    } else {
+        None
+    };
+    let dev_pki = config.as_ref().and_then(|c| c.tls.dev_pki.clone());
+    let endpoint = match (&args.endpoint, &config) {
+        (Some(endpoint), _) => endpoint.clone(),
+        (None, Some(config)) => {
+            let mut addr = config.carrier_api.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let scheme = if args.insecure_dev.is_some() {
+                "http"
+            } else {
+                "https"
+            };
+            format!("{scheme}://{addr}")
+        }
+        (None, None) => bail!("give --endpoint (no config at {})", args.config.display()),
+    };
+    let credentials = match &args.insecure_dev {
+        Some(eori) => Credentials::InsecureDev { eori: eori.clone() },
+        None => {
+            let default = |given: &Option<PathBuf>, file: &str, what: &str| -> Result<PathBuf> {
+                match (given, &dev_pki) {
+                    (Some(path), _) => Ok(path.clone()),
+                    (None, Some(dir)) => Ok(dir.join(file)),
+                    (None, None) => bail!("give --{what} (the config has no development PKI)"),
+                }
+            };
+            Credentials::Tls(ClientTls {
+                ca: default(&args.ca, pki::ADMIN_CA_CERT, "ca")?,
+                cert: default(&args.cert, pki::SAMPLE_CARRIER_CERT, "cert")?,
+                key: default(&args.key, pki::SAMPLE_CARRIER_KEY, "key")?,
+            })
+        }
+    };
+    Ok((endpoint, credentials))
+}
+
+pub(super) async fn submit(file: &Path, args: &ClientArgs) -> Result<ExitCode> {
+    let filing = read_filing(file)?;
+    let mut connection = connect(args).await?;
+    let answer = match filing {
+        Filing::Xml(bytes) => connection.submit_xml(bytes).await,
+        Filing::Manifest(manifest) => connection.submit(*manifest).await,
+    };
+    print_answer(answer.map(|r| pb::to_json(&r)))
+}
+
+/// A filing file as the CLI sends it: XML bytes as they are, JSON read into a manifest.
+enum Filing {
+    Xml(Vec<u8>),
+    Manifest(Box<Manifest>),
+}
+
+fn read_filing(file: &Path) -> Result<Filing> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if is_xml(file) {
+        return Ok(Filing::Xml(bytes));
+    }
+    let text =
+        String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", file.display()))?;
+    let manifest: Manifest =
+        pb::from_json(&text).with_context(|| format!("{} is not a manifest", file.display()))?;
+    Ok(Filing::Manifest(Box::new(manifest)))
+}
+
+fn is_xml(file: &Path) -> bool {
+    file.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
+}
+
+pub(super) fn validate_offline(file: &Path, config: &Path, schema_only: bool) -> Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if schema_only && !is_xml(file) {
+        bail!("--schema-only is for XML files");
+    }
+    let settings = if config.exists() {
+        Config::load(config)?.validation
+    } else {
+        crate::validate::rules::RuleSettings::default()
+    };
+    let validator = crate::validate::Validator::new(settings)?;
+    let now = std::time::SystemTime::now();
+    let limits = crate::validate::xsd::Limits::default();
+    let report = if schema_only {
+        validator.check_xml_schema(&bytes, &limits)
+    } else if is_xml(file) {
+        match validator.validate_xml(&bytes, &limits, now) {
+            Ok(accepted) => {
+                let mut report = crate::validate::Report::default();
+                accepted.warnings.into_iter().for_each(|w| report.push(w));
+                report
+            }
+            Err(report) => report,
+        }
+    } else {
+        let text =
+            String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", file.display()))?;
+        let manifest: Manifest = pb::from_json(&text)
+            .with_context(|| format!("{} is not a manifest", file.display()))?;
+        validator.check(&manifest, now)
+    };
+    let valid = !report.has_errors();
+    let mut out = serde_json::json!({ "valid": valid });
+    out["violations"] = pb::to_json(&report.to_proto())["violations"].clone();
+    out["truncated"] = report.truncated().into();
+    print_json(&out);
+    Ok(ExitCode::from(if valid { 0 } else { 1 }))
+}
+
+pub(super) async fn status(
+    mrn: Option<String>,
+    lrn: Option<String>,
+    args: &ClientArgs,
+) -> Result<ExitCode> {
+    let mut client = connect(args).await?;
+    let answer = match (mrn, lrn) {
+        (Some(mrn), _) => client.status_by_mrn(&mrn).await,
+        (None, Some(lrn)) => client.status_by_lrn(&lrn).await,
+        (None, None) => bail!("give an MRN or --lrn"),
+    };
+    match answer {
+        Ok(status) => {
+            print_json(&pb::to_json(&status));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(status) => refused(&status),
+    }
+}
+
+pub(super) async fn notifications(after: u64, follow: bool, args: &ClientArgs) -> Result<ExitCode> {
+    let mut stream = match connect(args).await?.watch_notifications(after).await {
+        Ok(stream) => stream,
+        Err(status) => return refused(&status),
+    };
+    let quiet = std::time::Duration::from_secs(1);
+    loop {
+        let next = if follow {
+            stream.message().await
+        } else {
+            match tokio::time::timeout(quiet, stream.message()).await {
+                Ok(next) => next,
+                Err(_) => return Ok(ExitCode::SUCCESS),
+            }
+        };
+        match next {
+            Ok(Some(notification)) => println!("{}", pb::to_json(&notification)),
+            Ok(None) => return Ok(ExitCode::SUCCESS),
+            Err(status) => return refused(&status),
+        }
+    }
+}
+
+/// Prints an answer, or a refusal, as JSON.
+fn print_answer(answer: Result<serde_json::Value, tonic::Status>) -> Result<ExitCode> {
+    match answer {
+        Ok(value) => {
+            print_json(&value);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(status) => refused(&status),
+    }
+}
+
+/// Prints a refusal as JSON; exit 1 when the gateway refused the request itself, 2 otherwise.
+pub(super) fn refused(status: &tonic::Status) -> Result<ExitCode> {
+    // A transport failure says why underneath (a refused handshake: "certificate revoked").
+    let message = match std::error::Error::source(status) {
+        Some(cause) => format!("{}: {}", status.message(), telemetry::one_line(cause)),
+        None => status.message().to_owned(),
+    };
+    let mut out = serde_json::json!({
+        "code": code_name(status.code()),
+        "message": message,
+    });
+    if let Some(report) = ingest::status::report_of(status) {
+        out["violations"] = pb::to_json(&report)["violations"].clone();
+        out["truncated"] = report.truncated.into();
+        out["omitted"] = report.omitted.into();
+    }
+    print_json(&out);
+    let refused_by_gateway = matches!(
+        status.code(),
+        Code::InvalidArgument
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::NotFound
+            | Code::FailedPrecondition
+            | Code::ResourceExhausted
+    );
+    Ok(ExitCode::from(if refused_by_gateway { 1 } else { 2 }))
+}
+
+/// The canonical name of a gRPC code, as in the gRPC specification (`INVALID_ARGUMENT`).
+fn code_name(code: Code) -> String {
+    let camel = format!("{code:?}");
+    let mut name = String::with_capacity(camel.len() + 4);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+pub(super) fn print_json(value: &serde_json::Value) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot print the answer: {e}"),
+    }
+}
+
+/// `amend MRN FILE`: a new version of one of your filings.
+pub(super) async fn amend(mrn: &str, file: &Path, args: &ClientArgs) -> Result<ExitCode> {
+    let filing = read_filing(file)?;
+    let mut connection = connect(args).await?;
+    let answer = match filing {
+        Filing::Xml(bytes) => connection.amend_xml(mrn, bytes).await,
+        Filing::Manifest(manifest) => connection.amend(mrn, *manifest).await,
+    };
+    print_answer(answer.map(|r| pb::to_json(&r)))
+}
+
+/// `invalidate MRN --reason ...`.
+pub(super) async fn invalidate(mrn: &str, reason: &str, args: &ClientArgs) -> Result<ExitCode> {
+    let answer = connect(args).await?.invalidate(mrn, reason).await;
+    print_answer(answer.map(|s| pb::to_json(&s)))
+}
+
+/// `arrive MRN`.
+pub(super) async fn arrive(mrn: &str, args: &ClientArgs) -> Result<ExitCode> {
+    let answer = connect(args).await?.arrive(mrn).await;
+    print_answer(answer.map(|s| pb::to_json(&s)))
+}
+
+/// `answer MRN NOTICE_ID --text ...`: answers a referral.
+pub(super) async fn answer(
+    mrn: &str,
+    notice_id: &str,
+    text: &str,
+    args: &ClientArgs,
+) -> Result<ExitCode> {
+    let answer = connect(args)
+        .await?
+        .answer_referral(mrn, notice_id, text)
+        .await;
+    print_answer(answer.map(|s| pb::to_json(&s)))
+}
