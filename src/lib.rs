@@ -15,7 +15,8 @@
 //!
 //! ## Layout
 //!
-//! - [`cli`]: the `aci-gateway` commands (`serve`, `submit`, `status`, `peers`, `notify`, ...).
+//! - [`cli`]: the `aci-gateway` commands (`serve`, `submit`, `status`, `peers`, `notify`, ...),
+//!   one file per group; `cli::run` only dispatches.
 //! - [`config`]: the TOML configuration, checked and sealed.
 //! - [`demo`]: `aci-gateway demo`, two administrations' gateways end to end in one process.
 //! - [`server`]: wires store, listeners and admin port; one shutdown path.
@@ -37,6 +38,20 @@
 //! - [`client`]: a carrier's client and an administration's peer client (CLI, tests).
 //! - [`telemetry`]: logging and the Prometheus counters.
 //! - [`pb`]: generated protobuf types and proto3 JSON.
+//!
+//! ## Where to add
+//!
+//! - A business rule: a check in the fitting file of `validate/rules/`, registered in
+//!   `validate::rules::RULES` (id, code, default severity, what it checks); `aci-gateway rules`
+//!   regenerates `schemas/RULES.md`, which a test keeps current.
+//! - A carrier RPC: the method in `proto/aci/v1/carrier.proto`, its handler in `ingest`, its
+//!   refusals in [`status`] (the same outcome gets the same status on both listeners).
+//! - A limit on what a caller may cost: per connection in [`http2`], per carrier in
+//!   `ingest::limit`, each with its key in [`config`] and its line in the README's Security
+//!   section.
+//!
+//! Test scaffolding (the simulated disk, fault hooks, `serve --echo` and `--unsafe-no-fsync`)
+//! exists only with the `testing` cargo feature, which tests and benches turn on.
 #![forbid(unsafe_code)]
 
 pub mod admin;
