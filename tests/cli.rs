@@ -547,3 +547,91 @@ fn serve_logs_json_lines_to_stdout_when_configured() {
         "logs go to stdout, not stderr"
     );
 }
+
+/// `notifications --follow` outlives the connection it started on: when the gateway ends its
+/// stream (here: the connection's maximum age), it resumes after the last notice printed, so a
+/// notice sent later is printed once, and none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_follow_resumes_when_the_connection_ages_out() {
+    use aci_gateway::pb::{Notice, NoticeKind};
+    use std::io::{BufRead, BufReader};
+    let site = GatewayBuilder::default()
+        .carrier_api("max_connection_age_seconds = 2\nmax_connection_age_grace_seconds = 1")
+        .peer("TEST-B", None)
+        .route("peer = \"TEST-B\"\nmodes = [\"sea\"]")
+        .site();
+    let gateway = Gateway::start(&site.config(), Options::default())
+        .await
+        .expect("start");
+    let endpoint = common::endpoint(&gateway);
+    let receipt = client(&endpoint, &site.carrier())
+        .await
+        .submit(sea_filing("CLI-FOLLOW-1"))
+        .await
+        .expect("filed");
+    let peer_files = site.pki.client_files(
+        "peer-b",
+        &site.pki.admin_ca,
+        &aci_gateway::pki::admin_uri("TEST-B"),
+        aci_gateway::pki::Validity::days(1),
+    );
+    let mut peer = aci_gateway::client::PeerClient::connect(
+        &format!("https://{}", gateway.peer_addr),
+        "TEST-A",
+        &peer_files,
+    )
+    .await
+    .expect("peer connects");
+    let notice = |id: &str| Notice {
+        notice_id: id.into(),
+        mrn: receipt.mrn.clone(),
+        kind: NoticeKind::AssessmentComplete as i32,
+        text: format!("notice {id}"),
+        deadline: None,
+    };
+    peer.notify(notice("FOLLOW-1")).await.expect("first notice");
+
+    let Credentials::Tls(tls) = site.carrier() else {
+        unreachable!("the fixture carrier uses TLS")
+    };
+    let mut args = vec!["notifications", "--follow"];
+    args.extend(client_args(&endpoint, &tls));
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_aci-gateway"))
+        .args(&args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("follow");
+    let stdout = follower.stdout.take().expect("stdout");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |what: &str| {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{what} within 20 s"));
+        serde_json::from_str::<serde_json::Value>(&line).expect("JSON line")
+    };
+    assert_eq!(next("the first notice")["notice_id"], "FOLLOW-1");
+    // Past the connection's age and its grace: the stream the follower had is gone.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    peer.notify(notice("FOLLOW-2"))
+        .await
+        .expect("second notice");
+    assert_eq!(next("the second notice")["notice_id"], "FOLLOW-2");
+    assert!(
+        lines
+            .recv_timeout(std::time::Duration::from_secs(2))
+            .is_err(),
+        "a notice printed twice"
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+    gateway.stop().await.expect("stop");
+}

@@ -159,27 +159,58 @@ pub(super) async fn status(
     }
 }
 
-pub(super) async fn notifications(after: u64, follow: bool, args: &ClientArgs) -> Result<ExitCode> {
-    let mut stream = match connect(args).await?.watch_notifications(after).await {
-        Ok(stream) => stream,
-        Err(status) => return refused(&status),
-    };
+/// `notifications [--after SEQ] [--follow]`: the carrier's notices as JSON lines. Following,
+/// a stream the gateway ends (its connection aged out, or it restarted) is resumed after the
+/// last notice printed, so none is missed or printed twice.
+pub(super) async fn notifications(
+    mut after: u64,
+    follow: bool,
+    args: &ClientArgs,
+) -> Result<ExitCode> {
     let quiet = std::time::Duration::from_secs(1);
+    let mut client = connect(args).await?;
     loop {
-        let next = if follow {
-            stream.message().await
-        } else {
-            match tokio::time::timeout(quiet, stream.message()).await {
-                Ok(next) => next,
-                Err(_) => return Ok(ExitCode::SUCCESS),
+        let mut stream = match client.watch_notifications(after).await {
+            Ok(stream) => stream,
+            Err(status) if follow && transient(&status) => {
+                tokio::time::sleep(quiet).await;
+                continue;
             }
-        };
-        match next {
-            Ok(Some(notification)) => println!("{}", pb::to_json(&notification)),
-            Ok(None) => return Ok(ExitCode::SUCCESS),
             Err(status) => return refused(&status),
+        };
+        loop {
+            let next = if follow {
+                stream.message().await
+            } else {
+                match tokio::time::timeout(quiet, stream.message()).await {
+                    Ok(next) => next,
+                    Err(_) => return Ok(ExitCode::SUCCESS),
+                }
+            };
+            match next {
+                Ok(Some(notification)) => {
+                    after = notification.sequence;
+                    println!("{}", pb::to_json(&notification));
+                }
+                Ok(None) if follow => break,
+                Ok(None) => return Ok(ExitCode::SUCCESS),
+                Err(status) if follow && transient(&status) => break,
+                Err(status) => return refused(&status),
+            }
+        }
+        tokio::time::sleep(quiet).await;
+        if let Ok(fresh) = connect(args).await {
+            client = fresh;
         }
     }
+}
+
+/// A failure of the connection rather than a refusal: worth trying again.
+fn transient(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Cancelled | Code::Unknown | Code::DeadlineExceeded
+    )
 }
 
 /// Prints an answer, or a refusal, as JSON.
