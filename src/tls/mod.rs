@@ -90,24 +90,26 @@ pub fn install_crypto_provider() {
 
 /// Reads every certificate of a PEM file.
 pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    read_pem_items(path, "certificate")
+}
+
+/// Reads every item of one kind (`what`) from a PEM file: at least one.
+fn read_pem_items<T: PemObject>(path: &Path, what: &'static str) -> Result<Vec<T>, TlsError> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
         path: shown.clone(),
         source,
     })?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    let items = T::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Pem {
             path: shown.clone(),
             message: e.to_string(),
         })?;
-    if certs.is_empty() {
-        return Err(TlsError::Empty {
-            path: shown,
-            what: "certificate",
-        });
+    if items.is_empty() {
+        return Err(TlsError::Empty { path: shown, what });
     }
-    Ok(certs)
+    Ok(items)
 }
 
 /// Reads a private key from a PEM file.
@@ -331,24 +333,7 @@ fn root_store(ca: &Path) -> Result<RootCertStore, TlsError> {
 fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
     let mut crls = Vec::new();
     for path in paths {
-        let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        let found = CertificateRevocationListDer::pem_slice_iter(&bytes)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TlsError::Pem {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?;
-        if found.is_empty() {
-            return Err(TlsError::Empty {
-                path: shown,
-                what: "certificate revocation list",
-            });
-        }
-        crls.extend(found);
+        crls.extend(read_pem_items(path, "certificate revocation list")?);
     }
     Ok(crls)
 }

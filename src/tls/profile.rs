@@ -208,3 +208,49 @@ pub fn identity_of(cert: &CertificateDer<'_>) -> Option<Identity> {
             .map(|id| Identity::Admin(id.to_owned()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{Authority, Validity};
+    use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyUsagePurpose, SanType};
+    use rustls_pki_types::pem::PemObject;
+
+    fn der(pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).expect("PEM")
+    }
+
+    #[test]
+    fn a_peer_server_certificate_needs_server_auth_and_a_client_one_client_auth() {
+        let ca = Authority::new("test CA").expect("CA");
+        let day = Validity::days(1);
+        // The gateway's own certificate serves both ends.
+        let gateway = ca
+            .issue_gateway(&["localhost"], "urn:aci:admin:GW", day)
+            .expect("gateway");
+        assert!(check_profile(&der(&gateway.cert_pem), false).is_ok());
+        assert!(check_profile(&der(&gateway.cert_pem), true).is_ok());
+        // A carrier's certificate is no server's.
+        let carrier = ca
+            .issue_client("urn:aci:carrier:GB123456789000", day)
+            .expect("carrier");
+        assert!(check_profile(&der(&carrier.cert_pem), true).is_ok());
+        assert!(matches!(
+            check_profile(&der(&carrier.cert_pem), false),
+            Err(ProfileError::Purpose("serverAuth"))
+        ));
+        // A server-only certificate is no client's.
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params
+            .subject_alt_names
+            .push(SanType::URI("urn:aci:admin:GW".try_into().expect("uri")));
+        let server_only = ca.sign(params, day).expect("server-only");
+        assert!(matches!(
+            check_profile(&der(&server_only.cert_pem), true),
+            Err(ProfileError::Purpose("clientAuth"))
+        ));
+        assert!(check_profile(&der(&server_only.cert_pem), false).is_ok());
+    }
+}
