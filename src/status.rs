@@ -13,7 +13,7 @@ use tonic_types::pb::{self as rpc, bad_request::FieldViolation};
 
 use crate::ids::Mrn;
 use crate::pb;
-use crate::store::{LifecycleError, StoreError};
+use crate::store::{ChangeRefusal, StoreError};
 use crate::validate::{self, Finding, Report, Severity};
 use tonic_types::StatusExt;
 
@@ -171,17 +171,17 @@ pub fn document_paths(manifest: &pb::Manifest) -> Vec<(String, String)> {
 }
 
 /// `FAILED_PRECONDITION`: the filing's lifecycle does not allow the change.
-pub fn lifecycle(mrn: &Mrn, error: LifecycleError) -> Status {
+pub fn lifecycle(mrn: &Mrn, error: ChangeRefusal) -> Status {
     let description = match error {
-        LifecycleError::Invalidated => format!("{mrn} was invalidated and can no longer change"),
-        LifecycleError::Arrived => format!("the goods of {mrn} arrived; it can no longer change"),
-        LifecycleError::ImmutableField(field) => {
+        ChangeRefusal::Invalidated => format!("{mrn} was invalidated and can no longer change"),
+        ChangeRefusal::Arrived => format!("the goods of {mrn} arrived; it can no longer change"),
+        ChangeRefusal::ImmutableField(field) => {
             format!("an amendment of {mrn} may not change {field}; file anew instead")
         }
-        LifecycleError::UnknownReferral => {
+        ChangeRefusal::UnknownReferral => {
             format!("{mrn} has no referral with that notice id")
         }
-        LifecycleError::AlreadyAnswered => {
+        ChangeRefusal::AlreadyAnswered => {
             format!("the referral on {mrn} was answered before, differently")
         }
     };

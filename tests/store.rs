@@ -681,3 +681,43 @@ async fn applying_records_again_after_a_crash_between_their_effects_changes_noth
     }
     store.close().await;
 }
+
+/// The log backend's contract, on the embedded log: records go exactly at the log's next
+/// sequence or not at all, are sealed into the chain, wake the durable head, and read back.
+#[test]
+fn the_embedded_backend_keeps_the_log_backend_contract() {
+    use aci_gateway::store::{EmbeddedLog, LogBackend};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = std::sync::Arc::new(aci_gateway::store::OsDisk);
+    let (log, recovery) = EmbeddedLog::open(disk, dir.path(), 1 << 20).expect("open");
+    assert_eq!((recovery.last_seq, log.next_seq()), (0, Seq(1)));
+    let head = log.durable_head();
+
+    let record = |sequence| LogRecord {
+        sequence,
+        mrn: format!("record {sequence}"),
+        ..LogRecord::default()
+    };
+    let mut out_of_order = vec![record(2)];
+    assert!(matches!(
+        log.append(&mut out_of_order),
+        Err(LogError::OutOfOrder {
+            expected: 1,
+            found: 2
+        })
+    ));
+    log.repair().expect("nothing to repair");
+    assert_eq!(log.next_seq(), Seq(1), "a refused batch takes no sequence");
+    assert_eq!(*head.borrow(), 0);
+
+    let mut batch = vec![record(1), record(2), record(3)];
+    let appended = log.append(&mut batch).expect("append");
+    assert_eq!((appended.first, appended.last), (1, 3));
+    assert!(head.has_changed().expect("open") && *head.borrow() == 3);
+    assert_eq!(batch[1].prev_hash, batch[0].hash, "sealed into one chain");
+
+    let mut cursor = log.cursor(Seq(2));
+    let read = cursor.read(3, 10).expect("read");
+    assert_eq!(read, batch[1..].to_vec());
+    assert_eq!(cursor.next_seq(), 4);
+}

@@ -51,6 +51,9 @@ pub enum LogError {
         offset: u64,
         reason: String,
     },
+    /// A record handed to the log does not carry the sequence the log would give it next.
+    #[error("the log's next record is {expected}, not {found}")]
+    OutOfOrder { expected: u64, found: u64 },
 }
 
 impl LogError {
@@ -169,14 +172,19 @@ impl SegmentLog {
         Seq(self.next_seq)
     }
 
-    /// Assigns the next sequence to `record`, seals it into the chain and returns its frame.
-    /// Nothing is written until [`SegmentLog::write_batch`].
-    pub fn seal_next(&mut self, record: &mut LogRecord) -> Vec<u8> {
-        record.sequence = self.next_seq;
+    /// Seals `record`, which must carry the next sequence, into the chain and returns its
+    /// frame. Nothing is written until [`SegmentLog::write_batch`].
+    pub fn seal_next(&mut self, record: &mut LogRecord) -> Result<Vec<u8>, LogError> {
+        if record.sequence != self.next_seq {
+            return Err(LogError::OutOfOrder {
+                expected: self.next_seq,
+                found: record.sequence,
+            });
+        }
         let (frame, hash) = record::seal(record, self.last_hash);
         self.next_seq += 1;
         self.last_hash = hash;
-        frame
+        Ok(frame)
     }
 
     /// Where the log stands now, to [`SegmentLog::roll_back`] to if a batch fails.

@@ -1,23 +1,33 @@
-//! Durable storage: the append-only log (the truth), the sled index derived from it, and the
-//! group-commit writer between them.
+//! Durable storage: the log (the truth), the sled index derived from it, and the group-commit
+//! writer between them.
+//!
+//! A batch goes: the writer (`writer`, the commit loop) gathers commands, the decisions
+//! (`decide`, pure, over the index as a [`StateView`]) turn them into records, the log backend
+//! (`backend`, [`LogBackend`]; the embedded segment log of `log` is the one implementation)
+//! seals and makes them durable, the index (`index`, sled plumbing; `projection`, what a
+//! filing's entry becomes with each record) takes them, and only then is anyone answered.
 //!
 //! `<data>/log/` holds the segments, `<data>/index/` the sled database. [`Store::open`] recovers
 //! the log's tail, replays into the index whatever it has not seen, and starts the writer.
-//! [`Store::register`] answers only after the filing's record is on disk (`fdatasync`).
+//! [`Store::register`] answers only after the filing's record is durable (`fdatasync`).
 
 mod arrivals;
+mod backend;
+mod decide;
 mod disk;
 mod facts;
 mod index;
 mod log;
+mod projection;
 pub mod record;
 #[cfg(feature = "testing")]
 mod sim;
+mod stats;
 mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
@@ -27,12 +37,16 @@ use crate::pb::store::LogRecord;
 use crate::pb::{FilingStatus, Manifest, Receipt, Violation};
 
 pub use self::arrivals::Arrival;
+pub use self::backend::{Appended, EmbeddedLog, LogBackend, LogCursor};
+pub use self::decide::StateView;
 pub use self::disk::{Disk, OsDisk};
 pub use self::facts::route_facts;
-pub use self::index::{Index, IndexError, Received, receipt_of};
-pub use self::log::{LogError, LogReader, Recovery, TornTail, list_segments};
+pub use self::index::{Index, IndexError, Received};
+pub use self::log::{LogError, Recovery, TornTail, list_segments};
+pub use self::projection::receipt_of;
 #[cfg(feature = "testing")]
 pub use self::sim::{PowerLoss, SimDisk};
+pub use self::stats::Stats;
 
 /// Commands waiting for the writer before `register` callers wait for room (backpressure).
 const QUEUE_DEPTH: usize = 8192;
@@ -101,9 +115,9 @@ pub enum Change {
     },
 }
 
-/// Why a lifecycle change is refused: business outcomes with their own codes.
+/// Why a lifecycle change is refused: business outcomes with their own codes, not errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LifecycleError {
+pub enum ChangeRefusal {
     /// The filing was invalidated; it can no longer change.
     Invalidated,
     /// The goods arrived; the filing can no longer change.
@@ -116,15 +130,15 @@ pub enum LifecycleError {
     AlreadyAnswered,
 }
 
-impl LifecycleError {
+impl ChangeRefusal {
     /// The stable violation type reported to the carrier.
     pub fn code(self) -> &'static str {
         match self {
-            LifecycleError::Invalidated => "LIFECYCLE_INVALIDATED",
-            LifecycleError::Arrived => "LIFECYCLE_ARRIVED",
-            LifecycleError::ImmutableField(_) => "LIFECYCLE_IMMUTABLE_FIELD",
-            LifecycleError::UnknownReferral => "REFERRAL_UNKNOWN",
-            LifecycleError::AlreadyAnswered => "REFERRAL_ANSWERED",
+            ChangeRefusal::Invalidated => "LIFECYCLE_INVALIDATED",
+            ChangeRefusal::Arrived => "LIFECYCLE_ARRIVED",
+            ChangeRefusal::ImmutableField(_) => "LIFECYCLE_IMMUTABLE_FIELD",
+            ChangeRefusal::UnknownReferral => "REFERRAL_UNKNOWN",
+            ChangeRefusal::AlreadyAnswered => "REFERRAL_ANSWERED",
         }
     }
 }
@@ -137,7 +151,7 @@ pub enum Changed {
     /// An amendment with the current version's content: nothing written.
     Unchanged(FilingStatus),
     NotFound,
-    Refused(LifecycleError),
+    Refused(ChangeRefusal),
 }
 
 /// What became of an envelope a peer delivered.
@@ -231,83 +245,6 @@ impl Default for Immutable {
     }
 }
 
-/// Histogram bounds for the append path's latencies, in seconds.
-const LATENCY_BOUNDS: &[f64] = &[
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-];
-
-/// Counters of the append path (shared with the metrics endpoint and the benchmark).
-#[derive(Debug)]
-pub struct Stats {
-    /// Seconds to write and sync each batch.
-    pub commit_latency: crate::telemetry::Histogram,
-    /// Records per batch.
-    pub batch_size: crate::telemetry::Histogram,
-    /// Seconds in `fdatasync` per batch.
-    pub sync_latency: crate::telemetry::Histogram,
-    /// Seconds from asking to register a filing to its answer (queue, batch, sync, index).
-    pub append_latency: crate::telemetry::Histogram,
-    pub records: AtomicU64,
-    pub batches: AtomicU64,
-    pub syncs: AtomicU64,
-    /// Total time spent writing and syncing batches, in microseconds.
-    pub commit_micros: AtomicU64,
-    /// The last sequence known to be on disk.
-    pub durable_seq: AtomicU64,
-    /// Whether the last batch could be written (false while the disk is full or failing).
-    pub writable: std::sync::atomic::AtomicBool,
-}
-
-impl Default for Stats {
-    fn default() -> Self {
-        Stats {
-            commit_latency: crate::telemetry::Histogram::new(LATENCY_BOUNDS),
-            batch_size: crate::telemetry::Histogram::new(&[
-                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
-            ]),
-            sync_latency: crate::telemetry::Histogram::new(LATENCY_BOUNDS),
-            append_latency: crate::telemetry::Histogram::new(LATENCY_BOUNDS),
-            records: AtomicU64::new(0),
-            batches: AtomicU64::new(0),
-            syncs: AtomicU64::new(0),
-            commit_micros: AtomicU64::new(0),
-            durable_seq: AtomicU64::new(0),
-            writable: std::sync::atomic::AtomicBool::new(true),
-        }
-    }
-}
-
-impl Stats {
-    /// The values of these counters now, for the metrics endpoint.
-    pub fn series(&self) -> crate::telemetry::StoreSeries<'_> {
-        crate::telemetry::StoreSeries {
-            commit_latency: &self.commit_latency,
-            batch_size: &self.batch_size,
-            sync_latency: &self.sync_latency,
-            append_latency: &self.append_latency,
-            records: self.records.load(Ordering::Relaxed),
-            batches: self.batches.load(Ordering::Relaxed),
-            syncs: self.syncs.load(Ordering::Relaxed),
-            commit_seconds: self.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
-            durable_seq: self.durable_seq.load(Ordering::Relaxed),
-            writable: self.writable.load(Ordering::Relaxed),
-        }
-    }
-
-    fn record_batch(&self, records: u64, syncs: u64, sync_time: Duration, elapsed: Duration) {
-        self.commit_latency.observe(elapsed.as_secs_f64());
-        self.sync_latency.observe(sync_time.as_secs_f64());
-        self.batch_size.observe(records as f64);
-        self.records.fetch_add(records, Ordering::Relaxed);
-        self.batches.fetch_add(1, Ordering::Relaxed);
-        self.syncs.fetch_add(syncs, Ordering::Relaxed);
-        self.commit_micros.fetch_add(
-            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-    }
-}
-
 /// A cheap, clonable handle on the store.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -318,8 +255,7 @@ pub struct Store {
 struct Shared {
     commands: mpsc::Sender<writer::Command>,
     index: Index,
-    disk: Arc<dyn Disk>,
-    log_dir: PathBuf,
+    log: Arc<dyn LogBackend>,
     stats: Arc<Stats>,
     arrivals: Arc<arrivals::Arrivals>,
     /// The last durable sequence, published by the writer after each batch.
@@ -335,32 +271,48 @@ impl Store {
     /// writer. Returns what recovery found.
     pub fn open(data_dir: &Path, options: StoreOptions) -> Result<(Store, Recovery), StoreError> {
         let lock = lock_data_dir(data_dir)?;
-        let log_dir = data_dir.join("log");
-        let disk = options.disk;
         let (log, mut recovery) =
-            log::SegmentLog::open(Arc::clone(&disk), &log_dir, options.segment_bytes)?;
+            EmbeddedLog::open(options.disk, &data_dir.join("log"), options.segment_bytes)?;
         #[cfg(feature = "testing")]
-        let log = {
-            let mut log = log;
-            log.sync_data = options.sync;
-            log
-        };
+        log.set_sync(options.sync);
+        let log: Arc<dyn LogBackend> = Arc::new(log);
         let index = open_index(data_dir)?;
-        recovery.acknowledged_lost = catch_up(&index, &*disk, &log_dir, recovery.last_seq)?;
-        let stats = Arc::new(Stats::default());
-        stats
-            .durable_seq
-            .store(recovery.last_seq, Ordering::Release);
-        let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let (durable_sender, durable) = tokio::sync::watch::channel(recovery.last_seq);
-        let arrivals = Arc::new(arrivals::Arrivals::default());
-        let writer = writer::Writer {
-            log,
-            index: index.clone(),
+        recovery.acknowledged_lost = catch_up(&index, &*log, recovery.last_seq)?;
+        let rules = decide::Rules {
             country: options.country,
-            max_batch: options.max_batch,
             document_window: options.duplicate_document_window,
             immutable: options.immutable,
+        };
+        let store = Store::start(
+            lock,
+            log,
+            index,
+            rules,
+            options.max_batch,
+            recovery.last_seq,
+        )?;
+        Ok((store, recovery))
+    }
+
+    /// Starts the writer over a recovered log and an index that has caught up with it.
+    fn start(
+        lock: std::fs::File,
+        log: Arc<dyn LogBackend>,
+        index: Index,
+        rules: decide::Rules,
+        max_batch: usize,
+        last_seq: u64,
+    ) -> Result<Store, StoreError> {
+        let stats = Arc::new(Stats::default());
+        stats.durable_seq.store(last_seq, Ordering::Release);
+        let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let (durable_sender, durable) = tokio::sync::watch::channel(last_seq);
+        let arrivals = Arc::new(arrivals::Arrivals::default());
+        let writer = writer::Writer {
+            log: Arc::clone(&log),
+            index: index.clone(),
+            rules,
+            max_batch,
             stats: Arc::clone(&stats),
             durable: durable_sender,
             arrivals: Arc::clone(&arrivals),
@@ -369,20 +321,18 @@ impl Store {
             .name("log-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(StoreError::Thread)?;
-        let store = Store {
+        Ok(Store {
             shared: Arc::new(Shared {
                 commands,
                 index,
-                disk,
-                log_dir,
+                log,
                 stats,
                 arrivals,
                 durable,
                 _lock: lock,
                 thread: std::sync::Mutex::new(Some(thread)),
             }),
-        };
-        Ok((store, recovery))
+        })
     }
 
     /// Counts a filing as on its way to [`Store::register_arrived`] from now, so the writer's
@@ -516,8 +466,8 @@ impl Store {
     }
 
     /// A reader of the log from `from` on, for tailing it while it grows.
-    pub fn reader(&self, from: Seq) -> LogReader {
-        LogReader::new(Arc::clone(&self.shared.disk), &self.shared.log_dir, from)
+    pub fn reader(&self, from: Seq) -> Box<dyn LogCursor> {
+        self.shared.log.cursor(from)
     }
 
     /// The filing in which a filer declared a master transport document.
@@ -541,13 +491,21 @@ impl Store {
         }
     }
 
-    /// Reads every record from `from` to the end of the log, verified.
+    /// Reads every durable record from `from` on, verified.
     pub fn read_from<E: From<LogError>>(
         &self,
         from: Seq,
-        visit: impl FnMut(LogRecord) -> Result<(), E>,
+        mut visit: impl FnMut(LogRecord) -> Result<(), E>,
     ) -> Result<(), E> {
-        log::read_from_on(&*self.shared.disk, &self.shared.log_dir, from, visit)
+        let last = *self.shared.durable.borrow();
+        let mut cursor = self.shared.log.cursor(from);
+        loop {
+            let records = cursor.read(last, READ_BATCH)?;
+            if records.is_empty() {
+                return Ok(());
+            }
+            records.into_iter().try_for_each(&mut visit)?;
+        }
     }
 
     pub fn stats(&self) -> &Stats {
@@ -626,8 +584,7 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
 /// lost range is returned so that it is reported.
 fn catch_up(
     index: &Index,
-    disk: &dyn Disk,
-    log_dir: &Path,
+    log: &dyn LogBackend,
     log_end: u64,
 ) -> Result<Option<(u64, u64)>, StoreError> {
     let high_water = index.high_water()?.0;
@@ -638,11 +595,11 @@ fn catch_up(
             "the log lost acknowledged records (disk or tampering); rebuilding the index from the log"
         );
         index.clear()?;
-        replay(index, disk, log_dir, Seq(1))?;
+        replay(index, log, Seq(1), log_end)?;
         return Ok(Some((log_end + 1, high_water)));
     }
     if high_water < log_end {
-        replay(index, disk, log_dir, Seq(high_water + 1))?;
+        replay(index, log, Seq(high_water + 1), log_end)?;
         tracing::info!(
             from = high_water + 1,
             to = log_end,
@@ -652,20 +609,19 @@ fn catch_up(
     Ok(None)
 }
 
-/// Applies the log from `from` onwards to the index, in batches.
-fn replay(index: &Index, disk: &dyn Disk, log_dir: &Path, from: Seq) -> Result<(), StoreError> {
-    const REPLAY_BATCH: usize = 4096;
-    let mut batch = Vec::with_capacity(REPLAY_BATCH);
-    log::read_from_on(disk, log_dir, from, |record| -> Result<(), StoreError> {
-        batch.push(record);
-        if batch.len() == REPLAY_BATCH {
-            index.apply(&batch)?;
-            batch.clear();
+/// Records read at once when replaying or reading the log through.
+const READ_BATCH: usize = 4096;
+
+/// Applies the log from `from` to `last` to the index, in batches.
+fn replay(index: &Index, log: &dyn LogBackend, from: Seq, last: u64) -> Result<(), StoreError> {
+    let mut cursor = log.cursor(from);
+    loop {
+        let batch = cursor.read(last, READ_BATCH)?;
+        if batch.is_empty() {
+            return Ok(());
         }
-        Ok(())
-    })?;
-    index.apply(&batch)?;
-    Ok(())
+        index.apply(&batch)?;
+    }
 }
 
 /// Reads every record of the log in `log_dir` from `from` on, verified (frames, CRCs, hashes,
@@ -682,11 +638,11 @@ pub fn read_log<E: From<LogError>>(
 /// Returns the number of records replayed.
 pub fn reindex(data_dir: &Path, segment_bytes: u64) -> Result<u64, StoreError> {
     let _lock = lock_data_dir(data_dir)?;
-    let log_dir = data_dir.join("log");
-    let (_log, recovery) = log::SegmentLog::open(Arc::new(OsDisk), &log_dir, segment_bytes)?;
+    let (log, recovery) =
+        EmbeddedLog::open(Arc::new(OsDisk), &data_dir.join("log"), segment_bytes)?;
     let index = open_index(data_dir)?;
     index.clear()?;
-    replay(&index, &OsDisk, &log_dir, Seq(1))?;
+    replay(&index, &log, Seq(1), recovery.last_seq)?;
     index.flush()?;
     Ok(recovery.last_seq)
 }

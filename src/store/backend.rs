@@ -1,0 +1,194 @@
+//! The log behind a trait: what the store needs of the log that holds its records, and the
+//! embedded segment log as its implementation.
+//!
+//! # The contract
+//!
+//! - **Order and sequences.** Records are numbered 1, 2, 3, … without gaps. The store decides a
+//!   batch against [`LogBackend::next_seq`] (an MRN is issued from its record's sequence) and
+//!   hands the records over carrying those sequences; a backend appends them exactly there or
+//!   not at all ([`LogError::OutOfOrder`] when the log moved meanwhile, which a backend with
+//!   other writers reports and the store answers by deciding again).
+//! - **Sealing.** The backend seals each record into the hash chain (previous hash, own hash)
+//!   on the way in; receipts carry the hash.
+//! - **Durable.** [`LogBackend::append`] returns `Ok` only once every record of the batch would
+//!   survive the loss of power of the machine that wrote it (the embedded log: written and
+//!   `fdatasync`ed; a replicated backend: acknowledged by a quorum that syncs each write). Only
+//!   then does the store answer anyone. On `Err`, none of the batch counts as appended: no
+//!   reader is ever given it, and the next append starts at the same sequence, after
+//!   [`LogBackend::repair`] undid whatever the failed write left.
+//! - **A torn tail** is what a crash leaves past the last durable record: a frame cut short,
+//!   a bad checksum, zeroed space. It was never acknowledged; opening the log cuts it off (and
+//!   keeps it aside for the operator). Damage *followed by* intact records is corruption of
+//!   durable data, and opening refuses rather than drop acknowledged records.
+//! - **Reading.** [`LogBackend::cursor`] reads forward from any sequence up to a durable one,
+//!   verifying each record (checksum, own hash, link to the one before).
+//! - **Waking.** [`LogBackend::durable_head`] moves whenever the durable head does, by this
+//!   writer or (for a shared log) another.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::ids::Seq;
+use crate::pb::store::LogRecord;
+
+use super::disk::Disk;
+use super::log::{LogError, LogReader, Mark, Recovery, SegmentLog};
+
+/// What appending one batch cost, for the metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Appended {
+    /// The sequences the batch took.
+    pub first: u64,
+    pub last: u64,
+    /// Syncs made and the time spent in them.
+    pub syncs: u64,
+    pub sync_time: Duration,
+}
+
+/// A durable, ordered, hash-chained log of records (see the module doc for the contract).
+pub trait LogBackend: Send + Sync + std::fmt::Debug {
+    /// The sequence the next appended record gets (1 for an empty log).
+    fn next_seq(&self) -> Seq;
+    /// Seals and appends `records`, which carry the sequences `next_seq()..`, and returns once
+    /// all of them are durable. An empty batch is a no-op.
+    fn append(&self, records: &mut [LogRecord]) -> Result<Appended, LogError>;
+    /// Undoes what a failed append left, if anything; `Ok` once appends can go on.
+    fn repair(&self) -> Result<(), LogError>;
+    /// A reader of the log from `from` on.
+    fn cursor(&self, from: Seq) -> Box<dyn LogCursor>;
+    /// The last durable sequence, and its changes.
+    fn durable_head(&self) -> watch::Receiver<u64>;
+}
+
+/// Reads a log forward, a bounded batch at a time, while it grows.
+pub trait LogCursor: Send + std::fmt::Debug {
+    /// The sequence of the next record to read.
+    fn next_seq(&self) -> u64;
+    /// Records from the next one up to `last` (inclusive, durable), at most `max`.
+    fn read(&mut self, last: u64, max: usize) -> Result<Vec<LogRecord>, LogError>;
+}
+
+impl LogCursor for LogReader {
+    fn next_seq(&self) -> u64 {
+        LogReader::next_seq(self)
+    }
+    fn read(&mut self, last: u64, max: usize) -> Result<Vec<LogRecord>, LogError> {
+        LogReader::read(self, last, max)
+    }
+}
+
+/// The embedded log: segment files in one directory, fdatasync'd per batch.
+#[derive(Debug)]
+pub struct EmbeddedLog {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    appender: Mutex<Appender>,
+    head: watch::Sender<u64>,
+}
+
+#[derive(Debug)]
+struct Appender {
+    log: SegmentLog,
+    /// Where a failed batch must be cut back to, if cutting it failed too.
+    unsynced: Option<Mark>,
+}
+
+impl std::fmt::Debug for SegmentLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentLog")
+            .field("next_seq", &self.next_seq())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedLog {
+    /// Opens (or creates) the log in `dir` and recovers its tail.
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        segment_bytes: u64,
+    ) -> Result<(EmbeddedLog, Recovery), LogError> {
+        let (log, recovery) = SegmentLog::open(Arc::clone(&disk), dir, segment_bytes)?;
+        let (head, _) = watch::channel(recovery.last_seq);
+        let embedded = EmbeddedLog {
+            disk,
+            dir: dir.to_owned(),
+            appender: Mutex::new(Appender {
+                log,
+                unsynced: None,
+            }),
+            head,
+        };
+        Ok((embedded, recovery))
+    }
+
+    /// Leaves batches unsynced: for benchmarks measuring what the sync costs.
+    #[cfg(feature = "testing")]
+    pub fn set_sync(&self, sync: bool) {
+        self.appender().log.sync_data = sync;
+    }
+
+    fn appender(&self) -> std::sync::MutexGuard<'_, Appender> {
+        self.appender.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl LogBackend for EmbeddedLog {
+    fn next_seq(&self) -> Seq {
+        self.appender().log.next_seq()
+    }
+
+    fn append(&self, records: &mut [LogRecord]) -> Result<Appended, LogError> {
+        let Some(first) = records.first().map(|r| r.sequence) else {
+            return Ok(Appended::default());
+        };
+        let mut appender = self.appender();
+        let log = &mut appender.log;
+        let mark = log.mark();
+        let (syncs, sync_time) = (log.syncs, log.sync_time);
+        let written = records
+            .iter_mut()
+            .map(|record| log.seal_next(record))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|frames| log.write_batch(first, &frames));
+        if let Err(error) = written {
+            if let Err(e) = log.roll_back(&mark) {
+                tracing::error!(error = %e, "cannot cut the failed batch off the log yet");
+                appender.unsynced = Some(mark);
+            }
+            return Err(error);
+        }
+        let last = log.next_seq().0 - 1;
+        let appended = Appended {
+            first,
+            last,
+            syncs: log.syncs - syncs,
+            sync_time: log.sync_time - sync_time,
+        };
+        self.head.send_replace(last);
+        Ok(appended)
+    }
+
+    fn repair(&self) -> Result<(), LogError> {
+        let mut appender = self.appender();
+        let Some(mark) = appender.unsynced.take() else {
+            return Ok(());
+        };
+        if let Err(e) = appender.log.roll_back(&mark) {
+            appender.unsynced = Some(mark);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn cursor(&self, from: Seq) -> Box<dyn LogCursor> {
+        Box::new(LogReader::new(Arc::clone(&self.disk), &self.dir, from))
+    }
+
+    fn durable_head(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+}

@@ -1,0 +1,521 @@
+//! The store's decisions: what each command of a batch comes to — a new record, the answer an
+//! earlier record already got, or a refusal — decided over the state before the batch (a
+//! [`StateView`], the index) plus what the batch itself decided so far.
+//!
+//! Nothing here writes or syncs, and nothing depends on which log the records go to: the
+//! writer's commit loop (`store::writer`) runs these functions, hands the records to the log
+//! backend, and only then turns each [`Decision`] into an answer ([`Decided`]). The records a
+//! batch makes carry their sequences (the batch starts at the log's next one, so an MRN can be
+//! issued from it); the backend seals them into the hash chain.
+//!
+//! What the decisions guarantee: one record per (filer, LRN) however the submissions interleave;
+//! one filing per master transport document and filer within the window; the first partial
+//! filing of a master document keeps it; only the next filing party it named completes it; one
+//! record per delivered envelope (origin, origin sequence) and per peer notice id; no change to a
+//! filing that is invalidated or arrived, and none to what an amendment may not change.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use crate::ids::{Eori, Lrn, Mrn, Seq};
+use crate::pb::store::{FilingEntry, Link, LogRecord, RecordKind};
+use crate::pb::{FilingState, FilingStatus};
+
+mod answer;
+mod records;
+#[cfg(test)]
+mod tests;
+
+pub use self::answer::Decided;
+use self::records::{awaits, is_referral, lifecycle_record, new_record, received_record};
+use super::index::{Index, IndexError, Received};
+use super::projection::evolve;
+use super::{
+    Change, ChangeRefusal, Changed, Delivery, NewFiling, Noticed, Registration, StoreError,
+};
+
+/// What the decisions read of the state before the batch. The index is the one implementation;
+/// any log backend reuses the decisions over it unchanged.
+pub trait StateView {
+    /// The MRN registered for a filer's LRN.
+    fn mrn_for(&self, filer: &Eori, lrn: &Lrn) -> Result<Option<Mrn>, IndexError>;
+    /// A filing's entry: its status and what an amendment may not change.
+    fn entry(&self, mrn: &Mrn) -> Result<Option<FilingEntry>, IndexError>;
+    /// The MRN and filing time under which a filer filed a master document, if it did.
+    fn document(
+        &self,
+        filer: &Eori,
+        document: &str,
+    ) -> Result<Option<(Mrn, SystemTime)>, IndexError>;
+    /// The partial filing awaiting house filings of a master document, and who may file them.
+    fn awaiting(&self, document: &str) -> Result<Option<(Mrn, String)>, IndexError>;
+    /// What became of an envelope a peer delivered before.
+    fn received(&self, origin: &str, origin_sequence: u64) -> Result<Option<Received>, IndexError>;
+    /// The sequence of a peer's notice, if it was received.
+    fn notice(&self, peer: &str, notice_id: &str) -> Result<Option<u64>, IndexError>;
+}
+
+impl StateView for Index {
+    fn mrn_for(&self, filer: &Eori, lrn: &Lrn) -> Result<Option<Mrn>, IndexError> {
+        Index::mrn_for(self, filer, lrn)
+    }
+    fn entry(&self, mrn: &Mrn) -> Result<Option<FilingEntry>, IndexError> {
+        Index::entry(self, mrn)
+    }
+    fn document(
+        &self,
+        filer: &Eori,
+        document: &str,
+    ) -> Result<Option<(Mrn, SystemTime)>, IndexError> {
+        Index::document(self, filer, document)
+    }
+    fn awaiting(&self, document: &str) -> Result<Option<(Mrn, String)>, IndexError> {
+        Index::awaiting(self, document)
+    }
+    fn received(&self, origin: &str, origin_sequence: u64) -> Result<Option<Received>, IndexError> {
+        Index::received(self, origin, origin_sequence)
+    }
+    fn notice(&self, peer: &str, notice_id: &str) -> Result<Option<u64>, IndexError> {
+        Index::notice(self, peer, notice_id)
+    }
+}
+
+/// The administration's rules the decisions apply.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Country code of the MRNs issued.
+    pub country: String,
+    /// How long a master transport document stays reserved to its first filing.
+    pub document_window: Duration,
+    /// What an amendment may not change.
+    pub immutable: super::Immutable,
+}
+
+/// What one command of a batch comes to.
+#[derive(Debug)]
+pub enum Decision<T> {
+    /// A new record, at this position of the batch: answered once the batch is durable.
+    New(usize),
+    /// The same as the new record at this position (sent twice within one batch).
+    Repeat(usize),
+    /// Answered without writing anything.
+    Now(Result<T, StoreError>),
+}
+
+/// One batch being decided.
+pub struct Batch<'a, V: StateView> {
+    view: &'a V,
+    rules: &'a Rules,
+    first_seq: Seq,
+    records: Vec<LogRecord>,
+    lrns: HashMap<(Eori, Lrn), usize>,
+    /// (filer, master document) of this batch's new filings → record position.
+    documents: HashMap<(Eori, String), usize>,
+    /// Entries as this batch's changes leave them (two changes to one MRN see each other).
+    entries: HashMap<Mrn, FilingEntry>,
+    /// Entries as they were before the batch, for the answers (see [`Decided::changed`]).
+    before: HashMap<Mrn, FilingEntry>,
+    /// (origin, origin sequence) of envelopes received in this batch → record position.
+    received: HashMap<(String, u64), usize>,
+    /// (peer, notice id) of notices received in this batch → record position.
+    notices: HashMap<(String, String), usize>,
+}
+
+impl<'a, V: StateView> Batch<'a, V> {
+    /// A batch whose first record will be the log's `first_seq`.
+    pub fn new(view: &'a V, rules: &'a Rules, first_seq: Seq) -> Self {
+        Batch {
+            view,
+            rules,
+            first_seq,
+            records: Vec::new(),
+            lrns: HashMap::new(),
+            documents: HashMap::new(),
+            entries: HashMap::new(),
+            before: HashMap::new(),
+            received: HashMap::new(),
+            notices: HashMap::new(),
+        }
+    }
+
+    /// Ends the decisions: the records to append, and what the answers need.
+    pub fn finish(self) -> Decided {
+        Decided::new(self.records, self.before)
+    }
+
+    /// Adds a record with the batch's next sequence; returns its position.
+    fn push(&mut self, mut record: LogRecord) -> usize {
+        record.sequence = self.first_seq.0 + self.records.len() as u64;
+        self.records.push(record);
+        self.records.len() - 1
+    }
+
+    fn next_seq(&self) -> Seq {
+        Seq(self.first_seq.0 + self.records.len() as u64)
+    }
+
+    /// A filing's entry as the batch has left it so far, else as the view has it.
+    fn current(&mut self, mrn: &Mrn) -> Result<Option<FilingEntry>, StoreError> {
+        if let Some(entry) = self.entries.get(mrn) {
+            return Ok(Some(entry.clone()));
+        }
+        let entry = self.view.entry(mrn)?;
+        if let Some(entry) = &entry {
+            self.before.insert(mrn.clone(), entry.clone());
+        }
+        Ok(entry)
+    }
+
+    /// Decides a new filing.
+    pub fn register(&mut self, filing: NewFiling) -> Decision<Registration> {
+        let key = (filing.filer.clone(), filing.lrn.clone());
+        if let Some(&i) = self.lrns.get(&key) {
+            return if self.records[i].digest == filing.digest {
+                Decision::Repeat(i)
+            } else {
+                Decision::Now(Ok(Registration::Conflict {
+                    mrn: mrn_of(&self.records[i]),
+                }))
+            };
+        }
+        let links = match self.refusal_of(&filing) {
+            Err(e) => return Decision::Now(Err(e)),
+            Ok(Some(registration)) => return Decision::Now(Ok(registration)),
+            Ok(None) => match self.links(&filing) {
+                Err(e) => return Decision::Now(Err(e)),
+                Ok(Err(refusal)) => return Decision::Now(Ok(refusal)),
+                Ok(Ok(links)) => links,
+            },
+        };
+        let position = self.records.len();
+        for document in &filing.master_documents {
+            self.documents
+                .insert((filing.filer.clone(), document.clone()), position);
+        }
+        let mut record = new_record(filing, self.next_seq(), &self.rules.country);
+        record.links = links;
+        let i = self.push(record);
+        self.lrns.insert(key, i);
+        Decision::New(i)
+    }
+
+    /// The answer a filing gets without a record, if any: its (filer, LRN) is registered, a
+    /// master document of it is taken, or a partial filing holds it.
+    fn refusal_of(&self, filing: &NewFiling) -> Result<Option<Registration>, StoreError> {
+        if let Some(registration) = self.existing(filing)? {
+            return Ok(Some(registration));
+        }
+        if let Some(registration) = self.document_taken(filing)? {
+            return Ok(Some(registration));
+        }
+        self.partial_taken(filing)
+    }
+
+    /// The answer for a filing whose (filer, LRN) is already registered, if it is.
+    fn existing(&self, filing: &NewFiling) -> Result<Option<Registration>, StoreError> {
+        let Some(mrn) = self.view.mrn_for(&filing.filer, &filing.lrn)? else {
+            return Ok(None);
+        };
+        let status = self.status(&mrn)?.ok_or_else(|| {
+            StoreError::Inconsistent(format!("index names {mrn} but has no entry"))
+        })?;
+        let receipt = status.receipt.unwrap_or_default();
+        if receipt.digest == hex::encode(filing.digest) {
+            Ok(Some(Registration::Duplicate(receipt)))
+        } else {
+            Ok(Some(Registration::Conflict { mrn }))
+        }
+    }
+
+    fn status(&self, mrn: &Mrn) -> Result<Option<FilingStatus>, StoreError> {
+        Ok(self.view.entry(mrn)?.and_then(|entry| entry.status))
+    }
+
+    /// A refusal if one of the filing's master documents was filed by the same filer within the
+    /// window (in this batch or before).
+    fn document_taken(&self, filing: &NewFiling) -> Result<Option<Registration>, StoreError> {
+        for document in &filing.master_documents {
+            if let Some(&i) = self
+                .documents
+                .get(&(filing.filer.clone(), document.clone()))
+            {
+                return Ok(Some(Registration::DuplicateDocument {
+                    document: document.clone(),
+                    mrn: mrn_of(&self.records[i]),
+                }));
+            }
+            if let Some((mrn, filed_at)) = self.view.document(&filing.filer, document)?
+                && self.within_window(filing, filed_at)
+            {
+                return Ok(Some(Registration::DuplicateDocument {
+                    document: document.clone(),
+                    mrn,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A refusal if the filing is partial and one of its master documents already has a
+    /// partial filing awaiting completion (in this batch, or before and filed within the
+    /// window): the first partial filing of a master document keeps it, so nobody can replace
+    /// the next filing party it named.
+    fn partial_taken(&self, filing: &NewFiling) -> Result<Option<Registration>, StoreError> {
+        if filing.next_filing_party.is_none() {
+            return Ok(None);
+        }
+        for document in &filing.master_documents {
+            let taken = self.records.iter().any(|r| awaits(r, document))
+                || match self.view.awaiting(document)? {
+                    None => false,
+                    // From its first registration: amendments do not extend the window.
+                    Some((mrn, _)) => {
+                        let filed_at = self
+                            .status(&mrn)?
+                            .and_then(|s| s.history.first().and_then(|t| t.at))
+                            .map_or(std::time::UNIX_EPOCH, |t| {
+                                std::time::UNIX_EPOCH + Duration::from_secs(t.seconds.max(0) as u64)
+                            });
+                        self.within_window(filing, filed_at)
+                    }
+                };
+            if taken {
+                return Ok(Some(Registration::PartialFilingExists {
+                    document: document.clone(),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether `filing` comes within the duplicate-document window of something filed at
+    /// `filed_at` (a clock that went back counts as within).
+    fn within_window(&self, filing: &NewFiling, filed_at: SystemTime) -> bool {
+        filing
+            .received_at
+            .duration_since(filed_at)
+            .map_or(true, |age| age < self.rules.document_window)
+    }
+
+    /// The partial filings a house-level filing completes, or its refusal if it is not from
+    /// the next filing party they named (partial filings of this batch included).
+    fn links(&self, filing: &NewFiling) -> Result<Result<Vec<Link>, Registration>, StoreError> {
+        let mut links = Vec::new();
+        for document in &filing.house_references {
+            let in_batch = self.records.iter().rev().find(|r| awaits(r, document));
+            let awaiting = match in_batch {
+                Some(r) => Some((mrn_of(r), r.next_filing_party.clone())),
+                None => self.view.awaiting(document)?,
+            };
+            let Some((mrn, expected)) = awaiting else {
+                continue;
+            };
+            if expected != filing.filer.as_str() {
+                return Ok(Err(Registration::NotNextFilingParty {
+                    document: document.clone(),
+                }));
+            }
+            links.push(Link {
+                document: document.clone(),
+                mrn: mrn.to_string(),
+            });
+        }
+        Ok(Ok(links))
+    }
+
+    /// Decides a lifecycle change against the filing's current state.
+    pub fn change(&mut self, mrn: &Mrn, change: Change, traceparent: String) -> Decision<Changed> {
+        match self.change_record(mrn, change) {
+            Err(e) => Decision::Now(Err(e)),
+            Ok(Err(answer)) => Decision::Now(Ok(answer)),
+            Ok(Ok((entry, mut record))) => {
+                if !traceparent.is_empty() {
+                    record.traceparent = traceparent;
+                }
+                let i = self.push(record);
+                let after = evolve(entry, &self.records[i]);
+                self.entries.insert(mrn.clone(), after);
+                Decision::New(i)
+            }
+        }
+    }
+
+    /// The record a change makes, with the entry it changes; or the answer it gets without one.
+    fn change_record(
+        &mut self,
+        mrn: &Mrn,
+        change: Change,
+    ) -> Result<Result<(FilingEntry, LogRecord), Changed>, StoreError> {
+        let Some(entry) = self.current(mrn)? else {
+            return Ok(Err(Changed::NotFound));
+        };
+        let status = entry.status.clone().unwrap_or_default();
+        let answering = matches!(change, Change::AnswerReferral { .. });
+        match status.state() {
+            // A referral is answered whatever became of the filing since.
+            _ if answering => {}
+            FilingState::Invalidated => return Ok(Err(refused(ChangeRefusal::Invalidated))),
+            FilingState::Arrived => return Ok(Err(refused(ChangeRefusal::Arrived))),
+            _ => {}
+        }
+        let record = match change {
+            Change::Amend(filing) => {
+                let current_digest = status.receipt.as_ref().map(|r| r.digest.as_str());
+                if current_digest == Some(hex::encode(filing.digest).as_str()) {
+                    return Ok(Err(Changed::Unchanged(status)));
+                }
+                if let Some(field) = immutable_change(self.rules.immutable, &entry, &filing) {
+                    return Ok(Err(refused(ChangeRefusal::ImmutableField(field))));
+                }
+                let mut record = new_record(*filing, self.next_seq(), &self.rules.country);
+                record.kind = RecordKind::Amendment as i32;
+                record.mrn = mrn.to_string();
+                record.version = status.version + 1;
+                record
+            }
+            Change::Invalidate { reason, at } => {
+                lifecycle_record(RecordKind::Invalidation, &entry, at, reason)
+            }
+            Change::Arrive { at } => {
+                lifecycle_record(RecordKind::Arrival, &entry, at, String::new())
+            }
+            Change::AnswerReferral {
+                administration,
+                notice_id,
+                text,
+                at,
+            } => {
+                let Some(notice) = status.notices.iter().find(|n| {
+                    n.notice_id == notice_id
+                        && n.administration == administration
+                        && is_referral(n.kind)
+                }) else {
+                    return Ok(Err(refused(ChangeRefusal::UnknownReferral)));
+                };
+                if notice.answer == text {
+                    return Ok(Err(Changed::Unchanged(status)));
+                }
+                if !notice.answer.is_empty() {
+                    return Ok(Err(refused(ChangeRefusal::AlreadyAnswered)));
+                }
+                let kind = notice.kind;
+                let mut record = lifecycle_record(RecordKind::ReferralAnswer, &entry, at, text);
+                record.origin = administration;
+                record.notice = Some(crate::pb::Notice {
+                    notice_id,
+                    mrn: status.mrn.clone(),
+                    kind,
+                    ..crate::pb::Notice::default()
+                });
+                record
+            }
+        };
+        Ok(Ok((entry, record)))
+    }
+
+    /// Decides a delivered envelope: the first answer again for a redelivery, otherwise a new
+    /// record (stored, or refused with its code).
+    pub fn receive(&mut self, envelope: crate::pb::Envelope, at: SystemTime) -> Decision<Delivery> {
+        let key = (envelope.origin.clone(), envelope.origin_sequence);
+        if let Some(&i) = self.received.get(&key) {
+            return Decision::Repeat(i);
+        }
+        match self.view.received(&key.0, key.1) {
+            Err(e) => return Decision::Now(Err(e.into())),
+            Ok(Some(Received::Stored(local_sequence))) => {
+                return Decision::Now(Ok(Delivery::Stored {
+                    local_sequence,
+                    duplicate: true,
+                }));
+            }
+            Ok(Some(Received::Refused(code))) => {
+                return Decision::Now(Ok(Delivery::Refused {
+                    message: format!("envelope {}/{} was refused before", key.0, key.1),
+                    code,
+                    duplicate: true,
+                }));
+            }
+            Ok(None) => {}
+        }
+        let i = self.push(received_record(envelope, at));
+        self.received.insert(key, i);
+        Decision::New(i)
+    }
+
+    /// Decides a peer's notice: the first answer again for a retried notice id, otherwise a
+    /// new record on the filing it names.
+    pub fn notify(
+        &mut self,
+        peer: String,
+        notice: crate::pb::Notice,
+        at: SystemTime,
+    ) -> Decision<Noticed> {
+        match self.notice_record(peer, notice, at) {
+            Ok(decision) => decision,
+            Err(e) => Decision::Now(Err(e)),
+        }
+    }
+
+    fn notice_record(
+        &mut self,
+        peer: String,
+        notice: crate::pb::Notice,
+        at: SystemTime,
+    ) -> Result<Decision<Noticed>, StoreError> {
+        let key = (peer, notice.notice_id.clone());
+        if let Some(&i) = self.notices.get(&key) {
+            return Ok(Decision::Repeat(i));
+        }
+        if let Some(sequence) = self.view.notice(&key.0, &key.1)? {
+            return Ok(Decision::Now(Ok(Noticed::Stored {
+                sequence,
+                duplicate: true,
+            })));
+        }
+        let Ok(mrn) = Mrn::parse(&notice.mrn) else {
+            return Ok(Decision::Now(Ok(Noticed::NotFound)));
+        };
+        let Some(entry) = self.current(&mrn)? else {
+            return Ok(Decision::Now(Ok(Noticed::NotFound)));
+        };
+        let mut record = lifecycle_record(RecordKind::Notice, &entry, at, String::new());
+        record.origin = key.0.clone();
+        record.notice = Some(notice);
+        let i = self.push(record);
+        self.entries.insert(mrn, evolve(entry, &self.records[i]));
+        self.notices.insert(key, i);
+        Ok(Decision::New(i))
+    }
+}
+
+/// The MRN of a record this gateway issued.
+fn mrn_of(record: &LogRecord) -> Mrn {
+    Mrn::parse(&record.mrn).expect("the batch issued this MRN")
+}
+
+fn refused(refusal: ChangeRefusal) -> Changed {
+    Changed::Refused(refusal)
+}
+
+/// The field an amendment may not change that it does change, if any.
+fn immutable_change(
+    immutable: super::Immutable,
+    entry: &FilingEntry,
+    filing: &NewFiling,
+) -> Option<&'static str> {
+    let status = entry.status.clone().unwrap_or_default();
+    if filing.lrn.as_str() != status.lrn || filing.filer.as_str() != status.filer {
+        return Some("lrn");
+    }
+    if immutable.transport_mode && filing.manifest.transport_mode != entry.transport_mode {
+        return Some("transport_mode");
+    }
+    if !immutable.master_documents {
+        return None;
+    }
+    let mut before = entry.master_documents.clone();
+    let mut after = filing.master_documents.clone();
+    before.sort();
+    after.sort();
+    (before != after).then_some("master_documents")
+}

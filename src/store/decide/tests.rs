@@ -1,0 +1,148 @@
+//! The decisions over an in-memory state view: no index, no log.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use crate::ids::{Eori, Lrn, Mrn, Seq};
+use crate::pb::store::FilingEntry;
+use crate::pb::{Manifest, TransportMode};
+use crate::store::projection::{evolve, new_entry};
+use crate::store::{Change, ChangeRefusal, Changed, IndexError, NewFiling, Received, Registration};
+
+use super::{Batch, Decision, Rules, StateView};
+
+/// The state before a batch, as plain maps.
+#[derive(Default)]
+struct Memory {
+    lrns: HashMap<(Eori, Lrn), Mrn>,
+    entries: HashMap<Mrn, FilingEntry>,
+}
+
+impl StateView for Memory {
+    fn mrn_for(&self, filer: &Eori, lrn: &Lrn) -> Result<Option<Mrn>, IndexError> {
+        Ok(self.lrns.get(&(filer.clone(), lrn.clone())).cloned())
+    }
+    fn entry(&self, mrn: &Mrn) -> Result<Option<FilingEntry>, IndexError> {
+        Ok(self.entries.get(mrn).cloned())
+    }
+    fn document(&self, _: &Eori, _: &str) -> Result<Option<(Mrn, SystemTime)>, IndexError> {
+        Ok(None)
+    }
+    fn awaiting(&self, _: &str) -> Result<Option<(Mrn, String)>, IndexError> {
+        Ok(None)
+    }
+    fn received(&self, _: &str, _: u64) -> Result<Option<Received>, IndexError> {
+        Ok(None)
+    }
+    fn notice(&self, _: &str, _: &str) -> Result<Option<u64>, IndexError> {
+        Ok(None)
+    }
+}
+
+fn rules() -> Rules {
+    Rules {
+        country: "DE".into(),
+        document_window: Duration::from_secs(3600),
+        immutable: crate::store::Immutable::default(),
+    }
+}
+
+fn filing(lrn: &str, digest: u8, documents: &[&str]) -> NewFiling {
+    NewFiling {
+        filer: Eori::parse("DE123456789012").expect("valid EORI"),
+        lrn: Lrn::parse(lrn).expect("valid LRN"),
+        manifest: Manifest {
+            transport_mode: TransportMode::Sea as i32,
+            ..Manifest::default()
+        },
+        digest: [digest; 32],
+        original: Vec::new(),
+        original_type: "application/x-protobuf",
+        warnings: Vec::new(),
+        received_at: SystemTime::now(),
+        traceparent: String::new(),
+        master_documents: documents.iter().map(|d| d.to_string()).collect(),
+        house_references: Vec::new(),
+        next_filing_party: None,
+    }
+}
+
+#[test]
+fn one_lrn_twice_in_a_batch_is_one_record_and_a_conflict_when_it_differs() {
+    let (memory, rules) = (Memory::default(), rules());
+    let mut batch = Batch::new(&memory, &rules, Seq(7));
+    assert!(matches!(
+        batch.register(filing("L1", 1, &[])),
+        Decision::New(0)
+    ));
+    assert!(matches!(
+        batch.register(filing("L1", 1, &[])),
+        Decision::Repeat(0)
+    ));
+    let Decision::Now(Ok(Registration::Conflict { mrn })) = batch.register(filing("L1", 2, &[]))
+    else {
+        panic!("different content under one LRN is a conflict");
+    };
+    let decided = batch.finish();
+    assert_eq!(decided.records.len(), 1);
+    assert_eq!(
+        decided.records[0].sequence, 7,
+        "the batch starts at the log's next sequence"
+    );
+    assert_eq!(mrn.as_str(), decided.records[0].mrn);
+}
+
+#[test]
+fn a_master_document_is_taken_within_the_batch() {
+    let (memory, rules) = (Memory::default(), rules());
+    let mut batch = Batch::new(&memory, &rules, Seq(1));
+    assert!(matches!(
+        batch.register(filing("L1", 1, &["MBL1"])),
+        Decision::New(0)
+    ));
+    assert!(matches!(
+        batch.register(filing("L2", 2, &["MBL1"])),
+        Decision::Now(Ok(Registration::DuplicateDocument { .. }))
+    ));
+}
+
+#[test]
+fn changes_see_each_other_and_answer_with_the_status_after_them() {
+    let rules = rules();
+    // A registered filing, as the state before the batch holds it.
+    let empty = Memory::default();
+    let mut first = Batch::new(&empty, &rules, Seq(1));
+    assert!(matches!(
+        first.register(filing("L1", 1, &[])),
+        Decision::New(0)
+    ));
+    let record = first.finish().records.remove(0);
+    let mrn = Mrn::parse(&record.mrn).expect("issued");
+    let mut memory = Memory::default();
+    memory.entries.insert(mrn.clone(), new_entry(&record));
+
+    let mut batch = Batch::new(&memory, &rules, Seq(2));
+    let arrive = batch.change(
+        &mrn,
+        Change::Arrive {
+            at: SystemTime::now(),
+        },
+        String::new(),
+    );
+    let amend = batch.change(
+        &mrn,
+        Change::Amend(Box::new(filing("L1", 9, &[]))),
+        String::new(),
+    );
+    assert!(matches!(
+        amend,
+        Decision::Now(Ok(Changed::Refused(ChangeRefusal::Arrived)))
+    ));
+    let decided = batch.finish();
+    let changed = decided.changed();
+    let Ok(Changed::Applied(status)) = decided.change(arrive, &changed) else {
+        panic!("the arrival is applied");
+    };
+    let expected = evolve(new_entry(&record), &decided.records[0]);
+    assert_eq!(Some(status), expected.status);
+}
