@@ -57,7 +57,7 @@ pub struct CarrierApi {
     pub max_message_bytes: usize,
     /// What one carrier may do: writes and reads per second (sustained, and in a burst),
     /// filings in flight; beyond, RESOURCE_EXHAUSTED with a retry-after.
-    pub per_carrier: crate::ingest::limit::CarrierLimits,
+    pub per_carrier: crate::filing::limit::CarrierLimits,
     /// HTTP/2 limits of the carrier listener.
     pub limits: crate::http2::ListenerLimits,
 }
@@ -594,11 +594,11 @@ impl RawConfig {
         let countries =
             crate::validate::codes::CodeLists::builtin().list(crate::validate::codes::COUNTRIES);
         let telemetry = self.telemetry.seal(&invalid)?;
-        let defaults = crate::ingest::limit::CarrierLimits::default();
+        let defaults = crate::filing::limit::CarrierLimits::default();
         let rate = |key: &'static str,
                     rate: Option<f64>,
                     burst: Option<f64>,
-                    default: Option<crate::ingest::limit::Rate>| {
+                    default: Option<crate::filing::limit::Rate>| {
             match (rate, burst) {
                 (None, None) => Ok(default),
                 (Some(0.0), _) => Ok(None),
@@ -614,14 +614,14 @@ impl RawConfig {
                             ),
                         ));
                     }
-                    Ok(Some(crate::ingest::limit::Rate {
+                    Ok(Some(crate::filing::limit::Rate {
                         per_second: rate,
                         burst,
                     }))
                 }
             }
         };
-        let per_carrier = crate::ingest::limit::CarrierLimits {
+        let per_carrier = crate::filing::limit::CarrierLimits {
             writes: rate(
                 "carrier_api.rate_per_carrier",
                 self.carrier_api.rate_per_carrier,

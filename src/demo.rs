@@ -114,7 +114,7 @@ async fn show(dir: &Path, a: &Gateway, b: &Gateway, carrier: &ClientTls) -> Resu
     match client.submit(invalid).await {
         Ok(receipt) => bail!("the invalid sample was accepted: {}", receipt.mrn),
         Err(status) => {
-            let report = crate::ingest::status::report_of(&status).unwrap_or_default();
+            let report = crate::status::report_of(&status).unwrap_or_default();
             println!(
                 "   refused ({:?}) with {} violations:",
                 status.code(),

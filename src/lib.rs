@@ -47,7 +47,7 @@
 //! - A carrier RPC: the method in `proto/aci/v1/carrier.proto`, its handler in `ingest`, its
 //!   refusals in [`status`] (the same outcome gets the same status on both listeners).
 //! - A limit on what a caller may cost: per connection in [`http2`], per carrier in
-//!   `ingest::limit`, each with its key in [`config`] and its line in the README's Security
+//!   `filing::limit`, each with its key in [`config`] and its line in the README's Security
 //!   section.
 //!
 //! Test scaffolding (the simulated disk, fault hooks, `serve --echo` and `--unsafe-no-fsync`)
@@ -60,6 +60,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod exchange;
+pub mod filing;
 pub mod http2;
 pub mod ids;
 pub mod ingest;

@@ -14,10 +14,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 
 use crate::config::Config;
+use crate::exchange::inbound::Inbound;
 use crate::exchange::service::PeerService;
 use crate::exchange::{Exchange, forward};
+use crate::filing::{Access, FilingService};
 use crate::http2::{ListenerLimits, MessageBudget};
-use crate::ingest::{Access, CarrierService};
+use crate::ingest::CarrierService;
 use crate::pb::carrier_gateway_server::CarrierGatewayServer;
 use crate::pb::peer_exchange_server::PeerExchangeServer;
 use crate::store::{Recovery, Store, StoreError, StoreOptions};
@@ -212,25 +214,24 @@ impl Gateway {
             config.routes.clone(),
             store.clone(),
         )?);
-        let carrier_service = CarrierGatewayServer::new(
-            CarrierService::new(
-                store.clone(),
-                Arc::new(Validator::new(config.validation.clone())?),
-                access,
-                Arc::clone(&metrics),
-                Arc::clone(&exchange),
-                shutdown.clone(),
-            )
-            .map_err(ServerError::Pool)?
-            .with_limits(config.carrier_api.per_carrier),
+        let filings = FilingService::new(
+            store.clone(),
+            Arc::new(Validator::new(config.validation.clone())?),
+            access,
+            Arc::clone(&metrics),
+            Arc::clone(&exchange),
+            shutdown.clone(),
         )
-        .max_decoding_message_size(config.carrier_api.max_message_bytes);
+        .map_err(ServerError::Pool)?
+        .with_limits(config.carrier_api.per_carrier);
+        let carrier_service = CarrierGatewayServer::new(CarrierService::new(filings))
+            .max_decoding_message_size(config.carrier_api.max_message_bytes);
         let peer_max_message = peer_max_message(config.carrier_api.max_message_bytes);
-        let peer_service = PeerExchangeServer::new(PeerService::new(
+        let peer_service = PeerExchangeServer::new(PeerService::new(Inbound::new(
             Arc::clone(&exchange),
             Arc::clone(&metrics),
             shutdown.clone(),
-        ))
+        )))
         .max_decoding_message_size(peer_max_message);
 
         // Server reflection on both listeners, so stock tools (grpcurl) can list and call: each

@@ -11,6 +11,8 @@ use prost::Message;
 use tonic::{Code, Status};
 use tonic_types::pb::{self as rpc, bad_request::FieldViolation};
 
+use crate::exchange::inbound::ExchangeError;
+use crate::filing::FilingError;
 use crate::ids::Mrn;
 use crate::pb;
 use crate::store::{ChangeRefusal, StoreError};
@@ -84,6 +86,45 @@ pub fn rejected(report: &Report) -> Status {
             any("aci.v1.ValidationReport", &violations),
         ],
     )
+}
+
+impl From<FilingError> for Status {
+    fn from(error: FilingError) -> Status {
+        match error {
+            FilingError::Malformed(message) => Status::invalid_argument(message),
+            FilingError::Rejected(report) => rejected(&report),
+            FilingError::Forbidden(message) => Status::permission_denied(message),
+            FilingError::NotFound(message) => Status::not_found(message),
+            FilingError::Conflict { lrn, mrn } => conflict(lrn.as_str(), &mrn),
+            FilingError::DuplicateDocument {
+                document,
+                mrn,
+                paths,
+            } => duplicate_document(&document, &mrn, &paths),
+            FilingError::PartialFilingExists { document, paths } => {
+                partial_filing_exists(&document, &paths)
+            }
+            error @ FilingError::NotNextFilingParty { .. } => {
+                Status::permission_denied(error.to_string())
+            }
+            FilingError::Refused { mrn, refusal } => lifecycle(&mrn, refusal),
+            FilingError::Throttled { wait, kind } => throttled(wait, kind),
+            FilingError::TooManyInFlight { limit } => too_many_in_flight(limit),
+            FilingError::Pool(error) => pool_failure(&error),
+            FilingError::Store(error) => store_failure(&error),
+        }
+    }
+}
+
+impl From<ExchangeError> for Status {
+    fn from(error: ExchangeError) -> Status {
+        match error {
+            ExchangeError::Malformed(message) => Status::invalid_argument(message),
+            error @ ExchangeError::NotShared { .. } => Status::not_found(error.to_string()),
+            error @ ExchangeError::LogUnreadable => Status::internal(error.to_string()),
+            ExchangeError::Store(error) => store_failure(&error),
+        }
+    }
 }
 
 /// `ALREADY_EXISTS`: the LRN is registered with other content.
@@ -239,12 +280,12 @@ fn retry_later(message: String, wait: std::time::Duration) -> Status {
 
 /// The validation pool gave no answer: the gateway is stopping, or validating this filing
 /// failed (a bug, logged): either way the filing was not registered.
-pub fn pool_failure(error: &crate::ingest::pool::PoolError) -> Status {
+pub fn pool_failure(error: &crate::filing::pool::PoolError) -> Status {
     match error {
-        crate::ingest::pool::PoolError::Stopped => {
+        crate::filing::pool::PoolError::Stopped => {
             Status::unavailable("the gateway is stopping; retry with the same LRN")
         }
-        crate::ingest::pool::PoolError::Panicked => {
+        crate::filing::pool::PoolError::Panicked => {
             Status::internal("the filing could not be validated; it was not registered")
         }
     }

@@ -3,10 +3,10 @@
 mod common;
 
 use aci_gateway::client::Credentials;
-use aci_gateway::ingest::status::report_of;
 use aci_gateway::pb::carrier_gateway_client::CarrierGatewayClient;
 use aci_gateway::pb::{FilingState, SubmitRequest, submit_request};
 use aci_gateway::pki::{Authority, Validity};
+use aci_gateway::status::report_of;
 use common::{CARRIER, GatewayBuilder, OTHER_CARRIER, client, endpoint, sea_filing, tls_config};
 use tonic::Code;
 use tonic::transport::{Certificate, ClientTlsConfig};

@@ -95,7 +95,7 @@ async fn a_partial_filing_cannot_be_taken_over_and_refusals_reveal_nobody() {
         .await
         .expect_err("the master document already awaits completion");
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-    let report = aci_gateway::ingest::status::report_of(&refused).expect("report");
+    let report = aci_gateway::status::report_of(&refused).expect("report");
     assert_eq!(report.violations[0].code, "81");
     assert_eq!(report.violations[0].rule, "store.partial_filing_exists");
     let told = format!("{refused:?}");
@@ -893,7 +893,7 @@ async fn reflection_text_and_comments_are_bounded() {
             .await
             .expect_err(what);
         assert_eq!(refused.code(), Code::InvalidArgument, "{what}: {refused:?}");
-        let report = aci_gateway::ingest::status::report_of(&refused).expect("report");
+        let report = aci_gateway::status::report_of(&refused).expect("report");
         assert!(
             report.violations.iter().any(|v| v.message.contains(what)),
             "{what}: {report:?}"

@@ -3,8 +3,8 @@
 
 mod common;
 
-use aci_gateway::ingest::status::report_of;
 use aci_gateway::pb::{self, Manifest};
+use aci_gateway::status::report_of;
 use common::{GatewayBuilder, client, endpoint};
 use tonic::Code;
 

@@ -11,7 +11,7 @@ use super::ClientArgs;
 use crate::client::{CarrierClient, ClientTls, Credentials};
 use crate::config::Config;
 use crate::pb::{self, Manifest};
-use crate::{ingest, pki, telemetry};
+use crate::{pki, telemetry};
 
 async fn connect(args: &ClientArgs) -> Result<CarrierClient> {
     let (endpoint, credentials) = client_target(args)?;
@@ -235,7 +235,7 @@ pub(super) fn refused(status: &tonic::Status) -> Result<ExitCode> {
         "code": code_name(status.code()),
         "message": message,
     });
-    if let Some(report) = ingest::status::report_of(status) {
+    if let Some(report) = crate::status::report_of(status) {
         out["violations"] = pb::to_json(&report)["violations"].clone();
         out["truncated"] = report.truncated.into();
         out["omitted"] = report.omitted.into();

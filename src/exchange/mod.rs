@@ -1,7 +1,8 @@
 //! Customs-to-Customs exchange: which administrations receive which records ([`route`]), the
-//! forwarders that deliver them ([`forward`]), the peer API that receives deliveries, serves pull
-//! feeds and takes risk notices ([`service`]), and what is known of each peer's progress
-//! ([`Exchange`], [`PeerState`]).
+//! forwarders that deliver them ([`forward`]), what peers ask of this gateway — take their
+//! deliveries, serve their pull feeds, take their risk notices ([`inbound`]) — with its gRPC
+//! adapter ([`service`]), and what is known of each peer's progress ([`Exchange`],
+//! [`PeerState`]).
 //!
 //! A peer's progress is one number, its cursor: every record up to it that the routes give the
 //! peer has been acknowledged (or refused, which is remembered per record). Records are
@@ -9,6 +10,7 @@
 //! highest sequence sent, and the refusals.
 
 pub mod forward;
+pub mod inbound;
 pub mod route;
 pub mod service;
 

@@ -65,7 +65,7 @@ const FINDING_CODES: [&str; 6] = ["12", "13", "14", "15", "26", "81"];
 
 /// How a filing was answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum FilingAnswer {
     Registered,
     Duplicate,
     Conflict,
@@ -75,24 +75,24 @@ pub enum Outcome {
     Throttled,
 }
 
-impl Outcome {
-    const ALL: [Outcome; 6] = [
-        Outcome::Registered,
-        Outcome::Duplicate,
-        Outcome::Conflict,
-        Outcome::Rejected,
-        Outcome::Forbidden,
-        Outcome::Throttled,
+impl FilingAnswer {
+    const ALL: [FilingAnswer; 6] = [
+        FilingAnswer::Registered,
+        FilingAnswer::Duplicate,
+        FilingAnswer::Conflict,
+        FilingAnswer::Rejected,
+        FilingAnswer::Forbidden,
+        FilingAnswer::Throttled,
     ];
 
     fn label(self) -> &'static str {
         match self {
-            Outcome::Registered => "registered",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Conflict => "conflict",
-            Outcome::Rejected => "rejected",
-            Outcome::Forbidden => "forbidden",
-            Outcome::Throttled => "throttled",
+            FilingAnswer::Registered => "registered",
+            FilingAnswer::Duplicate => "duplicate",
+            FilingAnswer::Conflict => "conflict",
+            FilingAnswer::Rejected => "rejected",
+            FilingAnswer::Forbidden => "forbidden",
+            FilingAnswer::Throttled => "throttled",
         }
     }
 }
@@ -170,8 +170,8 @@ impl<K: PartialEq + Clone + LabelValues> Family<K> {
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Filings by transport mode (`TransportMode as usize`, 0 when unknown) and outcome
-    /// (`Outcome as usize`).
-    filings: [[AtomicU64; Outcome::ALL.len()]; MODES.len()],
+    /// (`FilingAnswer as usize`).
+    filings: [[AtomicU64; FilingAnswer::ALL.len()]; MODES.len()],
     /// Lifecycle changes refused, by code.
     lifecycle_refused: Family<&'static str>,
     /// Findings reported to carriers (errors and warnings), by code, as in FINDING_CODES.
@@ -186,7 +186,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts a filing's answer; `mode` is its `TransportMode` (0 when unknown).
-    pub fn filing(&self, mode: i32, outcome: Outcome) {
+    pub fn filing(&self, mode: i32, outcome: FilingAnswer) {
         let mode = usize::try_from(mode)
             .ok()
             .filter(|m| *m < MODES.len())
@@ -229,7 +229,7 @@ impl Metrics {
         out.push_str("# HELP aci_filings_total Filings answered, by transport mode and outcome.\n");
         out.push_str("# TYPE aci_filings_total counter\n");
         for (mode, counts) in MODES.iter().zip(&self.filings) {
-            for outcome in Outcome::ALL {
+            for outcome in FilingAnswer::ALL {
                 let _ = writeln!(
                     out,
                     "aci_filings_total{{mode=\"{mode}\",outcome=\"{}\"}} {}",

@@ -9,7 +9,7 @@
 
 mod metrics;
 
-pub use self::metrics::{Histogram, Metrics, Outcome, PeerSeries, StoreSeries};
+pub use self::metrics::{FilingAnswer, Histogram, Metrics, PeerSeries, StoreSeries};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

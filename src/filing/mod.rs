@@ -1,0 +1,577 @@
+//! The filing service: the carrier use-cases — file, amend, invalidate, arrive, status, the
+//! notification feed, answer a referral — and who may do them (a carrier acts for itself and
+//! for the principals it represents; it sees and changes only their filings).
+//!
+//! It knows nothing of gRPC: the carrier API (`ingest`) authenticates the caller, calls one
+//! method here, and maps the [`FilingError`] with `crate::status`. Per-carrier limits
+//! ([`limit`]) are applied here, before any work is spent; large filings are validated in the
+//! [`pool`].
+
+mod error;
+mod feed;
+pub mod limit;
+pub mod pool;
+
+pub use self::error::{DocumentPaths, FilingError};
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::exchange::Exchange;
+use crate::ids::{Eori, Lrn, Mrn};
+use crate::pb::{
+    AmendRequest, AnswerReferralRequest, ArriveRequest, FilingStatus, GetStatusRequest,
+    InvalidateRequest, Manifest, Receipt, SubmitRequest, amend_request, arrive_request,
+    get_status_request, submit_request,
+};
+use crate::store::{Change, Changed, NewFiling, Registration, Store};
+use crate::telemetry::{self, FilingAnswer, Metrics};
+use crate::validate::Validator;
+
+/// Longest referral answer.
+const MAX_ANSWER_TEXT: usize = 8192;
+/// Longest invalidation reason, in characters.
+const MAX_REASON_CHARS: usize = 512;
+
+/// Who may file for whom.
+#[derive(Debug, Default)]
+pub struct Access {
+    /// Agent EORI → the EORIs it may file for (besides its own).
+    pub representatives: HashMap<String, HashSet<String>>,
+}
+
+impl Access {
+    /// Whether `caller` may act for `filer`: itself, or a principal it represents.
+    pub fn may_act_for(&self, caller: &Eori, filer: &str) -> bool {
+        caller.as_str() == filer
+            || self
+                .representatives
+                .get(caller.as_str())
+                .is_some_and(|principals| principals.contains(filer))
+    }
+
+    /// The filers whose filings `caller` sees: itself and its principals.
+    pub fn filers_of(&self, caller: &Eori) -> Vec<String> {
+        let mut filers = vec![caller.to_string()];
+        if let Some(principals) = self.representatives.get(caller.as_str()) {
+            filers.extend(principals.iter().cloned());
+        }
+        filers
+    }
+}
+
+/// A filing as it arrives: protobuf or XML.
+pub enum Incoming {
+    Manifest(Box<Manifest>),
+    Xml(Vec<u8>),
+}
+
+impl Incoming {
+    fn of_submit(filing: Option<submit_request::Filing>) -> Result<Incoming, FilingError> {
+        match filing {
+            Some(submit_request::Filing::Manifest(m)) => Ok(Incoming::Manifest(Box::new(m))),
+            Some(submit_request::Filing::Xml(xml)) => Ok(Incoming::Xml(xml)),
+            None => Err(no_filing()),
+        }
+    }
+
+    fn of_amend(filing: Option<amend_request::Filing>) -> Result<Incoming, FilingError> {
+        match filing {
+            Some(amend_request::Filing::Manifest(m)) => Ok(Incoming::Manifest(Box::new(m))),
+            Some(amend_request::Filing::Xml(xml)) => Ok(Incoming::Xml(xml)),
+            None => Err(no_filing()),
+        }
+    }
+}
+
+fn no_filing() -> FilingError {
+    FilingError::Malformed("the request carries no filing".into())
+}
+
+/// The carrier use-cases over one store.
+#[derive(Clone, Debug)]
+pub struct FilingService {
+    store: Store,
+    validator: Arc<Validator>,
+    /// Bounds on an XML filing's cost (the message size is bounded by the listener).
+    xml_limits: crate::validate::xsd::Limits,
+    access: Arc<Access>,
+    metrics: Arc<Metrics>,
+    /// Routes and peers' progress, for the delivery state in a filing's status.
+    exchange: Arc<Exchange>,
+    /// Ends notification feeds when the gateway stops.
+    shutdown: CancellationToken,
+    /// Per-carrier limits: writes, reads, filings in flight.
+    writes: Option<Arc<limit::Limiter>>,
+    reads: Option<Arc<limit::Limiter>>,
+    in_flight: Option<(Arc<limit::InFlight>, usize)>,
+    /// Where large filings are validated, off the async workers.
+    pool: pool::ValidationPool,
+}
+
+impl FilingService {
+    pub fn new(
+        store: Store,
+        validator: Arc<Validator>,
+        access: Arc<Access>,
+        metrics: Arc<Metrics>,
+        exchange: Arc<Exchange>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<FilingService> {
+        Ok(FilingService {
+            store,
+            validator,
+            xml_limits: crate::validate::xsd::Limits {
+                max_bytes: 64 * 1024 * 1024,
+                ..crate::validate::xsd::Limits::default()
+            },
+            access,
+            metrics,
+            exchange,
+            shutdown,
+            writes: None,
+            reads: None,
+            in_flight: None,
+            pool: pool::ValidationPool::start()?,
+        })
+    }
+
+    /// Applies per-carrier limits (see [`limit::CarrierLimits`]).
+    pub fn with_limits(mut self, limits: limit::CarrierLimits) -> FilingService {
+        let limiter = |rate| Arc::new(limit::Limiter::new(rate));
+        self.writes = limits.writes.map(limiter);
+        self.reads = limits.reads.map(limiter);
+        self.in_flight = limits
+            .in_flight
+            .map(|limit| (Arc::new(limit::InFlight::default()), limit));
+        self
+    }
+
+    /// Files one submission: validation, then registration; the receipt (the original one for
+    /// an idempotent retry) or why not. Traced as `filing.receive`, continuing the carrier's
+    /// trace.
+    pub async fn file(
+        &self,
+        caller: &Eori,
+        request: SubmitRequest,
+        received_at: SystemTime,
+        traceparent: String,
+    ) -> Result<Receipt, FilingError> {
+        let span = tracing::info_span!(
+            "filing.receive",
+            filer = %caller,
+            lrn = tracing::field::Empty,
+            mrn = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        // Downstream stages (forwarding, the peer) continue from this span.
+        let traceparent = telemetry::continue_from(&span, traceparent);
+        let filed = self
+            .register(caller, request, received_at, traceparent)
+            .instrument(span.clone())
+            .await;
+        span.record(
+            "outcome",
+            filed
+                .as_ref()
+                .map_or_else(FilingError::label, |_| "registered"),
+        );
+        filed
+    }
+
+    async fn register(
+        &self,
+        caller: &Eori,
+        request: SubmitRequest,
+        received_at: SystemTime,
+        traceparent: String,
+    ) -> Result<Receipt, FilingError> {
+        self.throttle(caller)?;
+        let _in_flight = self.enter(caller)?;
+        let incoming = Incoming::of_submit(request.filing)?;
+        // Counted from here, so the writer's group commit waits for this filing; the yield lets
+        // every filing that came in with it be counted before any of them is validated.
+        let arrival = self.store.arrival();
+        tokio::task::yield_now().await;
+        let filing = self
+            .accept(caller, incoming, received_at, traceparent)
+            .await?;
+        let lrn = filing.lrn.clone();
+        let mode = filing.manifest.transport_mode;
+        tracing::Span::current().record("lrn", lrn.as_str());
+        let paths = crate::status::document_paths(&filing.manifest);
+        let registration = self
+            .store
+            .register_arrived(filing, arrival)
+            .instrument(tracing::info_span!("store.append"))
+            .await?;
+        let (answer, result) = match registration {
+            Registration::Registered(receipt) => {
+                tracing::info!(mrn = %receipt.mrn, %lrn, filer = %receipt.filer, seq = receipt.sequence, "filing registered");
+                (FilingAnswer::Registered, Ok(receipt))
+            }
+            Registration::Duplicate(receipt) => (FilingAnswer::Duplicate, Ok(receipt)),
+            Registration::Conflict { mrn } => (
+                FilingAnswer::Conflict,
+                Err(FilingError::Conflict { lrn, mrn }),
+            ),
+            Registration::DuplicateDocument { document, mrn } => (
+                FilingAnswer::Rejected,
+                Err(FilingError::DuplicateDocument {
+                    document,
+                    mrn,
+                    paths,
+                }),
+            ),
+            Registration::NotNextFilingParty { document } => (
+                FilingAnswer::Forbidden,
+                Err(FilingError::NotNextFilingParty {
+                    document,
+                    caller: caller.clone(),
+                }),
+            ),
+            Registration::PartialFilingExists { document } => (
+                FilingAnswer::Rejected,
+                Err(FilingError::PartialFilingExists { document, paths }),
+            ),
+        };
+        self.metrics.filing(mode, answer);
+        if let Ok(receipt) = &result {
+            tracing::Span::current().record("mrn", receipt.mrn.as_str());
+        }
+        result
+    }
+
+    /// Amends one of the caller's filings with a new version; its receipt.
+    pub async fn amend(
+        &self,
+        caller: &Eori,
+        request: AmendRequest,
+        received_at: SystemTime,
+        traceparent: String,
+    ) -> Result<Receipt, FilingError> {
+        self.throttle(caller)?;
+        let _in_flight = self.enter(caller)?;
+        let (mrn, _) = self.own_filing(caller, &request.mrn)?;
+        let incoming = Incoming::of_amend(request.filing)?;
+        let filing = self
+            .accept(caller, incoming, received_at, traceparent.clone())
+            .await?;
+        let status = self
+            .change(mrn.clone(), Change::Amend(Box::new(filing)), traceparent)
+            .await?;
+        tracing::info!(%mrn, version = status.version, "filing amended");
+        status.receipt.ok_or_else(|| {
+            FilingError::Store(crate::store::StoreError::Inconsistent(format!(
+                "amended {mrn} has no receipt"
+            )))
+        })
+    }
+
+    /// Invalidates one of the caller's filings, for a reason.
+    pub async fn invalidate(
+        &self,
+        caller: &Eori,
+        request: InvalidateRequest,
+        traceparent: String,
+    ) -> Result<FilingStatus, FilingError> {
+        self.throttle(caller)?;
+        let reason = request.reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            return Err(FilingError::Malformed(format!(
+                "give a reason of 1 to {MAX_REASON_CHARS} characters"
+            )));
+        }
+        crate::validate::check_free_text("the reason", reason).map_err(FilingError::Malformed)?;
+        let (mrn, _) = self.own_filing(caller, &request.mrn)?;
+        let change = Change::Invalidate {
+            reason: reason.to_owned(),
+            at: SystemTime::now(),
+        };
+        let status = self.change(mrn.clone(), change, traceparent).await?;
+        tracing::info!(%mrn, "filing invalidated");
+        Ok(status)
+    }
+
+    /// Records the arrival of the goods of one of the caller's filings (by MRN, or by a master
+    /// transport document it declared).
+    pub async fn arrive(
+        &self,
+        caller: &Eori,
+        request: ArriveRequest,
+        traceparent: String,
+    ) -> Result<FilingStatus, FilingError> {
+        self.throttle(caller)?;
+        let mrn = match request.key {
+            Some(arrive_request::Key::Mrn(mrn)) => mrn,
+            Some(arrive_request::Key::TransportDocument(document)) => self
+                .store
+                .mrn_by_document(caller, &document)?
+                .ok_or_else(|| {
+                    FilingError::NotFound(format!("no filing of yours declares {document}"))
+                })?
+                .to_string(),
+            None => {
+                return Err(FilingError::Malformed(
+                    "give an MRN or a transport document".into(),
+                ));
+            }
+        };
+        let (mrn, _) = self.own_filing(caller, &mrn)?;
+        let change = Change::Arrive {
+            at: SystemTime::now(),
+        };
+        let status = self.change(mrn.clone(), change, traceparent).await?;
+        tracing::info!(%mrn, "arrival recorded");
+        Ok(status)
+    }
+
+    /// The status of one of the caller's filings, with its deliveries to peers.
+    pub fn status(
+        &self,
+        caller: &Eori,
+        request: GetStatusRequest,
+    ) -> Result<FilingStatus, FilingError> {
+        self.throttle_read(caller)?;
+        let found = match request.key {
+            Some(get_status_request::Key::Mrn(text)) => self.store.status(&parse_mrn(&text)?)?,
+            Some(get_status_request::Key::Lrn(text)) => {
+                let lrn = Lrn::parse(&text)
+                    .ok_or_else(|| FilingError::Malformed(format!("{text:?} is not an LRN")))?;
+                self.store.status_by_lrn(caller, &lrn)?
+            }
+            None => return Err(FilingError::Malformed("give an MRN or an LRN".into())),
+        };
+        // Another filer's filing is reported as absent: its existence is not the caller's business.
+        match found {
+            Some(mut status) if self.access.may_act_for(caller, &status.filer) => {
+                status.deliveries = self.exchange.deliveries(&status)?;
+                Ok(status)
+            }
+            _ => Err(not_yours()),
+        }
+    }
+
+    /// Answers a referral on one of the caller's filings.
+    pub async fn answer_referral(
+        &self,
+        caller: &Eori,
+        request: AnswerReferralRequest,
+        traceparent: String,
+    ) -> Result<FilingStatus, FilingError> {
+        let at = SystemTime::now();
+        self.throttle(caller)?;
+        if request.text.trim().is_empty() || request.text.len() > MAX_ANSWER_TEXT {
+            return Err(FilingError::Malformed(format!(
+                "the answer's text must be 1 to {MAX_ANSWER_TEXT} bytes"
+            )));
+        }
+        crate::validate::check_free_text("the answer's text", &request.text)
+            .map_err(FilingError::Malformed)?;
+        let (mrn, current) = self.own_filing(caller, &request.mrn)?;
+        let administration = current
+            .notices
+            .iter()
+            .find(|n| n.notice_id == request.notice_id)
+            .map(|n| n.administration.clone())
+            .unwrap_or_default();
+        let change = Change::AnswerReferral {
+            administration: administration.clone(),
+            notice_id: request.notice_id,
+            text: request.text,
+            at,
+        };
+        let status = self.change(mrn.clone(), change, traceparent).await?;
+        tracing::info!(%mrn, %administration, "referral answered");
+        Ok(status)
+    }
+
+    /// Validates an incoming filing (authorizing its filer) into what the store takes. A large
+    /// filing is validated in the pool, in the caller's span.
+    async fn accept(
+        &self,
+        caller: &Eori,
+        incoming: Incoming,
+        received_at: SystemTime,
+        traceparent: String,
+    ) -> Result<NewFiling, FilingError> {
+        let validator = Arc::clone(&self.validator);
+        let xml_limits = self.xml_limits;
+        let span = tracing::Span::current();
+        // Unknown until read (an XML filing that fails its schema has none).
+        let mut mode = 0;
+        let (validated, original, original_type) = match incoming {
+            Incoming::Manifest(manifest) => {
+                mode = manifest.transport_mode;
+                self.authorize(caller, mode, manifest.declarant.as_ref())?;
+                // Its original is the manifest's canonical encoding (prost keeps no unknown
+                // fields), which the record holds already: not stored twice (see
+                // `store::record::original_of`).
+                let bytes = prost::Message::encoded_len(&*manifest);
+                let validated = self
+                    .pool
+                    .validate(bytes, move || {
+                        span.in_scope(|| validator.validate(*manifest, received_at))
+                    })
+                    .await?;
+                (validated, None, crate::store::record::PROTOBUF)
+            }
+            Incoming::Xml(xml) => {
+                let (validated, xml) = self
+                    .pool
+                    .validate(xml.len(), move || {
+                        let validated = span
+                            .in_scope(|| validator.validate_xml(&xml, &xml_limits, received_at));
+                        (validated, xml)
+                    })
+                    .await?;
+                if let Ok(accepted) = &validated {
+                    mode = accepted.manifest.transport_mode;
+                    self.authorize(caller, mode, accepted.manifest.declarant.as_ref())?;
+                }
+                (validated, Some(xml), "application/xml")
+            }
+        };
+        let accepted = match validated {
+            Ok(accepted) => accepted,
+            Err(report) => {
+                self.metrics.filing(mode, FilingAnswer::Rejected);
+                self.metrics
+                    .findings(report.findings().iter().map(|f| f.code.as_str()));
+                tracing::info!(%caller, findings = report.findings().len(), original_type, "filing rejected");
+                return Err(FilingError::Rejected(Box::new(report)));
+            }
+        };
+        self.metrics
+            .findings(accepted.warnings.iter().map(|f| f.code.as_str()));
+        Ok(NewFiling {
+            filer: accepted.filer,
+            lrn: accepted.lrn,
+            digest: accepted.digest,
+            manifest: accepted.manifest,
+            original: original.unwrap_or_default(),
+            original_type,
+            warnings: accepted.warnings.iter().map(|f| f.to_proto()).collect(),
+            received_at,
+            traceparent,
+            master_documents: accepted.master_documents,
+            house_references: accepted.house_references,
+            next_filing_party: accepted.next_filing_party,
+        })
+    }
+
+    /// Refuses a filer the caller may not act for, before telling it anything about its filing.
+    fn authorize(
+        &self,
+        caller: &Eori,
+        mode: i32,
+        declarant: Option<&crate::pb::Party>,
+    ) -> Result<(), FilingError> {
+        match declarant {
+            Some(declarant)
+                if !declarant.eori.is_empty()
+                    && !self.access.may_act_for(caller, &declarant.eori) =>
+            {
+                self.metrics.filing(mode, FilingAnswer::Forbidden);
+                Err(FilingError::Forbidden(format!(
+                    "{caller} may not file as {}",
+                    declarant.eori
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The status of one of the caller's filings, or not found.
+    fn own_filing(&self, caller: &Eori, mrn: &str) -> Result<(Mrn, FilingStatus), FilingError> {
+        let mrn = parse_mrn(mrn)?;
+        match self.store.status(&mrn)? {
+            Some(status) if self.access.may_act_for(caller, &status.filer) => Ok((mrn, status)),
+            _ => Err(not_yours()),
+        }
+    }
+
+    /// Applies a change to one of the caller's filings, traced as `filing.change` in the
+    /// caller's trace (the record keeps the span's context, so its forward continues it).
+    async fn change(
+        &self,
+        mrn: Mrn,
+        change: Change,
+        traceparent: String,
+    ) -> Result<FilingStatus, FilingError> {
+        let kind = match &change {
+            Change::Amend(_) => "amend",
+            Change::Invalidate { .. } => "invalidate",
+            Change::Arrive { .. } => "arrive",
+            Change::AnswerReferral { .. } => "answer_referral",
+        };
+        let span = tracing::info_span!("filing.change", %mrn, change = kind);
+        let traceparent = telemetry::continue_from(&span, traceparent);
+        match self
+            .store
+            .change(mrn.clone(), change, traceparent)
+            .instrument(span)
+            .await?
+        {
+            Changed::Applied(status) | Changed::Unchanged(status) => Ok(status),
+            Changed::NotFound => Err(not_yours()),
+            Changed::Refused(refusal) => {
+                self.metrics.lifecycle_refused(refusal.code());
+                tracing::info!(%mrn, code = refusal.code(), "lifecycle change refused");
+                Err(FilingError::Refused { mrn, refusal })
+            }
+        }
+    }
+
+    /// Refuses a write (a filing, an amendment, a change) over the caller's rate, before any
+    /// work is spent on it.
+    fn throttle(&self, caller: &Eori) -> Result<(), FilingError> {
+        let Some(limiter) = &self.writes else {
+            return Ok(());
+        };
+        limiter.admit(caller).map_err(|wait| {
+            self.metrics.filing(0, FilingAnswer::Throttled);
+            FilingError::Throttled {
+                wait,
+                kind: "write",
+            }
+        })
+    }
+
+    /// Refuses a read (status, notification feed) over the caller's read rate.
+    fn throttle_read(&self, caller: &Eori) -> Result<(), FilingError> {
+        let Some(limiter) = &self.reads else {
+            return Ok(());
+        };
+        limiter
+            .admit(caller)
+            .map_err(|wait| FilingError::Throttled { wait, kind: "read" })
+    }
+
+    /// Counts a filing in flight for the caller, or refuses it when the caller has as many
+    /// in flight as it may.
+    fn enter(&self, caller: &Eori) -> Result<Option<limit::InFlightGuard>, FilingError> {
+        let Some((in_flight, limit)) = &self.in_flight else {
+            return Ok(None);
+        };
+        match in_flight.enter(caller, *limit) {
+            Some(guard) => Ok(Some(guard)),
+            None => {
+                self.metrics.filing(0, FilingAnswer::Throttled);
+                Err(FilingError::TooManyInFlight { limit: *limit })
+            }
+        }
+    }
+}
+
+fn parse_mrn(text: &str) -> Result<Mrn, FilingError> {
+    Mrn::parse(text).map_err(|e| FilingError::Malformed(format!("{text:?} is not an MRN: {e}")))
+}
+
+fn not_yours() -> FilingError {
+    FilingError::NotFound("no such filing of yours".into())
+}
