@@ -226,7 +226,8 @@ impl Gateway {
         .with_limits(config.carrier_api.per_carrier);
         let carrier_service = CarrierGatewayServer::new(CarrierService::new(filings))
             .max_decoding_message_size(config.carrier_api.max_message_bytes);
-        let peer_max_message = peer_max_message(config.carrier_api.max_message_bytes);
+        let peer_max_message =
+            crate::exchange::peer_max_message(config.carrier_api.max_message_bytes);
         let peer_service = PeerExchangeServer::new(PeerService::new(Inbound::new(
             Arc::clone(&exchange),
             Arc::clone(&metrics),
@@ -403,12 +404,6 @@ impl Gateway {
         tracing::info!("gateway stopped");
         first_error.map_or(Ok(()), Err)
     }
-}
-
-/// The largest message the peer listener takes: an envelope carries a manifest as large as a
-/// carrier may file, and a little more.
-pub fn peer_max_message(carrier_max_message: usize) -> usize {
-    carrier_max_message + 64 * 1024
 }
 
 /// Runs a gateway until `shutdown` completes.

@@ -28,6 +28,12 @@ use crate::tls::Identity;
 
 use self::route::Routes;
 
+/// The largest message the peer listener takes: an envelope carries a manifest as large as a
+/// carrier may file, and a little more.
+pub fn peer_max_message(carrier_max_message: usize) -> usize {
+    carrier_max_message + 64 * 1024
+}
+
 /// What one peer's forwarder (or pull feed) has done, for status, `peers` and metrics.
 #[derive(Debug)]
 pub struct PeerState {
