@@ -7,28 +7,34 @@
 //! ## Data flow
 //!
 //! ```text
-//! carrier ──mTLS gRPC──► ingest ──► validate ──► store (log, fdatasync) ──► receipt (MRN)
-//!    ▲                     │            │                  │
-//!    │                     ◄── coded violations            └─► forwarder per peer ──mTLS──► peer
-//!    └── notifications ◄── store ◄── peer API (Deliver, Subscribe, Notify) ◄──mTLS── peer
+//! carrier ──mTLS gRPC──► ingest ─► filing ─► validate ─► store (decide, log, index) ─► receipt
+//!    ▲                                │          │                  │
+//!    │                                ◄── coded violations          └─► forwarder per peer ──► peer
+//!    └── notifications ◄── filing ◄── store ◄── exchange::inbound ◄── peer API ◄──mTLS── peer
 //! ```
 //!
 //! ## Layout
 //!
 //! - [`cli`]: the `aci-gateway` commands (`serve`, `submit`, `status`, `peers`, `notify`, ...),
-//!   one file per group; `cli::run` only dispatches.
+//!   one file per group; `cli::run` only dispatches. `demo` (two gateways end to end in one
+//!   process) and `load` (the load generator) are commands there, not library API.
 //! - [`config`]: the TOML configuration, checked and sealed.
-//! - [`demo`]: `aci-gateway demo`, two administrations' gateways end to end in one process.
 //! - [`server`]: wires store, listeners and admin port; one shutdown path.
 //! - [`admin`]: the admin port (`/healthz`, `/readyz`, `/metrics`, `/peers`) on hyper, and
 //!   its client.
-//! - [`exchange`]: Customs-to-Customs exchange: routing, per-peer forwarders, the peer API
-//!   (deliveries, pull feeds, risk notices) and each peer's progress.
-//! - [`ingest`]: the carrier API, a thin gRPC adapter.
-//! - [`status`]: the one mapping from outcomes to gRPC statuses, for both listeners.
+//! - [`filing`]: the filing service: the carrier use-cases (file, amend, invalidate, arrive,
+//!   status, the notification feed, answer a referral), who may do them, per-carrier limits, the
+//!   validation pool. No gRPC in it: it returns a [`filing::FilingError`].
+//! - [`ingest`]: the carrier API, a thin gRPC adapter over [`filing`].
+//! - [`exchange`]: Customs-to-Customs exchange: routing, per-peer forwarders, what peers ask of
+//!   this gateway (`exchange::inbound`: deliveries, pull feeds, risk notices) with its thin gRPC
+//!   adapter (`exchange::service`), and each peer's progress.
+//! - [`status`]: the one mapping from outcomes ([`filing::FilingError`],
+//!   `exchange::inbound::ExchangeError`, store failures) to gRPC statuses, for both listeners.
 //! - [`validate`]: findings and reports; required data and identifier formats.
-//! - [`store`]: the segment log (framing, CRC, hash chain), group commit, the sled index.
-//! - [`load`]: `aci-gateway load`, the load generator.
+//! - [`store`]: the writer's group-commit loop, the decisions it applies (`store::decide`, pure
+//!   functions over a [`store::StateView`]), the log behind [`store::LogBackend`] (the embedded
+//!   segment log: framing, CRC, hash chain), the sled index and the filing projection.
 //! - [`ids`]: MRN, LRN, EORI and sequence types; the ISO 6346 check character.
 //! - [`tls`]: rustls configurations (client profile, CRLs, reload), the accept loop,
 //!   identities from certificates.
@@ -44,8 +50,12 @@
 //! - A business rule: a check in the fitting file of `validate/rules/`, registered in
 //!   `validate::rules::RULES` (id, code, default severity, what it checks); `aci-gateway rules`
 //!   regenerates `schemas/RULES.md`, which a test keeps current.
-//! - A carrier RPC: the method in `proto/aci/v1/carrier.proto`, its handler in `ingest`, its
-//!   refusals in [`status`] (the same outcome gets the same status on both listeners).
+//! - A carrier RPC: the method in `proto/aci/v1/carrier.proto`, its use-case in [`filing`]
+//!   (new refusals as [`filing::FilingError`] variants, mapped in [`status`]), and a few lines in
+//!   `ingest` that call it.
+//! - A log backend: an implementation of [`store::LogBackend`] (its doc is the contract: order,
+//!   sealing, what durable means, torn tails, cursors, the durable head), chosen in
+//!   `Store::open`; the decisions of `store::decide` work over it unchanged.
 //! - A limit on what a caller may cost: per connection in [`http2`], per carrier in
 //!   `filing::limit`, each with its key in [`config`] and its line in the README's Security
 //!   section.
@@ -58,13 +68,11 @@ pub mod admin;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod demo;
 pub mod exchange;
 pub mod filing;
 pub mod http2;
 pub mod ids;
 pub mod ingest;
-pub mod load;
 pub mod pb;
 pub mod pki;
 pub mod server;

@@ -136,17 +136,7 @@ impl Gateway {
     /// Opens the store, binds every listener and starts serving.
     pub async fn start(config: &Config, options: Options) -> Result<Gateway, ServerError> {
         tls::install_crypto_provider();
-        if options.insecure_dev {
-            for (listener, addr) in [
-                ("carrier_api.listen", config.carrier_api.listen),
-                ("peer_api.listen", config.peer_listen),
-                ("admin.listen", config.admin_listen),
-            ] {
-                if !addr.ip().is_loopback() {
-                    return Err(ServerError::InsecureNotLoopback { listener, addr });
-                }
-            }
-        }
+        check_insecure_dev(config, &options)?;
         if let Some(dir) = &config.tls.dev_pki
             && pki::ensure_dev_pki(dir, &config.gateway_id)?
         {
@@ -154,60 +144,12 @@ impl Gateway {
         }
         let carrier_tls = Arc::new(tls::Reloadable::new(config.tls.carrier_listener())?);
         let peer_tls = Arc::new(tls::Reloadable::new(config.tls.peer_listener())?);
-
-        let data_dir = config.data_dir.clone();
-        let store_options = StoreOptions {
-            country: config.country.clone(),
-            segment_bytes: config.store.segment_bytes,
-            max_batch: config.store.max_batch,
-            duplicate_document_window: config.duplicate_document_window,
-            immutable: config.immutable,
-            #[cfg(feature = "testing")]
-            sync: options.sync(),
-            disk: options.disk(),
-        };
-        let (store, recovery) =
-            tokio::task::spawn_blocking(move || Store::open(&data_dir, store_options)).await??;
-        if let Some(cut) = &recovery.cut {
-            tracing::warn!(
-                segment = %cut.segment.display(), offset = cut.offset, bytes = cut.bytes,
-                reason = %cut.reason, kept_in = %cut.kept_in.display(),
-                "cut a torn tail off the log (unacknowledged writes of the last crash)"
-            );
-        }
-        if let Some((from, to)) = recovery.acknowledged_lost {
-            tracing::error!(
-                from,
-                to,
-                "acknowledged records are missing from the log; the index was rebuilt without them"
-            );
-        }
-        tracing::info!(records = recovery.last_seq, data = %config.data_dir.display(), "log opened");
-
-        let bind = |addr: SocketAddr, listener: &'static str| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr,
-                    listener,
-                    source,
-                })
-        };
-        let carrier_listener = bind(config.carrier_api.listen, "carrier API").await?;
-        let peer_listener = bind(config.peer_listen, "peer API").await?;
-        let admin_listener = bind(config.admin_listen, "admin").await?;
-        let local = |l: &TcpListener| l.local_addr().expect("a bound socket has an address");
-        let (carrier_addr, peer_addr, admin_addr) = (
-            local(&carrier_listener),
-            local(&peer_listener),
-            local(&admin_listener),
-        );
+        let (store, recovery) = open_store(config, &options).await?;
+        let listeners = Listeners::bind(config).await?;
+        let (carrier_addr, peer_addr, admin_addr) = listeners.addresses();
 
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
-        let access = Arc::new(Access {
-            representatives: config.representatives.clone(),
-        });
         let exchange = Arc::new(Exchange::new(
             &config.gateway_id,
             &config.peers,
@@ -217,38 +159,19 @@ impl Gateway {
         let filings = FilingService::new(
             store.clone(),
             Arc::new(Validator::new(config.validation.clone())?),
-            access,
+            Arc::new(Access {
+                representatives: config.representatives.clone(),
+            }),
             Arc::clone(&metrics),
             Arc::clone(&exchange),
             shutdown.clone(),
         )
         .map_err(ServerError::Pool)?
         .with_limits(config.carrier_api.per_carrier);
-        let carrier_service = CarrierGatewayServer::new(CarrierService::new(filings))
-            .max_decoding_message_size(config.carrier_api.max_message_bytes);
-        let peer_max_message =
-            crate::exchange::peer_max_message(config.carrier_api.max_message_bytes);
-        let peer_service = PeerExchangeServer::new(PeerService::new(Inbound::new(
+        let inbound = Inbound::new(
             Arc::clone(&exchange),
             Arc::clone(&metrics),
             shutdown.clone(),
-        )))
-        .max_decoding_message_size(peer_max_message);
-
-        // Server reflection on both listeners, so stock tools (grpcurl) can list and call: each
-        // shows its own service, its health and the files they need, nothing else.
-        let reflection = |file: &str, service: &str| {
-            tonic_reflection::server::Builder::configure()
-                .register_file_descriptor_set(crate::pb::descriptor_set_of(file))
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                .with_service_name(service)
-                .with_service_name("grpc.health.v1.Health")
-                .with_service_name("grpc.reflection.v1.ServerReflection")
-                .build_v1()
-        };
-        let (carrier_reflection, peer_reflection) = (
-            reflection("aci/v1/carrier.proto", "aci.v1.CarrierGateway")?,
-            reflection("aci/v1/exchange.proto", "aci.v1.PeerExchange")?,
         );
         let (health, health_service) = tonic_health::server::health_reporter();
         health
@@ -257,81 +180,29 @@ impl Gateway {
         health
             .set_serving::<PeerExchangeServer<PeerService>>()
             .await;
-
-        if options.insecure_dev {
-            tracing::warn!(
-                "--insecure-dev: the carrier API serves PLAINTEXT and trusts the caller's claimed \
-                 identity; never use this outside development"
-            );
-        }
-        let carrier_incoming = tls::accept(
-            carrier_listener,
-            (!options.insecure_dev).then(|| Arc::clone(&carrier_tls)),
-            "carrier",
-            Arc::clone(&metrics),
-            shutdown.clone(),
-        );
-        let carrier_router = server_builder(&config.carrier_api.limits)
-            .layer(whole_messages_only(
-                config.carrier_api.limits,
-                config.carrier_api.max_message_bytes,
-            ))
-            .layer(tower::util::MapResponseLayer::new(
-                transport_refusals_in_plain_words as fn(_) -> _,
-            ))
-            .add_service(health_service.clone())
-            .add_service(carrier_reflection);
-        #[cfg(feature = "testing")]
-        let carrier_router = if options.echo {
-            tracing::warn!(
-                "--echo: the carrier API answers without validating or storing (benchmarks only)"
-            );
-            carrier_router.add_service(
-                CarrierGatewayServer::new(crate::ingest::echo::EchoCarrier)
-                    .max_decoding_message_size(config.carrier_api.max_message_bytes),
-            )
-        } else {
-            carrier_router.add_service(carrier_service)
+        let serving = Serving {
+            config,
+            metrics: &metrics,
+            health: &health_service,
+            shutdown: &shutdown,
         };
-        #[cfg(not(feature = "testing"))]
-        let carrier_router = carrier_router.add_service(carrier_service);
-        let carrier_server = carrier_router
-            .serve_with_incoming_shutdown(carrier_incoming, shutdown.clone().cancelled_owned());
-
-        // Peer administrations: mutual TLS against the peer CA.
-        let peer_incoming = tls::accept(
-            peer_listener,
-            Some(Arc::clone(&peer_tls)),
-            "peer",
-            Arc::clone(&metrics),
-            shutdown.clone(),
-        );
-        let peer_server = server_builder(&config.peer_limits)
-            .layer(whole_messages_only(config.peer_limits, peer_max_message))
-            .add_service(health_service)
-            .add_service(peer_reflection)
-            .add_service(peer_service)
-            .serve_with_incoming_shutdown(peer_incoming, shutdown.clone().cancelled_owned());
-
         let servers = vec![
-            ("carrier API", tokio::spawn(carrier_server)),
-            ("peer API", tokio::spawn(peer_server)),
+            (
+                "carrier API",
+                serving.carrier_api(listeners.carrier, carrier_tls.clone(), filings, &options)?,
+            ),
+            (
+                "peer API",
+                serving.peer_api(listeners.peer, peer_tls.clone(), inbound)?,
+            ),
         ];
         let admin = tokio::spawn(crate::admin::serve(
-            admin_listener,
+            listeners.admin,
             Arc::clone(&exchange),
             metrics,
             shutdown.clone(),
         ));
-        // A gateway is a client of its peers with its own certificate, trusting the peer CA.
-        let peer_client_tls = Arc::new(tls::ClientFiles {
-            cert: config.tls.server_cert.clone(),
-            key: config.tls.server_key.clone(),
-            server_ca: config.tls.peer_ca.clone(),
-            crls: config.tls.peer_crls.clone(),
-        });
-        // Read now so that a bad file stops the start, not the first forward.
-        peer_client_tls.config()?;
+        let peer_client_tls = peer_client_tls(config)?;
         let reloader = tokio::spawn(tls::reload_on_change(
             vec![carrier_tls, peer_tls],
             shutdown.clone(),
@@ -404,6 +275,211 @@ impl Gateway {
         tracing::info!("gateway stopped");
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// `--insecure-dev` trusts a header for the caller's identity: only on loopback.
+fn check_insecure_dev(config: &Config, options: &Options) -> Result<(), ServerError> {
+    if !options.insecure_dev {
+        return Ok(());
+    }
+    for (listener, addr) in [
+        ("carrier_api.listen", config.carrier_api.listen),
+        ("peer_api.listen", config.peer_listen),
+        ("admin.listen", config.admin_listen),
+    ] {
+        if !addr.ip().is_loopback() {
+            return Err(ServerError::InsecureNotLoopback { listener, addr });
+        }
+    }
+    tracing::warn!(
+        "--insecure-dev: the carrier API serves PLAINTEXT and trusts the caller's claimed \
+         identity; never use this outside development"
+    );
+    Ok(())
+}
+
+/// Opens the store (recovering the log) off the async workers, and says what recovery did.
+async fn open_store(config: &Config, options: &Options) -> Result<(Store, Recovery), ServerError> {
+    let data_dir = config.data_dir.clone();
+    let store_options = StoreOptions {
+        country: config.country.clone(),
+        segment_bytes: config.store.segment_bytes,
+        max_batch: config.store.max_batch,
+        duplicate_document_window: config.duplicate_document_window,
+        immutable: config.immutable,
+        #[cfg(feature = "testing")]
+        sync: options.sync(),
+        disk: options.disk(),
+    };
+    let (store, recovery) =
+        tokio::task::spawn_blocking(move || Store::open(&data_dir, store_options)).await??;
+    if let Some(cut) = &recovery.cut {
+        tracing::warn!(
+            segment = %cut.segment.display(), offset = cut.offset, bytes = cut.bytes,
+            reason = %cut.reason, kept_in = %cut.kept_in.display(),
+            "cut a torn tail off the log (unacknowledged writes of the last crash)"
+        );
+    }
+    if let Some((from, to)) = recovery.acknowledged_lost {
+        tracing::error!(
+            from,
+            to,
+            "acknowledged records are missing from the log; the index was rebuilt without them"
+        );
+    }
+    tracing::info!(records = recovery.last_seq, data = %config.data_dir.display(), "log opened");
+    Ok((store, recovery))
+}
+
+/// The three listening sockets.
+struct Listeners {
+    carrier: TcpListener,
+    peer: TcpListener,
+    admin: TcpListener,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Listeners, ServerError> {
+        let bind = |addr: SocketAddr, listener: &'static str| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr,
+                    listener,
+                    source,
+                })
+        };
+        Ok(Listeners {
+            carrier: bind(config.carrier_api.listen, "carrier API").await?,
+            peer: bind(config.peer_listen, "peer API").await?,
+            admin: bind(config.admin_listen, "admin").await?,
+        })
+    }
+
+    /// Where each listens (the port the system chose, for port 0).
+    fn addresses(&self) -> (SocketAddr, SocketAddr, SocketAddr) {
+        let local = |l: &TcpListener| l.local_addr().expect("a bound socket has an address");
+        (local(&self.carrier), local(&self.peer), local(&self.admin))
+    }
+}
+
+/// What both gRPC listeners are served with.
+struct Serving<'a, H> {
+    config: &'a Config,
+    metrics: &'a Arc<Metrics>,
+    health: &'a tonic_health::pb::health_server::HealthServer<H>,
+    shutdown: &'a CancellationToken,
+}
+
+type ServerTask = JoinHandle<Result<(), tonic::transport::Error>>;
+
+impl<H: tonic_health::pb::health_server::Health> Serving<'_, H> {
+    /// The carrier listener: mutual TLS against the carrier CA (plaintext with
+    /// `--insecure-dev`), the carrier API, health and reflection.
+    fn carrier_api(
+        &self,
+        listener: TcpListener,
+        tls: Arc<tls::Reloadable>,
+        filings: FilingService,
+        options: &Options,
+    ) -> Result<ServerTask, ServerError> {
+        let api = &self.config.carrier_api;
+        let incoming = tls::accept(
+            listener,
+            (!options.insecure_dev).then_some(tls),
+            "carrier",
+            Arc::clone(self.metrics),
+            self.shutdown.clone(),
+        );
+        let service = CarrierGatewayServer::new(CarrierService::new(filings))
+            .max_decoding_message_size(api.max_message_bytes);
+        let router = server_builder(&api.limits)
+            .layer(whole_messages_only(api.limits, api.max_message_bytes))
+            .layer(tower::util::MapResponseLayer::new(
+                transport_refusals_in_plain_words as fn(_) -> _,
+            ))
+            .add_service(self.health.clone())
+            .add_service(reflection("aci/v1/carrier.proto", "aci.v1.CarrierGateway")?);
+        #[cfg(feature = "testing")]
+        let router = if options.echo {
+            tracing::warn!(
+                "--echo: the carrier API answers without validating or storing (benchmarks only)"
+            );
+            router.add_service(
+                CarrierGatewayServer::new(crate::ingest::echo::EchoCarrier)
+                    .max_decoding_message_size(api.max_message_bytes),
+            )
+        } else {
+            router.add_service(service)
+        };
+        #[cfg(not(feature = "testing"))]
+        let router = router.add_service(service);
+        let server =
+            router.serve_with_incoming_shutdown(incoming, self.shutdown.clone().cancelled_owned());
+        Ok(tokio::spawn(server))
+    }
+
+    /// The peer listener: mutual TLS against the peer CA, the peer API, health and reflection.
+    fn peer_api(
+        &self,
+        listener: TcpListener,
+        tls: Arc<tls::Reloadable>,
+        inbound: Inbound,
+    ) -> Result<ServerTask, ServerError> {
+        let max_message =
+            crate::exchange::peer_max_message(self.config.carrier_api.max_message_bytes);
+        let incoming = tls::accept(
+            listener,
+            Some(tls),
+            "peer",
+            Arc::clone(self.metrics),
+            self.shutdown.clone(),
+        );
+        let limits = self.config.peer_limits;
+        let server = server_builder(&limits)
+            .layer(whole_messages_only(limits, max_message))
+            .add_service(self.health.clone())
+            .add_service(reflection("aci/v1/exchange.proto", "aci.v1.PeerExchange")?)
+            .add_service(
+                PeerExchangeServer::new(PeerService::new(inbound))
+                    .max_decoding_message_size(max_message),
+            )
+            .serve_with_incoming_shutdown(incoming, self.shutdown.clone().cancelled_owned());
+        Ok(tokio::spawn(server))
+    }
+}
+
+/// Server reflection, so stock tools (grpcurl) can list and call: a listener shows its own
+/// service, its health and the files they need, nothing else.
+fn reflection(
+    file: &str,
+    service: &str,
+) -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    ServerError,
+> {
+    Ok(tonic_reflection::server::Builder::configure()
+        .register_file_descriptor_set(crate::pb::descriptor_set_of(file))
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(service)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .build_v1()?)
+}
+
+/// A gateway is a client of its peers with its own certificate, trusting the peer CA. Read
+/// now, so that a bad file stops the start, not the first forward.
+fn peer_client_tls(config: &Config) -> Result<Arc<tls::ClientFiles>, ServerError> {
+    let files = Arc::new(tls::ClientFiles {
+        cert: config.tls.server_cert.clone(),
+        key: config.tls.server_key.clone(),
+        server_ca: config.tls.peer_ca.clone(),
+        crls: config.tls.peer_crls.clone(),
+    });
+    files.config()?;
+    Ok(files)
 }
 
 /// Runs a gateway until `shutdown` completes.

@@ -84,7 +84,7 @@ pub(super) async fn load(
     client: &ClientArgs,
 ) -> Result<ExitCode> {
     let (endpoint, credentials) = super::carrier::client_target(client)?;
-    let plan = crate::load::Plan {
+    let plan = super::load::Plan {
         endpoint,
         credentials,
         connections: plan.connections.max(1),
@@ -94,7 +94,7 @@ pub(super) async fn load(
         duration: plan.duration.map(std::time::Duration::from_secs_f64),
         count: plan.count,
     };
-    let report = crate::load::run(&plan, crate::load::payloads(payloads)?).await?;
+    let report = super::load::run(&plan, super::load::payloads(payloads)?).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -108,7 +108,7 @@ pub(super) async fn load(
 pub(super) struct LoadArgs {
     pub connections: usize,
     pub concurrency: usize,
-    pub mode: crate::load::Mode,
+    pub mode: super::load::Mode,
     pub rate: Option<f64>,
     pub duration: Option<f64>,
     pub count: Option<u64>,

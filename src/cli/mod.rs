@@ -21,6 +21,8 @@ use crate::{pb, telemetry};
 mod admin;
 mod bench;
 mod carrier;
+mod demo;
+mod load;
 mod log;
 mod pki;
 mod serve;
@@ -147,7 +149,7 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
         #[arg(long, value_enum, default_value = "unary")]
-        mode: crate::load::Mode,
+        mode: load::Mode,
         /// Requests per second in total (open loop); without it, as fast as answers come.
         #[arg(long)]
         rate: Option<f64>,

@@ -129,7 +129,7 @@ pub(super) async fn demo(dir: Option<PathBuf>) -> Result<ExitCode> {
         "warn",
         telemetry::LogTo::Stderr,
     )?;
-    let outcome = crate::demo::run(dir).await;
+    let outcome = super::demo::run(dir).await;
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     outcome?;
     Ok(ExitCode::SUCCESS)

@@ -320,100 +320,23 @@ impl Index {
         let Some(last) = records.last() else {
             return Ok(());
         };
-        let mut by_lrn = Writes::default();
-        let mut documents = Writes::default();
-        let mut awaiting = Writes::default();
-        let mut received = Writes::default();
-        let mut notices = Writes::default();
-        let mut notice_ids = Writes::default();
-        // The entries this batch changes, as it leaves them (two records of one MRN see each other).
-        let mut entries: HashMap<String, FilingEntry> = HashMap::new();
+        let mut batch = BatchWrites::default();
         for record in records {
-            match record.kind() {
-                RecordKind::Filing => {
-                    by_lrn.insert(lrn_key(&record.filer, &record.lrn), record.mrn.as_bytes());
-                    entries.insert(record.mrn.clone(), new_entry(record));
-                }
-                RecordKind::Amendment
-                | RecordKind::Invalidation
-                | RecordKind::Arrival
-                | RecordKind::Notice
-                | RecordKind::ReferralAnswer => {
-                    let current =
-                        self.current(&entries, &record.mrn)?
-                            .ok_or_else(|| IndexError::Decode {
-                                key: record.mrn.clone(),
-                                reason: format!(
-                                    "record {} changes {}, which the index does not have",
-                                    record.sequence, record.mrn
-                                ),
-                            })?;
-                    if !holds(&current, record.sequence, None) {
-                        let entry = evolve(current, record);
-                        if record.kind() == RecordKind::Notice
-                            && let Some(notification) =
-                                entry.status.as_ref().and_then(|s| s.notices.last())
-                        {
-                            notices.insert(
-                                sequence_key(&record.filer, record.sequence),
-                                notification.encode_to_vec(),
-                            );
-                            if let Some(notice) = &record.notice {
-                                notice_ids.insert(
-                                    lrn_key(&record.origin, &notice.notice_id),
-                                    record.sequence.to_be_bytes(),
-                                );
-                            }
-                        }
-                        entries.insert(record.mrn.clone(), entry);
-                    }
-                }
-                RecordKind::Received | RecordKind::ReceivedRefused => {
-                    received.insert(
-                        received_key(&record.origin, record.origin_sequence),
-                        encode_received(record),
-                    );
-                }
-                RecordKind::Unspecified => {}
-            }
-            if record.kind() == RecordKind::Filing && !record.next_filing_party.is_empty() {
-                for document in &record.master_documents {
-                    let mut value = record.mrn.as_bytes().to_vec();
-                    value.extend_from_slice(record.next_filing_party.as_bytes());
-                    awaiting.insert(document.as_bytes(), value);
-                }
-            }
-            for link in &record.links {
-                let Some(current) = self.current(&entries, &link.mrn)? else {
-                    continue;
-                };
-                if !holds(&current, record.sequence, Some(&link.document)) {
-                    let linked = link_house_filing(current, record, &link.document);
-                    entries.insert(link.mrn.clone(), linked);
-                }
-            }
-            if matches!(record.kind(), RecordKind::Filing | RecordKind::Amendment) {
-                let seconds = record.received_at.map_or(0, |t| t.seconds.max(0) as u64);
-                for document in &record.master_documents {
-                    let mut value = record.mrn.as_bytes().to_vec();
-                    value.extend_from_slice(&seconds.to_be_bytes());
-                    documents.insert(lrn_key(&record.filer, document), value);
-                }
-            }
+            self.derive(record, &mut batch)?;
         }
         let mut filings = Writes::default();
-        for (mrn, entry) in &entries {
+        for (mrn, entry) in &batch.entries {
             filings.insert(mrn.as_bytes(), entry.encode_to_vec());
         }
         // Plain inserts: sled's batches, like its transactions, cost several times more right
         // after an fdatasync, and nothing here needs more than sled's prefix recovery.
         for (tree, writes) in [
-            (&self.by_lrn, by_lrn),
-            (&self.documents, documents),
-            (&self.awaiting, awaiting),
-            (&self.received, received),
-            (&self.notices, notices),
-            (&self.notice_ids, notice_ids),
+            (&self.by_lrn, batch.by_lrn),
+            (&self.documents, batch.documents),
+            (&self.awaiting, batch.awaiting),
+            (&self.received, batch.received),
+            (&self.notices, batch.notices),
+            (&self.notice_ids, batch.notice_ids),
             (&self.filings, filings),
         ] {
             for (key, value) in writes.0 {
@@ -422,6 +345,90 @@ impl Index {
         }
         // Last: the mark says everything up to it is in.
         self.meta.insert(HIGH_WATER, &last.sequence.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Adds what one record changes in the index to the batch's writes.
+    fn derive(&self, record: &LogRecord, batch: &mut BatchWrites) -> Result<(), IndexError> {
+        match record.kind() {
+            RecordKind::Filing => {
+                batch
+                    .by_lrn
+                    .insert(lrn_key(&record.filer, &record.lrn), record.mrn.as_bytes());
+                batch.entries.insert(record.mrn.clone(), new_entry(record));
+                if !record.next_filing_party.is_empty() {
+                    for document in &record.master_documents {
+                        let mut value = record.mrn.as_bytes().to_vec();
+                        value.extend_from_slice(record.next_filing_party.as_bytes());
+                        batch.awaiting.insert(document.as_bytes(), value);
+                    }
+                }
+            }
+            RecordKind::Amendment
+            | RecordKind::Invalidation
+            | RecordKind::Arrival
+            | RecordKind::Notice
+            | RecordKind::ReferralAnswer => self.derive_change(record, batch)?,
+            RecordKind::Received | RecordKind::ReceivedRefused => {
+                batch.received.insert(
+                    received_key(&record.origin, record.origin_sequence),
+                    encode_received(record),
+                );
+            }
+            RecordKind::Unspecified => {}
+        }
+        for link in &record.links {
+            let Some(current) = self.current(&batch.entries, &link.mrn)? else {
+                continue;
+            };
+            if !holds(&current, record.sequence, Some(&link.document)) {
+                let linked = link_house_filing(current, record, &link.document);
+                batch.entries.insert(link.mrn.clone(), linked);
+            }
+        }
+        if matches!(record.kind(), RecordKind::Filing | RecordKind::Amendment) {
+            let seconds = record.received_at.map_or(0, |t| t.seconds.max(0) as u64);
+            for document in &record.master_documents {
+                let mut value = record.mrn.as_bytes().to_vec();
+                value.extend_from_slice(&seconds.to_be_bytes());
+                batch
+                    .documents
+                    .insert(lrn_key(&record.filer, document), value);
+            }
+        }
+        Ok(())
+    }
+
+    /// A record that changes a registered filing: its entry, and a notice's feed entry.
+    fn derive_change(&self, record: &LogRecord, batch: &mut BatchWrites) -> Result<(), IndexError> {
+        let current =
+            self.current(&batch.entries, &record.mrn)?
+                .ok_or_else(|| IndexError::Decode {
+                    key: record.mrn.clone(),
+                    reason: format!(
+                        "record {} changes {}, which the index does not have",
+                        record.sequence, record.mrn
+                    ),
+                })?;
+        if holds(&current, record.sequence, None) {
+            return Ok(());
+        }
+        let entry = evolve(current, record);
+        if record.kind() == RecordKind::Notice
+            && let Some(notification) = entry.status.as_ref().and_then(|s| s.notices.last())
+        {
+            batch.notices.insert(
+                sequence_key(&record.filer, record.sequence),
+                notification.encode_to_vec(),
+            );
+            if let Some(notice) = &record.notice {
+                batch.notice_ids.insert(
+                    lrn_key(&record.origin, &notice.notice_id),
+                    record.sequence.to_be_bytes(),
+                );
+            }
+        }
+        batch.entries.insert(record.mrn.clone(), entry);
         Ok(())
     }
 
@@ -493,6 +500,19 @@ fn lrn_key(filer: &str, lrn: &str) -> Vec<u8> {
     key.push(KEY_SEPARATOR);
     key.extend_from_slice(lrn.as_bytes());
     key
+}
+
+/// What a batch of records writes, tree by tree, made once the whole batch is derived.
+#[derive(Default)]
+struct BatchWrites {
+    by_lrn: Writes,
+    documents: Writes,
+    awaiting: Writes,
+    received: Writes,
+    notices: Writes,
+    notice_ids: Writes,
+    /// The entries the batch changes, as it leaves them (two records of one MRN see each other).
+    entries: HashMap<String, FilingEntry>,
 }
 
 /// Key-value writes for one tree, made once the whole batch is decided.

@@ -255,71 +255,13 @@ impl Metrics {
                 count.load(Ordering::Relaxed)
             );
         }
-        store.commit_latency.render(
-            "aci_log_commit_seconds",
-            "Time to write and fdatasync one group-commit batch.",
-            &mut out,
-        );
-        store.batch_size.render(
-            "aci_log_batch_records",
-            "Records per group-commit batch.",
-            &mut out,
-        );
-        store.sync_latency.render(
-            "aci_log_fdatasync_seconds",
-            "Time in fdatasync per group-commit batch.",
-            &mut out,
-        );
-        store.append_latency.render(
-            "aci_append_seconds",
-            "Time from registering a filing to its durable answer (queue, batch, sync, index).",
-            &mut out,
-        );
         self.lifecycle_refused.render(
             "aci_lifecycle_refused_total",
             "Amendments, invalidations, arrivals and referral answers refused, by code.",
             &["code"],
             &mut out,
         );
-        let counters = [
-            (
-                "aci_log_records_total",
-                "Records appended to the log.",
-                store.records,
-            ),
-            (
-                "aci_log_batches_total",
-                "Group commits (batches written under one sync).",
-                store.batches,
-            ),
-            (
-                "aci_log_fsyncs_total",
-                "fdatasync and fsync calls made by the log writer.",
-                store.syncs,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {value}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP aci_log_commit_seconds_total Time spent writing and syncing batches.\n\
-             # TYPE aci_log_commit_seconds_total counter\naci_log_commit_seconds_total {:.6}",
-            store.commit_seconds
-        );
-        let _ = writeln!(
-            out,
-            "# HELP aci_log_durable_sequence Sequence of the last record on disk.\n\
-             # TYPE aci_log_durable_sequence gauge\naci_log_durable_sequence {}",
-            store.durable_seq
-        );
-        let _ = writeln!(
-            out,
-            "# HELP aci_log_writable 1 while batches are written; 0 while the disk is full or failing.\n\
-             # TYPE aci_log_writable gauge\naci_log_writable {}",
-            u8::from(store.writable)
-        );
+        render_store(store, &mut out);
         self.received.render(
             "aci_received_envelopes_total",
             "Envelopes peers delivered, by peer and outcome (duplicate: a redelivery absorbed).",
@@ -335,6 +277,69 @@ impl Metrics {
         render_peers(peers, &mut out);
         out
     }
+}
+
+/// The store's histograms and counters.
+fn render_store(store: &StoreSeries<'_>, out: &mut String) {
+    store.commit_latency.render(
+        "aci_log_commit_seconds",
+        "Time to write and fdatasync one group-commit batch.",
+        out,
+    );
+    store.batch_size.render(
+        "aci_log_batch_records",
+        "Records per group-commit batch.",
+        out,
+    );
+    store.sync_latency.render(
+        "aci_log_fdatasync_seconds",
+        "Time in fdatasync per group-commit batch.",
+        out,
+    );
+    store.append_latency.render(
+        "aci_append_seconds",
+        "Time from registering a filing to its durable answer (queue, batch, sync, index).",
+        out,
+    );
+    let counters = [
+        (
+            "aci_log_records_total",
+            "Records appended to the log.",
+            store.records,
+        ),
+        (
+            "aci_log_batches_total",
+            "Group commits (batches written under one sync).",
+            store.batches,
+        ),
+        (
+            "aci_log_fsyncs_total",
+            "fdatasync and fsync calls made by the log writer.",
+            store.syncs,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {value}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP aci_log_commit_seconds_total Time spent writing and syncing batches.\n\
+         # TYPE aci_log_commit_seconds_total counter\naci_log_commit_seconds_total {:.6}",
+        store.commit_seconds
+    );
+    let _ = writeln!(
+        out,
+        "# HELP aci_log_durable_sequence Sequence of the last record on disk.\n\
+         # TYPE aci_log_durable_sequence gauge\naci_log_durable_sequence {}",
+        store.durable_seq
+    );
+    let _ = writeln!(
+        out,
+        "# HELP aci_log_writable 1 while batches are written; 0 while the disk is full or failing.\n\
+         # TYPE aci_log_writable gauge\naci_log_writable {}",
+        u8::from(store.writable)
+    );
 }
 
 /// What the store reports to the metrics endpoint: its histograms and the values of its

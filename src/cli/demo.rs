@@ -23,24 +23,24 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The samples, one per mode, as shipped in `schemas/examples/`.
 const SAMPLES: [(&str, &str); 7] = [
-    ("sea", include_str!("../schemas/examples/sea-f10.json")),
-    ("air", include_str!("../schemas/examples/air-f23.json")),
-    ("road", include_str!("../schemas/examples/road-f50.json")),
-    ("rail", include_str!("../schemas/examples/rail-f51.json")),
+    ("sea", include_str!("../../schemas/examples/sea-f10.json")),
+    ("air", include_str!("../../schemas/examples/air-f23.json")),
+    ("road", include_str!("../../schemas/examples/road-f50.json")),
+    ("rail", include_str!("../../schemas/examples/rail-f51.json")),
     (
         "postal",
-        include_str!("../schemas/examples/postal-f45.json"),
+        include_str!("../../schemas/examples/postal-f45.json"),
     ),
     (
         "express",
-        include_str!("../schemas/examples/express-f30.json"),
+        include_str!("../../schemas/examples/express-f30.json"),
     ),
     (
         "inland",
-        include_str!("../schemas/examples/inland-f52.json"),
+        include_str!("../../schemas/examples/inland-f52.json"),
     ),
 ];
-const INVALID: &str = include_str!("../schemas/examples/invalid/sea-f10.json");
+const INVALID: &str = include_str!("../../schemas/examples/invalid/sea-f10.json");
 
 /// Runs the demo in `dir` (a new temporary directory when `None`, removed afterwards).
 pub async fn run(dir: Option<PathBuf>) -> Result<()> {
@@ -79,76 +79,150 @@ async fn demo(dir: &Path) -> Result<()> {
 }
 
 async fn show(dir: &Path, a: &Gateway, b: &Gateway, carrier: &ClientTls) -> Result<()> {
-    let endpoint = format!("https://{}", a.carrier_addr);
-    let credentials = Credentials::Tls(carrier.clone());
-    let run_id = trace_id("run");
+    let run = Run {
+        endpoint: format!("https://{}", a.carrier_addr),
+        credentials: Credentials::Tls(carrier.clone()),
+        id: trace_id("run"),
+    };
+    let sea_mrn = run.file_every_mode().await?;
+    let mut client = CarrierClient::connect(&run.endpoint, &run.credentials).await?;
+    run.file_invalid(&mut client).await?;
+    run.file_late(&mut client).await?;
+    forwarding(a, b, &mut client, &sea_mrn).await?;
+    run.do_not_load(dir, a, &mut client, &sea_mrn).await?;
+    where_to_look(a);
+    println!("\ndemo complete");
+    Ok(())
+}
 
-    println!("1. A carrier files the sample of every mode (each call carries a W3C trace id):");
-    let mut sea_mrn = String::new();
-    let mut traces = Vec::new();
-    for (mode, json) in SAMPLES {
-        let manifest = sample(
-            json,
-            &format!("DEMO-{}-{}", mode.to_uppercase(), &run_id[..6]),
-        )?;
-        let trace = trace_id(mode);
-        let receipt = CarrierClient::connect(&endpoint, &credentials)
-            .await?
-            .with_traceparent(&format!("00-{trace}-{}-01", &trace_id("span")[..16]))
-            .submit(manifest)
-            .await
-            .with_context(|| format!("the {mode} sample was refused"))?;
-        println!(
-            "   {mode:<8} accepted  MRN {}  sequence {:>2}  trace {trace}",
-            receipt.mrn, receipt.sequence
-        );
-        if mode == "sea" {
-            sea_mrn = receipt.mrn.clone();
-        }
-        traces.push(trace);
-    }
+/// One run of the demo: where the carrier files, as whom, and the run's id (in LRNs, traces).
+struct Run {
+    endpoint: String,
+    credentials: Credentials,
+    id: String,
+}
 
-    println!("\n2. An invalid filing gets every violation at once:");
-    let mut client = CarrierClient::connect(&endpoint, &credentials).await?;
-    let invalid = sample(INVALID, &format!("DEMO-INVALID-{}", &run_id[..6]))?;
-    match client.submit(invalid).await {
-        Ok(receipt) => bail!("the invalid sample was accepted: {}", receipt.mrn),
-        Err(status) => {
-            let report = crate::status::report_of(&status).unwrap_or_default();
+impl Run {
+    /// Files the sample of every mode; the sea filing's MRN.
+    async fn file_every_mode(&self) -> Result<String> {
+        println!("1. A carrier files the sample of every mode (each call carries a W3C trace id):");
+        let mut sea_mrn = String::new();
+        for (mode, json) in SAMPLES {
+            let manifest = sample(
+                json,
+                &format!("DEMO-{}-{}", mode.to_uppercase(), &self.id[..6]),
+            )?;
+            let trace = trace_id(mode);
+            let receipt = CarrierClient::connect(&self.endpoint, &self.credentials)
+                .await?
+                .with_traceparent(&format!("00-{trace}-{}-01", &trace_id("span")[..16]))
+                .submit(manifest)
+                .await
+                .with_context(|| format!("the {mode} sample was refused"))?;
             println!(
-                "   refused ({:?}) with {} violations:",
-                status.code(),
-                report.violations.len()
+                "   {mode:<8} accepted  MRN {}  sequence {:>2}  trace {trace}",
+                receipt.mrn, receipt.sequence
             );
-            for violation in &report.violations {
-                println!(
-                    "   - [{}] {} {}: {}",
-                    violation.code, violation.rule, violation.path, violation.message
-                );
+            if mode == "sea" {
+                sea_mrn = receipt.mrn.clone();
             }
-            ensure!(!report.violations.is_empty(), "no violations reported");
         }
+        Ok(sea_mrn)
     }
 
-    println!("\n3. A late filing is accepted with a warning:");
-    let mut late = sample(SAMPLES[0].1, &format!("DEMO-LATE-{}", &run_id[..6]))?;
-    let soon = SystemTime::now() + Duration::from_secs(2 * 3600);
-    if let Some(itinerary) = late.itinerary.as_mut() {
-        itinerary.estimated_departure = Some(soon.into());
-        itinerary.estimated_arrival = Some((soon + Duration::from_secs(20 * 86_400)).into());
-    }
-    let receipt = client.submit(late).await.context("the late filing")?;
-    ensure!(
-        !receipt.warnings.is_empty(),
-        "the late filing has no warning"
-    );
-    for warning in &receipt.warnings {
+    async fn file_invalid(&self, client: &mut CarrierClient) -> Result<()> {
+        println!("\n2. An invalid filing gets every violation at once:");
+        let invalid = sample(INVALID, &format!("DEMO-INVALID-{}", &self.id[..6]))?;
+        let status = match client.submit(invalid).await {
+            Ok(receipt) => bail!("the invalid sample was accepted: {}", receipt.mrn),
+            Err(status) => status,
+        };
+        let report = crate::status::report_of(&status).unwrap_or_default();
         println!(
-            "   MRN {}: warning [{}] {}",
-            receipt.mrn, warning.rule, warning.message
+            "   refused ({:?}) with {} violations:",
+            status.code(),
+            report.violations.len()
         );
+        for violation in &report.violations {
+            println!(
+                "   - [{}] {} {}: {}",
+                violation.code, violation.rule, violation.path, violation.message
+            );
+        }
+        ensure!(!report.violations.is_empty(), "no violations reported");
+        Ok(())
     }
 
+    async fn file_late(&self, client: &mut CarrierClient) -> Result<()> {
+        println!("\n3. A late filing is accepted with a warning:");
+        let mut late = sample(SAMPLES[0].1, &format!("DEMO-LATE-{}", &self.id[..6]))?;
+        let soon = SystemTime::now() + Duration::from_secs(2 * 3600);
+        if let Some(itinerary) = late.itinerary.as_mut() {
+            itinerary.estimated_departure = Some(soon.into());
+            itinerary.estimated_arrival = Some((soon + Duration::from_secs(20 * 86_400)).into());
+        }
+        let receipt = client.submit(late).await.context("the late filing")?;
+        ensure!(
+            !receipt.warnings.is_empty(),
+            "the late filing has no warning"
+        );
+        for warning in &receipt.warnings {
+            println!(
+                "   MRN {}: warning [{}] {}",
+                receipt.mrn, warning.rule, warning.message
+            );
+        }
+        Ok(())
+    }
+
+    /// B sends a do-not-load about the sea filing; it reaches the carrier's stream.
+    async fn do_not_load(
+        &self,
+        dir: &Path,
+        a: &Gateway,
+        client: &mut CarrierClient,
+        sea_mrn: &str,
+    ) -> Result<()> {
+        println!("\n5. {B} sends do-not-load for {sea_mrn}; it reaches the carrier's stream:");
+        let mut notifications = client.watch_notifications(0).await?;
+        let as_b = ClientTls {
+            ca: dir.join("pki").join(pki::ADMIN_CA_CERT),
+            cert: dir.join("pki").join(format!("{B}.pem")),
+            key: dir.join("pki").join(format!("{B}.key")),
+        };
+        let ack = PeerClient::connect(&format!("https://{}", a.peer_addr), A, &as_b)
+            .await?
+            .notify(Notice {
+                notice_id: format!("{B}-RISK-{}", &self.id[..6]),
+                mrn: sea_mrn.to_owned(),
+                kind: NoticeKind::DoNotLoad as i32,
+                text: "high-risk consignment: do not load before inspection".into(),
+                deadline: None,
+            })
+            .await?;
+        println!("   {A} stored the notice at sequence {}", ack.sequence);
+        let notification = tokio::time::timeout(PATIENCE, notifications.message())
+            .await
+            .context("no notification in time")??
+            .context("the notification stream ended")?;
+        println!(
+            "   carrier's stream: {} from {} about {}: {}",
+            notification.kind().as_str_name(),
+            notification.administration,
+            notification.mrn,
+            notification.text
+        );
+        Ok(())
+    }
+}
+
+/// Waits until A forwarded everything to B, and shows B's progress and a filing's deliveries.
+async fn forwarding(
+    a: &Gateway,
+    b: &Gateway,
+    client: &mut CarrierClient,
+    sea_mrn: &str,
+) -> Result<()> {
     println!("\n4. A forwards every record to {B} (mutual TLS, acknowledged once durable):");
     let deadline = Instant::now() + PATIENCE;
     let report = loop {
@@ -176,7 +250,7 @@ async fn show(dir: &Path, a: &Gateway, b: &Gateway, carrier: &ClientTls) -> Resu
         "   {B}'s log now holds {} received records",
         *b.store().durable().borrow()
     );
-    let status = client.status_by_mrn(&sea_mrn).await?;
+    let status = client.status_by_mrn(sea_mrn).await?;
     for delivery in &status.deliveries {
         println!(
             "   status of {sea_mrn}: {} {:?}",
@@ -184,37 +258,10 @@ async fn show(dir: &Path, a: &Gateway, b: &Gateway, carrier: &ClientTls) -> Resu
             delivery.state()
         );
     }
+    Ok(())
+}
 
-    println!("\n5. {B} sends do-not-load for {sea_mrn}; it reaches the carrier's stream:");
-    let mut notifications = client.watch_notifications(0).await?;
-    let as_b = ClientTls {
-        ca: dir.join("pki").join(pki::ADMIN_CA_CERT),
-        cert: dir.join("pki").join(format!("{B}.pem")),
-        key: dir.join("pki").join(format!("{B}.key")),
-    };
-    let ack = PeerClient::connect(&format!("https://{}", a.peer_addr), A, &as_b)
-        .await?
-        .notify(Notice {
-            notice_id: format!("{B}-RISK-{}", &run_id[..6]),
-            mrn: sea_mrn.clone(),
-            kind: NoticeKind::DoNotLoad as i32,
-            text: "high-risk consignment: do not load before inspection".into(),
-            deadline: None,
-        })
-        .await?;
-    println!("   {A} stored the notice at sequence {}", ack.sequence);
-    let notification = tokio::time::timeout(PATIENCE, notifications.message())
-        .await
-        .context("no notification in time")??
-        .context("the notification stream ended")?;
-    println!(
-        "   carrier's stream: {} from {} about {}: {}",
-        notification.kind().as_str_name(),
-        notification.administration,
-        notification.mrn,
-        notification.text
-    );
-
+fn where_to_look(a: &Gateway) {
     println!("\n6. Where to look:");
     if crate::telemetry::exporting() {
         println!("   traces were exported over OTLP: look up the trace ids above in your back end");
@@ -230,8 +277,6 @@ async fn show(dir: &Path, a: &Gateway, b: &Gateway, carrier: &ClientTls) -> Resu
         a.admin_addr
     );
     println!("   the same with real processes: aci-gateway serve, submit, status, peers, notify");
-    println!("\ndemo complete");
-    Ok(())
 }
 
 /// A sample with its own LRN and transport document numbers, dated from now so that it is on
