@@ -190,8 +190,7 @@ impl FilingService {
         received_at: SystemTime,
         traceparent: String,
     ) -> Result<Receipt, FilingError> {
-        self.throttle(caller)?;
-        let _in_flight = self.enter(caller)?;
+        let _in_flight = self.admit_filing(caller)?;
         let incoming = Incoming::of_submit(request.filing)?;
         // Counted from here, so the writer's group commit waits for this filing; the yield lets
         // every filing that came in with it be counted before any of them is validated.
@@ -254,8 +253,7 @@ impl FilingService {
         received_at: SystemTime,
         traceparent: String,
     ) -> Result<Receipt, FilingError> {
-        self.throttle(caller)?;
-        let _in_flight = self.enter(caller)?;
+        let _in_flight = self.admit_filing(caller)?;
         let (mrn, _) = self.own_filing(caller, &request.mrn)?;
         let incoming = Incoming::of_amend(request.filing)?;
         let filing = self
@@ -550,6 +548,13 @@ impl FilingService {
         limiter
             .admit(caller)
             .map_err(|wait| FilingError::Throttled { wait, kind: "read" })
+    }
+
+    /// Admits a filing or amendment: within the caller's write rate, and counted in flight
+    /// until the guard is dropped.
+    fn admit_filing(&self, caller: &Eori) -> Result<Option<limit::InFlightGuard>, FilingError> {
+        self.throttle(caller)?;
+        self.enter(caller)
     }
 
     /// Counts a filing in flight for the caller, or refuses it when the caller has as many

@@ -127,54 +127,8 @@ pub(super) fn evolve(mut entry: FilingEntry, record: &LogRecord) -> FilingEntry 
             entry.master_documents = record.master_documents.clone();
             entry.routing = record.manifest.as_ref().map(super::route_facts);
         }
-        RecordKind::Notice => {
-            let notice = record.notice.clone().unwrap_or_default();
-            let version = status.version;
-            status.history.push(transition(
-                record,
-                "notice",
-                version,
-                format!(
-                    "{} from {}: {}",
-                    notice.kind().as_str_name(),
-                    record.origin,
-                    notice.notice_id
-                ),
-            ));
-            status.notices.push(Notification {
-                sequence: record.sequence,
-                mrn: record.mrn.clone(),
-                lrn: status.lrn.clone(),
-                administration: record.origin.clone(),
-                notice_id: notice.notice_id,
-                kind: notice.kind,
-                text: notice.text,
-                deadline: notice.deadline,
-                received_at: record.received_at,
-                answer: String::new(),
-            });
-        }
-        RecordKind::ReferralAnswer => {
-            let notice_id = record
-                .notice
-                .as_ref()
-                .map(|n| n.notice_id.clone())
-                .unwrap_or_default();
-            if let Some(notification) = status
-                .notices
-                .iter_mut()
-                .find(|n| n.administration == record.origin && n.notice_id == notice_id)
-            {
-                notification.answer = record.reason.clone();
-            }
-            let version = status.version;
-            status.history.push(transition(
-                record,
-                "referral answered",
-                version,
-                format!("{} to {}", notice_id, record.origin),
-            ));
-        }
+        RecordKind::Notice => notice_received(status, record),
+        RecordKind::ReferralAnswer => referral_answered(status, record),
         RecordKind::Invalidation => {
             status.state = FilingState::Invalidated as i32;
             let version = status.version;
@@ -198,4 +152,56 @@ pub(super) fn evolve(mut entry: FilingEntry, record: &LogRecord) -> FilingEntry 
         | RecordKind::Unspecified => {}
     }
     entry
+}
+
+/// A peer's notice joins the filing's notices and history.
+fn notice_received(status: &mut FilingStatus, record: &LogRecord) {
+    let notice = record.notice.clone().unwrap_or_default();
+    let version = status.version;
+    status.history.push(transition(
+        record,
+        "notice",
+        version,
+        format!(
+            "{} from {}: {}",
+            notice.kind().as_str_name(),
+            record.origin,
+            notice.notice_id
+        ),
+    ));
+    status.notices.push(Notification {
+        sequence: record.sequence,
+        mrn: record.mrn.clone(),
+        lrn: status.lrn.clone(),
+        administration: record.origin.clone(),
+        notice_id: notice.notice_id,
+        kind: notice.kind,
+        text: notice.text,
+        deadline: notice.deadline,
+        received_at: record.received_at,
+        answer: String::new(),
+    });
+}
+
+/// The carrier's answer is kept with the referral it answers.
+fn referral_answered(status: &mut FilingStatus, record: &LogRecord) {
+    let notice_id = record
+        .notice
+        .as_ref()
+        .map(|n| n.notice_id.clone())
+        .unwrap_or_default();
+    if let Some(notification) = status
+        .notices
+        .iter_mut()
+        .find(|n| n.administration == record.origin && n.notice_id == notice_id)
+    {
+        notification.answer = record.reason.clone();
+    }
+    let version = status.version;
+    status.history.push(transition(
+        record,
+        "referral answered",
+        version,
+        format!("{} to {}", notice_id, record.origin),
+    ));
 }
