@@ -6,8 +6,9 @@
 //! - **Order and sequences.** Records are numbered 1, 2, 3, … without gaps. The store decides a
 //!   batch against [`LogBackend::next_seq`] (an MRN is issued from its record's sequence) and
 //!   hands the records over carrying those sequences; a backend appends them exactly there or
-//!   not at all ([`LogError::OutOfOrder`] when the log moved meanwhile, which a backend with
-//!   other writers reports and the store answers by deciding again).
+//!   not at all ([`LogError::OutOfOrder`] when the log moved meanwhile: a backend with other
+//!   writers reports it; the store then refuses the batch, as for any failed append, and the
+//!   callers retry).
 //! - **Sealing.** The backend seals each record into the hash chain (previous hash, own hash)
 //!   on the way in; receipts carry the hash.
 //! - **Durable.** [`LogBackend::append`] returns `Ok` only once every record of the batch would
@@ -23,7 +24,9 @@
 //! - **Reading.** [`LogBackend::cursor`] reads forward from any sequence up to a durable one,
 //!   verifying each record (checksum, own hash, link to the one before).
 //! - **Waking.** [`LogBackend::durable_head`] moves whenever the durable head does, by this
-//!   writer or (for a shared log) another.
+//!   writer or (for a shared log) another: the log's own head, before any index has the
+//!   records. Readers of the store wait on `Store::durable` instead, which moves only once the
+//!   index has them too.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};

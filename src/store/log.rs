@@ -76,7 +76,8 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
 /// The largest batch buffer kept for the next batch (one of huge filings is let go).
 const BATCH_BUFFER_KEPT: usize = 8 * 1024 * 1024;
 
-/// The writer's handle on the log. Reading is done with [`read_from`], which needs no handle.
+/// The appending side of the segment log (held by [`super::EmbeddedLog`] for the writer).
+/// Readers need no handle: [`LogReader`] tails the files, [`read_from`] reads them through.
 pub struct SegmentLog {
     disk: Arc<dyn Disk>,
     dir: PathBuf,

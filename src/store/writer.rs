@@ -96,6 +96,12 @@ impl std::fmt::Display for WriteError {
     }
 }
 
+/// Why a batch failed, and what it left to repair, if anything.
+struct Failed {
+    error: WriteError,
+    damage: Option<Damage>,
+}
+
 /// A batch that failed, and what it left to repair before anything else is written.
 struct Broken {
     error: WriteError,
@@ -103,7 +109,8 @@ struct Broken {
 }
 
 enum Damage {
-    /// The log's append failed: the backend undoes what it left ([`LogBackend::repair`]).
+    /// The log's append failed and what it left could not be cut off yet
+    /// ([`LogBackend::repair`] retries).
     Log,
     /// Durable records the index has not taken yet (nothing after them is written until it has).
     Unindexed(Vec<LogRecord>),
@@ -136,7 +143,7 @@ impl Writer {
                     self.stats.writable.store(false, Ordering::Relaxed);
                     refuse(work, &damage.error);
                 }
-                None => broken = self.commit(work).err(),
+                None => broken = self.commit(work).err().flatten(),
             }
             if !closing.is_empty() {
                 if let Err(e) = self.index.flush() {
@@ -186,8 +193,8 @@ impl Writer {
     }
 
     /// Decides, appends and answers one batch. If the batch could not be made durable, every
-    /// caller of it has been told so, and what is left to repair is returned.
-    fn commit(&mut self, commands: Vec<Command>) -> Result<(), Broken> {
+    /// caller of it has been told so, and what is left to repair (if anything) is returned.
+    fn commit(&mut self, commands: Vec<Command>) -> Result<(), Option<Broken>> {
         let mut batch = Batch::new(&self.index, &self.rules, self.log.next_seq());
         let pending: Vec<Pending> = commands
             .into_iter()
@@ -206,13 +213,13 @@ impl Writer {
         answer(
             pending,
             &decided,
-            durable.as_ref().map(|_| ()).map_err(|b| &b.error),
+            durable.as_ref().map(|_| ()).map_err(|f| &f.error),
         );
-        durable
+        durable.map_err(|Failed { error, damage }| damage.map(|damage| Broken { error, damage }))
     }
 
     /// Appends the batch's records durably and indexes them.
-    fn make_durable(&mut self, records: &mut [LogRecord]) -> Result<(), Broken> {
+    fn make_durable(&mut self, records: &mut [LogRecord]) -> Result<(), Failed> {
         if records.is_empty() {
             return Ok(());
         }
@@ -235,25 +242,24 @@ impl Writer {
                 started.elapsed(),
             ),
             Err(e) => {
-                // Nothing of the batch was acknowledged nor published; the backend cuts it off.
+                // Nothing of the batch was acknowledged nor published; the backend cuts it off
+                // (or, if it cannot yet, the next batches retry until it has).
                 let error = WriteError {
                     reason: e.to_string(),
                     disk_full: e.is_disk_full(),
                 };
                 tracing::error!(%error, records = records.len(), "a batch could not be made durable");
-                return Err(Broken {
-                    error,
-                    damage: Damage::Log,
-                });
+                let damage = self.log.repair().err().map(|_| Damage::Log);
+                return Err(Failed { error, damage });
             }
         }
         // Durable, but the index (uniqueness, status) must know it before anyone hears.
         self.index.apply(records).map_err(|e| {
             let error = index_failure(&e);
             tracing::error!(%error, "a durable batch could not be indexed");
-            Broken {
+            Failed {
                 error,
-                damage: Damage::Unindexed(records.to_vec()),
+                damage: Some(Damage::Unindexed(records.to_vec())),
             }
         })
     }

@@ -64,12 +64,21 @@ impl Decided {
     ) -> Result<Changed, StoreError> {
         match decision {
             Decision::Now(answer) => answer,
-            Decision::New(i) | Decision::Repeat(i) => changed
-                .get(&i)
-                .cloned()
-                .map(Changed::Applied)
-                .ok_or_else(|| StoreError::Inconsistent(format!("change record {i} has no entry"))),
+            Decision::New(i) => self.status_after(i, changed).map(Changed::Applied),
+            // A change that changes nothing, after a record of this batch changed the filing.
+            Decision::Repeat(i) => self.status_after(i, changed).map(Changed::Unchanged),
         }
+    }
+
+    fn status_after(
+        &self,
+        i: usize,
+        changed: &HashMap<usize, FilingStatus>,
+    ) -> Result<FilingStatus, StoreError> {
+        changed
+            .get(&i)
+            .cloned()
+            .ok_or_else(|| StoreError::Inconsistent(format!("change record {i} has no entry")))
     }
 
     /// The answer to a delivered envelope.

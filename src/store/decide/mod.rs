@@ -96,7 +96,8 @@ pub struct Rules {
 pub enum Decision<T> {
     /// A new record, at this position of the batch: answered once the batch is durable.
     New(usize),
-    /// The same as the new record at this position (sent twice within one batch).
+    /// The same as the new record at this position (sent twice within one batch); for a change,
+    /// one that changes nothing after the record at this position changed the filing.
     Repeat(usize),
     /// Answered without writing anything.
     Now(Result<T, StoreError>),
@@ -115,6 +116,8 @@ pub struct Batch<'a, V: StateView> {
     entries: HashMap<Mrn, FilingEntry>,
     /// Entries as they were before the batch, for the answers (see [`Decided::changed`]).
     before: HashMap<Mrn, FilingEntry>,
+    /// The position of the last record of this batch that changed each filing.
+    last_change: HashMap<Mrn, usize>,
     /// (origin, origin sequence) of envelopes received in this batch → record position.
     received: HashMap<(String, u64), usize>,
     /// (peer, notice id) of notices received in this batch → record position.
@@ -133,6 +136,7 @@ impl<'a, V: StateView> Batch<'a, V> {
             documents: HashMap::new(),
             entries: HashMap::new(),
             before: HashMap::new(),
+            last_change: HashMap::new(),
             received: HashMap::new(),
             notices: HashMap::new(),
         }
@@ -327,6 +331,11 @@ impl<'a, V: StateView> Batch<'a, V> {
     pub fn change(&mut self, mrn: &Mrn, change: Change, traceparent: String) -> Decision<Changed> {
         match self.change_record(mrn, change) {
             Err(e) => Decision::Now(Err(e)),
+            // Unchanged from what a record of this batch left: its status is only complete
+            // (the receipt's chain hash) once that record is sealed, so it is answered then.
+            Ok(Err(Changed::Unchanged(_))) if self.last_change.contains_key(mrn) => {
+                Decision::Repeat(self.last_change[mrn])
+            }
             Ok(Err(answer)) => Decision::Now(Ok(answer)),
             Ok(Ok((entry, mut record))) => {
                 if !traceparent.is_empty() {
@@ -335,6 +344,7 @@ impl<'a, V: StateView> Batch<'a, V> {
                 let i = self.push(record);
                 let after = evolve(entry, &self.records[i]);
                 self.entries.insert(mrn.clone(), after);
+                self.last_change.insert(mrn.clone(), i);
                 Decision::New(i)
             }
         }
@@ -482,7 +492,9 @@ impl<'a, V: StateView> Batch<'a, V> {
         record.origin = key.0.clone();
         record.notice = Some(notice);
         let i = self.push(record);
-        self.entries.insert(mrn, evolve(entry, &self.records[i]));
+        self.entries
+            .insert(mrn.clone(), evolve(entry, &self.records[i]));
+        self.last_change.insert(mrn, i);
         self.notices.insert(key, i);
         Ok(Decision::New(i))
     }

@@ -146,3 +146,35 @@ fn changes_see_each_other_and_answer_with_the_status_after_them() {
     let expected = evolve(new_entry(&record), &decided.records[0]);
     assert_eq!(Some(status), expected.status);
 }
+
+#[test]
+fn an_amendment_repeated_in_its_batch_is_answered_after_sealing() {
+    let rules = rules();
+    let empty = Memory::default();
+    let mut first = Batch::new(&empty, &rules, Seq(1));
+    assert!(matches!(
+        first.register(filing("L1", 1, &[])),
+        Decision::New(0)
+    ));
+    let record = first.finish().records.remove(0);
+    let mrn = Mrn::parse(&record.mrn).expect("issued");
+    let mut memory = Memory::default();
+    memory.entries.insert(mrn.clone(), new_entry(&record));
+
+    let mut batch = Batch::new(&memory, &rules, Seq(2));
+    let amend = || Change::Amend(Box::new(filing("L1", 2, &[])));
+    let first = batch.change(&mrn, amend(), String::new());
+    let again = batch.change(&mrn, amend(), String::new());
+    assert!(matches!(first, Decision::New(0)));
+    assert!(matches!(again, Decision::Repeat(0)));
+    let mut decided = batch.finish();
+    // What the log does when it appends: the record gets its place in the hash chain.
+    decided.records[0].hash = vec![7; 32];
+    let changed = decided.changed();
+    let Ok(Changed::Unchanged(status)) = decided.change(again, &changed) else {
+        panic!("the repeat changes nothing");
+    };
+    let receipt = status.receipt.expect("a receipt");
+    assert_eq!(receipt.chain_hash, hex::encode([7u8; 32]));
+    assert_eq!(receipt.version, 2);
+}
