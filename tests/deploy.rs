@@ -124,7 +124,7 @@ fn the_gateway_configs_shipped_in_deploy_are_valid() {
 }
 
 #[test]
-fn compose_runs_two_gateways_a_collector_jaeger_and_a_carrier() {
+fn compose_runs_two_gateways_a_collector_jaeger_prometheus_grafana_and_a_carrier() {
     let compose = &yaml(&deploy().join("docker-compose.yml"))[0];
     let services = compose["services"].as_hash().expect("services");
     for name in [
@@ -132,6 +132,8 @@ fn compose_runs_two_gateways_a_collector_jaeger_and_a_carrier() {
         "gateway-b",
         "otel-collector",
         "jaeger",
+        "prometheus",
+        "grafana",
         "carrier",
         "pki",
     ] {
@@ -140,7 +142,7 @@ fn compose_runs_two_gateways_a_collector_jaeger_and_a_carrier() {
             "no {name} service"
         );
     }
-    // Every file the services mount from deploy/ exists.
+    // Every file or folder the services mount from deploy/ exists.
     for (_, service) in services {
         for volume in service["volumes"].as_vec().cloned().unwrap_or_default() {
             let Some(spec) = volume.as_str() else {
@@ -148,7 +150,7 @@ fn compose_runs_two_gateways_a_collector_jaeger_and_a_carrier() {
             };
             if let Some(local) = spec.strip_prefix("./") {
                 let file = local.split(':').next().expect("a path");
-                assert!(deploy().join(file).is_file(), "{spec}: missing");
+                assert!(deploy().join(file).exists(), "{spec}: missing");
             }
         }
     }
@@ -232,6 +234,94 @@ fn the_systemd_unit_is_hardened() {
         assert!(
             unit.lines().any(|l| l.trim() == setting),
             "missing {setting}"
+        );
+    }
+}
+
+/// The compose demo's carrier, run as compose runs it (`/bin/sh -c` with its command, `$$`
+/// unescaped) against a stub `aci-gateway` that writes down its arguments: one `submit` per
+/// sample, each with its client certificate, key and CA on the same call.
+#[test]
+fn the_compose_carrier_files_every_sample_with_its_certificate() {
+    let compose = &yaml(&deploy().join("docker-compose.yml"))[0];
+    let carrier = &compose["services"]["carrier"];
+    assert_eq!(carrier["entrypoint"][0].as_str(), Some("/bin/sh"));
+    assert_eq!(carrier["entrypoint"][1].as_str(), Some("-c"));
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
+    let command = carrier["command"][0]
+        .as_str()
+        .expect("the carrier's command")
+        .replace("$$", "$")
+        .replace(
+            "/usr/share/aci-gateway/examples",
+            examples.to_str().expect("path"),
+        );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let calls = dir.path().join("calls");
+    let stub = dir.path().join("aci-gateway");
+    std::fs::write(
+        &stub,
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\n", calls.display()),
+    )
+    .expect("stub");
+    std::fs::set_permissions(
+        &stub,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = Command::new("/bin/sh")
+        .args(["-c", &command])
+        .env("PATH", path)
+        .output()
+        .expect("sh");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let calls = std::fs::read_to_string(&calls).expect("the stub was called");
+    let samples = files(&examples, &["json"])
+        .into_iter()
+        .filter(|f| f.parent() == Some(examples.as_path()))
+        .count();
+    let lines: Vec<&str> = calls.lines().collect();
+    assert_eq!(lines.len(), samples, "one call per sample: {calls}");
+    for line in lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words.first(), Some(&"submit"), "{line}");
+        for flag in ["--ca", "--cert", "--key", "--endpoint"] {
+            assert!(words.contains(&flag), "{flag} missing from: {line}");
+        }
+    }
+}
+
+/// promtool (Debian's `prometheus` package; .ci/run installs it) accepts the alerting rules and
+/// their unit tests pass.
+#[test]
+fn the_alerting_rules_check_and_their_tests_pass() {
+    let rules = deploy().join("prometheus");
+    for args in [
+        vec!["check", "rules", "alerts.yml"],
+        vec!["test", "rules", "alerts.test.yml"],
+    ] {
+        let output = Command::new("promtool")
+            .args(&args)
+            .current_dir(&rules)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("promtool is needed (Debian: apt-get install prometheus; .ci/run installs it): {e}")
+            });
+        assert!(
+            output.status.success(),
+            "promtool {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
         );
     }
 }
