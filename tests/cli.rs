@@ -160,6 +160,76 @@ fn validate_works_offline_with_every_finding() {
     assert_eq!(missing.status.code(), Some(2));
 }
 
+/// `validate` over folders: every filing in them, on several threads, a table or JSON lines,
+/// exit 1 when one is invalid and 2 when one cannot be read.
+#[test]
+fn validate_checks_every_filing_of_folders_on_every_core() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
+    let filings = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .expect("examples")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "xml"))
+            .count()
+    };
+    let (valid, invalid) = (filings(&examples), filings(&examples.join("invalid")));
+    assert!(valid >= 14 && invalid >= 2);
+
+    let lines = aci(&[
+        "validate",
+        "--json",
+        "--jobs",
+        "2",
+        examples.to_str().expect("path"),
+    ]);
+    assert_eq!(
+        lines.status.code(),
+        Some(1),
+        "the invalid/ folder is searched too"
+    );
+    let verdicts: Vec<serde_json::Value> = String::from_utf8_lossy(&lines.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(verdicts.len(), valid + invalid);
+    let invalid_files: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| v["verdict"] == "invalid")
+        .map(|v| v["file"].as_str().expect("file"))
+        .collect();
+    assert_eq!(invalid_files.len(), invalid, "{invalid_files:?}");
+    assert!(invalid_files.iter().all(|f| f.contains("/invalid/")));
+    assert!(
+        verdicts
+            .iter()
+            .filter(|v| v["verdict"] == "invalid")
+            .all(|v| v["findings"].as_u64() > Some(0) && v["violations"].is_array())
+    );
+
+    let all_good = examples.join("sea-f10.json");
+    let also_good = examples.join("sea-f10.xml");
+    let table = aci(&[
+        "validate",
+        all_good.to_str().expect("path"),
+        also_good.to_str().expect("path"),
+    ]);
+    assert_eq!(table.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.starts_with("file"), "a table: {text}");
+    assert!(
+        text.contains("2 files: 2 valid, 0 invalid, 0 unreadable"),
+        "{text}"
+    );
+
+    let missing = aci(&[
+        "validate",
+        all_good.to_str().expect("path"),
+        "/nonexistent.json",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stdout).contains("unreadable"));
+}
+
 #[test]
 fn a_bad_config_is_reported_before_anything_listens() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -249,7 +249,7 @@ async fn the_index_rebuilt_from_the_log_equals_the_incremental_one() {
     let incremental = store.index().dump().expect("dump");
     store.close().await;
 
-    let replayed = store::reindex(data, 64 * 1024).expect("reindex");
+    let replayed = store::reindex(data, 64 * 1024, &mut |_| {}).expect("reindex");
     assert_eq!(replayed, 150);
     let (store, _) = Store::open(data, options(64 * 1024)).expect("reopen");
     let rebuilt = store.index().dump().expect("dump");
@@ -409,7 +409,7 @@ async fn a_master_document_is_filed_once_per_filer_within_the_window() {
     // The reservation is part of the index rebuilt from the log.
     let before = store.index().dump().expect("dump");
     store.close().await;
-    store::reindex(tmp.path(), 64 * 1024 * 1024).expect("reindex");
+    store::reindex(tmp.path(), 64 * 1024 * 1024, &mut |_| {}).expect("reindex");
     let (store, _) = open(tmp.path());
     assert_eq!(store.index().dump().expect("dump"), before);
     store.close().await;
@@ -522,7 +522,7 @@ async fn deliveries_are_stored_once_and_refusals_are_remembered() {
     store.close().await;
 
     // Remembered across a restart with the index rebuilt from the log.
-    store::reindex(tmp.path(), 64 * 1024 * 1024).expect("reindex");
+    store::reindex(tmp.path(), 64 * 1024 * 1024, &mut |_| {}).expect("reindex");
     let (store, _) = open(tmp.path());
     assert_eq!(
         store

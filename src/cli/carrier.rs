@@ -1,5 +1,5 @@
 //! The carrier's commands: `submit`, `amend`, `invalidate`, `arrive`, `status`,
-//! `notifications`, `answer`, and `validate` offline; how answers and refusals are printed.
+//! `notifications` and `answer`; how answers and refusals are printed.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -98,45 +98,6 @@ fn read_filing(file: &Path) -> Result<Filing> {
 fn is_xml(file: &Path) -> bool {
     file.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
-}
-
-pub(super) fn validate_offline(file: &Path, config: &Path, schema_only: bool) -> Result<ExitCode> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    if schema_only && !is_xml(file) {
-        bail!("--schema-only is for XML files");
-    }
-    let settings = if config.exists() {
-        Config::load(config)?.validation
-    } else {
-        crate::validate::rules::RuleSettings::default()
-    };
-    let validator = crate::validate::Validator::new(settings)?;
-    let now = std::time::SystemTime::now();
-    let limits = crate::validate::xsd::Limits::default();
-    let report = if schema_only {
-        validator.check_xml_schema(&bytes, &limits)
-    } else if is_xml(file) {
-        match validator.validate_xml(&bytes, &limits, now) {
-            Ok(accepted) => {
-                let mut report = crate::validate::Report::default();
-                accepted.warnings.into_iter().for_each(|w| report.push(w));
-                report
-            }
-            Err(report) => report,
-        }
-    } else {
-        let text =
-            String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", file.display()))?;
-        let manifest: Manifest = pb::from_json(&text)
-            .with_context(|| format!("{} is not a manifest", file.display()))?;
-        validator.check(&manifest, now)
-    };
-    let valid = !report.has_errors();
-    let mut out = serde_json::json!({ "valid": valid });
-    out["violations"] = pb::to_json(&report.to_proto())["violations"].clone();
-    out["truncated"] = report.truncated().into();
-    print_json(&out);
-    Ok(ExitCode::from(if valid { 0 } else { 1 }))
 }
 
 pub(super) async fn status(

@@ -293,9 +293,12 @@ pub async fn run(plan: &Plan, payloads: Vec<Payload>) -> Result<Report> {
             }
         }
     }
+    let progress = tokio::spawn(show_progress(Arc::clone(&run), plan.duration));
     for task in tasks {
         task.await?;
     }
+    progress.abort();
+    let _ = progress.await;
     let seconds = started.elapsed().as_secs_f64();
     let ok = run.ok.load(Ordering::Relaxed);
     let latency = run.latency.lock().await;
@@ -316,6 +319,38 @@ pub async fn run(plan: &Plan, payloads: Vec<Payload>) -> Result<Report> {
             mean: latency.mean(),
         },
     })
+}
+
+/// Shows how far the run is, until aborted: filings sent towards `--count`, or seconds towards
+/// `--duration`.
+async fn show_progress(run: Arc<Run>, duration: Option<Duration>) {
+    /// Clears the bar when the task is aborted (the report follows on stdout).
+    struct Shown(Option<super::progress::Progress>);
+    impl Drop for Shown {
+        fn drop(&mut self) {
+            if let Some(progress) = self.0.take() {
+                progress.finish();
+            }
+        }
+    }
+    let (unit, total) = match (run.count, duration) {
+        (Some(count), _) => ("filings", count),
+        (None, Some(duration)) => ("s", duration.as_secs()),
+        (None, None) => return,
+    };
+    let mut shown = Shown(Some(super::progress::Progress::new("load", unit, total)));
+    let mut reported = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = match run.count {
+            Some(count) => run.next.load(Ordering::Relaxed).min(count),
+            None => run.started.elapsed().as_secs().min(total),
+        };
+        if let Some(progress) = shown.0.as_mut() {
+            progress.advance(now - reported);
+        }
+        reported = now;
+    }
 }
 
 /// One bulk stream: up to `concurrency` filings in flight, answers matched by position.

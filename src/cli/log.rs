@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::LogCommand;
+use super::progress::Progress;
 use crate::config::Config;
 use crate::{pb, store};
 
@@ -24,11 +25,20 @@ pub(super) fn log(command: LogCommand, config: &Path) -> Result<ExitCode> {
 fn verify(log_dir: &Path) -> Result<ExitCode> {
     let mut count = 0u64;
     let mut last_hash = String::new();
+    // Counted in bytes of segments: their sizes give the total before anything is read.
+    let total: u64 = store::list_segments(log_dir)?
+        .iter()
+        .filter_map(|(_, path)| std::fs::metadata(path).ok())
+        .map(|m| m.len())
+        .sum();
+    let mut progress = Progress::new("log verify", "bytes", total);
     let verified = store::read_log(log_dir, crate::ids::Seq(1), |record| {
         count += 1;
         last_hash = hex::encode(&record.hash);
+        progress.advance(store::record::framed_len(&record));
         Ok::<(), store::LogError>(())
     });
+    progress.finish();
     match verified {
         Ok(()) => {
             println!("{count} records verified; chain head {last_hash}");
@@ -62,7 +72,24 @@ fn tail(log_dir: &Path, from: u64, limit: Option<usize>) -> Result<ExitCode> {
 /// `reindex`: the index rebuilt from the log.
 pub(super) fn reindex(config: &Path) -> Result<ExitCode> {
     let config = Config::load(config)?;
-    let records = store::reindex(&config.data_dir, config.store.segment_bytes)?;
+    let mut progress: Option<Progress> = None;
+    let records = store::reindex(
+        &config.data_dir,
+        config.store.segment_bytes,
+        &mut |replayed| match replayed {
+            store::Replayed::Total(total) => {
+                progress = Some(Progress::new("reindex", "records", total));
+            }
+            store::Replayed::Applied(n) => {
+                if let Some(progress) = progress.as_mut() {
+                    progress.advance(n);
+                }
+            }
+        },
+    )?;
+    if let Some(progress) = progress {
+        progress.finish();
+    }
     println!("index rebuilt from {records} log records");
     Ok(ExitCode::SUCCESS)
 }

@@ -25,7 +25,9 @@ mod demo;
 mod load;
 mod log;
 mod pki;
+mod progress;
 mod serve;
+mod validate;
 
 use self::serve::BenchSwitches;
 
@@ -75,13 +77,21 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Validate a filing (proto3 JSON, or XML for a .xml file) offline, with no server: every
-    /// finding, exit 0 valid, 1 invalid, 2 unreadable.
+    /// Validate filings (proto3 JSON, or XML for a .xml file) offline, with no server. One file:
+    /// its every finding as JSON. Several, or folders (searched for .json and .xml): a table, or
+    /// JSON lines with --json. Exit 0 all valid, 1 one invalid, 2 one unreadable.
     Validate {
-        file: PathBuf,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
         /// XML only: report the XML schema findings alone (to compare with other XSD processors).
         #[arg(long)]
         schema_only: bool,
+        /// Several files: one JSON object per file and line, instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Several files: how many are checked at once (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
         /// Rule settings ([validation]) are taken from this config when it exists.
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
@@ -365,10 +375,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => carrier::invalidate(&mrn, &reason, &client).await,
         Command::Arrive { mrn, client } => carrier::arrive(&mrn, &client).await,
         Command::Validate {
-            file,
+            paths,
             config,
             schema_only,
-        } => carrier::validate_offline(&file, &config, schema_only),
+            json,
+            jobs,
+        } => validate::run(&validate::Request {
+            paths: &paths,
+            config: &config,
+            schema_only,
+            json,
+            jobs,
+        }),
         Command::Log { command, config } => log::log(command, &config),
         Command::Notifications {
             after,

@@ -595,11 +595,11 @@ fn catch_up(
             "the log lost acknowledged records (disk or tampering); rebuilding the index from the log"
         );
         index.clear()?;
-        replay(index, log, Seq(1), log_end)?;
+        replay(index, log, Seq(1), log_end, &mut |_| {})?;
         return Ok(Some((log_end + 1, high_water)));
     }
     if high_water < log_end {
-        replay(index, log, Seq(high_water + 1), log_end)?;
+        replay(index, log, Seq(high_water + 1), log_end, &mut |_| {})?;
         tracing::info!(
             from = high_water + 1,
             to = log_end,
@@ -612,8 +612,15 @@ fn catch_up(
 /// Records read at once when replaying or reading the log through.
 const READ_BATCH: usize = 4096;
 
-/// Applies the log from `from` to `last` to the index, in batches.
-fn replay(index: &Index, log: &dyn LogBackend, from: Seq, last: u64) -> Result<(), StoreError> {
+/// Applies the log from `from` to `last` to the index, in batches; `applied` hears how many
+/// records each batch held.
+fn replay(
+    index: &Index,
+    log: &dyn LogBackend,
+    from: Seq,
+    last: u64,
+    applied: &mut dyn FnMut(u64),
+) -> Result<(), StoreError> {
     let mut cursor = log.cursor(from);
     loop {
         let batch = cursor.read(last, READ_BATCH)?;
@@ -621,6 +628,7 @@ fn replay(index: &Index, log: &dyn LogBackend, from: Seq, last: u64) -> Result<(
             return Ok(());
         }
         index.apply(&batch)?;
+        applied(batch.len() as u64);
     }
 }
 
@@ -634,15 +642,32 @@ pub fn read_log<E: From<LogError>>(
     log::read_from(log_dir, from, visit)
 }
 
+/// How far a rebuild of the index is.
+#[derive(Debug, Clone, Copy)]
+pub enum Replayed {
+    /// Records the log holds, all to be replayed.
+    Total(u64),
+    /// Records just applied.
+    Applied(u64),
+}
+
 /// Rebuilds the index of the store in `data_dir` from scratch (the store must not be open).
 /// Returns the number of records replayed.
-pub fn reindex(data_dir: &Path, segment_bytes: u64) -> Result<u64, StoreError> {
+/// `progress` hears the number of records to replay, then how many each batch applied.
+pub fn reindex(
+    data_dir: &Path,
+    segment_bytes: u64,
+    progress: &mut dyn FnMut(Replayed),
+) -> Result<u64, StoreError> {
     let _lock = lock_data_dir(data_dir)?;
     let (log, recovery) =
         EmbeddedLog::open(Arc::new(OsDisk), &data_dir.join("log"), segment_bytes)?;
     let index = open_index(data_dir)?;
     index.clear()?;
-    replay(&index, &log, Seq(1), recovery.last_seq)?;
+    progress(Replayed::Total(recovery.last_seq));
+    replay(&index, &log, Seq(1), recovery.last_seq, &mut |n| {
+        progress(Replayed::Applied(n))
+    })?;
     index.flush()?;
     Ok(recovery.last_seq)
 }

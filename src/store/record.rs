@@ -135,6 +135,11 @@ pub fn hash_of(record: &LogRecord) -> [u8; 32] {
     record.hash.as_slice().try_into().unwrap_or(GENESIS)
 }
 
+/// The bytes a sealed record takes in its segment (header and payload).
+pub fn framed_len(record: &LogRecord) -> u64 {
+    (HEADER_LEN + record.encoded_len()) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
