@@ -1,10 +1,12 @@
 //! The admin port, plain HTTP/1.1 on hyper: `/healthz` (alive), `/readyz` (ready: 503 while
-//! stopping or while the log cannot be written), `/metrics` (Prometheus text) and `/peers` (the
+//! stopping or while the log cannot be written), `/metrics` (Prometheus text, or OpenMetrics when
+//! asked) and `/peers` (the
 //! peers' progress as JSON, for `aci-gateway peers`); and [`get`], the client the CLI reads it
 //! with.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -17,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::exchange::Exchange;
-use crate::telemetry::Metrics;
+use crate::telemetry::{HostSeries, Metrics};
 
 /// How long a client may take to send its request's head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,7 +29,35 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 struct Sources {
     exchange: Arc<Exchange>,
     metrics: Arc<Metrics>,
+    host: HostFiles,
     shutdown: CancellationToken,
+}
+
+/// The files whose state the metrics report, read at each scrape.
+#[derive(Debug, Clone)]
+pub struct HostFiles {
+    /// The data directory: its file system's free space.
+    pub data_dir: PathBuf,
+    /// Certificate files by name ("server", "carrier_ca", "peer_ca"): when they expire.
+    pub certificates: Vec<(&'static str, PathBuf)>,
+}
+
+impl HostFiles {
+    fn series(&self) -> HostSeries {
+        let disk = rustix::fs::statvfs(&self.data_dir).ok().map(|fs| {
+            let block = fs.f_frsize.max(1);
+            (
+                fs.f_bavail.saturating_mul(block),
+                fs.f_blocks.saturating_mul(block),
+            )
+        });
+        let certificates = self
+            .certificates
+            .iter()
+            .filter_map(|(name, path)| Some((*name, crate::tls::earliest_expiry(path)?)))
+            .collect();
+        HostSeries { disk, certificates }
+    }
 }
 
 /// Serves the admin port until `shutdown`.
@@ -35,11 +65,13 @@ pub async fn serve(
     listener: TcpListener,
     exchange: Arc<Exchange>,
     metrics: Arc<Metrics>,
+    host: HostFiles,
     shutdown: CancellationToken,
 ) {
     let sources = Arc::new(Sources {
         exchange,
         metrics,
+        host,
         shutdown: shutdown.clone(),
     });
     loop {
@@ -93,25 +125,43 @@ fn answer<B>(sources: &Sources, request: &Request<B>) -> Response<Full<Bytes>> {
             "the log cannot be written (disk full or failing); status is still served\n",
         ),
         "/readyz" => text(StatusCode::OK, "ready\n"),
-        "/metrics" => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            sources.metrics.render(
-                &sources.exchange.store().stats().series(),
-                &sources
-                    .exchange
-                    .reports()
-                    .iter()
-                    .map(crate::exchange::PeerReport::series)
-                    .collect::<Vec<_>>(),
-            ),
-        ),
+        "/metrics" => metrics(sources, request),
         "/peers" => respond(
             StatusCode::OK,
             "application/json",
             serde_json::to_string_pretty(&sources.exchange.reports()).unwrap_or_default() + "\n",
         ),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// The metrics, in the OpenMetrics text format if the scraper asks for it (Prometheus does),
+/// else in Prometheus' text format.
+fn metrics<B>(sources: &Sources, request: &Request<B>) -> Response<Full<Bytes>> {
+    let text = sources.metrics.render(
+        &sources.exchange.store().stats().series(),
+        &sources
+            .exchange
+            .reports()
+            .iter()
+            .map(crate::exchange::PeerReport::series)
+            .collect::<Vec<_>>(),
+        &sources.host.series(),
+    );
+    let wants_openmetrics = request
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        respond(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            crate::telemetry::openmetrics(&text),
+        )
+    } else {
+        respond(StatusCode::OK, "text/plain; version=0.0.4", text)
     }
 }
 

@@ -121,10 +121,7 @@ pub struct Gateway {
     pub recovery: Recovery,
     store: Store,
     shutdown: CancellationToken,
-    servers: Vec<(
-        &'static str,
-        JoinHandle<Result<(), tonic::transport::Error>>,
-    )>,
+    servers: Vec<(&'static str, JoinHandle<ServerResult>)>,
     admin: JoinHandle<()>,
     /// Reloads certificates, keys and CRLs when they change.
     reloader: JoinHandle<()>,
@@ -156,50 +153,36 @@ impl Gateway {
             config.routes.clone(),
             store.clone(),
         )?);
-        let filings = FilingService::new(
-            store.clone(),
-            Arc::new(Validator::new(config.validation.clone())?),
-            Arc::new(Access {
-                representatives: config.representatives.clone(),
-            }),
-            Arc::clone(&metrics),
-            Arc::clone(&exchange),
-            shutdown.clone(),
-        )
-        .map_err(ServerError::Pool)?
-        .with_limits(config.carrier_api.per_carrier);
+        let filings = filing_service(config, &store, &metrics, &exchange, &shutdown)?;
         let inbound = Inbound::new(
             Arc::clone(&exchange),
             Arc::clone(&metrics),
             shutdown.clone(),
         );
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<CarrierGatewayServer<CarrierService>>()
-            .await;
-        health
-            .set_serving::<PeerExchangeServer<PeerService>>()
-            .await;
         let serving = Serving {
             config,
             metrics: &metrics,
-            health: &health_service,
             shutdown: &shutdown,
         };
-        let servers = vec![
-            (
-                "carrier API",
-                serving.carrier_api(listeners.carrier, carrier_tls.clone(), filings, &options)?,
-            ),
-            (
-                "peer API",
-                serving.peer_api(listeners.peer, peer_tls.clone(), inbound)?,
-            ),
-        ];
+        let servers = serving
+            .start_both(
+                (listeners.carrier, carrier_tls.clone(), filings),
+                (listeners.peer, peer_tls.clone(), inbound),
+                &options,
+            )
+            .await?;
         let admin = tokio::spawn(crate::admin::serve(
             listeners.admin,
             Arc::clone(&exchange),
             metrics,
+            crate::admin::HostFiles {
+                data_dir: config.data_dir.clone(),
+                certificates: vec![
+                    ("server", config.tls.server_cert.clone()),
+                    ("carrier_ca", config.tls.carrier_ca.clone()),
+                    ("peer_ca", config.tls.peer_ca.clone()),
+                ],
+            },
             shutdown.clone(),
         ));
         let peer_client_tls = peer_client_tls(config)?;
@@ -275,6 +258,28 @@ impl Gateway {
         tracing::info!("gateway stopped");
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The carrier use-cases over the store, with the config's rules, access and limits.
+fn filing_service(
+    config: &Config,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    exchange: &Arc<Exchange>,
+    shutdown: &CancellationToken,
+) -> Result<FilingService, ServerError> {
+    Ok(FilingService::new(
+        store.clone(),
+        Arc::new(Validator::new(config.validation.clone())?),
+        Arc::new(Access {
+            representatives: config.representatives.clone(),
+        }),
+        Arc::clone(metrics),
+        Arc::clone(exchange),
+        shutdown.clone(),
+    )
+    .map_err(ServerError::Pool)?
+    .with_limits(config.carrier_api.per_carrier))
 }
 
 /// `--insecure-dev` trusts a header for the caller's identity: only on loopback.
@@ -364,25 +369,58 @@ impl Listeners {
 }
 
 /// What both gRPC listeners are served with.
-struct Serving<'a, H> {
+struct Serving<'a> {
     config: &'a Config,
     metrics: &'a Arc<Metrics>,
-    health: &'a tonic_health::pb::health_server::HealthServer<H>,
     shutdown: &'a CancellationToken,
 }
 
-type ServerTask = JoinHandle<Result<(), tonic::transport::Error>>;
+/// How a listener's server ended.
+type ServerResult = Result<(), tonic::transport::Error>;
+/// A listener's server, built and ready to run.
+type ServerRun = std::pin::Pin<Box<dyn Future<Output = ServerResult> + Send>>;
 
-impl<H: tonic_health::pb::health_server::Health> Serving<'_, H> {
+impl Serving<'_> {
+    /// Builds both gRPC servers, then runs them: a failure to build either leaves nothing
+    /// serving.
+    async fn start_both(
+        &self,
+        (carrier_listener, carrier_tls, filings): (
+            TcpListener,
+            Arc<tls::Reloadable>,
+            FilingService,
+        ),
+        (peer_listener, peer_tls, inbound): (TcpListener, Arc<tls::Reloadable>, Inbound),
+        options: &Options,
+    ) -> Result<Vec<(&'static str, JoinHandle<ServerResult>)>, ServerError> {
+        let built = async {
+            let carrier = self
+                .carrier_api(carrier_listener, carrier_tls, filings, options)
+                .await?;
+            let peer = self.peer_api(peer_listener, peer_tls, inbound).await?;
+            Ok::<_, ServerError>((carrier, peer))
+        };
+        match built.await {
+            Ok((carrier, peer)) => Ok(vec![
+                ("carrier API", tokio::spawn(carrier)),
+                ("peer API", tokio::spawn(peer)),
+            ]),
+            Err(e) => {
+                self.shutdown.cancel();
+                Err(e)
+            }
+        }
+    }
+
     /// The carrier listener: mutual TLS against the carrier CA (plaintext with
     /// `--insecure-dev`), the carrier API, health and reflection.
-    fn carrier_api(
+    async fn carrier_api(
         &self,
         listener: TcpListener,
         tls: Arc<tls::Reloadable>,
         filings: FilingService,
         options: &Options,
-    ) -> Result<ServerTask, ServerError> {
+    ) -> Result<ServerRun, ServerError> {
         let api = &self.config.carrier_api;
         let incoming = tls::accept(
             listener,
@@ -398,8 +436,15 @@ impl<H: tonic_health::pb::health_server::Health> Serving<'_, H> {
             .layer(tower::util::MapResponseLayer::new(
                 transport_refusals_in_plain_words as fn(_) -> _,
             ))
-            .add_service(self.health.clone())
-            .add_service(reflection("aci/v1/carrier.proto", "aci.v1.CarrierGateway")?);
+            .add_service(health_of::<CarrierGatewayServer<CarrierService>>().await)
+            .add_service(reflection_v1(
+                "aci/v1/carrier.proto",
+                "aci.v1.CarrierGateway",
+            )?)
+            .add_service(reflection_v1alpha(
+                "aci/v1/carrier.proto",
+                "aci.v1.CarrierGateway",
+            )?);
         #[cfg(feature = "testing")]
         let router = if options.echo {
             tracing::warn!(
@@ -416,16 +461,16 @@ impl<H: tonic_health::pb::health_server::Health> Serving<'_, H> {
         let router = router.add_service(service);
         let server =
             router.serve_with_incoming_shutdown(incoming, self.shutdown.clone().cancelled_owned());
-        Ok(tokio::spawn(server))
+        Ok(Box::pin(server))
     }
 
     /// The peer listener: mutual TLS against the peer CA, the peer API, health and reflection.
-    fn peer_api(
+    async fn peer_api(
         &self,
         listener: TcpListener,
         tls: Arc<tls::Reloadable>,
         inbound: Inbound,
-    ) -> Result<ServerTask, ServerError> {
+    ) -> Result<ServerRun, ServerError> {
         let max_message =
             crate::exchange::peer_max_message(self.config.carrier_api.max_message_bytes);
         let incoming = tls::accept(
@@ -438,20 +483,49 @@ impl<H: tonic_health::pb::health_server::Health> Serving<'_, H> {
         let limits = self.config.peer_limits;
         let server = server_builder(&limits)
             .layer(whole_messages_only(limits, max_message))
-            .add_service(self.health.clone())
-            .add_service(reflection("aci/v1/exchange.proto", "aci.v1.PeerExchange")?)
+            .add_service(health_of::<PeerExchangeServer<PeerService>>().await)
+            .add_service(reflection_v1(
+                "aci/v1/exchange.proto",
+                "aci.v1.PeerExchange",
+            )?)
+            .add_service(reflection_v1alpha(
+                "aci/v1/exchange.proto",
+                "aci.v1.PeerExchange",
+            )?)
             .add_service(
                 PeerExchangeServer::new(PeerService::new(inbound))
                     .max_decoding_message_size(max_message),
             )
             .serve_with_incoming_shutdown(incoming, self.shutdown.clone().cancelled_owned());
-        Ok(tokio::spawn(server))
+        Ok(Box::pin(server))
     }
 }
 
-/// Server reflection, so stock tools (grpcurl) can list and call: a listener shows its own
-/// service, its health and the files they need, nothing else.
-fn reflection(
+/// The health service of a listener: it reports the listener's own service (and the server
+/// as a whole, ""), nothing else.
+async fn health_of<S: tonic::server::NamedService>()
+-> tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health> {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_serving::<S>().await;
+    service
+}
+
+/// Server reflection, so stock tools (grpcurl, grpcio-reflection) can list and call: a
+/// listener shows its own service, its health and the files they need, nothing else. Both
+/// versions of the protocol: many tools still speak only v1alpha.
+fn reflection_builder<'b>(file: &str, service: &'b str) -> tonic_reflection::server::Builder<'b> {
+    tonic_reflection::server::Builder::configure()
+        .register_file_descriptor_set(crate::pb::descriptor_set_of(file))
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .with_service_name(service)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection")
+}
+
+fn reflection_v1(
     file: &str,
     service: &str,
 ) -> Result<
@@ -460,13 +534,19 @@ fn reflection(
     >,
     ServerError,
 > {
-    Ok(tonic_reflection::server::Builder::configure()
-        .register_file_descriptor_set(crate::pb::descriptor_set_of(file))
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name(service)
-        .with_service_name("grpc.health.v1.Health")
-        .with_service_name("grpc.reflection.v1.ServerReflection")
-        .build_v1()?)
+    Ok(reflection_builder(file, service).build_v1()?)
+}
+
+fn reflection_v1alpha(
+    file: &str,
+    service: &str,
+) -> Result<
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+    ServerError,
+> {
+    Ok(reflection_builder(file, service).build_v1alpha()?)
 }
 
 /// A gateway is a client of its peers with its own certificate, trusting the peer CA. Read

@@ -27,9 +27,10 @@ const TYPE_PREFIX: &str = "type.googleapis.com/";
 pub const DETAILS_BUDGET: usize = 6 * 1024;
 
 /// `INVALID_ARGUMENT` carrying the report's findings, each once and as many as
-/// [`DETAILS_BUDGET`] holds: path and message in a `google.rpc.BadRequest` field violation (for
-/// any gRPC client), code, rule, severity and value at the same position of an
-/// `aci.v1.ValidationReport` ([`report_of`] puts them back together).
+/// [`DETAILS_BUDGET`] holds, errors first: an error's path and message in a
+/// `google.rpc.BadRequest` field violation (for any gRPC client), its code, rule, severity and
+/// value at the same position of an `aci.v1.ValidationReport` ([`report_of`] puts them back
+/// together). Warnings follow in the report only, whole.
 pub fn rejected(report: &Report) -> Status {
     let full = report.to_proto();
     let total = full.violations.len();
@@ -40,7 +41,14 @@ pub fn rejected(report: &Report) -> Status {
     };
     // Room for the message, the type URLs and the counts.
     let mut used = 512;
-    for v in full.violations {
+    // Errors first, each a field violation of the BadRequest too; then warnings, in the report
+    // only: BadRequest has no severity, and a generic client counts every field violation as a
+    // reason for the refusal.
+    let (errors, warnings): (Vec<_>, Vec<_>) = full
+        .violations
+        .into_iter()
+        .partition(|v| v.severity != pb::Severity::Warning as i32);
+    for v in errors {
         let field = FieldViolation {
             field: v.path.clone(),
             description: v.message.clone(),
@@ -60,6 +68,18 @@ pub fn rejected(report: &Report) -> Status {
         used += cost;
         bad_request.field_violations.push(field);
         violations.violations.push(rest);
+    }
+    let all_errors_shown = violations.violations.len() == bad_request.field_violations.len()
+        && violations.violations.len() == total - warnings.len();
+    if all_errors_shown {
+        for v in warnings {
+            let cost = v.encoded_len() + 4;
+            if used + cost > DETAILS_BUDGET {
+                break;
+            }
+            used += cost;
+            violations.violations.push(v);
+        }
     }
     let shown = violations.violations.len();
     if shown < total {
@@ -112,6 +132,7 @@ impl From<FilingError> for Status {
             FilingError::TooManyInFlight { limit } => too_many_in_flight(limit),
             FilingError::Pool(error) => pool_failure(&error),
             FilingError::Store(error) => store_failure(&error),
+            FilingError::Internal(message) => Status::internal(message),
         }
     }
 }

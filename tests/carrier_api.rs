@@ -175,6 +175,66 @@ async fn every_violation_comes_back_in_the_rich_error_model() {
     gateway.stop().await.expect("clean stop");
 }
 
+/// A refused filing's warnings are not field violations of its `BadRequest` (which has no
+/// severity, so a generic client would count them as reasons for the refusal): they follow the
+/// errors in the `ValidationReport` only, whole.
+#[tokio::test]
+async fn a_refusal_lists_only_errors_as_bad_request_violations() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let mut late_and_bad = sea_filing("LATE-BAD-1");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let itinerary = late_and_bad.itinerary.as_mut().expect("itinerary");
+    itinerary.estimated_departure = Some(prost_types::Timestamp {
+        seconds: now + 2 * 3600,
+        nanos: 0,
+    });
+    itinerary.estimated_arrival = Some(prost_types::Timestamp {
+        seconds: now + 30 * 86400,
+        nanos: 0,
+    });
+    late_and_bad.consignments[0].goods_items[0].hs_code = "82041".into();
+
+    let status = carrier.submit(late_and_bad).await.expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let bad_request = status.get_details_bad_request().expect("BadRequest");
+    let fields: Vec<&str> = bad_request
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
+    assert_eq!(fields, ["consignments[0].goods_items[0].hs_code"]);
+    let report = report_of(&status).expect("ValidationReport");
+    let found: Vec<(&str, &str, i32)> = report
+        .violations
+        .iter()
+        .map(|v| (v.rule.as_str(), v.path.as_str(), v.severity))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "field.pattern",
+                "consignments[0].goods_items[0].hs_code",
+                aci_gateway::pb::Severity::Error as i32
+            ),
+            (
+                "deadline.late_filing",
+                "itinerary.estimated_departure",
+                aci_gateway::pb::Severity::Warning as i32
+            ),
+        ]
+    );
+    assert!(
+        !report.violations[1].message.is_empty(),
+        "the warning whole"
+    );
+    gateway.stop().await.expect("clean stop");
+}
+
 #[tokio::test]
 async fn a_carrier_files_only_as_itself_or_for_whom_it_represents() {
     let (site, gateway) = GatewayBuilder::default()

@@ -29,6 +29,10 @@ struct Collected {
     parent_span_id: String,
     links: Vec<(String, String)>,
     attributes: HashMap<String, String>,
+    /// The attributes exported as integers.
+    integers: Vec<String>,
+    /// OTLP span kind: 2 server, 3 client.
+    kind: i32,
 }
 
 #[derive(Clone, Default)]
@@ -66,7 +70,20 @@ impl TraceService for Collector {
                             (a.key.clone(), value)
                         })
                         .collect();
+                    let integers = span
+                        .attributes
+                        .iter()
+                        .filter(|a| {
+                            matches!(
+                                a.value.as_ref().and_then(|v| v.value.as_ref()),
+                                Some(Value::IntValue(_))
+                            )
+                        })
+                        .map(|a| a.key.clone())
+                        .collect();
                     spans.push(Collected {
+                        kind: span.kind,
+                        integers,
                         gateway: gateway.clone(),
                         name: span.name,
                         trace_id: hex::encode(&span.trace_id),
@@ -132,6 +149,18 @@ async fn one_trace_follows_a_filing_from_the_carrier_through_a_to_b() {
         .invalidate(&receipt.mrn, "voyage cancelled")
         .await
         .expect("invalidated");
+    // An idempotent retry, and a refused filing whose LRN was readable, in a trace of their own.
+    let retry_trace = "6df92f3577b34da6a3ce929d0e0e4738";
+    let mut retrying = common::client(&a.endpoint, &a_site.carrier())
+        .await
+        .with_traceparent(&format!("00-{retry_trace}-{CARRIER_SPAN}-01"));
+    retrying
+        .submit(sea_filing("TRACE-1"))
+        .await
+        .expect("the same receipt");
+    let mut refused = sea_filing("TRACE-BAD");
+    refused.consignments[0].goods_items[0].hs_code = "82041".into();
+    retrying.submit(refused).await.expect_err("refused");
 
     let b_admin = b.admin();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -176,6 +205,20 @@ async fn one_trace_follows_a_filing_from_the_carrier_through_a_to_b() {
         receive.attributes.get("filer").map(String::as_str),
         Some(common::CARRIER)
     );
+    // A server span of the gRPC call, with its rpc.* attributes.
+    assert_eq!(receive.kind, 2, "filing.receive is a server span");
+    for (key, value) in [
+        ("rpc.system", "grpc"),
+        ("rpc.service", "aci.v1.CarrierGateway"),
+        ("rpc.method", "Submit"),
+        ("outcome", "registered"),
+    ] {
+        assert_eq!(
+            receive.attributes.get(key).map(String::as_str),
+            Some(value),
+            "{key}"
+        );
+    }
     for stage in ["filing.rules", "store.append"] {
         let child = find("TEST-A", stage);
         assert_eq!(child.trace_id, CARRIER_TRACE, "{stage}");
@@ -201,6 +244,15 @@ async fn one_trace_follows_a_filing_from_the_carrier_through_a_to_b() {
         forward.attributes.get("outcome").map(String::as_str),
         Some("delivered")
     );
+    assert_eq!(forward.kind, 3, "the forward is a client span");
+    assert!(
+        forward.integers.contains(&"sequence".to_owned()),
+        "{forward:?}"
+    );
+    assert!(
+        commit.integers.contains(&"records".to_owned()),
+        "{commit:?}"
+    );
     let at_b = find("TEST-B", "exchange.receive");
     assert_eq!(
         at_b.trace_id, CARRIER_TRACE,
@@ -211,6 +263,31 @@ async fn one_trace_follows_a_filing_from_the_carrier_through_a_to_b() {
     assert_eq!(
         at_b.attributes.get("outcome").map(String::as_str),
         Some("stored")
+    );
+    assert_eq!(at_b.kind, 2, "B's receipt is a server span");
+    assert!(at_b.integers.contains(&"origin_sequence".to_owned()));
+
+    // The retry is counted as a duplicate, in the span as in the metrics; the refused filing's
+    // span names its LRN.
+    let retried: Vec<&Collected> = spans
+        .iter()
+        .filter(|s| s.name == "filing.receive" && s.trace_id == retry_trace)
+        .collect();
+    let outcome_of = |lrn: &str| {
+        retried
+            .iter()
+            .find(|s| s.attributes.get("lrn").map(String::as_str) == Some(lrn))
+            .and_then(|s| s.attributes.get("outcome").cloned())
+    };
+    assert_eq!(
+        outcome_of("TRACE-1").as_deref(),
+        Some("duplicate"),
+        "{retried:?}"
+    );
+    assert_eq!(
+        outcome_of("TRACE-BAD").as_deref(),
+        Some("rejected"),
+        "{retried:?}"
     );
 
     // The invalidation: filing.change in its caller's trace, its forward and B's receipt too.
@@ -233,4 +310,63 @@ async fn one_trace_follows_a_filing_from_the_carrier_through_a_to_b() {
     assert_eq!(forward.parent_span_id, change.span_id);
     let at_b = in_trace("TEST-B", "exchange.receive");
     assert_eq!(at_b.parent_span_id, forward.span_id);
+}
+
+/// Every query of the Grafana dashboard names metrics a running gateway (with a peer) exports,
+/// and `/metrics` served as OpenMetrics names counters without `_total` and ends with `# EOF`.
+#[tokio::test]
+async fn the_dashboard_queries_only_metrics_the_gateway_exports() {
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deploy/grafana/aci-gateway.json"),
+        )
+        .expect("the dashboard"),
+    )
+    .expect("the dashboard is JSON");
+    let (_site, gateway) = GatewayBuilder::default().peer("TEST-B", None).start().await;
+    let text = aci_gateway::admin::get(gateway.admin_addr, "/metrics")
+        .await
+        .expect("metrics");
+    let exported: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split(' ').next())
+        .collect();
+    let name = regex::Regex::new(r"\baci_[a-z_]+").expect("regex");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 10, "{} panels", panels.len());
+    for panel in panels {
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{}: no query", panel["title"]);
+        for target in targets {
+            let expr = target["expr"].as_str().expect("expr");
+            for found in name.find_iter(expr) {
+                let metric = found.as_str();
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| metric.strip_suffix(suffix))
+                    .filter(|base| exported.contains(base))
+                    .unwrap_or(metric);
+                assert!(
+                    exported.contains(family),
+                    "panel {}: {metric} is not exported",
+                    panel["title"]
+                );
+            }
+        }
+    }
+    for metric in [
+        "aci_disk_free_bytes",
+        "aci_disk_size_bytes",
+        "aci_tls_certificate_expiry_timestamp_seconds",
+    ] {
+        assert!(exported.contains(metric), "{metric} missing");
+    }
+    let openmetrics = aci_gateway::telemetry::openmetrics(&text);
+    assert!(openmetrics.ends_with("# EOF\n"));
+    assert!(openmetrics.contains("# TYPE aci_filings counter\n"));
+    assert!(openmetrics.contains("aci_filings_total{"));
+    assert!(!openmetrics.contains("# TYPE aci_log_commit_seconds_total"));
+    gateway.stop().await.expect("stop");
 }

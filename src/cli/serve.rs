@@ -66,15 +66,20 @@ pub(super) async fn run(
     let result = server::run(&config, options, shutdown_signal(), |gateway| {
         let scheme = if insecure_dev { "http" } else { "https" };
         let example = Path::new("schemas/examples/sea-f10.json");
+        let config_arg = if config_shown == DEFAULT_CONFIG {
+            String::new()
+        } else {
+            format!(" --config {config_shown}")
+        };
         if example.exists() {
-            let config_arg = if config_shown == DEFAULT_CONFIG {
-                String::new()
-            } else {
-                format!(" --config {config_shown}")
-            };
             tracing::info!(
                 "ready: submit the sample filing with `cargo run --release -- submit {}{config_arg}`",
                 example.display()
+            );
+        } else {
+            tracing::info!(
+                "ready: submit a filing (JSON or XML) with `aci-gateway submit FILE{config_arg}`; \
+                 samples are in the repository's schemas/examples/"
             );
         }
         if let Some(path) = &ready_file {

@@ -260,9 +260,13 @@ impl Forwarder {
             let span = tracing::info_span!(
                 parent: None,
                 "exchange.forward",
+                otel.kind = "client",
+                rpc.system = "grpc",
+                rpc.service = "aci.v1.PeerExchange",
+                rpc.method = "Deliver",
                 peer = %self.state.id,
                 mrn = %record.mrn,
-                sequence,
+                sequence = crate::telemetry::number(sequence),
                 outcome = tracing::field::Empty,
             );
             let mut envelope = envelope_of(&self.exchange.gateway_id, record);

@@ -254,9 +254,13 @@ async fn queue_envelopes<S, E>(
             let span = tracing::info_span!(
                 parent: None,
                 "exchange.receive",
+                otel.kind = "server",
+                rpc.system = "grpc",
+                rpc.service = "aci.v1.PeerExchange",
+                rpc.method = "Deliver",
                 peer = %origin,
                 mrn = %envelope.mrn,
-                origin_sequence = sequence,
+                origin_sequence = crate::telemetry::number(sequence),
                 outcome = tracing::field::Empty,
             );
             let mut envelope = envelope;

@@ -82,6 +82,10 @@ impl PeerExchange for PeerService {
         let peer = self.caller(&request)?;
         let span = tracing::info_span!(
             "exchange.notice",
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = "aci.v1.PeerExchange",
+            rpc.method = "Notify",
             peer = %peer.id,
             mrn = tracing::field::Empty,
             kind = tracing::field::Empty,

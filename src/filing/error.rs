@@ -61,6 +61,9 @@ pub enum FilingError {
     /// Nothing was stored: the same request may be retried.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A bug: what cannot happen did (logged).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl FilingError {
@@ -75,7 +78,10 @@ impl FilingError {
             FilingError::Forbidden(_) | FilingError::NotNextFilingParty { .. } => "forbidden",
             FilingError::Refused { .. } => "refused",
             FilingError::Throttled { .. } | FilingError::TooManyInFlight { .. } => "throttled",
-            FilingError::NotFound(_) | FilingError::Pool(_) | FilingError::Store(_) => "failed",
+            FilingError::NotFound(_)
+            | FilingError::Pool(_)
+            | FilingError::Store(_)
+            | FilingError::Internal(_) => "failed",
         }
     }
 }

@@ -32,6 +32,8 @@ use crate::store::{Change, Changed, NewFiling, Registration, Store};
 use crate::telemetry::{self, FilingAnswer, Metrics};
 use crate::validate::Validator;
 
+/// The carrier API's service, as the spans of its calls name it (`rpc.service`).
+const CARRIER_SERVICE: &str = "aci.v1.CarrierGateway";
 /// Longest referral answer.
 const MAX_ANSWER_TEXT: usize = 8192;
 /// Longest invalidation reason, in characters.
@@ -163,6 +165,10 @@ impl FilingService {
     ) -> Result<Receipt, FilingError> {
         let span = tracing::info_span!(
             "filing.receive",
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = CARRIER_SERVICE,
+            rpc.method = "Submit",
             filer = %caller,
             lrn = tracing::field::Empty,
             mrn = tracing::field::Empty,
@@ -174,12 +180,10 @@ impl FilingService {
             .register(caller, request, received_at, traceparent)
             .instrument(span.clone())
             .await;
-        span.record(
-            "outcome",
-            filed
-                .as_ref()
-                .map_or_else(FilingError::label, |_| "registered"),
-        );
+        // A registration recorded whether it was new or an idempotent retry.
+        if let Err(error) = &filed {
+            span.record("outcome", error.label());
+        }
         filed
     }
 
@@ -239,8 +243,10 @@ impl FilingService {
             ),
         };
         self.metrics.filing(mode, answer);
+        let span = tracing::Span::current();
+        span.record("outcome", answer.label());
         if let Ok(receipt) = &result {
-            tracing::Span::current().record("mrn", receipt.mrn.as_str());
+            span.record("mrn", receipt.mrn.as_str());
         }
         result
     }
@@ -264,9 +270,8 @@ impl FilingService {
             .await?;
         tracing::info!(%mrn, version = status.version, "filing amended");
         status.receipt.ok_or_else(|| {
-            FilingError::Store(crate::store::StoreError::Inconsistent(format!(
-                "amended {mrn} has no receipt"
-            )))
+            tracing::error!(%mrn, "an amended filing has no receipt");
+            FilingError::Internal("an amended filing has a receipt".into())
         })
     }
 
@@ -405,6 +410,10 @@ impl FilingService {
         let (validated, original, original_type) = match incoming {
             Incoming::Manifest(manifest) => {
                 mode = manifest.transport_mode;
+                // Readable before validation, so a refused filing's span names it too.
+                if !manifest.lrn.is_empty() {
+                    span.record("lrn", manifest.lrn.as_str());
+                }
                 self.authorize(caller, mode, manifest.declarant.as_ref())?;
                 // Its original is the manifest's canonical encoding (prost keeps no unknown
                 // fields), which the record holds already: not stored twice (see
@@ -501,13 +510,21 @@ impl FilingService {
         change: Change,
         traceparent: String,
     ) -> Result<FilingStatus, FilingError> {
-        let kind = match &change {
-            Change::Amend(_) => "amend",
-            Change::Invalidate { .. } => "invalidate",
-            Change::Arrive { .. } => "arrive",
-            Change::AnswerReferral { .. } => "answer_referral",
+        let (kind, method) = match &change {
+            Change::Amend(_) => ("amend", "Amend"),
+            Change::Invalidate { .. } => ("invalidate", "Invalidate"),
+            Change::Arrive { .. } => ("arrive", "Arrive"),
+            Change::AnswerReferral { .. } => ("answer_referral", "AnswerReferral"),
         };
-        let span = tracing::info_span!("filing.change", %mrn, change = kind);
+        let span = tracing::info_span!(
+            "filing.change",
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = CARRIER_SERVICE,
+            rpc.method = method,
+            %mrn,
+            change = kind,
+        );
         let traceparent = telemetry::continue_from(&span, traceparent);
         match self
             .store

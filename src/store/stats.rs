@@ -11,19 +11,17 @@ const LATENCY_BOUNDS: &[f64] = &[
 /// Counters of the append path (shared with the metrics endpoint and the benchmark).
 #[derive(Debug)]
 pub struct Stats {
-    /// Seconds to write and sync each batch.
+    /// Seconds to write and sync each batch made durable (a failed one is not counted).
     pub commit_latency: crate::telemetry::Histogram,
-    /// Records per batch.
+    /// Records per batch made durable.
     pub batch_size: crate::telemetry::Histogram,
-    /// Seconds in `fdatasync` per batch.
+    /// Seconds in `fdatasync` per batch made durable.
     pub sync_latency: crate::telemetry::Histogram,
     /// Seconds from asking to register a filing to its answer (queue, batch, sync, index).
     pub append_latency: crate::telemetry::Histogram,
     pub records: AtomicU64,
     pub batches: AtomicU64,
     pub syncs: AtomicU64,
-    /// Total time spent writing and syncing batches, in microseconds.
-    pub commit_micros: AtomicU64,
     /// The last sequence known to be on disk.
     pub durable_seq: AtomicU64,
     /// Whether the last batch could be written (false while the disk is full or failing).
@@ -42,7 +40,6 @@ impl Default for Stats {
             records: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
-            commit_micros: AtomicU64::new(0),
             durable_seq: AtomicU64::new(0),
             writable: AtomicBool::new(true),
         }
@@ -60,7 +57,6 @@ impl Stats {
             records: self.records.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
             syncs: self.syncs.load(Ordering::Relaxed),
-            commit_seconds: self.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
             durable_seq: self.durable_seq.load(Ordering::Relaxed),
             writable: self.writable.load(Ordering::Relaxed),
         }
@@ -79,9 +75,5 @@ impl Stats {
         self.records.fetch_add(records, Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.syncs.fetch_add(syncs, Ordering::Relaxed);
-        self.commit_micros.fetch_add(
-            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
     }
 }

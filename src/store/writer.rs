@@ -226,8 +226,8 @@ impl Writer {
         // One span per group commit, linked to the traces of the records it made durable.
         let span = tracing::info_span!(
             "log.group_commit",
-            records = records.len(),
-            first = records[0].sequence,
+            records = crate::telemetry::number(records.len()),
+            first = crate::telemetry::number(records[0].sequence),
         );
         for record in records.iter().take(MAX_COMMIT_LINKS) {
             crate::telemetry::link(&span, &record.traceparent);

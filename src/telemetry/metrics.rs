@@ -85,7 +85,8 @@ impl FilingAnswer {
         FilingAnswer::Throttled,
     ];
 
-    fn label(self) -> &'static str {
+    /// The answer as a metric label (and a span's `outcome`).
+    pub fn label(self) -> &'static str {
         match self {
             FilingAnswer::Registered => "registered",
             FilingAnswer::Duplicate => "duplicate",
@@ -223,8 +224,13 @@ impl Metrics {
         self.notices.add((peer.to_owned(), kind));
     }
 
-    /// Prometheus text exposition of these counters, the store's and the peers'.
-    pub fn render(&self, store: &StoreSeries<'_>, peers: &[PeerSeries]) -> String {
+    /// Prometheus text exposition of these counters, the store's, the peers' and the host's.
+    pub fn render(
+        &self,
+        store: &StoreSeries<'_>,
+        peers: &[PeerSeries],
+        host: &HostSeries,
+    ) -> String {
         let mut out = String::new();
         out.push_str("# HELP aci_filings_total Filings answered, by transport mode and outcome.\n");
         out.push_str("# TYPE aci_filings_total counter\n");
@@ -275,6 +281,7 @@ impl Metrics {
             &mut out,
         );
         render_peers(peers, &mut out);
+        render_host(host, &mut out);
         out
     }
 }
@@ -324,12 +331,6 @@ fn render_store(store: &StoreSeries<'_>, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "# HELP aci_log_commit_seconds_total Time spent writing and syncing batches.\n\
-         # TYPE aci_log_commit_seconds_total counter\naci_log_commit_seconds_total {:.6}",
-        store.commit_seconds
-    );
-    let _ = writeln!(
-        out,
         "# HELP aci_log_durable_sequence Sequence of the last record on disk.\n\
          # TYPE aci_log_durable_sequence gauge\naci_log_durable_sequence {}",
         store.durable_seq
@@ -340,6 +341,66 @@ fn render_store(store: &StoreSeries<'_>, out: &mut String) {
          # TYPE aci_log_writable gauge\naci_log_writable {}",
         u8::from(store.writable)
     );
+}
+
+/// What the admin endpoint reads of the machine and the files the gateway runs with, at each
+/// scrape.
+#[derive(Debug, Clone, Default)]
+pub struct HostSeries {
+    /// Bytes the gateway may still use on the data directory's file system, and its size.
+    pub disk: Option<(u64, u64)>,
+    /// When each certificate expires (Unix seconds): the server's, and the CAs it trusts.
+    pub certificates: Vec<(&'static str, i64)>,
+}
+
+fn render_host(host: &HostSeries, out: &mut String) {
+    if let Some((free, size)) = host.disk {
+        let _ = writeln!(
+            out,
+            "# HELP aci_disk_free_bytes Bytes the gateway may still write on the data directory's file system.\n\
+             # TYPE aci_disk_free_bytes gauge\naci_disk_free_bytes {free}\n\
+             # HELP aci_disk_size_bytes Size of the data directory's file system.\n\
+             # TYPE aci_disk_size_bytes gauge\naci_disk_size_bytes {size}"
+        );
+    }
+    if host.certificates.is_empty() {
+        return;
+    }
+    out.push_str(
+        "# HELP aci_tls_certificate_expiry_timestamp_seconds When a certificate the gateway serves or trusts expires (the earliest of a file's).\n\
+         # TYPE aci_tls_certificate_expiry_timestamp_seconds gauge\n",
+    );
+    for (certificate, expiry) in &host.certificates {
+        let _ = writeln!(
+            out,
+            "aci_tls_certificate_expiry_timestamp_seconds{{certificate=\"{certificate}\"}} {expiry}"
+        );
+    }
+}
+
+/// The same exposition in the OpenMetrics text format (for a scraper that asks for it): a
+/// counter's family is named without its `_total` suffix, and the text ends with `# EOF`.
+pub fn openmetrics(prometheus: &str) -> String {
+    let counters: std::collections::HashSet<&str> = prometheus
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(prometheus.len() + 8);
+    for line in prometheus.lines() {
+        let family = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let name = rest.split(' ').next()?;
+            let base = name.strip_suffix("_total")?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{base}{}", &rest[name.len()..]))
+        });
+        out.push_str(family.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out.push_str("# EOF\n");
+    out
 }
 
 /// What the store reports to the metrics endpoint: its histograms and the values of its
@@ -353,7 +414,6 @@ pub struct StoreSeries<'a> {
     pub records: u64,
     pub batches: u64,
     pub syncs: u64,
-    pub commit_seconds: f64,
     pub durable_seq: u64,
     pub writable: bool,
 }

@@ -9,7 +9,9 @@
 
 mod metrics;
 
-pub use self::metrics::{FilingAnswer, Histogram, Metrics, PeerSeries, StoreSeries};
+pub use self::metrics::{
+    FilingAnswer, Histogram, HostSeries, Metrics, PeerSeries, StoreSeries, openmetrics,
+};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -95,8 +97,14 @@ pub fn init_logging() {
 
 /// `RUST_LOG`, or `default` when it is not set.
 fn env_filter(default: &str) -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+    EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},{QUIET_BY_DEFAULT}")))
 }
+
+/// What is logged only when asked for by name in `RUST_LOG`: rustls warns at every connection
+/// of a client that names the server by IP address in SNI (which the TLS RFC forbids, and
+/// which the gateway simply ignores, as rustls does).
+const QUIET_BY_DEFAULT: &str = "rustls::server::hs=error";
 
 /// Starts logging (to `to`) as configured and, when an OTLP endpoint is configured (or given by the
 /// `OTEL_*` variables, unless `OTEL_SDK_DISABLED=true`), trace export with the service name
@@ -229,6 +237,12 @@ pub fn continue_trace(span: &tracing::Span, traceparent: &str) {
     if let Some(parent) = span_context(traceparent) {
         let _ = span.set_parent(Context::new().with_remote_span_context(parent));
     }
+}
+
+/// A count or sequence as a span field that OpenTelemetry exports as an integer (a `u64` or
+/// `usize` field would be exported as a string).
+pub fn number(value: impl TryInto<i64>) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
 }
 
 /// Makes `span` a child of the trace `traceparent` names and returns the `traceparent` what

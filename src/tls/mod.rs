@@ -337,3 +337,14 @@ fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'stat
     }
     Ok(crls)
 }
+
+/// When the first certificate in a PEM file to expire does (Unix seconds); `None` when the
+/// file cannot be read or holds no certificate.
+pub fn earliest_expiry(path: &Path) -> Option<i64> {
+    read_certs(path)
+        .ok()?
+        .iter()
+        .filter_map(|cert| x509_parser::parse_x509_certificate(cert.as_ref()).ok())
+        .map(|(_, parsed)| parsed.validity().not_after.timestamp())
+        .min()
+}

@@ -248,7 +248,9 @@ impl Validator {
         limits: &xsd::Limits,
         now: SystemTime,
     ) -> Result<Accepted, Report> {
-        let schema_span = tracing::info_span!("filing.schema", bytes = xml.len()).entered();
+        let schema_span =
+            tracing::info_span!("filing.schema", bytes = crate::telemetry::number(xml.len()))
+                .entered();
         let manifest = self.read_xml(xml, limits)?;
         drop(schema_span);
         self.accept(manifest, now, SchemaChecked::AsXml)
