@@ -46,6 +46,8 @@ impl fmt::Display for Eori {
 pub struct Lrn(String);
 
 impl Lrn {
+    /// The longest LRN this gateway ever took (filings now take at most 22, as ICS2 does: the
+    /// manifest's constraint; older filings keep their longer LRNs and are still looked up).
     pub const MAX_LEN: usize = 35;
 
     pub fn parse(text: &str) -> Option<Lrn> {

@@ -57,10 +57,10 @@ const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
     (
         "field.length",
         "sea",
-        |m| m.lrn = "L".repeat(36),
+        |m| m.lrn = "L".repeat(23),
         "12",
         "lrn",
-        |m| m.lrn = "L".repeat(35),
+        |m| m.lrn = "L".repeat(22),
     ),
     (
         "field.pattern",

@@ -82,7 +82,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
     #[test]
     fn any_valid_manifest_round_trips_through_xml(
-        lrn in "[!-~]{1,35}",
+        lrn in "[!-~]{1,22}",
         description in "\\PC{1,60}",
         mass_thousandths in 0u64..100_000_000_000,
         items in 1usize..5,

@@ -241,11 +241,14 @@ pub async fn run(plan: &Plan, payloads: Vec<Payload>) -> Result<Report> {
     if plan.duration.is_none() && plan.count.is_none() {
         bail!("give --duration or --count");
     }
+    // Eight hex digits of the start in milliseconds (they repeat every 50 days): with "LD-",
+    // a dash and the request's number, an LRN stays within ICS2's 22 characters up to 10^10.
     let run_id = format!(
-        "{:x}",
+        "{:08x}",
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis())
+            % (1 << 32)
     );
     let mut clients = Vec::with_capacity(plan.connections);
     for _ in 0..plan.connections {
