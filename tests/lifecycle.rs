@@ -58,7 +58,7 @@ async fn a_filing_is_amended_then_arrives_and_is_then_closed() {
     // What an amendment may not change.
     let mut other_mode = sea_filing("LIFE-1");
     other_mode.transport_mode = aci_gateway::pb::TransportMode::InlandWaterway as i32;
-    other_mode.filing_type = "F52".into();
+    other_mode.filing_type = "F10".into();
     let refused = carrier
         .amend(&first.mrn, other_mode)
         .await

@@ -557,3 +557,24 @@ fn the_rules_table_in_schemas_is_current() {
         "schemas/RULES.md is stale: run `cargo run -- rules > schemas/RULES.md`"
     );
 }
+
+/// Inland waterway files with the sea types (ICS2 has no inland type of its own); a road type
+/// for an inland waterway filing names the modes it is for.
+#[test]
+fn inland_waterway_files_with_the_sea_types() {
+    let validator = aci_gateway::validate::Validator::new(Default::default()).expect("validator");
+    let now = std::time::SystemTime::now();
+    let inland: aci_gateway::pb::Manifest =
+        aci_gateway::pb::from_json(include_str!("../schemas/examples/inland-f10.json"))
+            .expect("sample");
+    assert!(!validator.check(&inland, now).has_errors());
+    let mut road_type = inland.clone();
+    road_type.filing_type = "F50".into();
+    let report = validator.check(&road_type, now);
+    let finding = report
+        .findings()
+        .iter()
+        .find(|f| f.rule == "presence.filing_type_mode")
+        .expect("the filing type does not fit the mode");
+    assert!(finding.message.contains("road"), "{}", finding.message);
+}

@@ -19,7 +19,7 @@ const EXAMPLES: [&str; 9] = [
     "rail-f51",
     "postal-f45",
     "express-f30",
-    "inland-f52",
+    "inland-f10",
 ];
 
 /// An element's extent in the text, and whether it holds text only.

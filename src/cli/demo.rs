@@ -37,7 +37,7 @@ const SAMPLES: [(&str, &str); 7] = [
     ),
     (
         "inland",
-        include_str!("../../schemas/examples/inland-f52.json"),
+        include_str!("../../schemas/examples/inland-f10.json"),
     ),
 ];
 const INVALID: &str = include_str!("../../schemas/examples/invalid/sea-f10.json");

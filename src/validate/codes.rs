@@ -110,6 +110,14 @@ mod tests {
         assert!(lists.list(PACKAGE_TYPES).contains("CT"));
         assert!(!lists.list(PACKAGE_TYPES).contains("SX"), "deleted code");
         assert_eq!(lists.list(FILING_TYPES).column("F23", 1), Some("air"));
+        // ICS2's catalogue: inland waterway files with the sea types; F14 and F34 exist, F52 not.
+        assert_eq!(
+            lists.list(FILING_TYPES).column("F10", 1),
+            Some("sea,inland_waterway")
+        );
+        assert!(lists.list(FILING_TYPES).contains("F14"));
+        assert!(lists.list(FILING_TYPES).contains("F34"));
+        assert!(!lists.list(FILING_TYPES).contains("F52"));
         assert_eq!(lists.list(DOCUMENT_TYPES).column("N741", 1), Some("m"));
     }
 }

@@ -42,16 +42,17 @@ pub(super) fn mode_name(mode: TransportMode) -> &'static str {
 fn filing_type_mode(cx: &mut Context<'_>) {
     let Some(mode) = mode(cx) else { return };
     let filing_type = &cx.manifest.filing_type;
-    let Some(type_mode) = cx.codes.list(FILING_TYPES).column(filing_type, 1) else {
+    let Some(type_modes) = cx.codes.list(FILING_TYPES).column(filing_type, 1) else {
         return;
     };
-    if type_mode != mode_name(mode) {
+    if !type_modes.split(',').any(|m| m == mode_name(mode)) {
         cx.report(
             "presence.filing_type_mode",
             "filing_type",
             filing_type,
             &format!(
-                "{filing_type} is a {type_mode} filing type, but the transport mode is {}",
+                "{filing_type} is a filing type for {}, but the transport mode is {}",
+                type_modes.replace(',', " or "),
                 mode_name(mode)
             ),
         );
