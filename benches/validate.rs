@@ -33,6 +33,7 @@ fn benches(c: &mut Criterion) {
             let mut report = aci_gateway::validate::Report::default();
             validator.constraints().check(
                 &prost::Message::encode_to_vec(std::hint::black_box(&manifest)),
+                &manifest.filing_type,
                 &mut report,
             );
             report

@@ -47,6 +47,8 @@
 //!
 //! ## Where to add
 //!
+//! - What a filing type requires or does not allow: a row (or a cell) of `schemas/datasets.tsv`,
+//!   checked by the constraint walk; the rules table shows it.
 //! - A business rule: a check in the fitting file of `validate/rules/`, registered in
 //!   `validate::rules::RULES` (id, code, default severity, what it checks); `aci-gateway rules`
 //!   regenerates `schemas/RULES.md`, which a test keeps current.

@@ -39,6 +39,33 @@ type Mutation = fn(&mut Manifest);
 /// (rule, sample, breaking change, expected code, expected path, keeping change)
 const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
     (
+        "dataset.required",
+        "sea",
+        |m| m.filing_type = "F15".into(),
+        "13",
+        "consignments[0].master_document",
+        |m| {
+            m.filing_type = "F15".into();
+            m.consignments[0].master_document = Some(pb::TransportDocument {
+                r#type: "N704".into(),
+                number: "MBL-1".into(),
+            });
+        },
+    ),
+    (
+        "dataset.not_allowed",
+        "sea",
+        |m| {
+            m.consignments[0].master_document = Some(pb::TransportDocument {
+                r#type: "N704".into(),
+                number: "MBL-1".into(),
+            })
+        },
+        "15",
+        "consignments[0].master_document",
+        |m| m.filing_type = "F11".into(),
+    ),
+    (
         "field.required",
         "sea",
         |m| m.lrn.clear(),

@@ -4,6 +4,8 @@
 //!
 //! Findings: a missing required value is code 13 (`field.required`, or `field.items` for an empty
 //! list that needs items); any other broken constraint is code 12 with the rule id of its kind.
+//! The same walk checks the filing type's data set ([`super::datasets`]): code 13
+//! `dataset.required`, code 15 `dataset.not_allowed`.
 
 use std::collections::HashMap;
 
@@ -13,6 +15,7 @@ use prost_reflect::{
 use regex::Regex;
 
 use super::codes::{CodeList, CodeLists};
+use super::datasets::{Cell, DataSets};
 use super::{Code, Finding, Report, Severity, quote};
 use crate::pb::FieldConstraints;
 
@@ -32,6 +35,8 @@ pub enum ConstraintError {
     },
     #[error("{field}: unknown code list {list:?}")]
     CodeList { field: String, list: String },
+    #[error("data sets: {path} is not an element of the manifest")]
+    DataSetPath { path: String },
 }
 
 /// One field's constraints, ready to check.
@@ -77,6 +82,31 @@ struct TypeChecks {
 pub struct Constraints {
     root: usize,
     types: Vec<TypeChecks>,
+    data_sets: DataSetTrie,
+}
+
+/// The data-set table laid over the walk: a node per element path prefix, reached from its
+/// parent by the field's position in its message's checks; a node of a table row holds the row.
+#[derive(Default)]
+struct DataSetTrie {
+    types: Vec<String>,
+    nodes: Vec<DataSetNode>,
+}
+
+#[derive(Default)]
+struct DataSetNode {
+    /// Field position → child node.
+    children: HashMap<usize, usize>,
+    cells: Option<Vec<Cell>>,
+}
+
+/// What one walk checks.
+#[derive(Clone, Copy)]
+struct Scope {
+    /// The declared constraints (not for a document the XML schema checked already).
+    constraints: bool,
+    /// The column of the filing's data set, if its type has one.
+    data_set: Option<usize>,
 }
 
 impl std::fmt::Debug for Constraints {
@@ -92,6 +122,7 @@ impl Constraints {
     pub fn compile(
         pool: &DescriptorPool,
         codes: &'static CodeLists,
+        data_sets: &DataSets,
     ) -> Result<Constraints, ConstraintError> {
         let option = pool
             .get_extension_by_name(OPTION)
@@ -106,14 +137,56 @@ impl Constraints {
             types: Vec::new(),
         };
         let root = compiler.compile(&root)?;
-        Ok(Constraints {
+        let mut constraints = Constraints {
             root,
             types: compiler
                 .types
                 .into_iter()
                 .map(|t| t.expect("every type compiled"))
                 .collect(),
-        })
+            data_sets: DataSetTrie::default(),
+        };
+        constraints.lay_data_sets(data_sets)?;
+        Ok(constraints)
+    }
+
+    /// Resolves each data-set row's path to field positions, building the trie the walk follows.
+    fn lay_data_sets(&mut self, data_sets: &DataSets) -> Result<(), ConstraintError> {
+        let mut trie = DataSetTrie {
+            types: data_sets.types.clone(),
+            nodes: vec![DataSetNode::default()],
+        };
+        for row in &data_sets.rows {
+            let unknown = || ConstraintError::DataSetPath {
+                path: row.path.clone(),
+            };
+            let (mut type_index, mut node) = (Some(self.root), 0);
+            for segment in row.path.split('.') {
+                let checks = &self.types[type_index.ok_or_else(unknown)?];
+                let position = checks
+                    .fields
+                    .iter()
+                    .position(|f| f.name == segment)
+                    .ok_or_else(unknown)?;
+                type_index = match checks.fields[position].wire {
+                    Wire::Message(inner) => Some(inner),
+                    _ => None,
+                };
+                let next = trie.nodes.len();
+                node = *trie.nodes[node].children.entry(position).or_insert(next);
+                if node == next {
+                    trie.nodes.push(DataSetNode::default());
+                }
+            }
+            trie.nodes[node].cells = Some(row.cells.clone());
+        }
+        self.data_sets = trie;
+        Ok(())
+    }
+
+    /// The column of a filing type's data set.
+    fn data_set(&self, filing_type: &str) -> Option<usize> {
+        self.data_sets.types.iter().position(|t| t == filing_type)
     }
 
     /// Every field's declared constraints, by its path from `Manifest` without indices
@@ -144,10 +217,29 @@ impl Constraints {
         }
     }
 
-    /// Checks a manifest, given as its protobuf encoding, against every declared constraint.
-    pub fn check(&self, encoded: &[u8], report: &mut Report) {
+    /// Checks a manifest, given as its protobuf encoding, against every declared constraint
+    /// and the data set of its filing type.
+    pub fn check(&self, encoded: &[u8], filing_type: &str, report: &mut Report) {
+        let scope = Scope {
+            constraints: true,
+            data_set: self.data_set(filing_type),
+        };
         let mut path = Path::default();
-        self.walk(self.root, encoded, &mut path, report);
+        self.walk(self.root, encoded, &mut path, report, scope, Some(0));
+    }
+
+    /// Checks a manifest against the data set of its filing type alone (its constraints were
+    /// checked already, as the XML schema's).
+    pub fn check_data_set(&self, encoded: &[u8], filing_type: &str, report: &mut Report) {
+        let Some(data_set) = self.data_set(filing_type) else {
+            return;
+        };
+        let scope = Scope {
+            constraints: false,
+            data_set: Some(data_set),
+        };
+        let mut path = Path::default();
+        self.walk(self.root, encoded, &mut path, report, scope, Some(0));
     }
 
     /// Checks one encoded message of type `type_index`: each value as it comes, then what is
@@ -159,6 +251,8 @@ impl Constraints {
         mut bytes: &[u8],
         path: &mut Path<'s>,
         report: &mut Report,
+        scope: Scope,
+        node: Option<usize>,
     ) {
         let checks = &self.types[type_index];
         let mut counts = vec![0usize; checks.fields.len()];
@@ -187,20 +281,71 @@ impl Constraints {
             let index = counts[position];
             counts[position] += 1;
             path.push(&check.name, check.list.then_some(index));
-            if let Some(compiled) = &check.compiled {
+            if let (true, Some(compiled)) = (scope.constraints, &check.compiled) {
                 compiled.check_value(check.wire, &value, path, report);
             }
             if let (Wire::Message(inner), Raw::Bytes(body)) = (check.wire, &value) {
-                self.walk(inner, body, path, report);
+                let child = node.and_then(|n| self.data_sets.nodes[n].children.get(&position));
+                // Without constraints to check, only a message with data-set rows below is read.
+                if scope.constraints || child.is_some() {
+                    self.walk(inner, body, path, report, scope, child.copied());
+                }
             }
             path.pop();
         }
-        for (check, &count) in checks.fields.iter().zip(&counts) {
-            if let Some(compiled) = &check.compiled {
-                path.push(&check.name, None);
-                compiled.check_count(check.list, check.wire, count, path, report);
-                path.pop();
+        if scope.constraints {
+            for (check, &count) in checks.fields.iter().zip(&counts) {
+                if let Some(compiled) = &check.compiled {
+                    path.push(&check.name, None);
+                    compiled.check_count(check.list, check.wire, count, path, report);
+                    path.pop();
+                }
             }
+        }
+        if let (Some(column), Some(node)) = (scope.data_set, node) {
+            self.check_data_set_rows(checks, &counts, node, column, path, report);
+        }
+    }
+
+    /// The data-set rows of the fields of one message: required ones present, others absent.
+    fn check_data_set_rows<'s>(
+        &'s self,
+        checks: &'s TypeChecks,
+        counts: &[usize],
+        node: usize,
+        column: usize,
+        path: &mut Path<'s>,
+        report: &mut Report,
+    ) {
+        for (&position, &child) in &self.data_sets.nodes[node].children {
+            let Some(cells) = &self.data_sets.nodes[child].cells else {
+                continue;
+            };
+            let name = &checks.fields[position].name;
+            let data_set = &self.data_sets.types[column];
+            let (code, rule, message) = match (cells[column], counts[position]) {
+                (Cell::Required, 0) => (
+                    Code::Missing,
+                    "dataset.required",
+                    format!("data set {data_set} requires {name}"),
+                ),
+                (Cell::NotAllowed, 1..) => (
+                    Code::NotAllowed,
+                    "dataset.not_allowed",
+                    format!("data set {data_set} does not allow {name}"),
+                ),
+                _ => continue,
+            };
+            path.push(name, None);
+            report.push(Finding {
+                code,
+                rule,
+                path: path.render(),
+                message,
+                severity: Severity::Error,
+                value: String::new(),
+            });
+            path.pop();
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod codes;
 pub mod constraints;
+pub mod datasets;
 pub mod rules;
 pub mod xml;
 pub mod xsd;
@@ -208,6 +209,8 @@ pub enum ValidatorError {
     Schema(#[from] xsd::SchemaError),
     #[error(transparent)]
     Mapping(#[from] xml::MappingError),
+    #[error(transparent)]
+    DataSets(#[from] datasets::DataSetError),
 }
 
 static STANDARD: LazyLock<Validator> = LazyLock::new(|| {
@@ -219,7 +222,11 @@ impl Validator {
         let codes = CodeLists::builtin();
         let schema = xsd::Schema::compile(XML_SCHEMA)?;
         Ok(Validator {
-            constraints: Constraints::compile(pb::descriptor_pool(), codes)?,
+            constraints: Constraints::compile(
+                pb::descriptor_pool(),
+                codes,
+                &datasets::DataSets::parse(datasets::BUILTIN)?,
+            )?,
             mapping: xml::Mapping::new(&schema)?,
             schema,
             codes,
@@ -300,8 +307,15 @@ impl Validator {
         now: SystemTime,
     ) -> Report {
         let mut report = Report::default();
-        if let SchemaChecked::No = schema {
-            self.constraints.check(encoded, &mut report);
+        match schema {
+            SchemaChecked::No => {
+                self.constraints
+                    .check(encoded, &manifest.filing_type, &mut report)
+            }
+            SchemaChecked::AsXml => {
+                self.constraints
+                    .check_data_set(encoded, &manifest.filing_type, &mut report)
+            }
         }
         rules::check(manifest, self.codes, &self.settings, now, &mut report);
         report

@@ -88,6 +88,18 @@ pub const RULES: &[Rule] = &[
         "A number has no more decimals than proto/ allows.",
     ),
     rule(
+        "dataset.required",
+        C13,
+        E,
+        "The filing type's data set (schemas/datasets.tsv) requires the element.",
+    ),
+    rule(
+        "dataset.not_allowed",
+        C15,
+        E,
+        "The filing type's data set (schemas/datasets.tsv) does not allow the element.",
+    ),
+    rule(
         "ids.container_check_digit",
         C12,
         E,
@@ -281,6 +293,13 @@ pub fn markdown() -> String {
             rule.code.as_str(),
             rule.checks
         ));
+    }
+    if let Ok(data_sets) = super::datasets::DataSets::parse(super::datasets::BUILTIN) {
+        out.push_str(
+            "\n## Data sets per filing type\n\nFrom `schemas/datasets.tsv` (R required, O optional, \
+             N not allowed); elements not listed are checked alike for every type.\n\n",
+        );
+        out.push_str(&data_sets.markdown());
     }
     out
 }
