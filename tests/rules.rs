@@ -520,6 +520,17 @@ fn deadlines_per_mode() {
         late_findings(validator, &bulk, at(arrival, -3.5)),
         [(Severity::Warning, "itinerary.estimated_arrival".to_owned())]
     );
+    // Sea from a short-sea loading country (Norway): 2 h before arrival, containerised or not,
+    // although its departure was weeks before.
+    let mut short_sea = sample("sea");
+    let itinerary = short_sea.itinerary.as_mut().expect("i");
+    itinerary.place_of_loading.as_mut().expect("loading").locode = "NOOSL".into();
+    let arrival = itinerary.estimated_arrival;
+    assert!(late_findings(validator, &short_sea, at(&arrival, -2.5)).is_empty());
+    assert_eq!(
+        late_findings(validator, &short_sea, at(&arrival, -1.5)),
+        [(Severity::Warning, "itinerary.estimated_arrival".to_owned())]
+    );
     // Air, long haul (12.5 h flight): 4 h before arrival.
     let air = sample("air");
     let arrival = &air.itinerary.as_ref().expect("i").estimated_arrival;

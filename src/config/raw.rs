@@ -96,6 +96,9 @@ pub(super) struct RawDeadlines {
     pub(super) road: Option<RawDeadline>,
     pub(super) rail: Option<RawDeadline>,
     pub(super) inland_waterway: Option<RawDeadline>,
+    pub(super) short_sea: Option<RawDeadline>,
+    /// Countries whose ports are short-sea loading places (replaces the built-in list).
+    pub(super) short_sea_countries: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

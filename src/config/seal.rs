@@ -568,6 +568,13 @@ impl RawValidation {
                     d.inland_waterway,
                     base.inland_waterway,
                 )?,
+                short_sea: deadline(
+                    "validation.deadlines.short_sea",
+                    d.short_sea,
+                    base.short_sea,
+                )?,
+                short_sea_countries: short_sea_countries(d.short_sea_countries, invalid)?
+                    .unwrap_or(base.short_sea_countries),
             },
         })
     }
@@ -608,4 +615,23 @@ impl RawTls {
             dev_pki,
         })
     }
+}
+
+/// A list of short-sea loading countries, each an ISO 3166 alpha-2 code.
+fn short_sea_countries(
+    raw: Option<Vec<String>>,
+    invalid: Invalid<'_>,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(countries) = raw else {
+        return Ok(None);
+    };
+    let known =
+        crate::validate::codes::CodeLists::builtin().list(crate::validate::codes::COUNTRIES);
+    if let Some(bad) = countries.iter().find(|c| !known.contains(c)) {
+        return Err(invalid(
+            "validation.deadlines.short_sea_countries",
+            format!("{bad:?} is not an ISO 3166 country code"),
+        ));
+    }
+    Ok(Some(countries))
 }

@@ -111,6 +111,15 @@ fn rule_settings_are_checked() {
     let text = format!("{DEV}\n[validation]\nlate_filing = \"error\"\n");
     let config = parse(&text).expect("valid");
     assert_eq!(config.validation.late_filing_severity, Severity::Error);
+    let text = format!("{DEV}\n[validation.deadlines]\nshort_sea_countries = [\"NO\", \"XX\"]\n");
+    let message = parse(&text).expect_err("bad country").to_string();
+    assert!(
+        message.contains("validation.deadlines.short_sea_countries") && message.contains("XX"),
+        "{message}"
+    );
+    let text = format!("{DEV}\n[validation.deadlines]\nshort_sea_countries = [\"NO\"]\n");
+    let config = parse(&text).expect("valid");
+    assert_eq!(config.validation.deadlines.short_sea_countries, ["NO"]);
 }
 
 #[test]

@@ -1,9 +1,14 @@
 //! Filing deadlines per transport mode, against the gateway's clock.
 //!
 //! Defaults follow the EU rules (Reg. 2015/2446 Art. 105-108), which the US rules match where both
-//! exist: sea containerised 24 h before loading (departure), sea bulk 4 h before arrival, air
-//! 4 h before arrival or at departure for flights under 4 h (and before loading for pre-loading
-//! filings), road 1 h and rail 2 h before arrival.
+//! exist: sea containerised 24 h before loading (departure), sea bulk 4 h before arrival, short
+//! sea 2 h before arrival, air 4 h before arrival or at departure for flights under 4 h (and
+//! before loading for pre-loading filings), road 1 h and rail 2 h before arrival.
+//!
+//! Short sea is recognised by the country of the place of loading, from a configurable list
+//! ([`Deadlines::short_sea_countries`]), not by a flag the filer declares: the place of loading
+//! is in every sea filing and checked against the voyage, while a declared flag would let a
+//! filer choose the later deadline for itself.
 
 use std::time::{Duration, SystemTime};
 
@@ -33,7 +38,21 @@ pub struct Deadlines {
     pub road: Deadline,
     pub rail: Deadline,
     pub inland_waterway: Deadline,
+    /// Sea voyages from a short-sea loading country, containerised or bulk.
+    pub short_sea: Deadline,
+    /// Countries (ISO 3166 alpha-2) whose ports are short-sea loading places.
+    pub short_sea_countries: Vec<String>,
 }
+
+/// Short-sea loading countries by default: the EU's list (Reg. 2015/2446 Art. 106(1)(c):
+/// Greenland, the Faroe Islands, Ceuta and Melilla, Norway, Iceland, Morocco, and ports on the
+/// Baltic, North, Black and Mediterranean seas), as the countries outside the Union with such
+/// ports. A whole country stands for its ports, so an administration narrows or widens it in
+/// `[validation.deadlines] short_sea_countries`.
+pub const SHORT_SEA_COUNTRIES: &[&str] = &[
+    "GL", "FO", "NO", "IS", "MA", "GB", "GI", "RU", "UA", "GE", "TR", "AL", "ME", "BA", "SY", "LB",
+    "IL", "PS", "EG", "LY", "TN", "DZ",
+];
 
 impl Default for Deadlines {
     fn default() -> Self {
@@ -44,6 +63,11 @@ impl Default for Deadlines {
             road: Deadline::BeforeArrival(HOUR),
             rail: Deadline::BeforeArrival(2 * HOUR),
             inland_waterway: Deadline::BeforeArrival(2 * HOUR),
+            short_sea: Deadline::BeforeArrival(2 * HOUR),
+            short_sea_countries: SHORT_SEA_COUNTRIES
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
         }
     }
 }
@@ -55,7 +79,21 @@ fn due(cx: &Context<'_>) -> Option<(SystemTime, &'static str, String)> {
     let arrival = time(&itinerary.estimated_arrival);
     let mode = TransportMode::try_from(cx.manifest.transport_mode).ok()?;
     let deadlines = &cx.settings.deadlines;
+    let loading_country = itinerary
+        .place_of_loading
+        .as_ref()
+        .and_then(|place| place.locode.get(..2));
+    let short_sea = loading_country.is_some_and(|country| {
+        deadlines
+            .short_sea_countries
+            .iter()
+            .any(|listed| listed == country)
+    });
     let rule = match mode {
+        TransportMode::Sea if short_sea => {
+            let (at, path, why) = apply(deadlines.short_sea, departure, arrival)?;
+            return Some((at, path, format!("short sea, {why}")));
+        }
         TransportMode::Sea if cx.manifest.transport_equipment.is_empty() => deadlines.sea_bulk,
         TransportMode::Sea => deadlines.sea_containerised,
         TransportMode::Air | TransportMode::Express | TransportMode::Postal => {
