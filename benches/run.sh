@@ -12,6 +12,9 @@
 #   (g) mTLS vs plaintext, persistent connections goal >= 0.7
 #   (h) RSS after ACI_BENCH_STORED filings (default 1 000 000) and start-up time with them
 #                                                 goal start < 2 s, RSS < 300 MB
+#   (i) the XSD pass against xmllint: `validate --schema-only --jobs 1` and `xmllint --schema`
+#       over the same 2 000 documents, one process and one core each: documents/s and verdicts
+#       (benches/xsd_vs_xmllint.sh)
 # The gateway runs on CPU 1 and the load generator on CPU 0 (taskset). Usage:
 #   benches/run.sh                      # ACI_BENCH_SECONDS=10 per measurement
 #   ACI_BENCH_SECONDS=5 ACI_BENCH_STORED=100000 benches/run.sh    # a quicker pass
@@ -140,6 +143,12 @@ rss_start=$(rss_mb); stop
 printf "   filled at %.0f filings/s; RSS %s MB after filling; start-up %.2f s (goal < 2), RSS %s MB after start (goal < 300)\n" \
   "$(field "$fill_json" throughput)" "$rss_full" "$startup" "$rss_start"
 
+echo "== (i) XSD pass vs xmllint, one core each"
+xsd_json=$(benches/xsd_vs_xmllint.sh "$BIN" 2000 "$WORK/xsd")
+printf "   ours %s docs/s, xmllint %s docs/s: %s x; %s verdicts differ\n" \
+  "$(field "$xsd_json" ours_docs_per_second)" "$(field "$xsd_json" xmllint_docs_per_second)" \
+  "$(field "$xsd_json" ratio)" "$(field "$xsd_json" disagreements)"
+
 cat > "$OUT" <<EOF
 {
   "seconds_each": $SECONDS_EACH,
@@ -153,6 +162,7 @@ cat > "$OUT" <<EOF
   "plaintext": $plain_json,
   "stored": { "filings": $STORED, "fill": $fill_json, "rss_mb_after_fill": $rss_full,
               "startup_seconds": $startup, "rss_mb_after_start": $rss_start },
+  "xsd_vs_xmllint": $xsd_json,
   "ratios": {
     "protobuf_vs_echo": $(ratio "$proto_rate" "$echo_rate"),
     "xml_vs_echo": $(ratio "$xml_rate" "$echo_rate"),
