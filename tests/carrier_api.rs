@@ -175,19 +175,14 @@ async fn every_violation_comes_back_in_the_rich_error_model() {
     gateway.stop().await.expect("clean stop");
 }
 
-/// A refused filing's warnings are not field violations of its `BadRequest` (which has no
-/// severity, so a generic client would count them as reasons for the refusal): they follow the
-/// errors in the `ValidationReport` only, whole.
-#[tokio::test]
-async fn a_refusal_lists_only_errors_as_bad_request_violations() {
-    let (site, gateway) = GatewayBuilder::default().start().await;
-    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
-    let mut late_and_bad = sea_filing("LATE-BAD-1");
+/// A containerised sea filing made too late: due 24 h before loading, its vessel leaves in 2 h.
+fn late_sea_filing(lrn: &str) -> aci_gateway::pb::Manifest {
+    let mut late = sea_filing(lrn);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64;
-    let itinerary = late_and_bad.itinerary.as_mut().expect("itinerary");
+    let itinerary = late.itinerary.as_mut().expect("itinerary");
     itinerary.estimated_departure = Some(prost_types::Timestamp {
         seconds: now + 2 * 3600,
         nanos: 0,
@@ -196,6 +191,17 @@ async fn a_refusal_lists_only_errors_as_bad_request_violations() {
         seconds: now + 30 * 86400,
         nanos: 0,
     });
+    late
+}
+
+/// A refused filing's warnings are not field violations of its `BadRequest` (which has no
+/// severity, so a generic client would count them as reasons for the refusal): they follow the
+/// errors in the `ValidationReport` only, whole.
+#[tokio::test]
+async fn a_refusal_lists_only_errors_as_bad_request_violations() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let mut late_and_bad = late_sea_filing("LATE-BAD-1");
     late_and_bad.consignments[0].goods_items[0].hs_code = "82041".into();
 
     let status = carrier.submit(late_and_bad).await.expect_err("refused");
@@ -457,21 +463,7 @@ async fn health_checking_answers_over_mutual_tls() {
 async fn a_late_filing_is_accepted_with_a_warning_in_the_receipt() {
     let (site, gateway) = GatewayBuilder::default().start().await;
     let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
-    // Containerised sea cargo is due 24 h before loading; this vessel leaves in 2 hours.
-    let mut late = sea_filing("LATE-1");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
-    let itinerary = late.itinerary.as_mut().expect("itinerary");
-    itinerary.estimated_departure = Some(prost_types::Timestamp {
-        seconds: now + 2 * 3600,
-        nanos: 0,
-    });
-    itinerary.estimated_arrival = Some(prost_types::Timestamp {
-        seconds: now + 30 * 86400,
-        nanos: 0,
-    });
+    let late = late_sea_filing("LATE-1");
 
     let receipt = carrier
         .submit(late)

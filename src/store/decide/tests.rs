@@ -106,12 +106,10 @@ fn a_master_document_is_taken_within_the_batch() {
     ));
 }
 
-#[test]
-fn changes_see_each_other_and_answer_with_the_status_after_them() {
-    let rules = rules();
-    // A registered filing, as the state before the batch holds it.
+/// The state after one filing (LRN "L1") was registered, with its record and MRN.
+fn registered(rules: &Rules) -> (Memory, crate::pb::store::LogRecord, Mrn) {
     let empty = Memory::default();
-    let mut first = Batch::new(&empty, &rules, Seq(1));
+    let mut first = Batch::new(&empty, rules, Seq(1));
     assert!(matches!(
         first.register(filing("L1", 1, &[])),
         Decision::New(0)
@@ -120,6 +118,14 @@ fn changes_see_each_other_and_answer_with_the_status_after_them() {
     let mrn = Mrn::parse(&record.mrn).expect("issued");
     let mut memory = Memory::default();
     memory.entries.insert(mrn.clone(), new_entry(&record));
+    (memory, record, mrn)
+}
+
+#[test]
+fn changes_see_each_other_and_answer_with_the_status_after_them() {
+    let rules = rules();
+    // A registered filing, as the state before the batch holds it.
+    let (memory, record, mrn) = registered(&rules);
 
     let mut batch = Batch::new(&memory, &rules, Seq(2));
     let arrive = batch.change(
@@ -150,16 +156,7 @@ fn changes_see_each_other_and_answer_with_the_status_after_them() {
 #[test]
 fn an_amendment_repeated_in_its_batch_is_answered_after_sealing() {
     let rules = rules();
-    let empty = Memory::default();
-    let mut first = Batch::new(&empty, &rules, Seq(1));
-    assert!(matches!(
-        first.register(filing("L1", 1, &[])),
-        Decision::New(0)
-    ));
-    let record = first.finish().records.remove(0);
-    let mrn = Mrn::parse(&record.mrn).expect("issued");
-    let mut memory = Memory::default();
-    memory.entries.insert(mrn.clone(), new_entry(&record));
+    let (memory, _, mrn) = registered(&rules);
 
     let mut batch = Batch::new(&memory, &rules, Seq(2));
     let amend = || Change::Amend(Box::new(filing("L1", 2, &[])));
