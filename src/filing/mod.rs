@@ -205,7 +205,6 @@ impl FilingService {
             .await?;
         let lrn = filing.lrn.clone();
         let mode = filing.manifest.transport_mode;
-        tracing::Span::current().record("lrn", lrn.as_str());
         let paths = crate::status::document_paths(&filing.manifest);
         let registration = self
             .store
@@ -438,6 +437,7 @@ impl FilingService {
                     .await?;
                 if let Ok(accepted) = &validated {
                     mode = accepted.manifest.transport_mode;
+                    tracing::Span::current().record("lrn", accepted.lrn.as_str());
                     self.authorize(caller, mode, accepted.manifest.declarant.as_ref())?;
                 }
                 (validated, Some(xml), "application/xml")
