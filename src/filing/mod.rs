@@ -216,7 +216,10 @@ impl FilingService {
                 tracing::info!(mrn = %receipt.mrn, %lrn, filer = %receipt.filer, seq = receipt.sequence, "filing registered");
                 (FilingAnswer::Registered, Ok(receipt))
             }
-            Registration::Duplicate(receipt) => (FilingAnswer::Duplicate, Ok(receipt)),
+            Registration::Duplicate(receipt) => {
+                tracing::info!(mrn = %receipt.mrn, %lrn, filer = %receipt.filer, "filing resubmitted with the same content: its original receipt");
+                (FilingAnswer::Duplicate, Ok(receipt))
+            }
             Registration::Conflict { mrn } => (
                 FilingAnswer::Conflict,
                 Err(FilingError::Conflict { lrn, mrn }),
