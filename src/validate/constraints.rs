@@ -95,8 +95,9 @@ struct DataSetTrie {
 
 #[derive(Default)]
 struct DataSetNode {
-    /// Field position → child node.
-    children: HashMap<usize, usize>,
+    /// Field position → child node, in field order: a message's data-set findings come in the
+    /// order of its fields, the same every time.
+    children: std::collections::BTreeMap<usize, usize>,
     cells: Option<Vec<Cell>>,
 }
 
