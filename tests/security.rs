@@ -648,13 +648,21 @@ async fn client_certificates_must_fit_the_client_profile() {
             };
         assert!(!served, "{name}: a certificate off the profile was served");
     }
-    let metrics = common::admin_get(gateway.admin_addr, "/metrics").await;
+    // The server counts a refused handshake after the client has seen the refusal: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     for reason in ["wrong_usage", "several_identities"] {
         let expected = cases.iter().filter(|(_, _, r)| *r == reason).count() as u64;
         let series =
             format!("aci_tls_handshake_failures_total{{listener=\"carrier\",reason=\"{reason}\"}}");
-        // At least once each (a client may try a refused handshake again).
-        assert!(common::metric(&metrics, &series) >= expected, "{metrics}");
+        loop {
+            let metrics = common::admin_get(gateway.admin_addr, "/metrics").await;
+            // At least once each (a client may try a refused handshake again).
+            if common::metric(&metrics, &series) >= expected {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{series}: {metrics}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
     // A certificate made as the profile says still works.
     client(&endpoint(&gateway), &site.carrier())
