@@ -481,7 +481,6 @@ pub fn translate_pattern(xsd: &str) -> Result<Regex, String> {
         ("\\c", "\\c (XML name characters)"),
         ("\\I", "\\I"),
         ("\\C", "\\C"),
-        ("-[", "character class subtraction"),
         ("\\p{Is", "Unicode block escapes"),
     ] {
         if xsd.contains(construct) {
@@ -489,6 +488,11 @@ pub fn translate_pattern(xsd: &str) -> Result<Regex, String> {
                 "pattern {xsd:?} uses {why}, which is not supported"
             ));
         }
+    }
+    if has_class_subtraction(xsd) {
+        return Err(format!(
+            "pattern {xsd:?} uses character class subtraction, which is not supported"
+        ));
     }
     if xsd.contains('^') && !xsd.contains("[^") || xsd.contains('$') {
         // In XSD, ^ and $ are ordinary characters outside classes; say so instead of guessing.
@@ -499,9 +503,34 @@ pub fn translate_pattern(xsd: &str) -> Result<Regex, String> {
     Regex::new(&format!("^(?:{xsd})$")).map_err(|e| format!("pattern {xsd:?}: {e}"))
 }
 
+/// Whether a pattern subtracts a class inside a class (`[a-z-[aeiou]]`); a `-[` outside one is
+/// a hyphen before a class (`[0-9]{7}-[0-9]`).
+fn has_class_subtraction(xsd: &str) -> bool {
+    let mut in_class = false;
+    let mut chars = xsd.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '[' => in_class = true,
+            ']' => in_class = false,
+            '-' if in_class && chars.peek() == Some(&'[') => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hyphen_before_a_class_is_not_a_subtraction() {
+        assert!(translate_pattern("[0-9]{7}-[0-9]").is_ok());
+        assert!(translate_pattern("[a-z-[aeiou]]").is_err());
+    }
 
     #[test]
     fn non_ascii_digits_in_a_time_are_invalid_not_a_panic() {
