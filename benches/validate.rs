@@ -14,7 +14,7 @@ use aci_gateway::validate::Validator;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const XML: &str = "schemas/examples/sea-f10-large.xml";
-const XSD: &str = "schemas/aci-manifest-1.xsd";
+const XSD: &str = "schemas/aci-manifest-2.xsd";
 
 fn manifest() -> Manifest {
     pb::from_json(include_str!("../schemas/examples/sea-f10-large.json")).expect("sample")
@@ -34,6 +34,7 @@ fn benches(c: &mut Criterion) {
             validator.constraints().check(
                 &prost::Message::encode_to_vec(std::hint::black_box(&manifest)),
                 &manifest.filing_type,
+                aci_gateway::validate::constraints::Form::Current,
                 &mut report,
             );
             report

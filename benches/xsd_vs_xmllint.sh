@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 BIN=${1:?the aci-gateway binary}
 COUNT=${2:-2000}
 WORK=${3:-target/bench-xsd}
-XSD=schemas/aci-manifest-1.xsd
+XSD=schemas/aci-manifest-2.xsd
 command -v xmllint >/dev/null || { echo "xmllint is needed (apt-get install libxml2-utils)" >&2; exit 1; }
 pin=""
 command -v taskset >/dev/null && pin="taskset -c 1"

@@ -172,7 +172,10 @@ fn validate_checks_every_filing_of_folders_on_every_core() {
             .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "xml"))
             .count()
     };
-    let (valid, invalid) = (filings(&examples), filings(&examples.join("invalid")));
+    let (valid, invalid) = (
+        filings(&examples) + filings(&examples.join("v1")),
+        filings(&examples.join("invalid")),
+    );
     assert!(valid >= 14 && invalid >= 2);
 
     let lines = aci(&[
@@ -282,35 +285,41 @@ async fn insecure_dev_serves_plaintext_and_trusts_only_the_claimed_carrier() {
 #[test]
 fn validate_schema_only_agrees_with_xmllint_on_the_examples() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let xsd = root.join("schemas/aci-manifest-1.xsd");
     let dir = tempfile::tempdir().expect("tmp");
     let mut documents = Vec::new();
-    for entry in std::fs::read_dir(root.join("schemas/examples")).expect("examples") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "xml") {
-            let text = std::fs::read_to_string(&path).expect("read");
-            let stem = path
-                .file_stem()
-                .expect("stem")
-                .to_string_lossy()
-                .into_owned();
-            documents.push(path.clone());
-            for (i, (from, to)) in [
-                ("<Lrn>", "<Lrn>\u{20ac}"),
-                ("</Totals>", "<Extra/></Totals>"),
-                ("<Sequence>1<", "<Sequence>0<"),
-            ]
-            .iter()
-            .enumerate()
-            {
-                let mutated = dir.path().join(format!("{stem}-{i}.xml"));
-                std::fs::write(&mutated, text.replacen(from, to, 1)).expect("write");
-                documents.push(mutated);
+    // The current samples against the current schema, version 1's against version 1's.
+    for (folder, xsd) in [
+        ("schemas/examples", "schemas/aci-manifest-2.xsd"),
+        ("schemas/examples/v1", "schemas/aci-manifest-1.xsd"),
+    ] {
+        let xsd = root.join(xsd);
+        for entry in std::fs::read_dir(root.join(folder)).expect("examples") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "xml") {
+                let text = std::fs::read_to_string(&path).expect("read");
+                let stem = path
+                    .file_stem()
+                    .expect("stem")
+                    .to_string_lossy()
+                    .into_owned();
+                documents.push((path.clone(), xsd.clone()));
+                for (i, (from, to)) in [
+                    ("<Lrn>", "<Lrn>\u{20ac}"),
+                    ("</Totals>", "<Extra/></Totals>"),
+                    ("<Sequence>1<", "<Sequence>0<"),
+                ]
+                .iter()
+                .enumerate()
+                {
+                    let mutated = dir.path().join(format!("{stem}-{i}.xml"));
+                    std::fs::write(&mutated, text.replacen(from, to, 1)).expect("write");
+                    documents.push((mutated, xsd.clone()));
+                }
             }
         }
     }
     assert!(documents.len() >= 20);
-    for document in documents {
+    for (document, xsd) in documents {
         let ours = aci(&[
             "validate",
             "--schema-only",

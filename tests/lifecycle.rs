@@ -262,6 +262,9 @@ const FORWARDER: &str = "NL812345678";
 fn partial_master(lrn: &str, master_bl: &str) -> aci_gateway::pb::Manifest {
     let mut manifest = sea_filing(lrn);
     manifest.filing_type = "F12".into();
+    // The master-only partial set leaves buyer and seller to the house filings.
+    manifest.consignments[0].buyer = None;
+    manifest.consignments[0].seller = None;
     manifest.next_filing_party = Some(aci_gateway::pb::Party {
         eori: FORWARDER.into(),
         name: "Holland Tool Import BV".into(),

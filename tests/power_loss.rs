@@ -264,7 +264,9 @@ async fn zeros_left_by_a_power_loss_after_whole_frames_are_appended_over() {
     let segment = tmp.path().join("log").join(format!("{:020}.seg", 1));
     let mut bytes = aci_gateway::store::Disk::read(&disk, &segment).expect("segment");
     let records = bytes.len();
-    bytes.resize(records + 992, 0);
+    // Room for the three records again: more than the one appended after.
+    let zeros = records;
+    bytes.resize(records + zeros, 0);
     aci_gateway::store::Disk::write_synced(&disk, &segment, &bytes).expect("zeros after");
 
     let (store, recovery) =
@@ -284,7 +286,7 @@ async fn zeros_left_by_a_power_loss_after_whole_frames_are_appended_over() {
     let after = aci_gateway::store::Disk::read(&disk, &segment).expect("segment");
     assert_eq!(
         after.len(),
-        records + 992,
+        records + zeros,
         "written over the zeros, not after them"
     );
     assert_ne!(after[records..records + 4], [0; 4]);

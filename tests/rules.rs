@@ -17,6 +17,7 @@ fn sample(name: &str) -> Manifest {
         "sea" => include_str!("../schemas/examples/sea-f10.json"),
         "air" => include_str!("../schemas/examples/air-f23.json"),
         "road" => include_str!("../schemas/examples/road-f50.json"),
+        "postal" => include_str!("../schemas/examples/postal-f45.json"),
         other => panic!("no sample {other}"),
     };
     pb::from_json(json).expect("sample parses")
@@ -24,6 +25,10 @@ fn sample(name: &str) -> Manifest {
 
 fn item(m: &mut Manifest) -> &mut pb::GoodsItem {
     &mut m.consignments[0].goods_items[0]
+}
+
+fn packaging(m: &mut Manifest) -> &mut pb::Packaging {
+    &mut item(m).packagings[0]
 }
 
 fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
@@ -76,9 +81,9 @@ const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
     (
         "field.items",
         "sea",
-        |m| m.consignments[0].goods_items.clear(),
+        |m| m.consignments.clear(),
         "13",
-        "consignments[0].goods_items",
+        "consignments",
         |_| {},
     ),
     (
@@ -100,10 +105,10 @@ const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
     (
         "field.code_list",
         "sea",
-        |m| item(m).package_type = "XX".into(),
+        |m| packaging(m).package_type = "XX".into(),
         "12",
-        "consignments[0].goods_items[0].package_type",
-        |m| item(m).package_type = "BX".into(),
+        "consignments[0].goods_items[0].packagings[0].package_type",
+        |m| packaging(m).package_type = "BX".into(),
     ),
     (
         "field.range",
@@ -116,10 +121,10 @@ const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
     (
         "field.fraction_digits",
         "sea",
-        |m| item(m).gross_mass_kg = 3600.5001,
+        |m| item(m).gross_mass_kg = 3600.5000001,
         "12",
         "consignments[0].goods_items[0].gross_mass_kg",
-        |m| item(m).gross_mass_kg = 3600.501,
+        |m| item(m).gross_mass_kg = 3600.500001,
     ),
     (
         "ids.container_check_digit",
@@ -307,22 +312,22 @@ const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
         "presence.package_count",
         "sea",
         |m| {
-            item(m).number_of_packages = 0;
+            packaging(m).number_of_packages = 0;
             m.totals.as_mut().expect("t").number_of_packages = 120;
         },
         "13",
-        "consignments[0].goods_items[0].number_of_packages",
+        "consignments[0].goods_items[0].packagings[0].number_of_packages",
         |_| {},
     ),
     (
         "presence.bulk_package_count",
         "sea",
-        |m| item(m).package_type = "VR".into(),
+        |m| packaging(m).package_type = "VR".into(),
         "15",
-        "consignments[0].goods_items[0].number_of_packages",
+        "consignments[0].goods_items[0].packagings[0].number_of_packages",
         |m| {
-            item(m).package_type = "VR".into();
-            item(m).number_of_packages = 0;
+            packaging(m).package_type = "VR".into();
+            packaging(m).number_of_packages = 0;
             m.totals.as_mut().expect("t").number_of_packages = 120;
         },
     ),
@@ -403,15 +408,57 @@ const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
     (
         "cross.routing_includes_delivery",
         "sea",
+        |m| m.consignments[0].countries_of_routing.retain(|c| c != "NL"),
+        "14",
+        "consignments[0].place_of_delivery",
+        // The means of transport's routing need not reach the place of delivery.
         |m| {
             m.itinerary
                 .as_mut()
                 .expect("i")
                 .countries_of_routing
-                .retain(|c| c != "NL")
+                .retain(|c| c != "NL" && c != "GB")
         },
+    ),
+    (
+        "cross.routing_includes_acceptance",
+        "sea",
+        |m| m.consignments[0].countries_of_routing.retain(|c| c != "CN"),
         "14",
-        "consignments[0].place_of_delivery",
+        "consignments[0].place_of_acceptance",
+        |_| {},
+    ),
+    (
+        "cross.container_indicator",
+        "sea",
+        |m| m.consignments[0].container_indicator = "0".into(),
+        "14",
+        "consignments[0].container_indicator",
+        |m| {
+            m.consignments[0].container_indicator = "0".into();
+            m.transport_equipment.clear();
+        },
+    ),
+    (
+        "presence.passive_means_mode",
+        "air",
+        |m| {
+            m.consignments[0].passive_means.push(pb::PassiveMeans {
+                identification: "ULD-AKE12345".into(),
+                type_of_identification: "31".into(),
+                nationality: String::new(),
+            })
+        },
+        "15",
+        "consignments[0].passive_means",
+        |_| {},
+    ),
+    (
+        "ids.receptacle_offices",
+        "postal",
+        |m| m.consignments[0].receptacle_ids[0].replace_range(..2, "QQ"),
+        "12",
+        "consignments[0].receptacle_ids[0]",
         |_| {},
     ),
     (
@@ -511,8 +558,9 @@ fn deadlines_per_mode() {
             "itinerary.estimated_departure".to_owned()
         )]
     );
-    // Sea, bulk (no equipment): 4 h before arrival.
+    // Sea, bulk (declared not in containers, no equipment): 4 h before arrival.
     let mut bulk = sample("sea");
+    bulk.consignments[0].container_indicator = "0".into();
     bulk.transport_equipment.clear();
     let arrival = &bulk.itinerary.as_ref().expect("i").estimated_arrival;
     assert!(late_findings(validator, &bulk, at(arrival, -4.5)).is_empty());

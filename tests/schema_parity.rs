@@ -1,11 +1,16 @@
 //! The two schemas of the cargo report say the same thing: `proto/aci/v1/manifest.proto` (with
-//! its `aci.v1.field` options) and `schemas/aci-manifest-1.xsd`. This reads both and compares,
-//! field by field: element names and order, cardinality, and every constraint as a facet.
+//! its `aci.v1.field` options) and `schemas/aci-manifest-2.xsd`. This reads both and compares,
+//! field by field: element names and order, cardinality, every constraint as a facet, and the
+//! WCO Data Model id of every leaf. The XSD is written from the proto
+//! (`aci_gateway::validate::xml_schema`); the file must be what that writes (`ACI_BLESS=1`
+//! rewrites it), and is then read back here independently of the writer.
 
 use std::collections::{BTreeSet, HashMap};
 
 use aci_gateway::pb::{self, FieldConstraints};
 use aci_gateway::validate::Validator;
+use aci_gateway::validate::codes::CodeLists;
+use aci_gateway::validate::xml_schema::{self, WCO_ROLES_SOURCE, WCO_SOURCE, is_deprecated};
 use prost_reflect::{Kind, MessageDescriptor};
 use quick_xml::Reader;
 use quick_xml::events::Event;
@@ -16,6 +21,7 @@ struct Node {
     name: String,
     attrs: HashMap<String, String>,
     children: Vec<Node>,
+    text: String,
 }
 
 impl Node {
@@ -52,6 +58,10 @@ fn parse_xsd(text: &str) -> Node {
                 let done = stack.pop().expect("balanced");
                 stack.last_mut().expect("parent").children.push(done);
             }
+            Event::Text(t) => {
+                let text = t.xml10_content();
+                stack.last_mut().expect("open element").text.push_str(&text);
+            }
             Event::Eof => break,
             _ => {}
         }
@@ -75,6 +85,7 @@ fn node(e: &quick_xml::events::BytesStart<'_>) -> Node {
             })
             .collect(),
         children: Vec::new(),
+        text: String::new(),
     }
 }
 
@@ -131,7 +142,7 @@ fn constraints_of(
 
 #[test]
 fn the_xml_schema_and_the_proto_state_the_same_constraints() {
-    let xsd = parse_xsd(include_str!("../schemas/aci-manifest-1.xsd"));
+    let xsd = parse_xsd(include_str!("../schemas/aci-manifest-2.xsd"));
     let mut complex = Vec::new();
     xsd.descendants("complexType", &mut complex);
     let complex: HashMap<String, &Node> = complex
@@ -186,7 +197,20 @@ fn compare(
         .children
         .iter()
         .collect();
-    let fields: Vec<_> = message.fields().collect();
+    // Version 1 forms (deprecated fields) are not in version 2.
+    for field in message.fields().filter(is_deprecated) {
+        let name = camel(field.name());
+        assert!(
+            elements
+                .iter()
+                .all(|e| e.attr("name") != Some(name.as_str())),
+            "{type_name}: {name} is a version 1 form"
+        );
+        if declared.contains_key(&format!("{prefix}{}", field.name())) {
+            *compared += 1;
+        }
+    }
+    let fields: Vec<_> = message.fields().filter(|f| !is_deprecated(f)).collect();
     let names: Vec<String> = fields.iter().map(|f| camel(f.name())).collect();
     let element_names: Vec<&str> = elements
         .iter()
@@ -253,6 +277,21 @@ fn compare(
             "{path}: fractionDigits"
         );
         assert_eq!(xsd.code_list, proto.code_list, "{path}: code list");
+        assert_eq!(
+            appinfo(element, WCO_SOURCE),
+            proto.wco,
+            "{path}: WCO Data Model id"
+        );
+        assert_eq!(
+            appinfo(element, WCO_ROLES_SOURCE),
+            proto.wco_roles.join(" "),
+            "{path}: WCO Data Model ids of the role"
+        );
+        let is_leaf = !matches!(field.kind(), Kind::Message(m) if m.package_name() == "aci.v1");
+        assert!(
+            !is_leaf || !proto.wco.is_empty(),
+            "{path}: a leaf names its WCO Data Model id"
+        );
         if declared.contains_key(&path) {
             *compared += 1;
         }
@@ -302,9 +341,21 @@ fn compare(
             Kind::String => assert_eq!(base.as_deref(), Some("xs:string"), "{path}: a string"),
             Kind::Uint32 => assert_eq!(base.as_deref(), Some("xs:unsignedInt"), "{path}"),
             Kind::Double => assert_eq!(base.as_deref(), Some("xs:decimal"), "{path}"),
+            Kind::Bool => assert_eq!(base.as_deref(), Some("xs:boolean"), "{path}"),
             other => panic!("{path}: no XSD mapping for {other:?}"),
         }
     }
+}
+
+/// The text of an element's `xs:appinfo` from `source`, or nothing.
+fn appinfo(element: &Node, source: &str) -> String {
+    element
+        .child("annotation")
+        .into_iter()
+        .flat_map(|a| &a.children)
+        .filter(|info| info.name == "appinfo" && info.attr("source") == Some(source))
+        .map(|info| info.text.clone())
+        .collect()
 }
 
 fn enumeration(simple: &HashMap<String, &Node>, name: &str) -> BTreeSet<String> {
@@ -320,7 +371,7 @@ fn enumeration(simple: &HashMap<String, &Node>, name: &str) -> BTreeSet<String> 
 
 #[test]
 fn code_list_types_enumerate_exactly_the_code_list_files() {
-    let xsd = parse_xsd(include_str!("../schemas/aci-manifest-1.xsd"));
+    let xsd = parse_xsd(include_str!("../schemas/aci-manifest-2.xsd"));
     let simple: HashMap<String, &Node> = xsd
         .children
         .iter()
@@ -341,5 +392,41 @@ fn code_list_types_enumerate_exactly_the_code_list_files() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 5);
+    assert_eq!(checked, 13);
+}
+
+#[test]
+fn the_schema_file_is_what_the_proto_writes() {
+    let written = xml_schema::write(pb::descriptor_pool(), CodeLists::builtin());
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/aci-manifest-2.xsd");
+    if std::env::var_os("ACI_BLESS").is_some() {
+        std::fs::write(&path, &written).expect("write the schema");
+    }
+    let on_disk = std::fs::read_to_string(&path).expect("read the schema");
+    assert!(
+        on_disk == written,
+        "schemas/aci-manifest-2.xsd is not what the proto says: run `ACI_BLESS=1 cargo test --test schema_parity`"
+    );
+}
+
+#[test]
+fn every_leaf_of_every_path_resolves_to_a_wco_id() {
+    // A leaf of a shared message says `role`: the field holding the message names its id.
+    let ids = aci_gateway::validate::constraints::wco_ids();
+    assert!(ids.len() > 100, "{}", ids.len());
+    for (path, id) in &ids {
+        assert!(!id.is_empty() && id != "role", "{path}: {id:?}");
+    }
+    let find = |path: &str| {
+        ids.iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, id)| id.as_str())
+    };
+    assert_eq!(find("declarant.name"), Some("R124"));
+    assert_eq!(find("consignments.consignor.eori"), Some("R021"));
+    assert_eq!(find("consignments.buyer.name"), Some("R009"));
+    assert_eq!(find("consignments.consignor.address.city"), Some("241"));
+    assert_eq!(find("consignments.master_document.number"), Some("D008"));
+    assert_eq!(find("itinerary.place_of_unloading.locode"), Some("L013"));
+    assert_eq!(find("transport_equipment.size_and_type"), Some("152"));
 }

@@ -21,6 +21,9 @@ const INTRUDER: &str = "FR12345678901";
 fn partial(filer: &str, lrn: &str, master_bl: &str, next_party: &str) -> Manifest {
     let mut manifest = as_filer(sea_filing(lrn), filer);
     manifest.filing_type = "F12".into();
+    // The master-only partial set leaves buyer and seller to the house filings.
+    manifest.consignments[0].buyer = None;
+    manifest.consignments[0].seller = None;
     manifest.next_filing_party = Some(Party {
         eori: next_party.into(),
         name: "Next filing party".into(),

@@ -114,3 +114,184 @@ async fn an_xml_filing_cannot_name_another_filer() {
     assert_eq!(status.code(), Code::PermissionDenied);
     gateway.stop().await.expect("stop");
 }
+
+/// Every JSON sample (valid, and the invalid ones of `make.py`) with its XML twin: the file the
+/// gateway writes for it (`ACI_BLESS=1` rewrites them).
+fn samples_with_twins() -> Vec<(String, Manifest, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
+    let mut out = Vec::new();
+    for sub in ["", "invalid"] {
+        let mut paths: Vec<_> = std::fs::read_dir(dir.join(sub))
+            .expect("examples")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .filter(|p| sub.is_empty() || p.to_string_lossy().ends_with("-dataset.json"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let name = path
+                .file_stem()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            let name = if sub.is_empty() {
+                name
+            } else {
+                format!("{sub}/{name}")
+            };
+            let json = std::fs::read_to_string(&path).expect("read");
+            let manifest: Manifest = pb::from_json(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let written = aci_gateway::validate::xml::to_xml(&manifest);
+            let twin = path.with_extension("xml");
+            if std::env::var_os("ACI_BLESS").is_some() {
+                std::fs::write(&twin, &written).expect("write the twin");
+            }
+            let on_disk = std::fs::read_to_string(&twin).unwrap_or_else(|_| {
+                panic!("{name}.xml: run `ACI_BLESS=1 cargo test --test xml_filings`")
+            });
+            assert!(
+                on_disk == written,
+                "{name}.xml is not the twin of {name}.json: run `ACI_BLESS=1 cargo test --test xml_filings`"
+            );
+            out.push((name, manifest, on_disk));
+        }
+    }
+    assert!(
+        out.len() >= 2 * 31,
+        "a valid and an invalid sample of every type: {}",
+        out.len()
+    );
+    out
+}
+
+#[test]
+fn every_sample_validates_offline_with_its_xml_twin_and_the_invalid_ones_break_their_data_set() {
+    let validator = aci_gateway::validate::Validator::standard();
+    let limits = aci_gateway::validate::xsd::Limits::default();
+    let now = std::time::SystemTime::now();
+    let expected: std::collections::HashMap<String, (String, String)> =
+        std::fs::read_to_string(format!(
+            "{}/schemas/examples/invalid/datasets.tsv",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("the index of invalid samples")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('\t').collect();
+            (
+                format!("invalid/{}", cells[0]),
+                (cells[2].to_owned(), cells[3].to_owned()),
+            )
+        })
+        .collect();
+    let mut types = std::collections::BTreeSet::new();
+    for (name, manifest, xml) in samples_with_twins() {
+        let from_json = validator.validate(manifest.clone(), now);
+        let from_xml = validator.validate_xml(xml.as_bytes(), &limits, now);
+        match expected.get(&name) {
+            None => {
+                let json = from_json.unwrap_or_else(|r| panic!("{name}: {:#?}", r.findings()));
+                let xml = from_xml.unwrap_or_else(|r| panic!("{name}.xml: {:#?}", r.findings()));
+                assert!(json.warnings.is_empty(), "{name}: {:#?}", json.warnings);
+                assert_eq!(json.digest, xml.digest, "{name}: the twins' digests");
+                types.insert(manifest.filing_type.clone());
+            }
+            Some((code, element)) => {
+                let leaf = element.rsplit('.').next().expect("a path");
+                for (form, result) in [("json", from_json), ("xml", from_xml)] {
+                    let report = result
+                        .err()
+                        .unwrap_or_else(|| panic!("{name}.{form} accepted"));
+                    assert!(
+                        report.findings().iter().any(|f| f.code.as_str() == code
+                            && f.rule.starts_with("dataset.")
+                            && f.path.ends_with(leaf)
+                            && f.message.contains(&manifest.filing_type)),
+                        "{name}.{form}: no code {code} for {element}: {:#?}",
+                        report.findings()
+                    );
+                }
+            }
+        }
+    }
+    let catalogue = aci_gateway::validate::codes::CodeLists::builtin()
+        .list(aci_gateway::validate::codes::FILING_TYPES);
+    assert_eq!(
+        types.len(),
+        catalogue.len(),
+        "a valid sample of every filing type: {types:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_sample_is_accepted_by_a_gateway_and_its_xml_twin_gets_the_same_receipt() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let mut accepted = 0;
+    for (name, manifest, xml) in samples_with_twins() {
+        if name.starts_with("invalid/") {
+            continue;
+        }
+        let receipt = carrier
+            .submit(manifest)
+            .await
+            .unwrap_or_else(|s| panic!("{name}: {s:?}"));
+        let twin = carrier
+            .submit_xml(xml.into_bytes())
+            .await
+            .unwrap_or_else(|s| panic!("{name}.xml: {s:?}"));
+        assert_eq!(twin, receipt, "{name}: the XML twin is the same filing");
+        accepted += 1;
+    }
+    assert!(accepted >= 32, "{accepted}");
+    gateway.stop().await.expect("stop");
+}
+
+#[test]
+fn a_version_1_document_is_read_into_the_current_manifest() {
+    let validator = aci_gateway::validate::Validator::standard();
+    let limits = aci_gateway::validate::xsd::Limits::default();
+    let now = std::time::SystemTime::now();
+    let v1_xml = example("v1/sea-f10.xml");
+    assert!(String::from_utf8_lossy(&v1_xml).contains("urn:aci-gateway:manifest:1"));
+    // Accepted during the transition: F10's data set asks a version 1 document only for what
+    // version 1 can express (it has no buyer and no seller).
+    let accepted = validator
+        .validate_xml(&v1_xml, &limits, now)
+        .unwrap_or_else(|r| panic!("{:#?}", r.findings()));
+    // The single packaging of version 1 is the item's first packaging now.
+    let item = &accepted.manifest.consignments[0].goods_items[0];
+    assert_eq!(item.packagings.len(), 1);
+    assert_eq!(item.packagings[0].package_type, "CT");
+    assert_eq!(item.packagings[0].number_of_packages, 240);
+    // Written as a current document, it reads back to the same manifest.
+    let current = aci_gateway::validate::xml::to_xml(&accepted.manifest);
+    assert!(current.contains("urn:aci-gateway:manifest:2"));
+    let again = validator
+        .read_xml(current.as_bytes(), &limits)
+        .expect("version 2");
+    assert_eq!(aci_gateway::validate::digest(&again), accepted.digest);
+    // A current document is held to the whole data set: without buyer and seller, F10 is refused.
+    let refused = validator
+        .validate_xml(current.as_bytes(), &limits, now)
+        .expect_err("F10 requires buyer and seller");
+    let missing: Vec<&str> = refused
+        .findings()
+        .iter()
+        .filter(|f| f.rule == "dataset.required")
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            "itinerary.place_of_unloading",
+            "consignments[0].buyer",
+            "consignments[0].seller"
+        ]
+    );
+    // So is a protobuf filing: the proto has one version, and the data sets apply to it whole.
+    let manifest =
+        aci_gateway::validate::xml::from_xml(validator.schema(), current.as_bytes()).expect("read");
+    assert!(validator.validate(manifest, now).is_err());
+}

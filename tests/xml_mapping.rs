@@ -6,7 +6,7 @@ use aci_gateway::validate::xml::{from_xml, to_xml};
 use aci_gateway::validate::xsd::{Limits, Schema};
 use proptest::prelude::*;
 
-const XSD: &str = include_str!("../schemas/aci-manifest-1.xsd");
+const XSD: &str = include_str!("../schemas/aci-manifest-2.xsd");
 
 fn schema() -> &'static Schema {
     static SCHEMA: std::sync::LazyLock<Schema> =
@@ -139,7 +139,7 @@ fn every_time_the_schema_accepts_is_a_time_the_mapping_reads() {
             .args(["--noout", "--nonet", "--schema"])
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/schemas/aci-manifest-1.xsd"
+                "/schemas/aci-manifest-2.xsd"
             ))
             .arg(file.path())
             .output()

@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use aci_gateway::validate::xsd::{Limits, Schema, XmlCode};
 
+// Version 1 documents and schema: the validator is the same for both versions.
 const XSD: &str = include_str!("../schemas/aci-manifest-1.xsd");
-const SEA: &str = include_str!("../schemas/examples/sea-f10.xml");
+const SEA: &str = include_str!("../schemas/examples/v1/sea-f10.xml");
 
 /// The code of the finding that ended the pass (hostile input stops it), checking it was quick.
 fn first_code(schema: &Schema, doc: &[u8]) -> XmlCode {

@@ -17,23 +17,33 @@ fn xmllint(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn libxml2_accepts_the_schema_and_the_valid_examples() {
-    let schema = "schemas/aci-manifest-1.xsd";
-    // Every XML example (the invalid ones live in a subdirectory and are not read).
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
-    let mut examples: Vec<String> = std::fs::read_dir(&dir)
-        .expect("examples")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
-        .map(|p| {
-            format!(
-                "schemas/examples/{}",
-                p.file_name().expect("name").to_string_lossy()
-            )
-        })
-        .collect();
+    // Every XML example (the invalid ones live in a subdirectory and are not read), and version
+    // 1's against version 1's schema.
+    let mut examples: Vec<(String, &str)> = Vec::new();
+    for (folder, schema) in [
+        ("schemas/examples", "schemas/aci-manifest-2.xsd"),
+        ("schemas/examples/v1", "schemas/aci-manifest-1.xsd"),
+    ] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+        for path in std::fs::read_dir(&dir)
+            .expect("examples")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        {
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            examples.push((format!("{folder}/{name}"), schema));
+        }
+    }
     examples.sort();
-    assert!(examples.len() >= 8, "a sample for every mode: {examples:?}");
-    for file in examples {
+    assert!(
+        examples.len() >= 32,
+        "a sample for every filing type: {examples:?}"
+    );
+    for (file, schema) in examples {
         let output = xmllint(&["--noout", "--nonet", "--schema", schema, &file]);
         assert!(
             output.status.success(),

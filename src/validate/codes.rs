@@ -36,6 +36,11 @@ impl CodeList {
         self.codes.get(code)?.get(index.checked_sub(1)?).copied()
     }
 
+    /// Every code, in no particular order.
+    pub fn codes(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.codes.keys().copied()
+    }
+
     pub fn len(&self) -> usize {
         self.codes.len()
     }
@@ -65,6 +70,14 @@ static BUILTIN: LazyLock<CodeLists> = LazyLock::new(|| CodeLists {
         "filing-types",
         "transport-document-types",
         "offices-of-first-entry",
+        "representative-statuses",
+        "types-of-person",
+        "container-indicators",
+        "transport-charges-methods",
+        "supply-chain-roles",
+        "container-packed-statuses",
+        "container-supplier-types",
+        "means-identification-types",
     )
     .into_iter()
     .map(|(name, text)| (name, CodeList::parse(name, text)))
@@ -77,6 +90,7 @@ pub const PACKAGE_TYPES: &str = "package-types";
 pub const HS_CHAPTERS: &str = "hs-chapters";
 pub const FILING_TYPES: &str = "filing-types";
 pub const DOCUMENT_TYPES: &str = "transport-document-types";
+pub const CONTAINER_INDICATORS: &str = "container-indicators";
 
 impl CodeLists {
     /// The lists in `schemas/codes/`, as compiled in.

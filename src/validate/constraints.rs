@@ -83,17 +83,20 @@ pub struct Constraints {
     root: usize,
     types: Vec<TypeChecks>,
     data_sets: DataSetTrie,
+    /// The data sets as a version 1 XML document is held to them: an element version 1 cannot
+    /// express is not required of it (during the transition).
+    data_sets_v1: DataSetTrie,
 }
 
 /// The data-set table laid over the walk: a node per element path prefix, reached from its
 /// parent by the field's position in its message's checks; a node of a table row holds the row.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct DataSetTrie {
     types: Vec<String>,
     nodes: Vec<DataSetNode>,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct DataSetNode {
     /// Field position → child node, in field order: a message's data-set findings come in the
     /// order of its fields, the same every time.
@@ -103,11 +106,21 @@ struct DataSetNode {
 
 /// What one walk checks.
 #[derive(Clone, Copy)]
-struct Scope {
+struct Scope<'s> {
     /// The declared constraints (not for a document the XML schema checked already).
     constraints: bool,
     /// The column of the filing's data set, if its type has one.
     data_set: Option<usize>,
+    /// The table the data set is read from.
+    trie: &'s DataSetTrie,
+}
+
+/// Which form of a filing is checked: the data sets hold a version 1 XML document only to
+/// elements version 1 has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    Current,
+    Version1,
 }
 
 impl std::fmt::Debug for Constraints {
@@ -146,13 +159,36 @@ impl Constraints {
                 .map(|t| t.expect("every type compiled"))
                 .collect(),
             data_sets: DataSetTrie::default(),
+            data_sets_v1: DataSetTrie::default(),
         };
-        constraints.lay_data_sets(data_sets)?;
+        constraints.data_sets = constraints.lay_data_sets(data_sets)?;
+        constraints.data_sets_v1 = constraints.data_sets.clone();
         Ok(constraints)
     }
 
+    /// Holds version 1 documents to the data sets only for the elements `in_version_1` says
+    /// version 1 has (by path from `Manifest`): a required element it cannot express is optional.
+    pub fn with_version_1(
+        mut self,
+        data_sets: &DataSets,
+        in_version_1: impl Fn(&str) -> bool,
+    ) -> Result<Constraints, ConstraintError> {
+        let mut lenient = data_sets.clone();
+        for row in lenient
+            .rows
+            .iter_mut()
+            .filter(|row| !in_version_1(&row.path))
+        {
+            for cell in row.cells.iter_mut().filter(|c| **c == Cell::Required) {
+                *cell = Cell::Optional;
+            }
+        }
+        self.data_sets_v1 = self.lay_data_sets(&lenient)?;
+        Ok(self)
+    }
+
     /// Resolves each data-set row's path to field positions, building the trie the walk follows.
-    fn lay_data_sets(&mut self, data_sets: &DataSets) -> Result<(), ConstraintError> {
+    fn lay_data_sets(&self, data_sets: &DataSets) -> Result<DataSetTrie, ConstraintError> {
         let mut trie = DataSetTrie {
             types: data_sets.types.clone(),
             nodes: vec![DataSetNode::default()],
@@ -181,8 +217,7 @@ impl Constraints {
             }
             trie.nodes[node].cells = Some(row.cells.clone());
         }
-        self.data_sets = trie;
-        Ok(())
+        Ok(trie)
     }
 
     /// The column of a filing type's data set.
@@ -220,10 +255,11 @@ impl Constraints {
 
     /// Checks a manifest, given as its protobuf encoding, against every declared constraint
     /// and the data set of its filing type.
-    pub fn check(&self, encoded: &[u8], filing_type: &str, report: &mut Report) {
+    pub fn check(&self, encoded: &[u8], filing_type: &str, form: Form, report: &mut Report) {
         let scope = Scope {
             constraints: true,
             data_set: self.data_set(filing_type),
+            trie: self.trie(form),
         };
         let mut path = Path::default();
         self.walk(self.root, encoded, &mut path, report, scope, Some(0));
@@ -238,9 +274,17 @@ impl Constraints {
         let scope = Scope {
             constraints: false,
             data_set: Some(data_set),
+            trie: &self.data_sets,
         };
         let mut path = Path::default();
         self.walk(self.root, encoded, &mut path, report, scope, Some(0));
+    }
+
+    fn trie(&self, form: Form) -> &DataSetTrie {
+        match form {
+            Form::Current => &self.data_sets,
+            Form::Version1 => &self.data_sets_v1,
+        }
     }
 
     /// Checks one encoded message of type `type_index`: each value as it comes, then what is
@@ -252,7 +296,7 @@ impl Constraints {
         mut bytes: &[u8],
         path: &mut Path<'s>,
         report: &mut Report,
-        scope: Scope,
+        scope: Scope<'s>,
         node: Option<usize>,
     ) {
         let checks = &self.types[type_index];
@@ -286,7 +330,7 @@ impl Constraints {
                 compiled.check_value(check.wire, &value, path, report);
             }
             if let (Wire::Message(inner), Raw::Bytes(body)) = (check.wire, &value) {
-                let child = node.and_then(|n| self.data_sets.nodes[n].children.get(&position));
+                let child = node.and_then(|n| scope.trie.nodes[n].children.get(&position));
                 // Without constraints to check, only a message with data-set rows below is read.
                 if scope.constraints || child.is_some() {
                     self.walk(inner, body, path, report, scope, child.copied());
@@ -304,13 +348,15 @@ impl Constraints {
             }
         }
         if let (Some(column), Some(node)) = (scope.data_set, node) {
-            self.check_data_set_rows(checks, &counts, node, column, path, report);
+            self.check_data_set_rows(scope.trie, checks, &counts, node, column, path, report);
         }
     }
 
     /// The data-set rows of the fields of one message: required ones present, others absent.
+    #[allow(clippy::too_many_arguments)]
     fn check_data_set_rows<'s>(
         &'s self,
+        trie: &'s DataSetTrie,
         checks: &'s TypeChecks,
         counts: &[usize],
         node: usize,
@@ -318,12 +364,12 @@ impl Constraints {
         path: &mut Path<'s>,
         report: &mut Report,
     ) {
-        for (&position, &child) in &self.data_sets.nodes[node].children {
-            let Some(cells) = &self.data_sets.nodes[child].cells else {
+        for (&position, &child) in &trie.nodes[node].children {
+            let Some(cells) = &trie.nodes[child].cells else {
                 continue;
             };
             let name = &checks.fields[position].name;
-            let data_set = &self.data_sets.types[column];
+            let data_set = &trie.types[column];
             let (code, rule, message) = match (cells[column], counts[position]) {
                 (Cell::Required, 0) => (
                     Code::Missing,
@@ -682,4 +728,68 @@ fn incorrect(report: &mut Report, rule: &'static str, path: &str, value: &str, m
         severity: Severity::Error,
         value: quote(value),
     });
+}
+
+/// A field's `aci.v1.field` option, or the defaults where it has none.
+pub fn declared_on(field: &FieldDescriptor) -> FieldConstraints {
+    let Some(option) = crate::pb::descriptor_pool().get_extension_by_name(OPTION) else {
+        return FieldConstraints::default();
+    };
+    match field.options().get_extension(&option).as_ref() {
+        Value::Message(message) => message.transcode_to().unwrap_or_default(),
+        _ => FieldConstraints::default(),
+    }
+}
+
+/// Every leaf path of the manifest (`consignments.consignor.name`, without indices) with its WCO
+/// Data Model id, a leaf of a shared message taking the id its role names (`wco_roles` on the
+/// field holding the message). Deprecated fields (version 1 forms, read into their successors)
+/// are left out.
+pub fn wco_ids() -> Vec<(String, String)> {
+    let Some(root) = crate::pb::descriptor_pool().get_message_by_name("aci.v1.Manifest") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    collect_wco(&root, "", &[], &mut out, 0);
+    out
+}
+
+fn collect_wco(
+    message: &MessageDescriptor,
+    prefix: &str,
+    roles: &[String],
+    out: &mut Vec<(String, String)>,
+    depth: usize,
+) {
+    for field in message
+        .fields()
+        .filter(|f| !super::xml_schema::is_deprecated(f))
+    {
+        let declared = declared_on(&field);
+        let path = format!("{prefix}{}", field.name());
+        match field.kind() {
+            Kind::Message(inner) if inner.package_name() == "aci.v1" && depth < 8 => {
+                collect_wco(
+                    &inner,
+                    &format!("{path}."),
+                    &declared.wco_roles,
+                    out,
+                    depth + 1,
+                );
+            }
+            _ => {
+                let id = if declared.wco == "role" {
+                    let wanted = format!("{}=", field.name());
+                    roles
+                        .iter()
+                        .find_map(|role| role.strip_prefix(wanted.as_str()))
+                        .unwrap_or("role")
+                        .to_owned()
+                } else {
+                    declared.wco
+                };
+                out.push((path, id));
+            }
+        }
+    }
 }

@@ -116,22 +116,44 @@ impl DataSets {
     }
 
     /// The table as Markdown, for `aci-gateway rules` and `schemas/RULES.md`.
-    pub fn markdown(&self) -> String {
-        let mut out = String::from("| element |");
+    /// The table in Markdown, each element with the WCO Data Model ids of its leaves (`ids`:
+    /// leaf path → id, as [`super::constraints::wco_ids`] gives them).
+    pub fn markdown(&self, ids: &[(String, String)]) -> String {
+        let mut out = String::from("| element | WCO DM id |");
         for t in &self.types {
             let _ = write!(out, " {t} |");
         }
-        out.push_str("\n|---|");
+        out.push_str("\n|---|---|");
         out.push_str(&"---|".repeat(self.types.len()));
         out.push('\n');
         for row in &self.rows {
-            let _ = write!(out, "| `{}` |", row.path);
+            let _ = write!(out, "| `{}` | {} |", row.path, ids_under(ids, &row.path));
             for cell in &row.cells {
                 let _ = write!(out, " {} |", cell.letter());
             }
             out.push('\n');
         }
         out
+    }
+}
+
+/// The distinct ids of the leaves at or under `path`, at most four named.
+fn ids_under(ids: &[(String, String)], path: &str) -> String {
+    let prefix = format!("{path}.");
+    let mut found: Vec<&str> = Vec::new();
+    for (leaf, id) in ids {
+        if (leaf == path || leaf.starts_with(&prefix))
+            && id != "gateway"
+            && !id.starts_with("ICS2")
+            && !found.contains(&id.as_str())
+        {
+            found.push(id);
+        }
+    }
+    match found.len() {
+        0 => "–".to_owned(),
+        1..=4 => found.join(", "),
+        n => format!("{}, … ({n})", found[..3].join(", ")),
     }
 }
 

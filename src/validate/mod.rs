@@ -13,6 +13,7 @@ pub mod constraints;
 pub mod datasets;
 pub mod rules;
 pub mod xml;
+pub mod xml_schema;
 pub mod xsd;
 
 use std::sync::LazyLock;
@@ -22,7 +23,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use self::codes::CodeLists;
-use self::constraints::{ConstraintError, Constraints};
+use self::constraints::{ConstraintError, Constraints, Form};
 use self::rules::RuleSettings;
 
 use crate::ids::{Eori, Lrn};
@@ -143,6 +144,9 @@ enum SchemaChecked {
     No,
     /// Read from an XML document the XML schema accepted.
     AsXml,
+    /// Read from a version 1 document: its schema is not the proto's, so the constraints are
+    /// walked too, and the data sets ask only for what version 1 can express.
+    AsXmlVersion1,
 }
 
 /// A filing that passed validation: holding one proves the checks ran.
@@ -186,16 +190,36 @@ pub fn is_partial(filing_type: &str) -> bool {
     matches!(filing_type, "F12" | "F13")
 }
 
-/// The XML schema of the cargo report, compiled into the binary.
-pub const XML_SCHEMA: &str = include_str!("../../schemas/aci-manifest-1.xsd");
+/// The XML schema of the cargo report, compiled into the binary (written from the proto by
+/// [`xml_schema`]).
+pub const XML_SCHEMA: &str = include_str!("../../schemas/aci-manifest-2.xsd");
+/// The first version's XML schema, still accepted during the transition.
+pub const XML_SCHEMA_V1: &str = include_str!("../../schemas/aci-manifest-1.xsd");
 
-/// Validates filings: the compiled constraints, the XML schema, the code lists and the rule
+/// One version of the XML form: its compiled schema and how its elements map to fields.
+#[derive(Debug)]
+struct XmlForm {
+    schema: xsd::Schema,
+    mapping: xml::Mapping,
+}
+
+impl XmlForm {
+    fn compile(text: &str) -> Result<XmlForm, ValidatorError> {
+        let schema = xsd::Schema::compile(text)?;
+        Ok(XmlForm {
+            mapping: xml::Mapping::new(&schema)?,
+            schema,
+        })
+    }
+}
+
+/// Validates filings: the compiled constraints, the XML schemas, the code lists and the rule
 /// settings.
 #[derive(Debug)]
 pub struct Validator {
     constraints: Constraints,
-    schema: xsd::Schema,
-    mapping: xml::Mapping,
+    xml: XmlForm,
+    xml_v1: XmlForm,
     codes: &'static CodeLists,
     settings: RuleSettings,
 }
@@ -220,35 +244,46 @@ static STANDARD: LazyLock<Validator> = LazyLock::new(|| {
 impl Validator {
     pub fn new(settings: RuleSettings) -> Result<Validator, ValidatorError> {
         let codes = CodeLists::builtin();
-        let schema = xsd::Schema::compile(XML_SCHEMA)?;
+        let data_sets = datasets::DataSets::parse(datasets::BUILTIN)?;
+        let xml_v1 = XmlForm::compile(XML_SCHEMA_V1)?;
+        let in_version_1 = element_paths(&xml_v1.schema);
         Ok(Validator {
-            constraints: Constraints::compile(
-                pb::descriptor_pool(),
-                codes,
-                &datasets::DataSets::parse(datasets::BUILTIN)?,
-            )?,
-            mapping: xml::Mapping::new(&schema)?,
-            schema,
+            constraints: Constraints::compile(pb::descriptor_pool(), codes, &data_sets)?
+                .with_version_1(&data_sets, |path| in_version_1.contains(path))?,
+            xml: XmlForm::compile(XML_SCHEMA)?,
+            xml_v1,
             codes,
             settings,
         })
     }
 
+    /// The current XML schema.
     pub fn schema(&self) -> &xsd::Schema {
-        &self.schema
+        &self.xml.schema
     }
 
-    /// Checks an XML document against the schema only: its findings, with `line:column` paths.
+    /// The XML form a document is in: version 1 when its document element is in version 1's
+    /// namespace, the current one otherwise (whose schema then reports what is wrong).
+    fn form_of(&self, xml: &[u8]) -> (&XmlForm, SchemaChecked) {
+        if xml::is_version_1(xml) {
+            (&self.xml_v1, SchemaChecked::AsXmlVersion1)
+        } else {
+            (&self.xml, SchemaChecked::AsXml)
+        }
+    }
+
+    /// Checks an XML document against its schema only: its findings, with `line:column` paths.
     pub fn check_xml_schema(&self, xml: &[u8], limits: &xsd::Limits) -> Report {
-        schema_report(&self.schema.validate(xml, limits))
+        schema_report(&self.form_of(xml).0.schema.validate(xml, limits))
     }
 
     /// Checks an XML filing: the XML schema, then (read into a manifest in the same pass) the
     /// business rules. Schema findings refuse it before the rules run.
     ///
-    /// The protobuf schema's constraints are not walked again: the two schemas state the same
-    /// constraints field by field (`tests/schema_parity.rs`), so a manifest read from a
-    /// schema-valid document meets them (the `xml_mapping` fuzz target asserts it).
+    /// The protobuf schema's constraints are not walked again for a current document: the two
+    /// schemas state the same constraints field by field (`tests/schema_parity.rs`), so a
+    /// manifest read from a schema-valid document meets them (the `xml_mapping` fuzz target
+    /// asserts it). A version 1 document is walked, as its schema is not the proto's.
     pub fn validate_xml(
         &self,
         xml: &[u8],
@@ -258,30 +293,18 @@ impl Validator {
         let schema_span =
             tracing::info_span!("filing.schema", bytes = crate::telemetry::number(xml.len()))
                 .entered();
-        let manifest = self.read_xml(xml, limits)?;
+        let (form, checked) = self.form_of(xml);
+        let manifest = read_form(form, xml, limits)?;
         drop(schema_span);
-        self.accept(manifest, now, SchemaChecked::AsXml)
+        self.accept(manifest, now, checked)
     }
 
-    /// Reads an XML filing into a manifest, checking it against the schema in the same pass.
+    /// Reads an XML filing (either version) into a manifest, checking it against its schema in
+    /// the same pass.
     pub fn read_xml(&self, xml: &[u8], limits: &xsd::Limits) -> Result<Manifest, Report> {
-        self.mapping
-            .read(&self.schema, xml, limits)
-            .map_err(|e| match e {
-                xml::ReadError::Invalid(xml_report) => schema_report(&xml_report),
-                xml::ReadError::Mapping(e) => {
-                    let mut report = Report::default();
-                    report.push(Finding {
-                        code: Code::IncorrectValue,
-                        rule: "xsd.mapping",
-                        path: "1:1".into(),
-                        message: e.to_string(),
-                        severity: Severity::Error,
-                        value: String::new(),
-                    });
-                    report
-                }
-            })
+        let mut manifest = read_form(self.form_of(xml).0, xml, limits)?;
+        upgrade(&mut manifest);
+        Ok(manifest)
     }
 
     /// A validator with the default settings.
@@ -293,9 +316,11 @@ impl Validator {
         &self.constraints
     }
 
-    /// Every finding about a manifest, filed at `now`.
+    /// Every finding about a manifest, filed at `now` (read into the current version first).
     pub fn check(&self, manifest: &Manifest, now: SystemTime) -> Report {
-        self.findings(manifest, &manifest.encode_to_vec(), SchemaChecked::No, now)
+        let mut current = manifest.clone();
+        upgrade(&mut current);
+        self.findings(&current, &current.encode_to_vec(), SchemaChecked::No, now)
     }
 
     /// The protobuf schema's constraints (unless the XML schema was checked), then the rules.
@@ -310,7 +335,11 @@ impl Validator {
         match schema {
             SchemaChecked::No => {
                 self.constraints
-                    .check(encoded, &manifest.filing_type, &mut report)
+                    .check(encoded, &manifest.filing_type, Form::Current, &mut report)
+            }
+            SchemaChecked::AsXmlVersion1 => {
+                self.constraints
+                    .check(encoded, &manifest.filing_type, Form::Version1, &mut report)
             }
             SchemaChecked::AsXml => {
                 self.constraints
@@ -333,6 +362,8 @@ impl Validator {
         schema: SchemaChecked,
     ) -> Result<Accepted, Report> {
         let _span = tracing::info_span!("filing.rules").entered();
+        let mut manifest = manifest;
+        upgrade(&mut manifest);
         let encoded = manifest.encode_to_vec();
         let mut report = self.findings(&manifest, &encoded, schema, now);
         if report.has_errors() {
@@ -376,6 +407,92 @@ impl Validator {
             master_documents,
         })
     }
+}
+
+/// Reads the first version's forms into their successors, so that rules, digests and the log
+/// see one shape: a goods item's single packaging (`package_type`, `number_of_packages`,
+/// `shipping_marks`) becomes its first packaging, its single `un_number` its first UN number.
+/// A filing in the current form is left as it is.
+#[allow(deprecated)] // reading the deprecated fields is the point
+pub fn upgrade(manifest: &mut Manifest) {
+    for item in manifest
+        .consignments
+        .iter_mut()
+        .flat_map(|c| c.goods_items.iter_mut())
+    {
+        if !item.package_type.is_empty()
+            || item.number_of_packages != 0
+            || !item.shipping_marks.is_empty()
+        {
+            item.packagings.insert(
+                0,
+                pb::Packaging {
+                    package_type: std::mem::take(&mut item.package_type),
+                    number_of_packages: std::mem::take(&mut item.number_of_packages),
+                    shipping_marks: std::mem::take(&mut item.shipping_marks),
+                },
+            );
+        }
+        if !item.un_number.is_empty() {
+            item.un_numbers
+                .insert(0, std::mem::take(&mut item.un_number));
+        }
+    }
+}
+
+/// The paths of the elements a schema declares under `<Manifest>`, as field paths
+/// (`consignments.goods_items`).
+fn element_paths(schema: &xsd::Schema) -> std::collections::HashSet<String> {
+    fn snake(name: &str) -> String {
+        let mut out = String::new();
+        for (i, c) in name.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    }
+    fn walk(
+        schema: &xsd::Schema,
+        decl: usize,
+        prefix: &str,
+        out: &mut std::collections::HashSet<String>,
+        depth: usize,
+    ) {
+        for &child in schema.children(decl) {
+            let path = format!("{prefix}{}", snake(schema.name(child)));
+            if out.insert(path.clone()) && depth < 8 {
+                walk(schema, child, &format!("{path}."), out, depth + 1);
+            }
+        }
+    }
+    let mut out = std::collections::HashSet::new();
+    if let Some(root) = schema.root("Manifest") {
+        walk(schema, root, "", &mut out, 0);
+    }
+    out
+}
+
+/// Reads a document of one XML form into a manifest (as the document has it, not upgraded).
+fn read_form(form: &XmlForm, xml: &[u8], limits: &xsd::Limits) -> Result<Manifest, Report> {
+    form.mapping
+        .read(&form.schema, xml, limits)
+        .map_err(|e| match e {
+            xml::ReadError::Invalid(xml_report) => schema_report(&xml_report),
+            xml::ReadError::Mapping(e) => {
+                let mut report = Report::default();
+                report.push(Finding {
+                    code: Code::IncorrectValue,
+                    rule: "xsd.mapping",
+                    path: "1:1".into(),
+                    message: e.to_string(),
+                    severity: Severity::Error,
+                    value: String::new(),
+                });
+                report
+            }
+        })
 }
 
 /// A schema check's findings as a validation report, with `line:column` paths.

@@ -1,5 +1,6 @@
-//! The XML form of a `Manifest` (`schemas/aci-manifest-1.xsd`): reading a schema-valid document
-//! into the message, and writing a message as a document. Both are driven by the descriptors:
+//! The XML form of a `Manifest` (`schemas/aci-manifest-2.xsd`, and version 1's
+//! `aci-manifest-1.xsd` still read): reading a schema-valid document into the message, and
+//! writing a message as a document of the current version. Both are driven by the descriptors:
 //! an element is the field of the same name in UpperCamelCase, in field order; enums drop their
 //! type prefix (`TRANSPORT_MODE_SEA` is `SEA`); times are `xs:dateTime` in UTC.
 
@@ -14,7 +15,28 @@ use prost_reflect::{
 };
 
 /// The namespace of the cargo report's XML form.
-pub const NAMESPACE: &str = "urn:aci-gateway:manifest:1";
+pub use super::xml_schema::NAMESPACE;
+/// The namespace of the first version, still read.
+pub const NAMESPACE_V1: &str = "urn:aci-gateway:manifest:1";
+
+/// Whether a document's element is in version 1's namespace. Reads no further than the first
+/// element's start tag; anything unreadable is left to the schema pass to report.
+pub fn is_version_1(xml: &[u8]) -> bool {
+    let mut reader = quick_xml::NsReader::from_reader(xml);
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_resolved_event_into(&mut buf) {
+            Ok((ns, quick_xml::events::Event::Start(_) | quick_xml::events::Event::Empty(_))) => {
+                return matches!(
+                    ns,
+                    quick_xml::name::ResolveResult::Bound(n) if n.into_inner() == NAMESPACE_V1
+                );
+            }
+            Ok((_, quick_xml::events::Event::Eof)) | Err(_) => return false,
+            Ok(_) => buf.clear(),
+        }
+    }
+}
 
 /// Why a (schema-valid) document could not be read as a manifest.
 #[derive(Debug, thiserror::Error)]
@@ -389,33 +411,38 @@ fn encode_value(field: &FieldMap, text: &str, out: &mut Vec<u8>) -> Result<(), M
     Ok(())
 }
 
-/// Writes a manifest as a document of the XML schema.
+/// Writes a manifest as a document of the current XML schema, one element per line, indented
+/// by two spaces a level (version 1 forms are written as their successors).
 pub fn to_xml(manifest: &Manifest) -> String {
+    let mut manifest = manifest.clone();
+    super::upgrade(&mut manifest);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str(&format!("<Manifest xmlns=\"{NAMESPACE}\">"));
-    write_message(&pb::to_dynamic(manifest), &mut out);
+    out.push_str(&format!("<Manifest xmlns=\"{NAMESPACE}\">\n"));
+    write_message(&pb::to_dynamic(&manifest), 1, &mut out);
     out.push_str("</Manifest>\n");
     out
 }
 
-fn write_message(message: &DynamicMessage, out: &mut String) {
+fn write_message(message: &DynamicMessage, depth: usize, out: &mut String) {
     for field in message.descriptor().fields() {
-        if !message.has_field(&field) {
+        if !message.has_field(&field) || super::xml_schema::is_deprecated(&field) {
             continue;
         }
         let name = camel(field.name());
         match message.get_field(&field).as_ref() {
             Value::List(items) => {
                 for item in items {
-                    write_value(&field, &name, item, out);
+                    write_value(&field, &name, item, depth, out);
                 }
             }
-            value => write_value(&field, &name, value, out),
+            value => write_value(&field, &name, value, depth, out),
         }
     }
 }
 
-fn write_value(field: &FieldDescriptor, name: &str, value: &Value, out: &mut String) {
+fn write_value(field: &FieldDescriptor, name: &str, value: &Value, depth: usize, out: &mut String) {
+    let indent = "  ".repeat(depth);
+    out.push_str(&indent);
     out.push('<');
     out.push_str(name);
     out.push('>');
@@ -432,7 +459,11 @@ fn write_value(field: &FieldDescriptor, name: &str, value: &Value, out: &mut Str
                     .unwrap_or_default(),
             );
         }
-        (_, Value::Message(inner)) => write_message(inner, out),
+        (_, Value::Message(inner)) => {
+            out.push('\n');
+            write_message(inner, depth + 1, out);
+            out.push_str(&indent);
+        }
         (Kind::Enum(e), Value::EnumNumber(n)) => {
             let prefix = enum_prefix(e.name());
             let name = e
@@ -449,7 +480,7 @@ fn write_value(field: &FieldDescriptor, name: &str, value: &Value, out: &mut Str
     }
     out.push_str("</");
     out.push_str(name);
-    out.push('>');
+    out.push_str(">\n");
 }
 
 fn escape(text: &str, out: &mut String) {

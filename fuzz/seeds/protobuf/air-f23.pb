@@ -1,11 +1,18 @@
 
-AIR-2026-000001F23"A
-GB123456789000North Sea Container Line Ltd*+44 1394 6045002.
-GB123456789000North Sea Container Line LtdBNS04212GBJP
+AIR-2026-F23-0001F23"░
+GB123456789000North Sea Container Line Ltd"'
+1 Dock RoadIP11 3BT"
+Felixstowe2GB*4
+Filing desk+44 1394 604500filings@nscl.example222.
+GB123456789000North Sea Container Line LtdBNS04212GBJj
 
 HKHKG	Hong Kong
-GBLHRLondon HeathrowGB000084"HK"GB*≤И╫ь2▄кюьR▌
-N703HWB88120001
-N741123-12345675*:Kowloon Electronics Ltd"
-12 Nathan Road"	Hong Kong2HK2ACamden Gadgets Ltd"+
-5 Camden High StreetNW1 7JE"London2GBR`?Lithium-ion batteries packed with equipment (mobile telephones)851713 *BX1мллллU@:3481bмллллU@
+GBLHRLondon HeathrowGB000084"HK"GB*≤╗ж■2▄┼ы■J
+GBLHRLondon HeathrowR╤
+N703HWB88122301
+N741123-12345233*=Kowloon Electronics Ltd"
+12 Nathan Road"	Hong Kong2HK222DCamden Gadgets Ltd"+
+5 Camden High StreetNW1 7JE"London2GB22B
+HKHKGJ
+GBLONRp?Lithium-ion batteries packed with equipment (mobile telephones)8517131мллллU@J
+BXKEL/LHR/0001R3481bмллллU@

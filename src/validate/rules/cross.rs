@@ -11,6 +11,39 @@ pub(super) fn check(cx: &mut Context<'_>) {
     unique_documents(cx);
     departure_before_arrival(cx);
     routing(cx);
+    container_indicator(cx);
+}
+
+/// A consignment declared in containers comes with equipment; one declared not in containers
+/// has none of its goods items in equipment.
+fn container_indicator(cx: &mut Context<'_>) {
+    let equipment = &cx.manifest.transport_equipment;
+    let mut findings = Vec::new();
+    for (i, consignment) in cx.manifest.consignments.iter().enumerate() {
+        let path = format!("consignments[{i}].container_indicator");
+        match consignment.container_indicator.as_str() {
+            "1" if equipment.is_empty() => findings.push((
+                path,
+                "1",
+                "the consignment is declared in containers, but the filing lists no transport equipment",
+            )),
+            "0" if equipment
+                .iter()
+                .flat_map(|e| &e.goods_items)
+                .any(|r| r.consignment == consignment.sequence) =>
+            {
+                findings.push((
+                    path,
+                    "0",
+                    "the consignment is declared not in containers, but equipment carries its goods items",
+                ))
+            }
+            _ => {}
+        }
+    }
+    for (path, value, message) in findings {
+        cx.report("cross.container_indicator", &path, value, message);
+    }
 }
 
 fn totals(cx: &mut Context<'_>) {
@@ -18,7 +51,11 @@ fn totals(cx: &mut Context<'_>) {
         return;
     };
     let items = cx.manifest.consignments.iter().flat_map(|c| &c.goods_items);
-    let packages: u64 = items.clone().map(|i| u64::from(i.number_of_packages)).sum();
+    let packages: u64 = items
+        .clone()
+        .flat_map(|i| &i.packagings)
+        .map(|p| u64::from(p.number_of_packages))
+        .sum();
     let mass: f64 = items.map(|i| i.gross_mass_kg).sum();
     if u64::from(totals.number_of_packages) != packages {
         cx.report(
@@ -137,17 +174,18 @@ fn country_of(location: &Option<crate::pb::Location>) -> Option<String> {
     }
 }
 
+/// The means of transport's routing includes the country of loading; each consignment's routing
+/// includes its countries of acceptance and delivery. A consignment without a routing of its own
+/// (version 1 filings) is held to the means' routing for its delivery country.
 fn routing(cx: &mut Context<'_>) {
     let Some(itinerary) = &cx.manifest.itinerary else {
         return;
     };
-    let routing = &itinerary.countries_of_routing;
-    if routing.is_empty() {
-        return;
-    }
+    let means = &itinerary.countries_of_routing;
     let mut findings = Vec::new();
     if let Some(loading) = country_of(&itinerary.place_of_loading)
-        && !routing.contains(&loading)
+        && !means.is_empty()
+        && !means.contains(&loading)
     {
         findings.push((
             "cross.routing_includes_loading",
@@ -156,14 +194,45 @@ fn routing(cx: &mut Context<'_>) {
         ));
     }
     for (i, consignment) in cx.manifest.consignments.iter().enumerate() {
-        if let Some(delivery) = country_of(&consignment.place_of_delivery)
-            && !routing.contains(&delivery)
-        {
-            findings.push((
-                "cross.routing_includes_delivery",
-                format!("consignments[{i}].place_of_delivery"),
-                delivery,
-            ));
+        let own = &consignment.countries_of_routing;
+        let (routing, places) = if own.is_empty() {
+            (
+                means,
+                [
+                    None,
+                    Some((
+                        "cross.routing_includes_delivery",
+                        &consignment.place_of_delivery,
+                        "place_of_delivery",
+                    )),
+                ],
+            )
+        } else {
+            (
+                own,
+                [
+                    Some((
+                        "cross.routing_includes_acceptance",
+                        &consignment.place_of_acceptance,
+                        "place_of_acceptance",
+                    )),
+                    Some((
+                        "cross.routing_includes_delivery",
+                        &consignment.place_of_delivery,
+                        "place_of_delivery",
+                    )),
+                ],
+            )
+        };
+        if routing.is_empty() {
+            continue;
+        }
+        for (rule, place, name) in places.into_iter().flatten() {
+            if let Some(country) = country_of(place)
+                && !routing.contains(&country)
+            {
+                findings.push((rule, format!("consignments[{i}].{name}"), country));
+            }
         }
     }
     for (rule, path, country) in findings {

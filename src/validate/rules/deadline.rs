@@ -94,7 +94,7 @@ fn due(cx: &Context<'_>) -> Option<(SystemTime, &'static str, String)> {
             let (at, path, why) = apply(deadlines.short_sea, departure, arrival)?;
             return Some((at, path, format!("short sea, {why}")));
         }
-        TransportMode::Sea if cx.manifest.transport_equipment.is_empty() => deadlines.sea_bulk,
+        TransportMode::Sea if is_bulk(cx.manifest) => deadlines.sea_bulk,
         TransportMode::Sea => deadlines.sea_containerised,
         TransportMode::Air | TransportMode::Express | TransportMode::Postal => {
             let pre_loading = cx
@@ -173,4 +173,20 @@ pub(super) fn check(cx: &mut Context<'_>) {
             minutes % 60
         ),
     );
+}
+
+/// Bulk or break bulk: every consignment declared not in containers (container indicator 0).
+/// A filing that declares nothing (version 1) is bulk when it lists no equipment, as before.
+fn is_bulk(manifest: &crate::pb::Manifest) -> bool {
+    let declared: Vec<&str> = manifest
+        .consignments
+        .iter()
+        .map(|c| c.container_indicator.as_str())
+        .filter(|indicator| !indicator.is_empty())
+        .collect();
+    if declared.is_empty() {
+        manifest.transport_equipment.is_empty()
+    } else {
+        declared.iter().all(|indicator| *indicator == "0")
+    }
 }

@@ -13,6 +13,35 @@ pub(super) fn check(cx: &mut Context<'_>) {
     eori_countries(cx);
     related_mrn(cx);
     hs_chapters(cx);
+    receptacle_offices(cx);
+}
+
+/// A UPU S9 receptacle id starts with its origin and destination offices of exchange (six
+/// characters each), each led by its country.
+fn receptacle_offices(cx: &mut Context<'_>) {
+    let countries = cx.codes.list(COUNTRIES);
+    let mut findings = Vec::new();
+    for (i, consignment) in cx.manifest.consignments.iter().enumerate() {
+        for (r, id) in consignment.receptacle_ids.iter().enumerate() {
+            let offices = [id.get(..2), id.get(6..8)];
+            if let Some(bad) = offices
+                .into_iter()
+                .find(|country| country.is_none_or(|c| !countries.contains(c)))
+            {
+                findings.push((
+                    format!("consignments[{i}].receptacle_ids[{r}]"),
+                    id.clone(),
+                    format!(
+                        "the receptacle's office of exchange country {:?} is not an ISO 3166 code",
+                        bad.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+    for (path, value, message) in findings {
+        cx.report("ids.receptacle_offices", &path, &value, &message);
+    }
 }
 
 /// ISO 6346: the 11th character is the check digit of the first ten.

@@ -238,10 +238,34 @@ pub const RULES: &[Rule] = &[
         "The countries of routing include the country of loading.",
     ),
     rule(
+        "cross.routing_includes_acceptance",
+        C14,
+        E,
+        "A consignment's countries of routing include its country of acceptance.",
+    ),
+    rule(
         "cross.routing_includes_delivery",
         C14,
         E,
-        "The countries of routing include each country of delivery.",
+        "A consignment's countries of routing include its country of delivery (version 1 filings, without a consignment routing: the means of transport's routing does).",
+    ),
+    rule(
+        "cross.container_indicator",
+        C14,
+        E,
+        "A consignment declared in containers (container indicator 1) has transport equipment; one declared not in containers (0) has none.",
+    ),
+    rule(
+        "presence.passive_means_mode",
+        C15,
+        E,
+        "Passive means of transport (trailer, wagon, barge) only for modes that carry them: sea, inland waterway, road, rail, postal.",
+    ),
+    rule(
+        "ids.receptacle_offices",
+        C12,
+        E,
+        "A postal receptacle id (UPU S9) names origin and destination offices of exchange in valid countries.",
     ),
     rule(
         "quality.generic_description",
@@ -294,12 +318,60 @@ pub fn markdown() -> String {
             rule.checks
         ));
     }
+    let ids = super::constraints::wco_ids();
     if let Ok(data_sets) = super::datasets::DataSets::parse(super::datasets::BUILTIN) {
         out.push_str(
             "\n## Data sets per filing type\n\nFrom `schemas/datasets.tsv` (R required, O optional, \
              N not allowed); elements not listed are checked alike for every type.\n\n",
         );
-        out.push_str(&data_sets.markdown());
+        out.push_str(&data_sets.markdown(&ids));
+    }
+    out.push_str(&fields_markdown(&ids));
+    out
+}
+
+/// Every leaf field with its WCO Data Model id and what the `field.*` rules check of it.
+fn fields_markdown(ids: &[(String, String)]) -> String {
+    let declared: std::collections::HashMap<String, crate::pb::FieldConstraints> =
+        super::Validator::standard()
+            .constraints()
+            .declared()
+            .into_iter()
+            .collect();
+    let mut out = String::from(
+        "\n## Fields\n\nEvery leaf of the manifest with its WCO Data Model data element id (or \
+         its ICS2 element path where the WCO model has none; `gateway` for the gateway's own), \
+         from the `wco` options in `proto/aci/v1/manifest.proto`, and what the `field.*` rules \
+         check of it. The XML schema carries the same ids as `xs:appinfo`.\n\n\
+         | field | WCO DM id | checks |\n|---|---|---|\n",
+    );
+    for (path, id) in ids {
+        let Some(c) = declared.get(path) else {
+            continue;
+        };
+        let mut checks = Vec::new();
+        if c.required {
+            checks.push("required".to_owned());
+        }
+        if c.max_len > 0 {
+            checks.push(format!("≤ {} characters", c.max_len));
+        }
+        if !c.pattern.is_empty() {
+            checks.push(format!("pattern `{}`", c.pattern.replace('|', "\\|")));
+        }
+        if !c.code_list.is_empty() {
+            checks.push(format!("code list `{}`", c.code_list));
+        }
+        if let (Some(min), Some(max)) = (c.min, c.max) {
+            checks.push(format!("{min} to {max}"));
+        }
+        if let Some(digits) = c.fraction_digits {
+            checks.push(format!("≤ {digits} decimals"));
+        }
+        if c.max_items > 0 {
+            checks.push(format!("{} to {} items", c.min_items, c.max_items));
+        }
+        out.push_str(&format!("| `{path}` | {id} | {} |\n", checks.join("; ")));
     }
     out
 }

@@ -17,6 +17,35 @@ pub(super) fn check(cx: &mut Context<'_>) {
     postcode_or_po_box(cx);
     phones(cx);
     package_counts(cx);
+    passive_means_mode(cx);
+}
+
+/// Trailers, wagons and barges ride on ships, trucks and trains (and postal transport by them),
+/// not on aircraft.
+fn passive_means_mode(cx: &mut Context<'_>) {
+    let Some(mode) = mode(cx).filter(|m| matches!(m, TransportMode::Air | TransportMode::Express))
+    else {
+        return;
+    };
+    let paths: Vec<String> = cx
+        .manifest
+        .consignments
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.passive_means.is_empty())
+        .map(|(i, _)| format!("consignments[{i}].passive_means"))
+        .collect();
+    for path in paths {
+        cx.report(
+            "presence.passive_means_mode",
+            &path,
+            "",
+            &format!(
+                "{} transport carries no passive means of transport",
+                mode_name(mode)
+            ),
+        );
+    }
 }
 
 fn mode(cx: &Context<'_>) -> Option<TransportMode> {
@@ -144,9 +173,11 @@ fn placi(cx: &mut Context<'_>) {
             if item.gross_mass_kg <= 0.0 {
                 missing.push((at("gross_mass_kg"), "the gross mass"));
             }
-            let bulk = BULK_PACKAGE_TYPES.contains(&item.package_type.as_str());
-            if item.number_of_packages == 0 && !bulk {
-                missing.push((at("number_of_packages"), "the number of packages"));
+            let counted = item.packagings.iter().any(|p| {
+                p.number_of_packages > 0 || BULK_PACKAGE_TYPES.contains(&p.package_type.as_str())
+            });
+            if !counted {
+                missing.push((at("packagings"), "the number of packages"));
             }
         }
     }
@@ -262,28 +293,27 @@ fn package_counts(cx: &mut Context<'_>) {
     let mut findings = Vec::new();
     for (i, c) in cx.manifest.consignments.iter().enumerate() {
         for (j, item) in c.goods_items.iter().enumerate() {
-            let path = format!("consignments[{i}].goods_items[{j}].number_of_packages");
-            let bulk = BULK_PACKAGE_TYPES.contains(&item.package_type.as_str());
-            if bulk && item.number_of_packages > 0 {
-                findings.push((
-                    "presence.bulk_package_count",
-                    path,
-                    item.number_of_packages.to_string(),
-                    format!(
-                        "goods in bulk or unpacked ({}) give no number of packages",
-                        item.package_type
-                    ),
-                ));
-            } else if !bulk && !item.package_type.is_empty() && item.number_of_packages == 0 {
-                findings.push((
-                    "presence.package_count",
-                    path,
-                    String::new(),
-                    format!(
-                        "goods in packages ({}) give the number of packages",
-                        item.package_type
-                    ),
-                ));
+            for (k, packaging) in item.packagings.iter().enumerate() {
+                let path = format!(
+                    "consignments[{i}].goods_items[{j}].packagings[{k}].number_of_packages"
+                );
+                let kind = packaging.package_type.as_str();
+                let bulk = BULK_PACKAGE_TYPES.contains(&kind);
+                if bulk && packaging.number_of_packages > 0 {
+                    findings.push((
+                        "presence.bulk_package_count",
+                        path,
+                        packaging.number_of_packages.to_string(),
+                        format!("goods in bulk or unpacked ({kind}) give no number of packages"),
+                    ));
+                } else if !bulk && !kind.is_empty() && packaging.number_of_packages == 0 {
+                    findings.push((
+                        "presence.package_count",
+                        path,
+                        String::new(),
+                        format!("goods in packages ({kind}) give the number of packages"),
+                    ));
+                }
             }
         }
     }

@@ -1,0 +1,18 @@
+
+AIR-2026-F29-0001F29"░
+GB123456789000North Sea Container Line Ltd"'
+1 Dock RoadIP11 3BT"
+Felixstowe2GB*4
+Filing desk+44 1394 604500filings@nscl.example222.
+GB123456789000North Sea Container Line LtdBNS04212GBJj
+
+HKHKG	Hong Kong
+GBLHRLondon HeathrowGB000084"HK"GB*≤╗ж■2▄┼ы■J
+GBLHRLondon HeathrowRд
+N703HWB88122901
+N741123-12345292*=Kowloon Electronics Ltd"
+12 Nathan Road"	Hong Kong2HK222DCamden Gadgets Ltd"+
+5 Camden High StreetNW1 7JE"London2GB22B
+HKHKGJ
+GBLONRp?Lithium-ion batteries packed with equipment (mobile telephones)8517131мллллU@J
+BXKEL/LHR/0001R3481jHKjGBr0zYbмллллU@

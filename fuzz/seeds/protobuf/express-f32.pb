@@ -1,0 +1,18 @@
+
+EXP-2026-F32-0001F32"ê
+GB123456789000North Sea Container Line Ltd"'
+1 Dock RoadIP11 3BT"
+Felixstowe2GB*4
+Filing desk+44 1394 604500filings@nscl.example222.
+GB123456789000North Sea Container Line LtdBDH01082GBJ`
+
+HKHKG	Hong Kong
+GBLHRLondon Heathrow"HK"GB*ò®÷î2åäŸîJ
+GBLHRLondon HeathrowR–
+N703EXP778813201
+N741615-88120325"6GB123456789000-EXP3201*=Kowloon Electronics Ltd"
+12 Nathan Road"	Hong Kong2HK222DCamden Gadgets Ltd"+
+5 Camden High StreetNW1 7JE"London2GB22B
+HKHKGJ
+GBLONRp?Lithium-ion batteries packed with equipment (mobile telephones)8517131ÕÃÃÃÃU@J
+BXKEL/LHR/0001R3481bÕÃÃÃÃU@
