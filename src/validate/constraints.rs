@@ -524,6 +524,15 @@ fn compile_field(
         })?,
         _ => return Ok(None),
     };
+    // An option that only names the field's WCO id checks nothing: the walk skips the field.
+    let names_only = FieldConstraints {
+        wco: String::new(),
+        wco_roles: Vec::new(),
+        ..constraints.clone()
+    } == FieldConstraints::default();
+    if names_only {
+        return Ok(None);
+    }
     let pattern = if constraints.pattern.is_empty() {
         None
     } else {

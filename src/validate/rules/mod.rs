@@ -346,9 +346,7 @@ fn fields_markdown(ids: &[(String, String)]) -> String {
          | field | WCO DM id | checks |\n|---|---|---|\n",
     );
     for (path, id) in ids {
-        let Some(c) = declared.get(path) else {
-            continue;
-        };
+        let c = declared.get(path).cloned().unwrap_or_default();
         let mut checks = Vec::new();
         if c.required {
             checks.push("required".to_owned());
