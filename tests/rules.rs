@@ -27,6 +27,13 @@ fn item(m: &mut Manifest) -> &mut pb::GoodsItem {
     &mut m.consignments[0].goods_items[0]
 }
 
+/// The declarant's telephone (its first communication in the samples).
+fn phone(m: &mut Manifest) -> &mut pb::Communication {
+    let communication = &mut m.declarant.as_mut().expect("declarant").communications[0];
+    assert_eq!(communication.r#type, "TE");
+    communication
+}
+
 fn packaging(m: &mut Manifest) -> &mut pb::Packaging {
     &mut item(m).packagings[0]
 }
@@ -287,26 +294,10 @@ const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
     (
         "presence.phone_e123",
         "sea",
-        |m| {
-            m.declarant
-                .as_mut()
-                .expect("d")
-                .contact
-                .as_mut()
-                .expect("c")
-                .phone = "01394 604500".into()
-        },
+        |m| phone(m).identifier = "01394 604500".into(),
         "12",
-        "declarant.contact.phone",
-        |m| {
-            m.declarant
-                .as_mut()
-                .expect("d")
-                .contact
-                .as_mut()
-                .expect("c")
-                .phone = "+441394604500".into()
-        },
+        "declarant.communications[0].identifier",
+        |m| phone(m).identifier = "+441394604500".into(),
     ),
     (
         "presence.package_count",

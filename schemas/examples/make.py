@@ -22,8 +22,12 @@ DECLARANT = {
     "eori": "GB123456789000",
     "name": "North Sea Container Line Ltd",
     "address": {"street_and_number": "1 Dock Road", "postcode": "IP11 3BT", "city": "Felixstowe", "country": "GB"},
-    "contact": {"name": "Filing desk", "phone": "+44 1394 604500", "email": "filings@nscl.example"},
+    "contact": {"name": "Filing desk"},
     "type_of_person": "2",
+    "communications": [
+        {"type": "TE", "identifier": "+44 1394 604500"},
+        {"type": "EM", "identifier": "filings@nscl.example"},
+    ],
 }
 CARRIER = {"eori": "GB123456789000", "name": "North Sea Container Line Ltd"}
 SHANGHAI_TOOLS = {
@@ -59,6 +63,7 @@ JANE = {
 }
 JOHN = {
     "name": "John Smith",
+    "communications": [{"type": "EM", "identifier": "john.smith@example.org"}],
     "address": {"street_and_number": "2 High Street", "postcode": "SW1A 1AA", "city": "London", "country": "GB"},
     "type_of_person": "1",
 }

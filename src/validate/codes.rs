@@ -78,6 +78,7 @@ static BUILTIN: LazyLock<CodeLists> = LazyLock::new(|| CodeLists {
         "container-packed-statuses",
         "container-supplier-types",
         "means-identification-types",
+        "communication-types",
     )
     .into_iter()
     .map(|(name, text)| (name, CodeList::parse(name, text)))

@@ -412,9 +412,28 @@ impl Validator {
 /// Reads the first version's forms into their successors, so that rules, digests and the log
 /// see one shape: a goods item's single packaging (`package_type`, `number_of_packages`,
 /// `shipping_marks`) becomes its first packaging, its single `un_number` its first UN number.
+/// A party's contact phone and e-mail become its first communications (TE, EM).
 /// A filing in the current form is left as it is.
 #[allow(deprecated)] // reading the deprecated fields is the point
 pub fn upgrade(manifest: &mut Manifest) {
+    for party in rules::parties_mut(manifest) {
+        let Some(contact) = party.contact.as_mut() else {
+            continue;
+        };
+        let mut legacy = Vec::new();
+        for (kind, value) in [("TE", &mut contact.phone), ("EM", &mut contact.email)] {
+            if !value.is_empty() {
+                legacy.push(pb::Communication {
+                    r#type: kind.to_owned(),
+                    identifier: std::mem::take(value),
+                });
+            }
+        }
+        if contact.name.is_empty() {
+            party.contact = None;
+        }
+        party.communications.splice(0..0, legacy);
+    }
     for item in manifest
         .consignments
         .iter_mut()

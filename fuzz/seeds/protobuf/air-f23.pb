@@ -1,9 +1,11 @@
 
-AIR-2026-F23-0001F23"ê
+AIR-2026-F23-0001F23"ú
 GB123456789000North Sea Container Line Ltd"'
 1 Dock RoadIP11 3BT"
-Felixstowe2GB*4
-Filing desk+44 1394 604500filings@nscl.example222.
+Felixstowe2GB*
+Filing desk22:
+TE+44 1394 604500:
+EMfilings@nscl.example2.
 GB123456789000North Sea Container Line LtdBNS04212GBJj
 
 HKHKG	Hong Kong

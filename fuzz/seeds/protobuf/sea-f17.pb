@@ -1,9 +1,11 @@
 
-SEA-2026-F17-0001F17"ê
+SEA-2026-F17-0001F17"ú
 GB123456789000North Sea Container Line Ltd"'
 1 Dock RoadIP11 3BT"
-Felixstowe2GB*4
-Filing desk+44 1394 604500filings@nscl.example222.
+Felixstowe2GB*
+Filing desk22:
+TE+44 1394 604500:
+EMfilings@nscl.example2.
 GB123456789000North Sea Container Line LtdB
 9319466*042W2GB:
 NORTH STARJ[

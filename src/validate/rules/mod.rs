@@ -490,6 +490,8 @@ fn parties(manifest: &Manifest) -> Vec<(String, &crate::pb::Party)> {
             ("consignor", &consignment.consignor),
             ("consignee", &consignment.consignee),
             ("notify_party", &consignment.notify_party),
+            ("buyer", &consignment.buyer),
+            ("seller", &consignment.seller),
         ] {
             if let Some(party) = party {
                 out.push((format!("consignments[{i}].{name}"), party));
@@ -497,4 +499,25 @@ fn parties(manifest: &Manifest) -> Vec<(String, &crate::pb::Party)> {
         }
     }
     out
+}
+
+/// Every party of a manifest, to change (the same parties as [`parties`]).
+pub(crate) fn parties_mut(manifest: &mut Manifest) -> impl Iterator<Item = &mut crate::pb::Party> {
+    [
+        &mut manifest.declarant,
+        &mut manifest.representative,
+        &mut manifest.carrier,
+        &mut manifest.next_filing_party,
+    ]
+    .into_iter()
+    .chain(manifest.consignments.iter_mut().flat_map(|c| {
+        [
+            &mut c.consignor,
+            &mut c.consignee,
+            &mut c.notify_party,
+            &mut c.buyer,
+            &mut c.seller,
+        ]
+    }))
+    .filter_map(Option::as_mut)
 }

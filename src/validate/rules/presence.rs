@@ -272,11 +272,13 @@ pub fn is_e123(phone: &str) -> bool {
 fn phones(cx: &mut Context<'_>) {
     let mut bad = Vec::new();
     for (path, party) in super::parties(cx.manifest) {
-        if let Some(contact) = &party.contact
-            && !contact.phone.is_empty()
-            && !is_e123(&contact.phone)
-        {
-            bad.push((format!("{path}.contact.phone"), contact.phone.clone()));
+        for (k, communication) in party.communications.iter().enumerate() {
+            if communication.r#type == "TE" && !is_e123(&communication.identifier) {
+                bad.push((
+                    format!("{path}.communications[{k}].identifier"),
+                    communication.identifier.clone(),
+                ));
+            }
         }
     }
     for (path, phone) in bad {
