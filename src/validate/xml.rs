@@ -43,7 +43,8 @@ pub fn is_version_1(xml: &[u8]) -> bool {
 #[error("XML mapping: {0}")]
 pub struct MappingError(String);
 
-fn camel(name: &str) -> String {
+/// A field's element name: `place_of_loading` is `PlaceOfLoading`.
+pub(super) fn camel(name: &str) -> String {
     name.split('_')
         .map(|part| {
             let mut chars = part.chars();
@@ -54,7 +55,8 @@ fn camel(name: &str) -> String {
         .collect()
 }
 
-fn enum_prefix(name: &str) -> String {
+/// The prefix an enum's value names carry (`TransportMode`: `TRANSPORT_MODE_`).
+pub(super) fn enum_prefix(name: &str) -> String {
     let mut prefix = String::new();
     for (i, c) in name.chars().enumerate() {
         if c.is_ascii_uppercase() && i > 0 {

@@ -13,6 +13,7 @@ use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 
 use super::codes::CodeLists;
 use super::constraints::declared_on;
+use super::xml::{camel, enum_prefix};
 
 /// The namespace of the current version.
 pub const NAMESPACE: &str = "urn:aci-gateway:manifest:2";
@@ -134,29 +135,6 @@ pub fn is_deprecated(field: &FieldDescriptor) -> bool {
         .options
         .as_ref()
         .is_some_and(|o| o.deprecated())
-}
-
-fn enum_prefix(name: &str) -> String {
-    let mut prefix = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            prefix.push('_');
-        }
-        prefix.push(c.to_ascii_uppercase());
-    }
-    prefix.push('_');
-    prefix
-}
-
-fn camel(name: &str) -> String {
-    name.split('_')
-        .map(|part| {
-            let mut chars = part.chars();
-            chars.next().map_or(String::new(), |c| {
-                c.to_ascii_uppercase().to_string() + chars.as_str()
-            })
-        })
-        .collect()
 }
 
 /// A number as a facet value: whole numbers without a decimal point.
