@@ -44,6 +44,7 @@ fn filing() -> NewFiling {
         filer: accepted.filer,
         lrn: accepted.lrn,
         digest: accepted.digest,
+        version_1_digest: accepted.version_1_digest,
         manifest: accepted.manifest,
         original: vec![b'x'; RECORD_BYTES.saturating_sub(manifest_len)],
         original_type: "application/x-protobuf",

@@ -66,5 +66,24 @@ async fn a_log_written_before_the_data_model_change_opens_verifies_and_serves_st
         let now = carrier.status_by_mrn(mrn).await.expect("status");
         assert_eq!(pb::to_json(&now), before, "the status of {mrn}");
     }
+
+    // A carrier retrying a filing made before the upgrade, in the form it was made (version 1
+    // XML, or the old protobuf fields), gets its original receipt, not a conflict.
+    for lrn in ["AIR-2026-000001", "POST-2026-000001"] {
+        let record = records
+            .iter()
+            .find(|r| r.lrn == lrn && r.kind == pb::store::RecordKind::Filing as i32)
+            .unwrap_or_else(|| panic!("{lrn} is in the fixture"));
+        let receipt = if record.original_type == "application/xml" {
+            carrier.submit_xml(record.original.clone()).await
+        } else {
+            carrier
+                .submit(record.manifest.clone().expect("the manifest as filed"))
+                .await
+        }
+        .unwrap_or_else(|s| panic!("{lrn}: {s:?}"));
+        assert_eq!(receipt.mrn, record.mrn, "{lrn}: the original filing");
+        assert_eq!(receipt.digest, hex::encode(&record.digest), "{lrn}");
+    }
     gateway.stop().await.expect("stop");
 }

@@ -431,6 +431,19 @@ const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
         },
     ),
     (
+        "cross.container_indicator",
+        "sea",
+        |m| {
+            for r in &mut m.transport_equipment[0].goods_items {
+                r.consignment = 2;
+            }
+        },
+        "14",
+        "consignments[0].container_indicator",
+        // Equipment that lists no goods may hold anyone's.
+        |m| m.transport_equipment[0].goods_items.clear(),
+    ),
+    (
         "presence.passive_means_mode",
         "air",
         |m| {
@@ -442,7 +455,15 @@ const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
         },
         "15",
         "consignments[0].passive_means",
-        |_| {},
+        // A road filing carries its trailer.
+        |m| {
+            m.transport_mode = pb::TransportMode::Road as i32;
+            m.consignments[0].passive_means.push(pb::PassiveMeans {
+                identification: "OX-12-NL".into(),
+                type_of_identification: "31".into(),
+                nationality: "NL".into(),
+            })
+        },
     ),
     (
         "ids.receptacle_offices",

@@ -287,11 +287,29 @@ fn a_version_1_document_is_read_into_the_current_manifest() {
         [
             "itinerary.place_of_unloading",
             "consignments[0].buyer",
-            "consignments[0].seller"
+            "consignments[0].seller",
+            "consignments[0].container_indicator"
         ]
     );
     // So is a protobuf filing: the proto has one version, and the data sets apply to it whole.
     let manifest =
         aci_gateway::validate::xml::from_xml(validator.schema(), current.as_bytes()).expect("read");
-    assert!(validator.validate(manifest, now).is_err());
+    let refused = validator
+        .validate(manifest, now)
+        .expect_err("F10 requires buyer and seller");
+    let missing: Vec<&str> = refused
+        .findings()
+        .iter()
+        .filter(|f| f.rule == "dataset.required")
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            "itinerary.place_of_unloading",
+            "consignments[0].buyer",
+            "consignments[0].seller",
+            "consignments[0].container_indicator"
+        ]
+    );
 }

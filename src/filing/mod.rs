@@ -462,6 +462,7 @@ impl FilingService {
             filer: accepted.filer,
             lrn: accepted.lrn,
             digest: accepted.digest,
+            version_1_digest: accepted.version_1_digest,
             manifest: accepted.manifest,
             original: original.unwrap_or_default(),
             original_type,

@@ -59,6 +59,9 @@ pub struct NewFiling {
     pub manifest: Manifest,
     /// SHA-256 of the canonical manifest encoding.
     pub digest: [u8; 32],
+    /// For a filing sent in version 1's form: the digest of that form, which is what a gateway
+    /// before version 2 registered it under; a retry of such a filing matches either.
+    pub version_1_digest: Option<[u8; 32]>,
     /// The bytes as submitted, and their media type.
     pub original: Vec<u8>,
     pub original_type: &'static str,

@@ -158,6 +158,9 @@ pub struct Accepted {
     /// SHA-256 of the manifest's canonical protobuf encoding (what the constraints walked):
     /// equal content, equal digest, whatever the input format.
     pub digest: [u8; 32],
+    /// For a filing in version 1's form: the digest of that form (what gateways before version
+    /// 2 registered it under), so that a retry across the upgrade is still the same filing.
+    pub version_1_digest: Option<[u8; 32]>,
     pub warnings: Vec<Finding>,
     /// The filing's own master-level transport documents (unique per filer over a window).
     pub master_documents: Vec<String>,
@@ -363,6 +366,8 @@ impl Validator {
     ) -> Result<Accepted, Report> {
         let _span = tracing::info_span!("filing.rules").entered();
         let mut manifest = manifest;
+        let version_1_digest =
+            in_version_1_form(&manifest).then(|| Sha256::digest(manifest.encode_to_vec()).into());
         upgrade(&mut manifest);
         let encoded = manifest.encode_to_vec();
         let mut report = self.findings(&manifest, &encoded, schema, now);
@@ -402,11 +407,29 @@ impl Validator {
             filer,
             lrn,
             digest: Sha256::digest(&encoded).into(),
+            version_1_digest,
             manifest,
             warnings: report.findings,
             master_documents,
         })
     }
+}
+
+/// Whether a filing uses a form of version 1 that [`upgrade`] reads into its successor.
+#[allow(deprecated)]
+fn in_version_1_form(manifest: &Manifest) -> bool {
+    let mut items = manifest.consignments.iter().flat_map(|c| &c.goods_items);
+    rules::each_party(manifest).any(|party| {
+        party
+            .contact
+            .as_ref()
+            .is_some_and(|c| !c.phone.is_empty() || !c.email.is_empty())
+    }) || items.any(|item| {
+        !item.package_type.is_empty()
+            || item.number_of_packages != 0
+            || !item.shipping_marks.is_empty()
+            || !item.un_number.is_empty()
+    })
 }
 
 /// Reads the first version's forms into their successors, so that rules, digests and the log

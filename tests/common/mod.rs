@@ -563,6 +563,7 @@ pub fn new_filing(lrn: &str) -> aci_gateway::store::NewFiling {
         filer: accepted.filer,
         lrn: accepted.lrn,
         digest: accepted.digest,
+        version_1_digest: accepted.version_1_digest,
         manifest: accepted.manifest,
         original: b"original bytes".to_vec(),
         original_type: "application/x-protobuf",

@@ -224,7 +224,7 @@ impl<'a, V: StateView> Batch<'a, V> {
             StoreError::Inconsistent(format!("index names {mrn} but has no entry"))
         })?;
         let receipt = status.receipt.unwrap_or_default();
-        if receipt.digest == hex::encode(filing.digest) {
+        if same_content(&receipt.digest, filing) {
             Ok(Some(Registration::Duplicate(receipt)))
         } else {
             Ok(Some(Registration::Conflict { mrn }))
@@ -371,7 +371,7 @@ impl<'a, V: StateView> Batch<'a, V> {
         let record = match change {
             Change::Amend(filing) => {
                 let current_digest = status.receipt.as_ref().map(|r| r.digest.as_str());
-                if current_digest == Some(hex::encode(filing.digest).as_str()) {
+                if current_digest.is_some_and(|digest| same_content(digest, &filing)) {
                     return Ok(Err(Changed::Unchanged(status)));
                 }
                 if let Some(field) = immutable_change(self.rules.immutable, &entry, &filing) {
@@ -530,4 +530,13 @@ fn immutable_change(
     before.sort();
     after.sort();
     (before != after).then_some("master_documents")
+}
+
+/// Whether a registered digest (hex) is a filing's: its digest, or for a filing sent in version
+/// 1's form, the digest of that form (what a gateway before version 2 registered it under).
+fn same_content(registered: &str, filing: &NewFiling) -> bool {
+    registered == hex::encode(filing.digest)
+        || filing
+            .version_1_digest
+            .is_some_and(|digest| registered == hex::encode(digest))
 }

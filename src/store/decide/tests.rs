@@ -56,6 +56,7 @@ fn filing(lrn: &str, digest: u8, documents: &[&str]) -> NewFiling {
             ..Manifest::default()
         },
         digest: [digest; 32],
+        version_1_digest: None,
         original: Vec::new(),
         original_type: "application/x-protobuf",
         warnings: Vec::new(),

@@ -14,24 +14,28 @@ pub(super) fn check(cx: &mut Context<'_>) {
     container_indicator(cx);
 }
 
-/// A consignment declared in containers comes with equipment; one declared not in containers
-/// has none of its goods items in equipment.
+/// A consignment declared in containers has its goods in equipment (some equipment lists them,
+/// or equipment lists no goods at all); one declared not in containers has none of its goods
+/// items in equipment.
 fn container_indicator(cx: &mut Context<'_>) {
     let equipment = &cx.manifest.transport_equipment;
+    let carries = |sequence: u32| {
+        equipment
+            .iter()
+            .flat_map(|e| &e.goods_items)
+            .any(|r| r.consignment == sequence)
+    };
+    let unassigned = equipment.iter().any(|e| e.goods_items.is_empty());
     let mut findings = Vec::new();
     for (i, consignment) in cx.manifest.consignments.iter().enumerate() {
         let path = format!("consignments[{i}].container_indicator");
         match consignment.container_indicator.as_str() {
-            "1" if equipment.is_empty() => findings.push((
+            "1" if !unassigned && !carries(consignment.sequence) => findings.push((
                 path,
                 "1",
-                "the consignment is declared in containers, but the filing lists no transport equipment",
+                "the consignment is declared in containers, but no transport equipment carries its goods",
             )),
-            "0" if equipment
-                .iter()
-                .flat_map(|e| &e.goods_items)
-                .any(|r| r.consignment == consignment.sequence) =>
-            {
+            "0" if carries(consignment.sequence) => {
                 findings.push((
                     path,
                     "0",

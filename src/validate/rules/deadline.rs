@@ -175,18 +175,19 @@ pub(super) fn check(cx: &mut Context<'_>) {
     );
 }
 
-/// Bulk or break bulk: every consignment declared not in containers (container indicator 0).
-/// A filing that declares nothing (version 1) is bulk when it lists no equipment, as before.
+/// Bulk or break bulk: every consignment declared not in containers (container indicator 0); any
+/// declared in containers makes the filing containerised. Where some consignment declares
+/// nothing (version 1 filings), the filing is bulk when it lists no equipment, as before.
 fn is_bulk(manifest: &crate::pb::Manifest) -> bool {
-    let declared: Vec<&str> = manifest
+    let indicators = manifest
         .consignments
         .iter()
-        .map(|c| c.container_indicator.as_str())
-        .filter(|indicator| !indicator.is_empty())
-        .collect();
-    if declared.is_empty() {
-        manifest.transport_equipment.is_empty()
+        .map(|c| c.container_indicator.as_str());
+    if indicators.clone().any(|i| i == "1") {
+        false
+    } else if !manifest.consignments.is_empty() && indicators.clone().all(|i| i == "0") {
+        true
     } else {
-        declared.iter().all(|indicator| *indicator == "0")
+        manifest.transport_equipment.is_empty()
     }
 }

@@ -501,6 +501,27 @@ fn parties(manifest: &Manifest) -> Vec<(String, &crate::pb::Party)> {
     out
 }
 
+/// Every party of a manifest, without their paths (the same parties as [`parties`]).
+pub(crate) fn each_party(manifest: &Manifest) -> impl Iterator<Item = &crate::pb::Party> {
+    [
+        &manifest.declarant,
+        &manifest.representative,
+        &manifest.carrier,
+        &manifest.next_filing_party,
+    ]
+    .into_iter()
+    .chain(manifest.consignments.iter().flat_map(|c| {
+        [
+            &c.consignor,
+            &c.consignee,
+            &c.notify_party,
+            &c.buyer,
+            &c.seller,
+        ]
+    }))
+    .filter_map(Option::as_ref)
+}
+
 /// Every party of a manifest, to change (the same parties as [`parties`]).
 pub(crate) fn parties_mut(manifest: &mut Manifest) -> impl Iterator<Item = &mut crate::pb::Party> {
     [
