@@ -321,8 +321,13 @@ impl Validator {
 
     /// Every finding about a manifest, filed at `now` (read into the current version first).
     pub fn check(&self, manifest: &Manifest, now: SystemTime) -> Report {
-        let mut current = manifest.clone();
-        upgrade(&mut current);
+        let current = if in_version_1_form(manifest) {
+            let mut current = manifest.clone();
+            upgrade(&mut current);
+            std::borrow::Cow::Owned(current)
+        } else {
+            std::borrow::Cow::Borrowed(manifest)
+        };
         self.findings(&current, &current.encode_to_vec(), SchemaChecked::No, now)
     }
 

@@ -213,7 +213,8 @@ fn element(
         }
         _ => None,
     };
-    if let Some(type_name) = named_type {
+    // An element of a named type: empty, or holding only its annotation.
+    let typed = |out: &mut String, type_name: &str| {
         if annotation.is_empty() {
             let _ = writeln!(
                 out,
@@ -225,6 +226,9 @@ fn element(
                 "      <xs:element name=\"{name}\" type=\"{type_name}\"{occurs}>\n{annotation}      </xs:element>\n"
             );
         }
+    };
+    if let Some(type_name) = named_type {
+        typed(out, &type_name);
         return;
     }
     let base = match field.kind() {
@@ -274,17 +278,7 @@ fn element(
         );
     }
     if facets.is_empty() {
-        if annotation.is_empty() {
-            let _ = writeln!(
-                out,
-                "      <xs:element name=\"{name}\" type=\"{base}\"{occurs}/>"
-            );
-        } else {
-            let _ = write!(
-                out,
-                "      <xs:element name=\"{name}\" type=\"{base}\"{occurs}>\n{annotation}      </xs:element>\n"
-            );
-        }
+        typed(out, base);
         return;
     }
     let _ = write!(
