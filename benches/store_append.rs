@@ -54,6 +54,7 @@ fn filing() -> NewFiling {
         master_documents: accepted.master_documents,
         house_references: accepted.house_references,
         next_filing_party: accepted.next_filing_party,
+        due: accepted.due,
     }
 }
 
@@ -66,6 +67,7 @@ fn open_store(dir: &Path) -> Store {
             max_batch: 1024,
             duplicate_document_window: Duration::from_secs(365 * 86_400),
             immutable: Default::default(),
+            timers: Default::default(),
             sync: true,
             disk: std::sync::Arc::new(aci_gateway::store::OsDisk),
         },

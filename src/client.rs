@@ -237,12 +237,34 @@ impl CarrierClient {
         notice_id: &str,
         text: &str,
     ) -> Result<FilingStatus, Status> {
+        self.answer(mrn, notice_id, text, None).await
+    }
+
+    /// Answers one request of a referral, with a structured answer (result, methods, facility,
+    /// attachments).
+    pub async fn answer(
+        &mut self,
+        mrn: &str,
+        notice_id: &str,
+        text: &str,
+        answer: Option<crate::pb::ReferralAnswer>,
+    ) -> Result<FilingStatus, Status> {
         let request = self.request(AnswerReferralRequest {
             mrn: mrn.to_owned(),
             notice_id: notice_id.to_owned(),
             text: text.to_owned(),
+            answer,
         });
         Ok(self.inner.answer_referral(request).await?.into_inner())
+    }
+
+    /// Registers the arrival of several filings with its facts; an answer per filing.
+    pub async fn register_arrival(
+        &mut self,
+        notification: crate::pb::ArrivalNotification,
+    ) -> Result<crate::pb::ArrivalRegistration, Status> {
+        let request = self.request(notification);
+        Ok(self.inner.register_arrival(request).await?.into_inner())
     }
 }
 

@@ -125,6 +125,8 @@ pub struct Gateway {
     admin: JoinHandle<()>,
     /// Reloads certificates, keys and CRLs when they change.
     reloader: JoinHandle<()>,
+    /// Fires the filings' timers (stops at the cancellation).
+    scheduler: JoinHandle<()>,
     forwarders: Vec<JoinHandle<()>>,
     exchange: Arc<Exchange>,
 }
@@ -191,6 +193,10 @@ impl Gateway {
             shutdown.clone(),
         ));
         let forwarders = forward::spawn(&exchange, &peer_client_tls, &shutdown);
+        let scheduler = tokio::spawn(crate::store::scheduler::run(
+            store.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(
             carrier = %carrier_addr, peer = %peer_addr, admin = %admin_addr,
             tls = !options.insecure_dev, "gateway listening"
@@ -205,6 +211,7 @@ impl Gateway {
             servers,
             admin,
             reloader,
+            scheduler,
             forwarders,
             exchange,
         })
@@ -245,6 +252,7 @@ impl Gateway {
         }
         self.admin.abort();
         self.reloader.abort();
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.scheduler).await;
         for forwarder in self.forwarders {
             // Forwarders stop at the cancellation (saving their cursors) within moments.
             if tokio::time::timeout(SHUTDOWN_GRACE, forwarder)
@@ -279,7 +287,8 @@ fn filing_service(
         shutdown.clone(),
     )
     .map_err(ServerError::Pool)?
-    .with_limits(config.carrier_api.per_carrier))
+    .with_limits(config.carrier_api.per_carrier)
+    .with_attachment_limit(config.lifecycle.max_attachment_bytes))
 }
 
 /// `--insecure-dev` trusts a header for the caller's identity: only on loopback.
@@ -311,7 +320,8 @@ async fn open_store(config: &Config, options: &Options) -> Result<(Store, Recove
         segment_bytes: config.store.segment_bytes,
         max_batch: config.store.max_batch,
         duplicate_document_window: config.duplicate_document_window,
-        immutable: config.immutable,
+        immutable: config.lifecycle.immutable,
+        timers: config.lifecycle.timers,
         #[cfg(feature = "testing")]
         sync: options.sync(),
         disk: options.disk(),

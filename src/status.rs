@@ -112,6 +112,12 @@ impl From<FilingError> for Status {
     fn from(error: FilingError) -> Status {
         match error {
             FilingError::Malformed(message) => Status::invalid_argument(message),
+            FilingError::InvalidField { field, message } => {
+                invalid_field(&field, "ACI_INVALID_FIELD", &message)
+            }
+            error @ FilingError::AttachmentsTooLarge { .. } => {
+                Status::resource_exhausted(error.to_string())
+            }
             FilingError::Rejected(report) => rejected(&report),
             FilingError::Forbidden(message) => Status::permission_denied(message),
             FilingError::NotFound(message) => Status::not_found(message),
@@ -141,11 +147,34 @@ impl From<ExchangeError> for Status {
     fn from(error: ExchangeError) -> Status {
         match error {
             ExchangeError::Malformed(message) => Status::invalid_argument(message),
+            ExchangeError::InvalidField {
+                field,
+                code,
+                message,
+            } => invalid_field(&field, code, &message),
             error @ ExchangeError::NotShared { .. } => Status::not_found(error.to_string()),
             error @ ExchangeError::LogUnreadable => Status::internal(error.to_string()),
             ExchangeError::Store(error) => store_failure(&error),
         }
     }
+}
+
+/// `INVALID_ARGUMENT` about one field of a request: a `google.rpc.BadRequest` naming it, with
+/// a stable reason (e.g. `NOTICE_UNKNOWN_TARGET`).
+pub fn invalid_field(field: &str, reason: &str, message: &str) -> Status {
+    let bad_request = rpc::BadRequest {
+        field_violations: vec![FieldViolation {
+            field: field.to_owned(),
+            description: message.to_owned(),
+            reason: reason.to_owned(),
+            localized_message: None,
+        }],
+    };
+    with_details(
+        Code::InvalidArgument,
+        format!("{field}: {message}"),
+        vec![any("google.rpc.BadRequest", &bad_request)],
+    )
 }
 
 /// `ALREADY_EXISTS`: the LRN is registered with other content.
@@ -240,12 +269,16 @@ pub fn lifecycle(mrn: &Mrn, error: ChangeRefusal) -> Status {
         ChangeRefusal::ImmutableField(field) => {
             format!("an amendment of {mrn} may not change {field}; file anew instead")
         }
-        ChangeRefusal::UnknownReferral => {
-            format!("{mrn} has no referral with that notice id")
-        }
+        ChangeRefusal::UnknownReferral => format!(
+            "{mrn} has no referral with that notice id (or the referral has no request with that \
+             reference; name the request when it has several)"
+        ),
         ChangeRefusal::AlreadyAnswered => {
             format!("the referral on {mrn} was answered before, differently")
         }
+        ChangeRefusal::UnderControl => format!(
+            "an administration announced a control of {mrn}: it may not be amended or invalidated"
+        ),
     };
     let failure = rpc::PreconditionFailure {
         violations: vec![rpc::precondition_failure::Violation {

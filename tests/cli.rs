@@ -667,6 +667,7 @@ async fn notifications_follow_resumes_when_the_connection_ages_out() {
         kind: NoticeKind::AssessmentComplete as i32,
         text: format!("notice {id}"),
         deadline: None,
+        ..Default::default()
     };
     peer.notify(notice("FOLLOW-1")).await.expect("first notice");
 

@@ -121,6 +121,7 @@ async fn every_receipt_survives_sigkill_and_in_doubt_retries_store_once() {
             max_batch: 64,
             duplicate_document_window: std::time::Duration::from_secs(365 * 86_400),
             immutable: Default::default(),
+            timers: Default::default(),
             sync: true,
             disk: std::sync::Arc::new(aci_gateway::store::OsDisk),
         },

@@ -607,6 +607,7 @@ async fn notices_reach_the_carrier_stream_and_referral_answers_reach_the_peer() 
         kind: NoticeKind::DoNotLoad as i32,
         text: "container MSCU1234565: do not load".into(),
         deadline: None,
+        ..Default::default()
     };
     let ack = as_b
         .notify(do_not_load.clone())
@@ -643,6 +644,7 @@ async fn notices_reach_the_carrier_stream_and_referral_answers_reach_the_peer() 
             seconds: 1_900_000_000,
             nanos: 0,
         }),
+        ..Default::default()
     };
     as_b.notify(referral).await.expect("referral taken");
     let mut resumed = carrier

@@ -23,6 +23,7 @@ fn options(disk: &SimDisk) -> StoreOptions {
         max_batch: 64,
         duplicate_document_window: Duration::from_secs(365 * 86_400),
         immutable: Default::default(),
+        timers: Default::default(),
         sync: true,
         disk: Arc::new(disk.clone()),
     }

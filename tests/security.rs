@@ -871,6 +871,7 @@ async fn reflection_text_and_comments_are_bounded() {
             kind: aci_gateway::pb::NoticeKind::DoNotLoad as i32,
             text: "do not load \u{1b}[2J\u{1b}[31mnow".into(),
             deadline: None,
+            ..Default::default()
         })
         .await
         .expect_err("ESC in a notice");

@@ -22,6 +22,7 @@ fn options(segment_bytes: u64) -> StoreOptions {
         max_batch: 64,
         duplicate_document_window: std::time::Duration::from_secs(365 * 86_400),
         immutable: Default::default(),
+        timers: Default::default(),
         sync: true,
         disk: std::sync::Arc::new(aci_gateway::store::OsDisk),
     }
@@ -634,7 +635,7 @@ async fn applying_records_again_after_a_crash_between_their_effects_changes_noth
     amended.manifest.consignments[0].goods_items[0].description = "amended".into();
     let changes = [
         (0, store::Change::Amend(Box::new(amended))),
-        (1, store::Change::Arrive { at }),
+        (1, store::Change::Arrive { at, facts: None }),
         (
             2,
             store::Change::Invalidate {
@@ -655,6 +656,7 @@ async fn applying_records_again_after_a_crash_between_their_effects_changes_noth
         kind: aci_gateway::pb::NoticeKind::DoNotLoad as i32,
         text: "hold".into(),
         deadline: None,
+        ..Default::default()
     };
     store.notify("TEST-B", notice).await.expect("notice");
     let records = common::log_records(&store);

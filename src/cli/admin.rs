@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-use super::NoticeKindArg;
 use super::carrier::{print_json, refused};
 use crate::client::ClientTls;
 use crate::config::Config;
@@ -73,12 +72,19 @@ pub(super) async fn notify(
     };
     let mut client = crate::client::PeerClient::connect(&endpoint, peer, &files).await?;
     let notice_id = notice.notice_id.clone();
-    match client.notify(notice).await {
+    let requests: Vec<&str> = notice
+        .requests
+        .iter()
+        .map(|r| r.reference.as_str())
+        .collect();
+    let requests = serde_json::json!(requests);
+    match client.notify(notice.clone()).await {
         Ok(ack) => {
             print_json(&serde_json::json!({
                 "notice_id": notice_id,
                 "sequence": ack.sequence,
                 "duplicate": ack.duplicate,
+                "requests": requests,
             }));
             Ok(ExitCode::SUCCESS)
         }
@@ -95,16 +101,79 @@ pub(super) fn parse_time(text: &str) -> Result<prost_types::Timestamp> {
     })
 }
 
-/// `notify`'s notice from its arguments; without an id, one from the clock.
-pub(super) fn notice(
-    mrn: String,
-    kind: NoticeKindArg,
-    text: String,
-    id: Option<String>,
-    deadline: Option<&str>,
-) -> Result<pb::Notice> {
+/// What `notify` was given.
+pub(super) struct NoticeArgs {
+    pub mrn: String,
+    pub kind: pb::NoticeKind,
+    pub targets: Vec<String>,
+    pub requests: Vec<String>,
+    pub methods: Vec<String>,
+    pub office: Option<String>,
+    pub at: Option<String>,
+    pub place: Option<String>,
+    pub text: String,
+    pub id: Option<String>,
+    pub deadline: Option<String>,
+}
+
+/// `notify`'s notice from its arguments; without an id, one from the clock. A referral's
+/// requests are the `--request` references given (each about every target), or else one per
+/// target, numbered from 1 (or one about the whole filing).
+pub(super) fn notice(args: NoticeArgs) -> Result<pb::Notice> {
+    let targets = args
+        .targets
+        .iter()
+        .map(|t| parse_target(t))
+        .collect::<Result<Vec<_>>>()?;
+    let referral = crate::store::risk::is_referral(args.kind);
+    let request_type = if args.kind == pb::NoticeKind::ReferralScreening {
+        "RFS"
+    } else {
+        "RFI"
+    };
+    let request = |reference: String, targets: Vec<pb::NoticeTarget>| pb::ReferralRequest {
+        reference,
+        request_type: request_type.to_owned(),
+        recommended_methods: args.methods.clone(),
+        targets,
+        text: String::new(),
+    };
+    let requests = if !referral {
+        if !args.requests.is_empty() || !args.methods.is_empty() {
+            bail!("--request and --method are for referrals");
+        }
+        Vec::new()
+    } else if !args.requests.is_empty() {
+        args.requests
+            .iter()
+            .map(|r| request(r.clone(), Vec::new()))
+            .collect()
+    } else if targets.len() > 1 {
+        targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| request((i + 1).to_string(), vec![t.clone()]))
+            .collect()
+    } else {
+        vec![request("1".into(), Vec::new())]
+    };
+    let control = if args.kind == pb::NoticeKind::Control {
+        let Some(office) = args.office else {
+            bail!("a control names the office that controls: --office CODE");
+        };
+        Some(pb::Control {
+            office,
+            place: args.place.unwrap_or_default(),
+            scheduled_at: args.at.as_deref().map(parse_time).transpose()?,
+        })
+    } else {
+        if args.office.is_some() || args.at.is_some() || args.place.is_some() {
+            bail!("--office, --at and --place are for controls");
+        }
+        None
+    };
     Ok(pb::Notice {
-        notice_id: id.unwrap_or_else(|| {
+        notice_id: args.id.unwrap_or_else(|| {
             format!(
                 "N-{}",
                 std::time::SystemTime::now()
@@ -112,9 +181,32 @@ pub(super) fn notice(
                     .map_or(0, |d| d.as_micros())
             )
         }),
-        mrn,
-        kind: pb::NoticeKind::from(kind) as i32,
-        text,
-        deadline: deadline.map(parse_time).transpose()?,
+        mrn: args.mrn,
+        kind: args.kind as i32,
+        text: args.text,
+        deadline: args.deadline.as_deref().map(parse_time).transpose()?,
+        targets,
+        requests,
+        control,
+    })
+}
+
+/// A target as the command line writes it: `container:MSKU1234565`.
+fn parse_target(text: &str) -> Result<pb::NoticeTarget> {
+    let (kind, reference) = text
+        .split_once(':')
+        .with_context(|| format!("{text:?}: write a target as TYPE:REFERENCE"))?;
+    let kind = match kind {
+        "house-document" => pb::TargetType::HouseDocument,
+        "container" => pb::TargetType::Container,
+        "receptacle" => pb::TargetType::Receptacle,
+        "goods-item" => pb::TargetType::GoodsItem,
+        other => {
+            bail!("{other:?}: a target is house-document, container, receptacle or goods-item")
+        }
+    };
+    Ok(pb::NoticeTarget {
+        r#type: kind as i32,
+        reference: reference.to_owned(),
     })
 }

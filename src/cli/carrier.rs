@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use super::ClientArgs;
 use crate::client::{CarrierClient, ClientTls, Credentials};
@@ -196,6 +197,17 @@ pub(super) fn refused(status: &tonic::Status) -> Result<ExitCode> {
         "code": code_name(status.code()),
         "message": message,
     });
+    if let Some(failure) = status.get_details_precondition_failure()
+        && let Some(first) = failure.violations.first()
+    {
+        out["reason"] = first.r#type.clone().into();
+    } else if crate::status::report_of(status).is_none()
+        && let Some(bad_request) = status.get_details_bad_request()
+        && let [only] = bad_request.field_violations.as_slice()
+    {
+        out["reason"] = only.reason.clone().into();
+        out["field"] = only.field.clone().into();
+    }
     if let Some(report) = crate::status::report_of(status) {
         out["violations"] = pb::to_json(&report)["violations"].clone();
         out["truncated"] = report.truncated.into();
@@ -251,22 +263,111 @@ pub(super) async fn invalidate(mrn: &str, reason: &str, args: &ClientArgs) -> Re
     print_answer(answer.map(|s| pb::to_json(&s)))
 }
 
-/// `arrive MRN`.
-pub(super) async fn arrive(mrn: &str, args: &ClientArgs) -> Result<ExitCode> {
-    let answer = connect(args).await?.arrive(mrn).await;
-    print_answer(answer.map(|s| pb::to_json(&s)))
+/// `arrive MRN... [--document D]... [--at T] [--office O] [--means M]`: one answer per filing;
+/// exit 1 when any was refused.
+pub(super) async fn arrive(
+    mrns: Vec<String>,
+    transport_documents: Vec<String>,
+    facts: pb::ArrivalFacts,
+    args: &ClientArgs,
+) -> Result<ExitCode> {
+    let notification = pb::ArrivalNotification {
+        facts: Some(facts),
+        mrns,
+        transport_documents,
+    };
+    match connect(args).await?.register_arrival(notification).await {
+        Ok(registration) => {
+            print_json(&pb::to_json(&registration));
+            let all = registration
+                .results
+                .iter()
+                .all(|r| matches!(r.outcome, Some(pb::arrival_result::Outcome::Status(_))));
+            Ok(if all {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Err(status) => refused(&status),
+    }
 }
 
-/// `answer MRN NOTICE_ID --text ...`: answers a referral.
+/// The facts of an arrival from `arrive`'s options.
+pub(super) fn arrival_facts(
+    at: Option<&str>,
+    office: Option<String>,
+    means: Option<String>,
+) -> Result<pb::ArrivalFacts> {
+    Ok(pb::ArrivalFacts {
+        arrived_at: at.map(super::admin::parse_time).transpose()?,
+        office: office.unwrap_or_default(),
+        means_of_transport: means.unwrap_or_default(),
+    })
+}
+
+/// `answer`'s structured answer from its options (attachments read from their files).
+pub(super) fn referral_answer(
+    request: Option<String>,
+    result: Option<String>,
+    methods: Vec<String>,
+    facility: Option<String>,
+    attachments: &[std::path::PathBuf],
+    text: String,
+) -> Result<pb::ReferralAnswer> {
+    let attachments = attachments
+        .iter()
+        .map(|path| {
+            let media_type = match path
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                Some("pdf") => "application/pdf",
+                Some("jpg" | "jpeg") => "image/jpeg",
+                Some("png") => "image/png",
+                Some("tif" | "tiff") => "image/tiff",
+                Some("txt") => "text/plain",
+                Some("xml") => "application/xml",
+                _ => bail!(
+                    "{}: attach a .pdf, .jpg, .png, .tif, .txt or .xml file",
+                    path.display()
+                ),
+            };
+            let content =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Ok(pb::Attachment {
+                filename: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                media_type: media_type.to_owned(),
+                content,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(pb::ReferralAnswer {
+        request_reference: request.unwrap_or_default(),
+        result: result.unwrap_or_default(),
+        methods,
+        facility: facility.unwrap_or_default(),
+        attachments,
+        text,
+    })
+}
+
+/// `answer MRN NOTICE_ID [--request R] [--result C] [--method M]... [--text T]`.
 pub(super) async fn answer(
     mrn: &str,
     notice_id: &str,
-    text: &str,
+    answer: pb::ReferralAnswer,
     args: &ClientArgs,
 ) -> Result<ExitCode> {
+    let text = answer.text.clone();
     let answer = connect(args)
         .await?
-        .answer_referral(mrn, notice_id, text)
+        .answer(mrn, notice_id, &text, Some(answer))
         .await;
     print_answer(answer.map(|s| pb::to_json(&s)))
 }

@@ -197,7 +197,7 @@ impl Run {
                 mrn: sea_mrn.to_owned(),
                 kind: NoticeKind::DoNotLoad as i32,
                 text: "high-risk consignment: do not load before inspection".into(),
-                deadline: None,
+                ..Notice::default()
             })
             .await?;
         println!("   {A} stored the notice at sequence {}", ack.sequence);

@@ -111,9 +111,23 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Record the arrival of the goods of one of your filings.
+    /// Register the arrival of the goods of your filings (one or several MRNs, or master
+    /// transport documents), with the facts of the arrival: each is answered on its own.
     Arrive {
-        mrn: String,
+        #[arg(required_unless_present = "documents")]
+        mrns: Vec<String>,
+        /// A master transport document of one of your filings (repeatable).
+        #[arg(long = "document")]
+        documents: Vec<String>,
+        /// When the goods arrived (RFC 3339; default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// The actual customs office of first entry (e.g. NL000396).
+        #[arg(long)]
+        office: Option<String>,
+        /// The active means of transport on arrival (IMO number, flight, plate).
+        #[arg(long)]
+        means: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -140,11 +154,28 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Answer a referral an administration sent about one of your filings.
+    /// Answer a referral an administration sent about one of your filings: one request of it
+    /// (--request, needed when it has several), with a text, or for screening the result, the
+    /// methods used, the facility and attachments.
     Answer {
         mrn: String,
         notice_id: String,
+        /// The request answered (its reference in the notice).
         #[arg(long)]
+        request: Option<String>,
+        /// Screening result (code list screening-results, CL726).
+        #[arg(long)]
+        result: Option<String>,
+        /// A screening method used (code list screening-methods, CL724; repeatable).
+        #[arg(long = "method")]
+        methods: Vec<String>,
+        /// The screening facility (UN/LOCODE).
+        #[arg(long)]
+        facility: Option<String>,
+        /// A file to attach (PDF, JPEG, PNG, TIFF, text or XML; repeatable).
+        #[arg(long = "attach")]
+        attachments: Vec<PathBuf>,
+        #[arg(long, default_value = "")]
         text: String,
         #[command(flatten)]
         client: ClientArgs,
@@ -212,6 +243,26 @@ enum Command {
         mrn: String,
         #[arg(long, value_enum)]
         kind: NoticeKindArg,
+        /// What the notice is about: house-document:NUMBER, container:NUMBER, receptacle:ID or
+        /// goods-item:CONSIGNMENT/ITEM (repeatable; none: the whole filing).
+        #[arg(long = "target")]
+        targets: Vec<String>,
+        /// Referrals: a request's reference (repeatable; default: one request per target, or
+        /// one for the whole filing).
+        #[arg(long = "request")]
+        requests: Vec<String>,
+        /// Screening referrals: a recommended screening method (CL724; repeatable).
+        #[arg(long = "method")]
+        methods: Vec<String>,
+        /// Controls: the customs office that controls.
+        #[arg(long)]
+        office: Option<String>,
+        /// Controls: when the control is scheduled (RFC 3339).
+        #[arg(long)]
+        at: Option<String>,
+        /// Controls: where.
+        #[arg(long)]
+        place: Option<String>,
         #[arg(long, default_value = "")]
         text: String,
         /// Our id for the notice (a retry with the same id is one notice); default: generated.
@@ -248,6 +299,7 @@ enum NoticeKindArg {
     ReferralInformation,
     ReferralScreening,
     DoNotLoad,
+    Control,
 }
 
 impl From<NoticeKindArg> for pb::NoticeKind {
@@ -257,6 +309,7 @@ impl From<NoticeKindArg> for pb::NoticeKind {
             NoticeKindArg::ReferralInformation => pb::NoticeKind::ReferralInformation,
             NoticeKindArg::ReferralScreening => pb::NoticeKind::ReferralScreening,
             NoticeKindArg::DoNotLoad => pb::NoticeKind::DoNotLoad,
+            NoticeKindArg::Control => pb::NoticeKind::Control,
         }
     }
 }
@@ -373,7 +426,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             reason,
             client,
         } => carrier::invalidate(&mrn, &reason, &client).await,
-        Command::Arrive { mrn, client } => carrier::arrive(&mrn, &client).await,
+        Command::Arrive {
+            mrns,
+            documents,
+            at,
+            office,
+            means,
+            client,
+        } => {
+            let facts = carrier::arrival_facts(at.as_deref(), office, means)?;
+            carrier::arrive(mrns, documents, facts, &client).await
+        }
         Command::Validate {
             paths,
             config,
@@ -396,9 +459,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Answer {
             mrn,
             notice_id,
+            request,
+            result,
+            methods,
+            facility,
+            attachments,
             text,
             client,
-        } => carrier::answer(&mrn, &notice_id, &text, &client).await,
+        } => {
+            let answer =
+                carrier::referral_answer(request, result, methods, facility, &attachments, text)?;
+            carrier::answer(&mrn, &notice_id, answer, &client).await
+        }
         Command::Peers { config, json } => admin::peers(&config, json).await,
         Command::BenchFsync {
             dir,
@@ -431,13 +503,31 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             peer,
             mrn,
             kind,
+            targets,
+            requests,
+            methods,
+            office,
+            at,
+            place,
             text,
             id,
             deadline,
             endpoint,
             config,
         } => {
-            let notice = admin::notice(mrn, kind, text, id, deadline.as_deref())?;
+            let notice = admin::notice(admin::NoticeArgs {
+                mrn,
+                kind: kind.into(),
+                targets,
+                requests,
+                methods,
+                office,
+                at,
+                place,
+                text,
+                id,
+                deadline,
+            })?;
             admin::notify(&config, &peer, endpoint, notice).await
         }
         Command::Rules => {

@@ -38,14 +38,25 @@ pub struct Config {
     pub validation: RuleSettings,
     /// How long a master transport document stays reserved to the filing that first named it.
     pub duplicate_document_window: std::time::Duration,
-    /// What an amendment may not change.
-    pub immutable: crate::store::Immutable,
+    /// What an amendment may not change, the filings' timers, the attachments' bound.
+    pub lifecycle: Lifecycle,
     /// Peer administrations this gateway exchanges with.
     pub peers: Vec<Peer>,
     /// Which peers receive which filings.
     pub routes: crate::exchange::route::Routes,
     /// Log format and trace export.
     pub telemetry: crate::telemetry::TelemetrySettings,
+}
+
+/// The `[lifecycle]` section.
+#[derive(Clone, Debug)]
+pub struct Lifecycle {
+    /// What an amendment may not change.
+    pub immutable: crate::store::Immutable,
+    /// When filings' timers fire (automatic invalidation, incomplete partial filings).
+    pub timers: crate::store::TimerSettings,
+    /// Largest total size of one referral answer's attachments.
+    pub max_attachment_bytes: usize,
 }
 
 /// A peer administration's gateway (the exchange's own settings type).

@@ -66,6 +66,14 @@ pub(super) struct RawLifecycle {
     /// Fields an amendment may not change: "transport_mode", "master_documents" (the default
     /// is both; the LRN never changes).
     pub(super) immutable_fields: Option<Vec<String>>,
+    /// A filing whose goods have not arrived this long after filing is invalidated: "200d"
+    /// (the default, UCC Art. 129), "12h", "30s", or "never".
+    pub(super) automatic_invalidation_after: Option<String>,
+    /// How long before its deadline an incomplete partial filing's carrier is reminded
+    /// (default "2h").
+    pub(super) incomplete_reminder_before: Option<String>,
+    /// Largest total size of the attachments of one referral answer (default 1 MiB).
+    pub(super) max_attachment_bytes: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]

@@ -58,7 +58,7 @@ impl RawConfig {
                 u64::from(window_days) * 86_400,
             ),
             validation: self.validation.seal(invalid)?,
-            immutable: self.lifecycle.seal(invalid)?,
+            lifecycle: self.lifecycle.seal(invalid)?,
             routes: routes(self.routes, &peers, invalid)?,
             peers,
             telemetry: self.telemetry.seal(invalid)?,
@@ -364,28 +364,93 @@ fn routes(raw: Vec<RawRoute>, peers: &[Peer], invalid: Invalid<'_>) -> Result<Ro
 }
 
 impl RawLifecycle {
-    fn seal(self, invalid: Invalid<'_>) -> Result<crate::store::Immutable, ConfigError> {
-        let Some(fields) = self.immutable_fields else {
-            return Ok(crate::store::Immutable::default());
+    fn seal(self, invalid: Invalid<'_>) -> Result<super::Lifecycle, ConfigError> {
+        let defaults = crate::store::TimerSettings::default();
+        let automatic_invalidation = match self.automatic_invalidation_after.as_deref() {
+            None => defaults.automatic_invalidation,
+            Some("never") => None,
+            Some(text) => Some(duration(
+                "lifecycle.automatic_invalidation_after",
+                text,
+                invalid,
+            )?),
         };
-        let mut immutable = crate::store::Immutable {
-            transport_mode: false,
-            master_documents: false,
+        let incomplete_reminder = match self.incomplete_reminder_before.as_deref() {
+            None => defaults.incomplete_reminder,
+            Some(text) => duration("lifecycle.incomplete_reminder_before", text, invalid)?,
         };
-        for field in fields {
-            match field.as_str() {
-                "transport_mode" => immutable.transport_mode = true,
-                "master_documents" => immutable.master_documents = true,
-                other => {
-                    return Err(invalid(
-                        "lifecycle.immutable_fields",
-                        format!("{other:?}: say \"transport_mode\" or \"master_documents\""),
-                    ));
-                }
+        let max_attachment_bytes = self.max_attachment_bytes.unwrap_or(1024 * 1024);
+        if max_attachment_bytes > 16 * 1024 * 1024 {
+            return Err(invalid(
+                "lifecycle.max_attachment_bytes",
+                format!(
+                    "{max_attachment_bytes} is more than 16 MiB: attachments travel in the log and to peers"
+                ),
+            ));
+        }
+        Ok(super::Lifecycle {
+            immutable: immutable(self.immutable_fields, invalid)?,
+            timers: crate::store::TimerSettings {
+                automatic_invalidation,
+                incomplete_reminder,
+            },
+            max_attachment_bytes,
+        })
+    }
+}
+
+/// A duration as the config writes it: a whole number and a unit, `s`, `m`, `h` or `d`.
+fn duration(
+    key: &'static str,
+    text: &str,
+    invalid: Invalid<'_>,
+) -> Result<std::time::Duration, ConfigError> {
+    let unit_at = text.len().saturating_sub(1);
+    let (number, unit) = text.split_at(unit_at);
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if seconds > 0 && n > 0 && n <= 36_600 * 86_400 / seconds => {
+            Ok(std::time::Duration::from_secs(n * seconds))
+        }
+        _ => Err(invalid(
+            key,
+            format!(
+                "{text:?}: say a positive whole number and a unit, as \"200d\", \"2h\", \"30s\""
+            ),
+        )),
+    }
+}
+
+fn immutable(
+    fields: Option<Vec<String>>,
+    invalid: Invalid<'_>,
+) -> Result<crate::store::Immutable, ConfigError> {
+    let Some(fields) = fields else {
+        return Ok(crate::store::Immutable::default());
+    };
+    let mut immutable = crate::store::Immutable {
+        transport_mode: false,
+        master_documents: false,
+    };
+    for field in fields {
+        match field.as_str() {
+            "transport_mode" => immutable.transport_mode = true,
+            "master_documents" => immutable.master_documents = true,
+            other => {
+                return Err(invalid(
+                    "lifecycle.immutable_fields",
+                    format!("{other:?}: say \"transport_mode\" or \"master_documents\""),
+                ));
             }
         }
-        Ok(immutable)
     }
+    Ok(immutable)
 }
 
 impl RawLimits {

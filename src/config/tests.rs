@@ -29,7 +29,10 @@ fn shipped_configs_are_valid() {
         production.duplicate_document_window,
         std::time::Duration::from_secs(365 * 86_400)
     );
-    assert_eq!(production.immutable, crate::store::Immutable::default());
+    assert_eq!(
+        production.lifecycle.immutable,
+        crate::store::Immutable::default()
+    );
     assert_eq!(
         production.carrier_api.limits,
         crate::http2::ListenerLimits::default()
@@ -56,7 +59,13 @@ fn shipped_configs_are_valid() {
     );
     assert!(parse(&unknown).is_err(), "unknown keys are refused");
     let relaxed = format!("{DEV}\n[lifecycle]\nimmutable_fields = [\"master_documents\"]\n");
-    assert!(!parse(&relaxed).expect("valid").immutable.transport_mode);
+    assert!(
+        !parse(&relaxed)
+            .expect("valid")
+            .lifecycle
+            .immutable
+            .transport_mode
+    );
     let wrong = format!("{DEV}\n[lifecycle]\nimmutable_fields = [\"colour\"]\n");
     let message = parse(&wrong).expect_err("unknown field").to_string();
     assert!(message.contains("lifecycle.immutable_fields"), "{message}");

@@ -15,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ids::{Mrn, Seq};
 use crate::pb::delivery_ack::Outcome;
-use crate::pb::{Delivered, DeliveryAck, Envelope, Notice, NoticeAck, NoticeKind, Refusal};
+use crate::pb::{
+    Delivered, DeliveryAck, Envelope, Notice, NoticeAck, NoticeKind, NoticeTarget, Refusal,
+    TargetType,
+};
 use crate::store::{Delivery, LogCursor, Noticed, StoreError};
 use crate::telemetry::Metrics;
 
@@ -30,6 +33,10 @@ const FEED_BUFFER: usize = 256;
 const FEED_CHUNK: usize = 256;
 const MAX_NOTICE_ID: usize = 128;
 const MAX_NOTICE_TEXT: usize = 8192;
+/// Most targets of a notice or request.
+const MAX_TARGETS: usize = 9999;
+/// Most requests of a referral (ICS2: 999).
+const MAX_REQUESTS: usize = 999;
 
 /// Why a peer's request was not done.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +44,14 @@ pub enum ExchangeError {
     /// The request itself is unusable.
     #[error("{0}")]
     Malformed(String),
+    /// One field of the request is not as it may be (a code not in its list, a target that is
+    /// not an item of the filing): its path, a stable code, and why.
+    #[error("{field}: {message}")]
+    InvalidField {
+        field: String,
+        code: &'static str,
+        message: String,
+    },
     /// No such filing was shared with the peer (whether it exists is not the peer's business).
     #[error("no filing {mrn} was shared with {peer}")]
     NotShared { mrn: String, peer: String },
@@ -186,16 +201,22 @@ impl Inbound {
                 })
             }
             Noticed::NotFound => Err(not_shared()),
+            Noticed::Refused { code, message } => Err(ExchangeError::InvalidField {
+                field: "targets".into(),
+                code,
+                message,
+            }),
         }
     }
 }
 
-/// A notice's kind, id and text, as a peer may send them.
+/// A notice's kind, id, text, targets, requests and control, as a peer may send them (whether
+/// its targets are items of the filing is decided with the filing, in the store).
 fn check_notice(notice: &Notice, kind: NoticeKind) -> Result<(), ExchangeError> {
-    if kind == NoticeKind::Unspecified {
+    if !crate::store::risk::is_administration_kind(kind) {
         return Err(ExchangeError::Malformed(format!(
             "notice kind {} is not one of assessment complete, referral for information, \
-             referral for screening, do not load",
+             referral for screening, do not load, control",
             notice.kind
         )));
     }
@@ -213,6 +234,167 @@ fn check_notice(notice: &Notice, kind: NoticeKind) -> Result<(), ExchangeError> 
         )));
     }
     crate::validate::check_free_text("the notice's text", &notice.text)
+        .map_err(ExchangeError::Malformed)?;
+    check_targets("targets", &notice.targets)?;
+    check_requests(notice, kind)?;
+    check_control(notice, kind)
+}
+
+fn invalid(field: String, code: &'static str, message: String) -> ExchangeError {
+    ExchangeError::InvalidField {
+        field,
+        code,
+        message,
+    }
+}
+
+/// Targets with a type and a bounded reference, at most [`MAX_TARGETS`].
+fn check_targets(field: &str, targets: &[NoticeTarget]) -> Result<(), ExchangeError> {
+    if targets.len() > MAX_TARGETS {
+        return Err(invalid(
+            field.to_owned(),
+            "NOTICE_TOO_MANY_TARGETS",
+            format!("at most {MAX_TARGETS} targets"),
+        ));
+    }
+    for (i, target) in targets.iter().enumerate() {
+        let known = TargetType::try_from(target.r#type).is_ok_and(|t| t != TargetType::Unspecified);
+        if !known
+            || target.reference.is_empty()
+            || target.reference.len() > 70
+            || target.reference.chars().any(char::is_control)
+        {
+            return Err(invalid(
+                format!("{field}[{i}]"),
+                "NOTICE_UNKNOWN_TARGET",
+                "a target is a house document, container, receptacle or goods item, with a \
+                 reference of 1 to 70 characters"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A referral's requests: unique references, request types and methods from their lists.
+fn check_requests(notice: &Notice, kind: NoticeKind) -> Result<(), ExchangeError> {
+    if notice.requests.is_empty() {
+        return Ok(());
+    }
+    if !crate::store::risk::is_referral(kind) {
+        return Err(invalid(
+            "requests".into(),
+            "NOTICE_REQUESTS_NOT_REFERRAL",
+            "only a referral carries requests".into(),
+        ));
+    }
+    if notice.requests.len() > MAX_REQUESTS {
+        return Err(invalid(
+            "requests".into(),
+            "NOTICE_TOO_MANY_REQUESTS",
+            format!("at most {MAX_REQUESTS} requests"),
+        ));
+    }
+    let codes = crate::validate::codes::CodeLists::builtin();
+    let mut seen = std::collections::HashSet::new();
+    for (i, request) in notice.requests.iter().enumerate() {
+        let field = |name: &str| format!("requests[{i}].{name}");
+        let reference = &request.reference;
+        if reference.is_empty()
+            || reference.len() > 35
+            || reference.chars().any(char::is_control)
+            || !seen.insert(reference.as_str())
+        {
+            return Err(invalid(
+                field("reference"),
+                "NOTICE_BAD_REQUEST_REFERENCE",
+                "each request has its own reference of 1 to 35 characters".into(),
+            ));
+        }
+        if !codes
+            .list(crate::validate::codes::REFERRAL_REQUEST_TYPES)
+            .contains(&request.request_type)
+        {
+            return Err(invalid(
+                field("request_type"),
+                "NOTICE_UNKNOWN_CODE",
+                format!(
+                    "{:?} is not in the code list referral-request-types (CL735)",
+                    request.request_type
+                ),
+            ));
+        }
+        if let Some((j, method)) = request
+            .recommended_methods
+            .iter()
+            .enumerate()
+            .find(|(_, m)| {
+                !codes
+                    .list(crate::validate::codes::SCREENING_METHODS)
+                    .contains(m)
+            })
+        {
+            return Err(invalid(
+                field(&format!("recommended_methods[{j}]")),
+                "NOTICE_UNKNOWN_CODE",
+                format!("{method:?} is not in the code list screening-methods (CL724)"),
+            ));
+        }
+        if request.text.len() > MAX_NOTICE_TEXT {
+            return Err(ExchangeError::Malformed(format!(
+                "{} is longer than {MAX_NOTICE_TEXT} bytes",
+                field("text")
+            )));
+        }
+        crate::validate::check_free_text("a request's text", &request.text)
+            .map_err(ExchangeError::Malformed)?;
+        check_targets(&field("targets"), &request.targets)?;
+    }
+    Ok(())
+}
+
+/// A control notice names the office that controls; no other notice carries a control.
+fn check_control(notice: &Notice, kind: NoticeKind) -> Result<(), ExchangeError> {
+    let Some(control) = &notice.control else {
+        return if kind == NoticeKind::Control {
+            Err(invalid(
+                "control".into(),
+                "NOTICE_CONTROL_MISSING",
+                "a control notice names the office that controls".into(),
+            ))
+        } else {
+            Ok(())
+        };
+    };
+    if kind != NoticeKind::Control {
+        return Err(invalid(
+            "control".into(),
+            "NOTICE_CONTROL_NOT_CONTROL",
+            "only a control notice carries a control".into(),
+        ));
+    }
+    let office = control.office.as_bytes();
+    let office_ok = office.len() == 8
+        && office[..2].iter().all(u8::is_ascii_uppercase)
+        && office[2..]
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if !office_ok {
+        return Err(invalid(
+            "control.office".into(),
+            "NOTICE_BAD_OFFICE",
+            format!(
+                "{:?} is not a customs office code (2 letters and 6 letters or digits)",
+                control.office
+            ),
+        ));
+    }
+    if control.place.len() > 256 {
+        return Err(ExchangeError::Malformed(
+            "control.place is longer than 256 bytes".into(),
+        ));
+    }
+    crate::validate::check_free_text("the control's place", &control.place)
         .map_err(ExchangeError::Malformed)
 }
 

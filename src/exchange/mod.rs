@@ -298,7 +298,8 @@ fn own_sequences(status: &FilingStatus) -> Vec<u64> {
 
 /// Whether the routes give `record` to `peer`. Filings and amendments are routed on their
 /// manifest, invalidations and arrivals on the routing facts they carry, a referral answer goes
-/// to the administration that asked; received envelopes, refusals and notices go nowhere.
+/// to the administration that asked, a control notice to the others; received envelopes,
+/// refusals, other notices and timers go nowhere.
 pub fn is_for(routes: &Routes, peer: &str, record: &LogRecord) -> bool {
     match record.kind() {
         RecordKind::Filing | RecordKind::Amendment => record
@@ -310,9 +311,22 @@ pub fn is_for(routes: &Routes, peer: &str, record: &LogRecord) -> bool {
             .as_ref()
             .is_some_and(|facts| routes.sends_to(peer, facts)),
         RecordKind::ReferralAnswer => record.origin == peer,
+        // A control is shared with the other administrations the filing goes to: once it is
+        // announced, none of them may see the filing change.
+        RecordKind::Notice => {
+            record.origin != peer
+                && record
+                    .notice
+                    .as_ref()
+                    .is_some_and(|n| n.kind() == crate::pb::NoticeKind::Control)
+                && record
+                    .routing
+                    .as_ref()
+                    .is_some_and(|facts| routes.sends_to(peer, facts))
+        }
         RecordKind::Received
         | RecordKind::ReceivedRefused
-        | RecordKind::Notice
+        | RecordKind::TimerFired
         | RecordKind::Unspecified => false,
     }
 }
@@ -325,9 +339,11 @@ pub fn envelope_of(origin: &str, record: LogRecord) -> Envelope {
         RecordKind::Invalidation => EnvelopeKind::Invalidation,
         RecordKind::Arrival => EnvelopeKind::Arrival,
         RecordKind::ReferralAnswer => EnvelopeKind::ReferralAnswer,
+        RecordKind::Notice => EnvelopeKind::Control,
         _ => EnvelopeKind::Unspecified,
     };
     let answering = kind == EnvelopeKind::ReferralAnswer;
+    let controlling = kind == EnvelopeKind::Control;
     Envelope {
         origin: origin.to_owned(),
         origin_sequence: record.sequence,
@@ -344,10 +360,22 @@ pub fn envelope_of(origin: &str, record: LogRecord) -> Envelope {
         manifest: record.manifest,
         filed_at: record.received_at,
         notice_id: if answering {
-            record.notice.map(|n| n.notice_id).unwrap_or_default()
+            record
+                .notice
+                .as_ref()
+                .map(|n| n.notice_id.clone())
+                .unwrap_or_default()
         } else {
             String::new()
         },
+        referral_answer: record.referral_answer,
+        arrival: record.arrival,
+        notice_administration: if controlling {
+            record.origin
+        } else {
+            String::new()
+        },
+        notice: if controlling { record.notice } else { None },
         answer: if answering {
             record.reason.clone()
         } else {

@@ -18,6 +18,13 @@ pub enum FilingError {
     /// The request itself is unusable (a missing field, an MRN that is not one).
     #[error("{0}")]
     Malformed(String),
+    /// One field of the request is not as it may be (a code not in its list, a bad media
+    /// type): its path and why.
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
+    /// A referral answer's attachments are larger in total than the gateway takes.
+    #[error("the attachments hold {total} bytes; at most {limit} are taken")]
+    AttachmentsTooLarge { total: usize, limit: usize },
     /// The filing failed validation: every finding.
     #[error("filing refused: {} findings", .0.findings().len())]
     Rejected(Box<Report>),
@@ -71,13 +78,16 @@ impl FilingError {
     pub fn label(&self) -> &'static str {
         match self {
             FilingError::Malformed(_)
+            | FilingError::InvalidField { .. }
             | FilingError::Rejected(_)
             | FilingError::DuplicateDocument { .. }
             | FilingError::PartialFilingExists { .. } => "rejected",
             FilingError::Conflict { .. } => "conflict",
             FilingError::Forbidden(_) | FilingError::NotNextFilingParty { .. } => "forbidden",
             FilingError::Refused { .. } => "refused",
-            FilingError::Throttled { .. } | FilingError::TooManyInFlight { .. } => "throttled",
+            FilingError::Throttled { .. }
+            | FilingError::TooManyInFlight { .. }
+            | FilingError::AttachmentsTooLarge { .. } => "throttled",
             FilingError::NotFound(_)
             | FilingError::Pool(_)
             | FilingError::Store(_)

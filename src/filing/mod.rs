@@ -7,6 +7,7 @@
 //! ([`limit`]) are applied here, before any work is spent; large filings are validated in the
 //! [`pool`].
 
+mod answer;
 mod error;
 mod feed;
 pub mod limit;
@@ -24,9 +25,8 @@ use tracing::Instrument;
 use crate::exchange::Exchange;
 use crate::ids::{Eori, Lrn, Mrn};
 use crate::pb::{
-    AmendRequest, AnswerReferralRequest, ArriveRequest, FilingStatus, GetStatusRequest,
-    InvalidateRequest, Manifest, Receipt, SubmitRequest, amend_request, arrive_request,
-    get_status_request, submit_request,
+    AmendRequest, ArriveRequest, FilingStatus, GetStatusRequest, InvalidateRequest, Manifest,
+    Receipt, SubmitRequest, amend_request, arrive_request, get_status_request, submit_request,
 };
 use crate::store::{Change, Changed, NewFiling, Registration, Store};
 use crate::telemetry::{self, FilingAnswer, Metrics};
@@ -34,8 +34,6 @@ use crate::validate::Validator;
 
 /// The carrier API's service, as the spans of its calls name it (`rpc.service`).
 const CARRIER_SERVICE: &str = "aci.v1.CarrierGateway";
-/// Longest referral answer.
-const MAX_ANSWER_TEXT: usize = 8192;
 /// Longest invalidation reason, in characters.
 const MAX_REASON_CHARS: usize = 512;
 
@@ -113,6 +111,8 @@ pub struct FilingService {
     in_flight: Option<(Arc<limit::InFlight>, usize)>,
     /// Where large filings are validated, off the async workers.
     pool: pool::ValidationPool,
+    /// Largest total size of one referral answer's attachments.
+    max_attachment_bytes: usize,
 }
 
 impl FilingService {
@@ -139,7 +139,14 @@ impl FilingService {
             reads: None,
             in_flight: None,
             pool: pool::ValidationPool::start()?,
+            max_attachment_bytes: 1024 * 1024,
         })
+    }
+
+    /// Bounds the total size of one referral answer's attachments.
+    pub fn with_attachment_limit(mut self, bytes: usize) -> FilingService {
+        self.max_attachment_bytes = bytes;
+        self
     }
 
     /// Applies per-carrier limits (see [`limit::CarrierLimits`]).
@@ -329,6 +336,7 @@ impl FilingService {
         let (mrn, _) = self.own_filing(caller, &mrn)?;
         let change = Change::Arrive {
             at: SystemTime::now(),
+            facts: None,
         };
         let status = self.change(mrn.clone(), change, traceparent).await?;
         tracing::info!(%mrn, "arrival recorded");
@@ -359,40 +367,6 @@ impl FilingService {
             }
             _ => Err(not_yours()),
         }
-    }
-
-    /// Answers a referral on one of the caller's filings.
-    pub async fn answer_referral(
-        &self,
-        caller: &Eori,
-        request: AnswerReferralRequest,
-        traceparent: String,
-    ) -> Result<FilingStatus, FilingError> {
-        let at = SystemTime::now();
-        self.throttle(caller)?;
-        if request.text.trim().is_empty() || request.text.len() > MAX_ANSWER_TEXT {
-            return Err(FilingError::Malformed(format!(
-                "the answer's text must be 1 to {MAX_ANSWER_TEXT} bytes"
-            )));
-        }
-        crate::validate::check_free_text("the answer's text", &request.text)
-            .map_err(FilingError::Malformed)?;
-        let (mrn, current) = self.own_filing(caller, &request.mrn)?;
-        let administration = current
-            .notices
-            .iter()
-            .find(|n| n.notice_id == request.notice_id)
-            .map(|n| n.administration.clone())
-            .unwrap_or_default();
-        let change = Change::AnswerReferral {
-            administration: administration.clone(),
-            notice_id: request.notice_id,
-            text: request.text,
-            at,
-        };
-        let status = self.change(mrn.clone(), change, traceparent).await?;
-        tracing::info!(%mrn, %administration, "referral answered");
-        Ok(status)
     }
 
     /// Validates an incoming filing (authorizing its filer) into what the store takes. A large
@@ -472,6 +446,7 @@ impl FilingService {
             master_documents: accepted.master_documents,
             house_references: accepted.house_references,
             next_filing_party: accepted.next_filing_party,
+            due: accepted.due,
         })
     }
 
@@ -519,6 +494,7 @@ impl FilingService {
             Change::Invalidate { .. } => ("invalidate", "Invalidate"),
             Change::Arrive { .. } => ("arrive", "Arrive"),
             Change::AnswerReferral { .. } => ("answer_referral", "AnswerReferral"),
+            Change::Fire(_) => ("timer", "Timer"),
         };
         let span = tracing::info_span!(
             "filing.change",

@@ -105,4 +105,11 @@ impl CarrierGateway for EchoCarrier {
     ) -> Result<Response<FilingStatus>, Status> {
         Err(not_here())
     }
+
+    async fn register_arrival(
+        &self,
+        _: Request<crate::pb::ArrivalNotification>,
+    ) -> Result<Response<crate::pb::ArrivalRegistration>, Status> {
+        Err(not_here())
+    }
 }

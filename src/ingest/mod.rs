@@ -15,9 +15,10 @@ use crate::ids::Eori;
 use crate::pb::carrier_gateway_server::CarrierGateway;
 use crate::pb::submit_request::Filing;
 use crate::pb::{
-    AmendRequest, AnswerReferralRequest, ArriveRequest, FilingStatus, GetStatusRequest,
-    InvalidateRequest, Notification, Receipt, Rejection, SubmitRequest, SubmitResult,
-    WatchNotificationsRequest, submit_result,
+    AmendRequest, AnswerReferralRequest, ArrivalNotification, ArrivalRegistration, ArrivalResult,
+    ArriveRequest, FilingStatus, GetStatusRequest, InvalidateRequest, Notification, Receipt,
+    Rejection, SubmitRequest, SubmitResult, WatchNotificationsRequest, arrival_result,
+    submit_result,
 };
 use crate::telemetry;
 use crate::tls::{Identity, PeerInfo};
@@ -166,6 +167,35 @@ impl CarrierGateway for CarrierService {
             .filings
             .answer_referral(&caller, request.into_inner(), traceparent);
         Ok(Response::new(answered.await?))
+    }
+
+    async fn register_arrival(
+        &self,
+        request: Request<ArrivalNotification>,
+    ) -> Result<Response<ArrivalRegistration>, Status> {
+        let (caller, traceparent) = caller(&request)?;
+        let arrivals = self
+            .filings
+            .register_arrival(&caller, request.into_inner(), traceparent)
+            .await?;
+        let results = arrivals
+            .into_iter()
+            .map(|(key, arrived)| ArrivalResult {
+                key,
+                outcome: Some(match arrived {
+                    Ok(status) => arrival_result::Outcome::Status(status),
+                    Err(error) => {
+                        let status = Status::from(error);
+                        arrival_result::Outcome::Rejection(Rejection {
+                            code: status.code() as i32,
+                            message: status.message().to_owned(),
+                            report: None,
+                        })
+                    }
+                }),
+            })
+            .collect();
+        Ok(Response::new(ArrivalRegistration { results }))
     }
 }
 

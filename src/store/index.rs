@@ -4,7 +4,9 @@
 //! master transport document) → MRN and filing time, big-endian seconds), `meta` (`hwm`: the
 //! sequence of the last record applied, big-endian), `awaiting` (partial filings), `received`
 //! (delivered envelopes), `notices` ((filer, sequence) → `Notification`, the carriers' feeds),
-//! `notice_ids` ((peer, notice id) → sequence). A batch of records is applied tree by tree, the
+//! `notice_ids` ((peer, notice id) → sequence), `timers` ((due, MRN, timer) → the timer: what
+//! the scheduler fires; a timer leaves it when its record is applied, when its filing arrives or
+//! is invalidated, or when it came due and no longer applied). A batch of records is applied tree by tree, the
 //! new high-water mark last; every effect is idempotent, so after a crash the records past the
 //! mark are replayed and the index is again the image of a log prefix. sled's own durability
 //! does not matter for correctness: the log is the truth and replay is idempotent.
@@ -18,16 +20,19 @@ use std::collections::HashMap;
 use prost::Message;
 
 use crate::ids::{Eori, Lrn, Mrn, Seq};
-use crate::pb::store::{FilingEntry, LogRecord, RecordKind};
-use crate::pb::{FilingStatus, Notification};
+use crate::pb::store::{FilingEntry, LogRecord, RecordKind, Timer};
+use crate::pb::{FilingStatus, NoticeKind, Notification};
 
-use super::projection::{evolve, holds, link_house_filing, new_entry};
+use super::projection::{evolve, holds, link_house_filing, new_entry, pushed};
 
 const HIGH_WATER: &[u8] = b"hwm";
 
 /// sled's page cache (its default, 1 GiB, let a gateway with a million filings grow past 800 MB
 /// of RSS; the index's working set is the recent filings).
 const INDEX_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The timers due (with their MRNs), and when the next one after them is due.
+pub type DueTimers = (Vec<(Mrn, Timer)>, Option<std::time::SystemTime>);
 
 /// One index entry: tree name, key, value.
 pub type Entry = (&'static str, Vec<u8>, Vec<u8>);
@@ -67,6 +72,8 @@ pub struct Index {
     notices: sled::Tree,
     /// (peer, notice id) → the notice's sequence, so a retried notice is one notice.
     notice_ids: sled::Tree,
+    /// (due, MRN, timer) → the timer, for the scheduler.
+    timers: sled::Tree,
     meta: sled::Tree,
     /// Peer → acknowledged cursor (forwarding state; not derived from the log).
     cursors: sled::Tree,
@@ -110,6 +117,7 @@ impl Index {
             received: db.open_tree("received")?,
             notices: db.open_tree("notices")?,
             notice_ids: db.open_tree("notice_ids")?,
+            timers: db.open_tree("timers")?,
             meta: db.open_tree("meta")?,
             cursors: db.open_tree("cursors")?,
             refusals: db.open_tree("refusals")?,
@@ -343,6 +351,13 @@ impl Index {
                 tree.insert(key, value)?;
             }
         }
+        // In order: a timer set and dropped within the batch ends dropped.
+        for (key, value) in batch.timers {
+            match value {
+                Some(value) => self.timers.insert(key, value)?,
+                None => self.timers.remove(key)?,
+            };
+        }
         // Last: the mark says everything up to it is in.
         self.meta.insert(HIGH_WATER, &last.sequence.to_be_bytes())?;
         Ok(())
@@ -356,6 +371,7 @@ impl Index {
                     .by_lrn
                     .insert(lrn_key(&record.filer, &record.lrn), record.mrn.as_bytes());
                 batch.entries.insert(record.mrn.clone(), new_entry(record));
+                batch.set_timers(&record.mrn, &record.timers);
                 if !record.next_filing_party.is_empty() {
                     for document in &record.master_documents {
                         let mut value = record.mrn.as_bytes().to_vec();
@@ -368,7 +384,8 @@ impl Index {
             | RecordKind::Invalidation
             | RecordKind::Arrival
             | RecordKind::Notice
-            | RecordKind::ReferralAnswer => self.derive_change(record, batch)?,
+            | RecordKind::ReferralAnswer
+            | RecordKind::TimerFired => self.derive_change(record, batch)?,
             RecordKind::Received | RecordKind::ReceivedRefused => {
                 batch.received.insert(
                     received_key(&record.origin, record.origin_sequence),
@@ -413,22 +430,112 @@ impl Index {
         if holds(&current, record.sequence, None) {
             return Ok(());
         }
+        let before_timers = current.timers.clone();
         let entry = evolve(current, record);
-        if record.kind() == RecordKind::Notice
-            && let Some(notification) = entry.status.as_ref().and_then(|s| s.notices.last())
-        {
+        match record.kind() {
+            RecordKind::Notice => {
+                if let Some(notice) = &record.notice {
+                    batch.notice_ids.insert(
+                        lrn_key(&record.origin, &notice.notice_id),
+                        record.sequence.to_be_bytes(),
+                    );
+                }
+                batch.set_timers(&record.mrn, &record.timers);
+            }
+            RecordKind::TimerFired => batch.drop_timers(&record.mrn, record.timer.iter()),
+            RecordKind::Arrival | RecordKind::Invalidation => {
+                batch.drop_timers(&record.mrn, before_timers.iter());
+            }
+            RecordKind::Amendment => self.tell_linked(record, &entry, batch)?,
+            _ => {}
+        }
+        if let Some(notification) = pushed(record, &entry) {
             batch.notices.insert(
                 sequence_key(&record.filer, record.sequence),
                 notification.encode_to_vec(),
             );
-            if let Some(notice) = &record.notice {
-                batch.notice_ids.insert(
-                    lrn_key(&record.origin, &notice.notice_id),
-                    record.sequence.to_be_bytes(),
-                );
-            }
         }
         batch.entries.insert(record.mrn.clone(), entry);
+        Ok(())
+    }
+
+    /// Tells the filers of the filings linked to an amended one (once each, not the amending
+    /// filer itself) that it changed.
+    fn tell_linked(
+        &self,
+        record: &LogRecord,
+        entry: &FilingEntry,
+        batch: &mut BatchWrites,
+    ) -> Result<(), IndexError> {
+        let mut told = vec![record.filer.clone()];
+        for link in &entry.links {
+            let Some(linked) = self.current(&batch.entries, &link.mrn)? else {
+                continue;
+            };
+            let Some(status) = linked.status else {
+                continue;
+            };
+            if told.contains(&status.filer) {
+                continue;
+            }
+            let notification = Notification {
+                sequence: record.sequence,
+                mrn: status.mrn.clone(),
+                lrn: status.lrn.clone(),
+                kind: NoticeKind::LinkedAmended as i32,
+                received_at: record.received_at,
+                related_mrn: record.mrn.clone(),
+                detail: format!(
+                    "{} (linked by {}) was amended to version {}",
+                    record.mrn, link.document, record.version
+                ),
+                ..Notification::default()
+            };
+            batch.notices.insert(
+                sequence_key(&status.filer, record.sequence),
+                notification.encode_to_vec(),
+            );
+            told.push(status.filer);
+        }
+        Ok(())
+    }
+
+    /// The timers due by `now`, earliest first, at most `limit`; and when the next is due.
+    pub fn due_timers(
+        &self,
+        now: std::time::SystemTime,
+        limit: usize,
+    ) -> Result<DueTimers, IndexError> {
+        let mut due = Vec::new();
+        for item in self.timers.iter() {
+            let (key, value) = item?;
+            let decode = |reason: &str| IndexError::Decode {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: reason.to_owned(),
+            };
+            let at = key
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(|b| {
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::from_be_bytes(b))
+                })
+                .ok_or_else(|| decode("short timer key"))?;
+            if at > now || due.len() == limit {
+                return Ok((due, Some(at)));
+            }
+            let mrn = key
+                .get(8..8 + Mrn::LEN)
+                .and_then(|b| Mrn::parse(&String::from_utf8_lossy(b)).ok())
+                .ok_or_else(|| decode("no MRN in the timer key"))?;
+            let timer = Timer::decode(value.as_ref()).map_err(|e| decode(&e.to_string()))?;
+            due.push((mrn, timer));
+        }
+        Ok((due, None))
+    }
+
+    /// Forgets a timer that no longer applies.
+    pub fn drop_timer(&self, mrn: &Mrn, timer: &Timer) -> Result<(), IndexError> {
+        self.timers.remove(timer_key(mrn.as_str(), timer))?;
         Ok(())
     }
 
@@ -453,6 +560,7 @@ impl Index {
         self.received.clear()?;
         self.notices.clear()?;
         self.notice_ids.clear()?;
+        self.timers.clear()?;
         self.meta.clear()?;
         Ok(())
     }
@@ -474,6 +582,7 @@ impl Index {
             ("received", &self.received),
             ("notices", &self.notices),
             ("notice_ids", &self.notice_ids),
+            ("timers", &self.timers),
             ("meta", &self.meta),
         ] {
             for item in tree.iter() {
@@ -511,8 +620,41 @@ struct BatchWrites {
     received: Writes,
     notices: Writes,
     notice_ids: Writes,
+    /// Timers set (with their value) and dropped (none), in the order of the records.
+    timers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// The entries the batch changes, as it leaves them (two records of one MRN see each other).
     entries: HashMap<String, FilingEntry>,
+}
+
+impl BatchWrites {
+    fn set_timers(&mut self, mrn: &str, timers: &[Timer]) {
+        for timer in timers {
+            self.timers
+                .push((timer_key(mrn, timer), Some(timer.encode_to_vec())));
+        }
+    }
+
+    fn drop_timers<'a>(&mut self, mrn: &str, timers: impl Iterator<Item = &'a Timer>) {
+        for timer in timers {
+            self.timers.push((timer_key(mrn, timer), None));
+        }
+    }
+}
+
+/// A timer's key: when it is due (milliseconds since the epoch, big-endian, so the tree scans
+/// in due order), the MRN, and what tells the filing's timers apart.
+fn timer_key(mrn: &str, timer: &Timer) -> Vec<u8> {
+    let millis = timer.due.map_or(0, |t| {
+        u64::try_from(t.seconds).unwrap_or(0) * 1000
+            + u64::try_from(t.nanos / 1_000_000).unwrap_or(0)
+    });
+    let mut key = millis.to_be_bytes().to_vec();
+    key.extend_from_slice(mrn.as_bytes());
+    key.push(u8::try_from(timer.kind).unwrap_or(0));
+    key.extend_from_slice(timer.administration.as_bytes());
+    key.push(KEY_SEPARATOR);
+    key.extend_from_slice(timer.notice_id.as_bytes());
+    key
 }
 
 /// Key-value writes for one tree, made once the whole batch is decided.

@@ -20,6 +20,8 @@ mod index;
 mod log;
 mod projection;
 pub mod record;
+pub mod risk;
+pub mod scheduler;
 #[cfg(feature = "testing")]
 mod sim;
 mod stats;
@@ -74,6 +76,8 @@ pub struct NewFiling {
     pub house_references: Vec<String>,
     /// For a partial filing: who is expected to complete it.
     pub next_filing_party: Option<String>,
+    /// When the filing is due (its mode's filing deadline), if the manifest says.
+    pub due: Option<SystemTime>,
 }
 
 /// How a registration ended. Each is a normal business outcome, not an error.
@@ -108,14 +112,40 @@ pub enum Change {
     },
     Arrive {
         at: SystemTime,
+        /// What the carrier declared of the arrival.
+        facts: Option<crate::pb::ArrivalFacts>,
     },
-    /// The carrier's answer to a referral `administration` sent.
+    /// The carrier's answer to one request of a referral `administration` sent.
     AnswerReferral {
         administration: String,
         notice_id: String,
+        answer: crate::pb::ReferralAnswer,
+        /// The free text (kept as the notice's answer too, as before structured answers).
         text: String,
         at: SystemTime,
     },
+    /// A timer of the filing came due: its record, if it still applies (else `Unchanged`).
+    Fire(crate::pb::store::Timer),
+}
+
+/// When filings' timers fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerSettings {
+    /// A filing whose goods have not arrived this long after it was filed is invalidated
+    /// (none: never).
+    pub automatic_invalidation: Option<Duration>,
+    /// A partial filing still incomplete this long before its deadline is reminded of it.
+    pub incomplete_reminder: Duration,
+}
+
+impl Default for TimerSettings {
+    fn default() -> Self {
+        TimerSettings {
+            // UCC Art. 129: 200 days after lodging, if the goods have not arrived.
+            automatic_invalidation: Some(Duration::from_secs(200 * 86_400)),
+            incomplete_reminder: Duration::from_secs(2 * 3600),
+        }
+    }
 }
 
 /// Why a lifecycle change is refused: business outcomes with their own codes, not errors.
@@ -131,6 +161,8 @@ pub enum ChangeRefusal {
     UnknownReferral,
     /// The referral was answered before, differently.
     AlreadyAnswered,
+    /// An administration announced a control: no amendment, no invalidation.
+    UnderControl,
 }
 
 impl ChangeRefusal {
@@ -142,6 +174,7 @@ impl ChangeRefusal {
             ChangeRefusal::ImmutableField(_) => "LIFECYCLE_IMMUTABLE_FIELD",
             ChangeRefusal::UnknownReferral => "REFERRAL_UNKNOWN",
             ChangeRefusal::AlreadyAnswered => "REFERRAL_ANSWERED",
+            ChangeRefusal::UnderControl => "LIFECYCLE_UNDER_CONTROL",
         }
     }
 }
@@ -180,6 +213,9 @@ pub enum Noticed {
     Stored { sequence: u64, duplicate: bool },
     /// No filing with that MRN here.
     NotFound,
+    /// The notice does not fit the filing (a target that is not one of its items); nothing
+    /// was stored.
+    Refused { code: &'static str, message: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +259,8 @@ pub struct StoreOptions {
     pub duplicate_document_window: Duration,
     /// What an amendment may not change (the LRN never changes: it names the filing).
     pub immutable: Immutable,
+    /// When filings' timers fire.
+    pub timers: TimerSettings,
     /// `fdatasync` each batch. Only benchmarks turn this off, to measure what the sync costs:
     /// without it an acknowledged filing can be lost (the `testing` feature only).
     #[cfg(feature = "testing")]
@@ -285,6 +323,7 @@ impl Store {
             country: options.country,
             document_window: options.duplicate_document_window,
             immutable: options.immutable,
+            timers: options.timers,
         };
         let store = Store::start(
             lock,
@@ -456,6 +495,21 @@ impl Store {
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The timers due by `now`, earliest first, at most `limit`; and when the next one after
+    /// them is due.
+    pub fn due_timers(
+        &self,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<index::DueTimers, StoreError> {
+        Ok(self.shared.index.due_timers(now, limit)?)
+    }
+
+    /// Forgets a timer that no longer applies (its filing changed since it was set).
+    pub fn drop_timer(&self, mrn: &Mrn, timer: &crate::pb::store::Timer) -> Result<(), StoreError> {
+        Ok(self.shared.index.drop_timer(mrn, timer)?)
     }
 
     /// Everything the index holds about an MRN (status, routing facts).

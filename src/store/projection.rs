@@ -3,8 +3,12 @@
 //! record, so the live index, an index rebuilt from the log and the decisions of a batch
 //! (`store::decide`) all see the same thing.
 
-use crate::pb::store::{FilingEntry, LogRecord, RecordKind};
-use crate::pb::{FilingState, FilingStatus, Notification, Receipt, Transition};
+use crate::pb::store::{FilingEntry, LogRecord, RecordKind, TimerKind};
+use crate::pb::{
+    FilingState, FilingStatus, NoticeKind, Notification, Receipt, RiskState, Transition,
+};
+
+use super::risk;
 
 /// The receipt a filing record stands for; a pure function of the record, so an index rebuilt
 /// from the log answers exactly what the live one did.
@@ -54,6 +58,10 @@ pub(super) fn link_house_filing(
     house: &LogRecord,
     document: &str,
 ) -> FilingEntry {
+    entry.links.push(crate::pb::store::Link {
+        document: document.to_owned(),
+        mrn: house.mrn.clone(),
+    });
     let status = entry.status.get_or_insert_with(FilingStatus::default);
     let before = status.missing_links.len();
     status.missing_links.retain(|d| d != document);
@@ -107,6 +115,14 @@ pub(super) fn new_entry(record: &LogRecord) -> FilingEntry {
         master_documents: record.master_documents.clone(),
         next_filing_party: record.next_filing_party.clone(),
         routing: record.manifest.as_ref().map(super::route_facts),
+        targets: record
+            .manifest
+            .as_ref()
+            .map(risk::targets_of)
+            .unwrap_or_default(),
+        due: record.due,
+        timers: record.timers.clone(),
+        links: record.links.clone(),
     }
 }
 
@@ -126,25 +142,48 @@ pub(super) fn evolve(mut entry: FilingEntry, record: &LogRecord) -> FilingEntry 
             entry.transport_mode = mode_of(record);
             entry.master_documents = record.master_documents.clone();
             entry.routing = record.manifest.as_ref().map(super::route_facts);
+            if let Some(manifest) = &record.manifest {
+                entry.targets = risk::targets_of(manifest);
+            }
         }
-        RecordKind::Notice => notice_received(status, record),
+        RecordKind::Notice => {
+            notice_received(status, record);
+            entry.timers.extend(record.timers.iter().cloned());
+        }
         RecordKind::ReferralAnswer => referral_answered(status, record),
         RecordKind::Invalidation => {
             status.state = FilingState::Invalidated as i32;
             let version = status.version;
-            status.history.push(transition(
-                record,
-                "invalidated",
-                version,
-                record.reason.clone(),
-            ));
+            let event = if record.timer.is_some() {
+                "invalidated automatically"
+            } else {
+                "invalidated"
+            };
+            status
+                .history
+                .push(transition(record, event, version, record.reason.clone()));
+            entry.timers.clear();
         }
         RecordKind::Arrival => {
             status.state = FilingState::Arrived as i32;
             let version = status.version;
+            let detail = record.arrival.as_ref().map_or_else(String::new, |facts| {
+                [facts.office.as_str(), facts.means_of_transport.as_str()]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
             status
                 .history
-                .push(transition(record, "arrived", version, String::new()));
+                .push(transition(record, "arrived", version, detail));
+            entry.timers.clear();
+        }
+        RecordKind::TimerFired => {
+            timer_fired(status, record);
+            if let Some(fired) = &record.timer {
+                entry.timers.retain(|t| t != fired);
+            }
         }
         RecordKind::Filing
         | RecordKind::Received
@@ -152,6 +191,126 @@ pub(super) fn evolve(mut entry: FilingEntry, record: &LogRecord) -> FilingEntry 
         | RecordKind::Unspecified => {}
     }
     entry
+}
+
+/// What a timer that fired changed: overdue requests, or a reminder in the history.
+fn timer_fired(status: &mut FilingStatus, record: &LogRecord) {
+    let timer = record.timer.clone().unwrap_or_default();
+    let version = status.version;
+    let (event, detail) = match timer.kind() {
+        TimerKind::ReferralDeadline => {
+            let mut overdue = Vec::new();
+            if let Some(notice) = referral_mut(status, &timer.administration, &timer.notice_id) {
+                for request in &mut notice.requests {
+                    if request.state() == RiskState::ReferralOpen {
+                        request.state = RiskState::ReferralOverdue as i32;
+                        overdue.push(
+                            request
+                                .request
+                                .as_ref()
+                                .map(|r| r.reference.clone())
+                                .unwrap_or_default(),
+                        );
+                    }
+                }
+            }
+            risk::assess(status);
+            (
+                "referral overdue",
+                format!(
+                    "{} from {}: requests {}",
+                    timer.notice_id,
+                    timer.administration,
+                    overdue.join(", ")
+                ),
+            )
+        }
+        TimerKind::IncompleteReminder => ("incomplete reminder", status.missing_links.join(", ")),
+        TimerKind::IncompleteDeadline => ("incomplete overdue", status.missing_links.join(", ")),
+        TimerKind::AutomaticInvalidation | TimerKind::Unspecified => ("timer", String::new()),
+    };
+    status
+        .history
+        .push(transition(record, event, version, detail));
+}
+
+/// The referral `notice_id` from `administration` among the filing's notices.
+pub(super) fn referral_mut<'a>(
+    status: &'a mut FilingStatus,
+    administration: &str,
+    notice_id: &str,
+) -> Option<&'a mut Notification> {
+    status.notices.iter_mut().find(|n| {
+        n.notice_id == notice_id
+            && n.administration == administration
+            && risk::is_referral(n.kind())
+    })
+}
+
+/// The notification a record pushes to its own filer's feed, if any: an administration's
+/// notice, or the gateway's own word on a timer, an arrival or an invalidation. (A linked
+/// filing's amendment is pushed to the other filers by the index, which can look them up.)
+pub(super) fn pushed(record: &LogRecord, after: &FilingEntry) -> Option<Notification> {
+    let status = after.status.as_ref()?;
+    let own = |kind: NoticeKind| Notification {
+        sequence: record.sequence,
+        mrn: record.mrn.clone(),
+        lrn: status.lrn.clone(),
+        kind: kind as i32,
+        received_at: record.received_at,
+        ..Notification::default()
+    };
+    match record.kind() {
+        RecordKind::Notice => status.notices.last().cloned(),
+        RecordKind::Arrival => Some(Notification {
+            arrival: record.arrival.clone(),
+            ..own(NoticeKind::ArrivalRegistered)
+        }),
+        RecordKind::Invalidation => Some(Notification {
+            detail: record.reason.clone(),
+            ..own(NoticeKind::Invalidated)
+        }),
+        RecordKind::TimerFired => {
+            let timer = record.timer.as_ref()?;
+            match timer.kind() {
+                TimerKind::ReferralDeadline => {
+                    let referral = status.notices.iter().find(|n| {
+                        n.notice_id == timer.notice_id
+                            && n.administration == timer.administration
+                            && risk::is_referral(n.kind())
+                    })?;
+                    Some(Notification {
+                        administration: timer.administration.clone(),
+                        notice_id: timer.notice_id.clone(),
+                        deadline: timer.due,
+                        targets: referral.targets.clone(),
+                        requests: referral
+                            .requests
+                            .iter()
+                            .filter(|r| r.state() == RiskState::ReferralOverdue)
+                            .cloned()
+                            .collect(),
+                        ..own(NoticeKind::ReferralOverdue)
+                    })
+                }
+                TimerKind::IncompleteReminder | TimerKind::IncompleteDeadline => {
+                    let kind = if timer.kind() == TimerKind::IncompleteReminder {
+                        NoticeKind::IncompleteReminder
+                    } else {
+                        NoticeKind::IncompleteOverdue
+                    };
+                    Some(Notification {
+                        deadline: after.due,
+                        missing_links: status.missing_links.clone(),
+                        next_filing_party: after.next_filing_party.clone(),
+                        ..own(kind)
+                    })
+                }
+                TimerKind::AutomaticInvalidation | TimerKind::Unspecified => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// A peer's notice joins the filing's notices and history.
@@ -174,13 +333,17 @@ fn notice_received(status: &mut FilingStatus, record: &LogRecord) {
         mrn: record.mrn.clone(),
         lrn: status.lrn.clone(),
         administration: record.origin.clone(),
+        requests: risk::requests_of(notice.kind(), &notice.requests, &notice.targets),
         notice_id: notice.notice_id,
         kind: notice.kind,
         text: notice.text,
         deadline: notice.deadline,
         received_at: record.received_at,
-        answer: String::new(),
+        targets: notice.targets,
+        control: notice.control,
+        ..Notification::default()
     });
+    risk::assess(status);
 }
 
 /// The carrier's answer is kept with the referral it answers.
@@ -190,18 +353,45 @@ fn referral_answered(status: &mut FilingStatus, record: &LogRecord) {
         .as_ref()
         .map(|n| n.notice_id.clone())
         .unwrap_or_default();
-    if let Some(notification) = status
-        .notices
-        .iter_mut()
-        .find(|n| n.administration == record.origin && n.notice_id == notice_id)
-    {
-        notification.answer = record.reason.clone();
+    let answer = record.referral_answer.clone().unwrap_or_default();
+    let mut answered = String::new();
+    if let Some(notification) = referral_mut(status, &record.origin, &notice_id) {
+        if !record.reason.is_empty() {
+            notification.answer = record.reason.clone();
+        }
+        if let Some(request) = request_mut(notification, &answer.request_reference) {
+            answered = request
+                .request
+                .as_ref()
+                .map(|r| r.reference.clone())
+                .unwrap_or_default();
+            request.state = RiskState::ReferralAnswered as i32;
+            request.answer = Some(answer);
+        }
     }
+    risk::assess(status);
     let version = status.version;
     status.history.push(transition(
         record,
         "referral answered",
         version,
-        format!("{} to {}", notice_id, record.origin),
+        format!("{notice_id} request {answered} to {}", record.origin),
     ));
+}
+
+/// The request `reference` of a referral; with no reference, its only request.
+pub(super) fn request_mut<'a>(
+    notification: &'a mut Notification,
+    reference: &str,
+) -> Option<&'a mut crate::pb::RequestStatus> {
+    if reference.is_empty() {
+        return match notification.requests.as_mut_slice() {
+            [only] => Some(only),
+            _ => None,
+        };
+    }
+    notification
+        .requests
+        .iter_mut()
+        .find(|r| r.request.as_ref().is_some_and(|q| q.reference == reference))
 }

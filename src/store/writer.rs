@@ -69,7 +69,7 @@ pub(super) struct Writer {
 /// A command of the batch, decided, and how to answer it once the batch is durable.
 enum Pending {
     Register(Decision<Registration>, Reply<Registration>),
-    Change(Decision<Changed>, Reply<Changed>),
+    Change(Box<Decision<Changed>>, Reply<Changed>),
     Receive(Decision<Delivery>, Reply<Delivery>),
     Notify(Decision<Noticed>, Reply<Noticed>),
 }
@@ -281,7 +281,7 @@ fn decide(batch: &mut Batch<'_, Index>, command: Command) -> Option<Pending> {
             change,
             traceparent,
             reply,
-        } => Pending::Change(batch.change(&mrn, *change, traceparent), reply),
+        } => Pending::Change(Box::new(batch.change(&mrn, *change, traceparent)), reply),
         Command::Receive {
             envelope,
             at,
@@ -318,7 +318,7 @@ fn answer(pending: Vec<Pending>, decided: &Decided, durable: Result<(), &WriteEr
                 let _ = reply.send(settle(durable, d, |d| decided.registration(d)));
             }
             Pending::Change(d, reply) => {
-                let _ = reply.send(settle(durable, d, |d| decided.change(d, &changed)));
+                let _ = reply.send(settle(durable, *d, |d| decided.change(d, &changed)));
             }
             Pending::Receive(d, reply) => {
                 let _ = reply.send(settle(durable, d, |d| decided.delivery(d)));

@@ -79,6 +79,9 @@ static BUILTIN: LazyLock<CodeLists> = LazyLock::new(|| CodeLists {
         "container-supplier-types",
         "means-identification-types",
         "communication-types",
+        "referral-request-types",
+        "screening-methods",
+        "screening-results",
     )
     .into_iter()
     .map(|(name, text)| (name, CodeList::parse(name, text)))
@@ -92,6 +95,9 @@ pub const HS_CHAPTERS: &str = "hs-chapters";
 pub const FILING_TYPES: &str = "filing-types";
 pub const DOCUMENT_TYPES: &str = "transport-document-types";
 pub const CONTAINER_INDICATORS: &str = "container-indicators";
+pub const REFERRAL_REQUEST_TYPES: &str = "referral-request-types";
+pub const SCREENING_METHODS: &str = "screening-methods";
+pub const SCREENING_RESULTS: &str = "screening-results";
 
 impl CodeLists {
     /// The lists in `schemas/codes/`, as compiled in.

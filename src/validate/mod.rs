@@ -168,6 +168,8 @@ pub struct Accepted {
     pub house_references: Vec<String>,
     /// For a partial filing: the EORI of the next filing party.
     pub next_filing_party: Option<String>,
+    /// When the filing is due (its mode's filing deadline), if the manifest says.
+    pub due: Option<SystemTime>,
 }
 
 /// Refuses free text (a notice's text, a referral's answer, a reason) that holds a control
@@ -407,6 +409,7 @@ impl Validator {
             .then(|| manifest.next_filing_party.as_ref().map(|p| p.eori.clone()))
             .flatten();
         Ok(Accepted {
+            due: rules::due(&manifest, self.codes, &self.settings),
             house_references,
             next_filing_party,
             filer,

@@ -113,6 +113,8 @@ pub struct GatewayBuilder {
     carrier_api_extra: String,
     /// The whole `[tls]` table's body, instead of the site's PKI files.
     tls: Option<String>,
+    /// The `[lifecycle]` table's body.
+    lifecycle: String,
 }
 
 impl Default for GatewayBuilder {
@@ -132,6 +134,7 @@ impl Default for GatewayBuilder {
             carrier_port: 0,
             carrier_api_extra: String::new(),
             tls: None,
+            lifecycle: String::new(),
         }
     }
 }
@@ -245,6 +248,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Lines of the `[lifecycle]` table (timers, attachment bound).
+    pub fn lifecycle(mut self, body: &str) -> Self {
+        self.lifecycle = body.to_owned();
+        self
+    }
+
     pub fn otlp(mut self, endpoint: &str) -> Self {
         self.otlp_endpoint = Some(endpoint.to_owned());
         self
@@ -319,6 +328,9 @@ segment_bytes = {segment}
                  carrier_ca = \"pki/carrier-ca.pem\"\npeer_ca = \"pki/admin-ca.pem\""
             ),
         );
+        if !self.lifecycle.is_empty() {
+            config.push_str(&format!("\n[lifecycle]\n{}\n", self.lifecycle));
+        }
         for (id, endpoint) in &self.peers {
             config.push_str(&format!("\n[[peers]]\nid = \"{id}\"\n"));
             if let Some(endpoint) = endpoint {
@@ -573,6 +585,7 @@ pub fn new_filing(lrn: &str) -> aci_gateway::store::NewFiling {
         master_documents: accepted.master_documents,
         house_references: accepted.house_references,
         next_filing_party: accepted.next_filing_party,
+        due: accepted.due,
     }
 }
 

@@ -115,6 +115,7 @@ fn is_change(kind: RecordKind) -> bool {
             | RecordKind::Arrival
             | RecordKind::Notice
             | RecordKind::ReferralAnswer
+            | RecordKind::TimerFired
     )
 }
 

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use crate::ids::{Eori, Lrn, Mrn, Seq};
-use crate::pb::store::{FilingEntry, Link, LogRecord, RecordKind};
+use crate::pb::store::{FilingEntry, Link, LogRecord, RecordKind, Timer, TimerKind};
 use crate::pb::{FilingState, FilingStatus};
 
 mod answer;
@@ -29,7 +29,8 @@ mod tests;
 pub use self::answer::Decided;
 use self::records::{awaits, is_referral, lifecycle_record, new_record, received_record};
 use super::index::{Index, IndexError, Received};
-use super::projection::evolve;
+use super::projection::{evolve, referral_mut, request_mut};
+use super::risk::target_label;
 use super::{
     Change, ChangeRefusal, Changed, Delivery, NewFiling, Noticed, Registration, StoreError,
 };
@@ -89,6 +90,8 @@ pub struct Rules {
     pub document_window: Duration,
     /// What an amendment may not change.
     pub immutable: super::Immutable,
+    /// When a filing's timers fire.
+    pub timers: super::TimerSettings,
 }
 
 /// What one command of a batch comes to.
@@ -198,6 +201,7 @@ impl<'a, V: StateView> Batch<'a, V> {
         }
         let mut record = new_record(filing, self.next_seq(), &self.rules.country);
         record.links = links;
+        record.timers = filing_timers(&self.rules.timers, &record);
         let i = self.push(record);
         self.lrns.insert(key, i);
         Decision::New(i)
@@ -360,12 +364,16 @@ impl<'a, V: StateView> Batch<'a, V> {
             return Ok(Err(Changed::NotFound));
         };
         let status = entry.status.clone().unwrap_or_default();
-        let answering = matches!(change, Change::AnswerReferral { .. });
-        match status.state() {
-            // A referral is answered whatever became of the filing since.
-            _ if answering => {}
-            FilingState::Invalidated => return Ok(Err(refused(ChangeRefusal::Invalidated))),
-            FilingState::Arrived => return Ok(Err(refused(ChangeRefusal::Arrived))),
+        match (&change, status.state()) {
+            // A referral is answered whatever became of the filing since; a timer decides
+            // for itself whether it still applies.
+            (Change::AnswerReferral { .. } | Change::Fire(_), _) => {}
+            (_, FilingState::Invalidated) => return Ok(Err(refused(ChangeRefusal::Invalidated))),
+            (_, FilingState::Arrived) => return Ok(Err(refused(ChangeRefusal::Arrived))),
+            // Once a control is announced, the filing may not be amended or withdrawn.
+            (Change::Amend(_) | Change::Invalidate { .. }, _) if status.under_control => {
+                return Ok(Err(refused(ChangeRefusal::UnderControl)));
+            }
             _ => {}
         }
         let record = match change {
@@ -386,29 +394,45 @@ impl<'a, V: StateView> Batch<'a, V> {
             Change::Invalidate { reason, at } => {
                 lifecycle_record(RecordKind::Invalidation, &entry, at, reason)
             }
-            Change::Arrive { at } => {
-                lifecycle_record(RecordKind::Arrival, &entry, at, String::new())
+            Change::Arrive { at, facts } => {
+                let mut record = lifecycle_record(RecordKind::Arrival, &entry, at, String::new());
+                record.arrival = facts;
+                record
             }
             Change::AnswerReferral {
                 administration,
                 notice_id,
+                answer,
                 text,
                 at,
             } => {
-                let Some(notice) = status.notices.iter().find(|n| {
-                    n.notice_id == notice_id
-                        && n.administration == administration
-                        && is_referral(n.kind)
-                }) else {
+                let mut status = status;
+                let Some(notice) = referral_mut(&mut status, &administration, &notice_id) else {
                     return Ok(Err(refused(ChangeRefusal::UnknownReferral)));
                 };
-                if notice.answer == text {
-                    return Ok(Err(Changed::Unchanged(status)));
-                }
-                if !notice.answer.is_empty() {
-                    return Ok(Err(refused(ChangeRefusal::AlreadyAnswered)));
-                }
                 let kind = notice.kind;
+                let Some(request) = request_mut(notice, &answer.request_reference) else {
+                    return Ok(Err(refused(ChangeRefusal::UnknownReferral)));
+                };
+                if let Some(given) = &request.answer {
+                    return Ok(Err(
+                        if given.text == answer.text
+                            && given.result == answer.result
+                            && given.methods == answer.methods
+                            && given.facility == answer.facility
+                            && given.attachments == answer.attachments
+                        {
+                            Changed::Unchanged(status)
+                        } else {
+                            refused(ChangeRefusal::AlreadyAnswered)
+                        },
+                    ));
+                }
+                let reference = request
+                    .request
+                    .as_ref()
+                    .map(|r| r.reference.clone())
+                    .unwrap_or_default();
                 let mut record = lifecycle_record(RecordKind::ReferralAnswer, &entry, at, text);
                 record.origin = administration;
                 record.notice = Some(crate::pb::Notice {
@@ -417,8 +441,16 @@ impl<'a, V: StateView> Batch<'a, V> {
                     kind,
                     ..crate::pb::Notice::default()
                 });
+                record.referral_answer = Some(crate::pb::ReferralAnswer {
+                    request_reference: reference,
+                    ..answer
+                });
                 record
             }
+            Change::Fire(timer) => match fired_record(&entry, timer) {
+                Some(record) => record,
+                None => return Ok(Err(Changed::Unchanged(status))),
+            },
         };
         Ok(Ok((entry, record)))
     }
@@ -488,8 +520,21 @@ impl<'a, V: StateView> Batch<'a, V> {
         let Some(entry) = self.current(&mrn)? else {
             return Ok(Decision::Now(Ok(Noticed::NotFound)));
         };
+        if let Err((code, message)) = check_targets(&entry, &notice) {
+            return Ok(Decision::Now(Ok(Noticed::Refused { code, message })));
+        }
         let mut record = lifecycle_record(RecordKind::Notice, &entry, at, String::new());
         record.origin = key.0.clone();
+        if let Some(due) = notice.deadline
+            && is_referral(notice.kind)
+        {
+            record.timers.push(Timer {
+                kind: TimerKind::ReferralDeadline as i32,
+                due: Some(due),
+                notice_id: notice.notice_id.clone(),
+                administration: key.0.clone(),
+            });
+        }
         record.notice = Some(notice);
         let i = self.push(record);
         self.entries
@@ -498,6 +543,103 @@ impl<'a, V: StateView> Batch<'a, V> {
         self.notices.insert(key, i);
         Ok(Decision::New(i))
     }
+}
+
+/// The timers a new filing starts: its automatic invalidation, and for a partial filing with a
+/// deadline the reminder before it and the deadline itself.
+fn filing_timers(settings: &super::TimerSettings, record: &LogRecord) -> Vec<Timer> {
+    let timer = |kind: TimerKind, due: SystemTime| Timer {
+        kind: kind as i32,
+        due: Some(prost_types::Timestamp::from(due)),
+        ..Timer::default()
+    };
+    let mut timers = Vec::new();
+    let received = record
+        .received_at
+        .and_then(|t| SystemTime::try_from(t).ok());
+    if let (Some(after), Some(received)) = (settings.automatic_invalidation, received)
+        && let Some(due) = received.checked_add(after)
+    {
+        timers.push(timer(TimerKind::AutomaticInvalidation, due));
+    }
+    let due = record.due.and_then(|t| SystemTime::try_from(t).ok());
+    if let Some(due) = due.filter(|_| !record.next_filing_party.is_empty()) {
+        if let Some(reminder) = due.checked_sub(settings.incomplete_reminder) {
+            timers.push(timer(TimerKind::IncompleteReminder, reminder));
+        }
+        timers.push(timer(TimerKind::IncompleteDeadline, due));
+    }
+    timers
+}
+
+/// The record a timer that came due makes, or none when it no longer applies (the filing
+/// arrived, was invalidated or completed, the referral was answered, or it fired before).
+fn fired_record(entry: &FilingEntry, timer: Timer) -> Option<LogRecord> {
+    let status = entry.status.as_ref()?;
+    let at = SystemTime::now();
+    let fired_before = |event: &str| status.history.iter().any(|t| t.event == event);
+    let open = matches!(
+        status.state(),
+        FilingState::Registered | FilingState::Incomplete
+    );
+    let applies = match timer.kind() {
+        TimerKind::ReferralDeadline => status.notices.iter().any(|n| {
+            n.notice_id == timer.notice_id
+                && n.administration == timer.administration
+                && n.requests
+                    .iter()
+                    .any(|r| r.state() == crate::pb::RiskState::ReferralOpen)
+        }),
+        TimerKind::IncompleteReminder => {
+            status.state() == FilingState::Incomplete && !fired_before("incomplete reminder")
+        }
+        TimerKind::IncompleteDeadline => {
+            status.state() == FilingState::Incomplete && !fired_before("incomplete overdue")
+        }
+        // A control holds the filing: it is not withdrawn under the administration's hands.
+        TimerKind::AutomaticInvalidation => open && !status.under_control,
+        TimerKind::Unspecified => false,
+    };
+    if !applies {
+        return None;
+    }
+    let mut record = if timer.kind() == TimerKind::AutomaticInvalidation {
+        let days = timer
+            .due
+            .zip(status.receipt.as_ref().and_then(|r| r.received_at))
+            .map_or(0, |(due, filed)| (due.seconds - filed.seconds) / 86_400);
+        lifecycle_record(
+            RecordKind::Invalidation,
+            entry,
+            at,
+            format!("automatic: the goods did not arrive within {days} days of the filing"),
+        )
+    } else {
+        lifecycle_record(RecordKind::TimerFired, entry, at, String::new())
+    };
+    record.timer = Some(timer);
+    Some(record)
+}
+
+/// Whether every target a notice names (and each of its requests) is an item of the filing's
+/// current version; the refusal's code and message if not.
+fn check_targets(
+    entry: &FilingEntry,
+    notice: &crate::pb::Notice,
+) -> Result<(), (&'static str, String)> {
+    let targets = notice
+        .targets
+        .iter()
+        .chain(notice.requests.iter().flat_map(|r| r.targets.iter()));
+    for target in targets {
+        if !entry.targets.contains(target) {
+            return Err((
+                "NOTICE_UNKNOWN_TARGET",
+                format!("{} is not an item of {}", target_label(target), notice.mrn),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The MRN of a record this gateway issued.

@@ -36,15 +36,23 @@ pub(super) fn received_record(envelope: crate::pb::Envelope, at: SystemTime) -> 
     record.manifest = envelope.manifest;
     record.origin_digest = envelope.digest;
     record.traceparent = envelope.traceparent;
-    if envelope.kind == crate::pb::EnvelopeKind::ReferralAnswer as i32 {
-        record.reason = envelope.answer;
-        record.notice = Some(crate::pb::Notice {
-            notice_id: envelope.notice_id,
-            mrn: record.mrn.clone(),
-            ..crate::pb::Notice::default()
-        });
-    } else {
-        record.reason = envelope.reason;
+    record.arrival = envelope.arrival;
+    match crate::pb::EnvelopeKind::try_from(envelope.kind) {
+        Ok(crate::pb::EnvelopeKind::ReferralAnswer) => {
+            record.reason = envelope.answer;
+            record.referral_answer = envelope.referral_answer;
+            record.notice = Some(crate::pb::Notice {
+                notice_id: envelope.notice_id,
+                mrn: record.mrn.clone(),
+                ..crate::pb::Notice::default()
+            });
+        }
+        Ok(crate::pb::EnvelopeKind::Control) => {
+            // Who announced the control (the sender only shares it).
+            record.reason = envelope.notice_administration;
+            record.notice = envelope.notice;
+        }
+        _ => record.reason = envelope.reason,
     }
     record
 }
@@ -67,6 +75,12 @@ fn envelope_problem(envelope: &crate::pb::Envelope) -> Option<(&'static str, Str
         return Some((
             "INVALID_ENVELOPE",
             "a filing or amendment carries its manifest".into(),
+        ));
+    }
+    if kind == EnvelopeKind::Control && envelope.notice.is_none() {
+        return Some((
+            "INVALID_ENVELOPE",
+            "a control envelope carries the notice".into(),
         ));
     }
     if kind == EnvelopeKind::ReferralAnswer && envelope.notice_id.is_empty() {
@@ -136,6 +150,7 @@ pub(super) fn new_record(filing: NewFiling, seq: Seq, country: &str) -> LogRecor
         traceparent: filing.traceparent,
         master_documents: filing.master_documents,
         next_filing_party: filing.next_filing_party.unwrap_or_default(),
+        due: filing.due.map(Timestamp::from),
         ..LogRecord::default()
     }
 }

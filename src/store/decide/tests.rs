@@ -44,6 +44,7 @@ fn rules() -> Rules {
         country: "DE".into(),
         document_window: Duration::from_secs(3600),
         immutable: crate::store::Immutable::default(),
+        timers: crate::store::TimerSettings::default(),
     }
 }
 
@@ -65,6 +66,7 @@ fn filing(lrn: &str, digest: u8, documents: &[&str]) -> NewFiling {
         master_documents: documents.iter().map(|d| d.to_string()).collect(),
         house_references: Vec::new(),
         next_filing_party: None,
+        due: None,
     }
 }
 
@@ -133,6 +135,7 @@ fn changes_see_each_other_and_answer_with_the_status_after_them() {
         &mrn,
         Change::Arrive {
             at: SystemTime::now(),
+            facts: None,
         },
         String::new(),
     );

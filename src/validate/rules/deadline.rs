@@ -73,7 +73,7 @@ impl Default for Deadlines {
 }
 
 /// The moment a filing is due, with the field it derives from and how it was chosen.
-fn due(cx: &Context<'_>) -> Option<(SystemTime, &'static str, String)> {
+pub(super) fn due(cx: &Context<'_>) -> Option<(SystemTime, &'static str, String)> {
     let itinerary = cx.manifest.itinerary.as_ref()?;
     let departure = time(&itinerary.estimated_departure);
     let arrival = time(&itinerary.estimated_arrival);

@@ -472,6 +472,24 @@ pub(super) fn check(
     deadline::check(&mut cx);
 }
 
+/// When a filing is due: its mode's filing deadline, if the manifest gives the times to reckon
+/// it from.
+pub(super) fn due(
+    manifest: &Manifest,
+    codes: &'static CodeLists,
+    settings: &RuleSettings,
+) -> Option<SystemTime> {
+    let mut report = Report::default();
+    let cx = Context {
+        manifest,
+        codes,
+        settings,
+        now: SystemTime::UNIX_EPOCH,
+        report: &mut report,
+    };
+    deadline::due(&cx).map(|(at, _, _)| at)
+}
+
 /// Every party of a filing with its path.
 fn parties(manifest: &Manifest) -> Vec<(String, &crate::pb::Party)> {
     let mut out = Vec::new();
