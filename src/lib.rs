@@ -34,7 +34,9 @@
 //! - [`validate`]: findings and reports; required data and identifier formats.
 //! - [`store`]: the writer's group-commit loop, the decisions it applies (`store::decide`, pure
 //!   functions over a [`store::StateView`]), the log behind [`store::LogBackend`] (the embedded
-//!   segment log: framing, CRC, hash chain), the sled index and the filing projection.
+//!   segment log: framing, CRC, hash chain), the sled index and the filing projection, the
+//!   risk state notices make of a filing and its items (`store::risk`), and the scheduler that
+//!   fires the filings' timers once (`store::scheduler`).
 //! - [`ids`]: MRN, LRN, EORI and sequence types; the ISO 6346 check character.
 //! - [`tls`]: rustls configurations (client profile, CRLs, reload), the accept loop,
 //!   identities from certificates.
@@ -55,6 +57,9 @@
 //! - A carrier RPC: the method in `proto/aci/v1/carrier.proto`, its use-case in [`filing`]
 //!   (new refusals as [`filing::FilingError`] variants, mapped in [`status`]), and a few lines in
 //!   `ingest` that call it.
+//! - A notice kind or a timer: the kind in `exchange.proto` / the store's `TimerKind`, what it
+//!   does to a filing in `store::projection` (and `store::risk`), when it applies in
+//!   `store::decide`, what the carrier is told in `projection::pushed`.
 //! - A log backend: an implementation of [`store::LogBackend`] (its doc is the contract: order,
 //!   sealing, what durable means, torn tails, cursors, the durable head), chosen in
 //!   `Store::open`; the decisions of `store::decide` work over it unchanged.

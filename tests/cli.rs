@@ -514,12 +514,17 @@ fn demo_runs_two_gateways_end_to_end_and_exits_0() {
         "lag 0 records",
         "NL-DEMO-B Acknowledged",
         "carrier's stream: NOTICE_KIND_DO_NOT_LOAD from NL-DEMO-B",
+        "container:CSQU3054383: RISK_STATE_DO_NOT_LOAD",
+        "RISK_STATE_REFERRAL_ANSWERED",
+        "container:CSQU3054383: RISK_STATE_REFERRAL_ANSWERED, RISK_STATE_ASSESSMENT_COMPLETE",
+        "amend refused: LIFECYCLE_UNDER_CONTROL",
         "demo complete",
     ] {
         assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
     }
-    // Both gateways' logs verify: A holds the 8 filings and the notice, B the 8 it received.
-    for (gateway, records) in [("GB-DEMO-A", 9), ("NL-DEMO-B", 8)] {
+    // Both gateways' logs verify: A holds the 8 filings, B's four notices and the carrier's
+    // answer; B the 8 filings and the answer it received.
+    for (gateway, records) in [("GB-DEMO-A", 13), ("NL-DEMO-B", 9)] {
         let config = keep.join(format!("{gateway}.toml"));
         let verify = aci(&["log", "verify", "--config", config.to_str().expect("path")]);
         assert!(verify.status.success(), "{verify:?}");

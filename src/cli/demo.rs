@@ -1,7 +1,8 @@
 //! `aci-gateway demo`: two administrations' gateways in one process, A (GB) routing every
 //! filing to B (NL), with a fresh development PKI in a temporary directory. A carrier files the
 //! sample of every mode (one invalid, one late); the demo shows the receipts, the violations,
-//! the forwarding, B's do-not-load reaching the carrier's notification stream, and where the
+//! the forwarding, B's risk assessment (an item-level do-not-load, a screening referral answered
+//! with a result, a control that refuses an amendment), and where the
 //! traces and metrics are. Exits 0 when all of that happened.
 
 use std::path::{Path, PathBuf};
@@ -89,7 +90,7 @@ async fn show(dir: &Path, a: &Gateway, b: &Gateway, carrier: &ClientTls) -> Resu
     run.file_invalid(&mut client).await?;
     run.file_late(&mut client).await?;
     forwarding(a, b, &mut client, &sea_mrn).await?;
-    run.do_not_load(dir, a, &mut client, &sea_mrn).await?;
+    run.risk(dir, a, &mut client, &sea_mrn).await?;
     where_to_look(a);
     println!("\ndemo complete");
     Ok(())
@@ -175,30 +176,48 @@ impl Run {
         Ok(())
     }
 
-    /// B sends a do-not-load about the sea filing; it reaches the carrier's stream.
-    async fn do_not_load(
+    /// B's risk assessment of the sea filing: a do-not-load on its container (the carrier sees
+    /// which), a screening referral the carrier answers with a result, then a control, after
+    /// which the carrier's amendment is refused.
+    async fn risk(
         &self,
         dir: &Path,
         a: &Gateway,
         client: &mut CarrierClient,
         sea_mrn: &str,
     ) -> Result<()> {
-        println!("\n5. {B} sends do-not-load for {sea_mrn}; it reaches the carrier's stream:");
+        let manifest = sample(SAMPLES[0].1, &format!("DEMO-SEA-{}", &self.id[..6]))?;
+        let container = manifest
+            .transport_equipment
+            .first()
+            .map(|e| e.container_number.clone())
+            .context("the sea sample has a container")?;
+        println!("\n5. {B} sends do-not-load for container {container} of {sea_mrn}:");
         let mut notifications = client.watch_notifications(0).await?;
         let as_b = ClientTls {
             ca: dir.join("pki").join(pki::ADMIN_CA_CERT),
             cert: dir.join("pki").join(format!("{B}.pem")),
             key: dir.join("pki").join(format!("{B}.key")),
         };
-        let ack = PeerClient::connect(&format!("https://{}", a.peer_addr), A, &as_b)
-            .await?
-            .notify(Notice {
-                notice_id: format!("{B}-RISK-{}", &self.id[..6]),
-                mrn: sea_mrn.to_owned(),
-                kind: NoticeKind::DoNotLoad as i32,
-                text: "high-risk consignment: do not load before inspection".into(),
-                ..Notice::default()
-            })
+        let mut b = PeerClient::connect(&format!("https://{}", a.peer_addr), A, &as_b).await?;
+        let target = pb::NoticeTarget {
+            r#type: pb::TargetType::Container as i32,
+            reference: container.clone(),
+        };
+        let notice = |suffix: &str, kind: NoticeKind, text: &str| Notice {
+            notice_id: format!("{B}-{suffix}-{}", &self.id[..6]),
+            mrn: sea_mrn.to_owned(),
+            kind: kind as i32,
+            text: text.to_owned(),
+            targets: vec![target.clone()],
+            ..Notice::default()
+        };
+        let ack = b
+            .notify(notice(
+                "DNL",
+                NoticeKind::DoNotLoad,
+                "high-risk consignment: do not load before inspection",
+            ))
             .await?;
         println!("   {A} stored the notice at sequence {}", ack.sequence);
         let notification = tokio::time::timeout(PATIENCE, notifications.message())
@@ -206,13 +225,135 @@ impl Run {
             .context("no notification in time")??
             .context("the notification stream ended")?;
         println!(
-            "   carrier's stream: {} from {} about {}: {}",
+            "   carrier's stream: {} from {} about {} {}: {}",
             notification.kind().as_str_name(),
             notification.administration,
             notification.mrn,
+            notification
+                .targets
+                .iter()
+                .map(crate::store::risk::target_label)
+                .collect::<Vec<_>>()
+                .join(", "),
             notification.text
         );
+        print_items(&client.status_by_mrn(sea_mrn).await?);
+
+        println!(
+            "\n6. {B} asks for high-risk cargo screening; the carrier answers with the result:"
+        );
+        let referral = Notice {
+            requests: vec![pb::ReferralRequest {
+                reference: "1".into(),
+                request_type: "RFS".into(),
+                recommended_methods: vec!["XRY".into(), "EDD".into()],
+                ..pb::ReferralRequest::default()
+            }],
+            deadline: Some(prost_types::Timestamp::from(
+                SystemTime::now() + Duration::from_secs(3600),
+            )),
+            ..notice(
+                "RFS",
+                NoticeKind::ReferralScreening,
+                "screen before loading",
+            )
+        };
+        let referral_id = referral.notice_id.clone();
+        b.notify(referral).await?;
+        let answered = client
+            .answer(
+                sea_mrn,
+                &referral_id,
+                "",
+                Some(pb::ReferralAnswer {
+                    request_reference: "1".into(),
+                    result: "1".into(),
+                    methods: vec!["XRY".into(), "EDD".into()],
+                    facility: "CNSHA".into(),
+                    text: "screened at the origin hub".into(),
+                    ..pb::ReferralAnswer::default()
+                }),
+            )
+            .await?;
+        print_items(&answered);
+        b.notify(notice(
+            "AC",
+            NoticeKind::AssessmentComplete,
+            "screening result accepted",
+        ))
+        .await?;
+        println!("   {B}'s assessment complete on {container} lifts its do-not-load:");
+        print_items(&client.status_by_mrn(sea_mrn).await?);
+
+        println!("\n7. {B} announces a control; from then on the filing may not be amended:");
+        b.notify(Notice {
+            control: Some(pb::Control {
+                office: "NL000396".into(),
+                place: "NLRTM".into(),
+                scheduled_at: None,
+            }),
+            ..notice("CTL", NoticeKind::Control, "")
+        })
+        .await?;
+        let mut amended = manifest;
+        if let Some(item) = amended
+            .consignments
+            .first_mut()
+            .and_then(|c| c.goods_items.first_mut())
+        {
+            item.description.push_str(" (amended)");
+        }
+        let refused = client.amend(sea_mrn, amended).await;
+        wait_forwarded(a).await?;
+        println!("   {B} received the carrier's answer and every record of A");
+        match refused {
+            Ok(_) => bail!("an amendment under control was accepted"),
+            Err(status) => {
+                let reason = tonic_types::StatusExt::get_details_precondition_failure(&status)
+                    .and_then(|f| f.violations.first().map(|v| v.r#type.clone()))
+                    .unwrap_or_default();
+                ensure!(
+                    reason == "LIFECYCLE_UNDER_CONTROL",
+                    "the amendment was refused otherwise: {status:?}"
+                );
+                println!("   amend refused: {reason}: {}", status.message());
+            }
+        }
         Ok(())
+    }
+}
+
+/// Waits until A forwarded everything durable to its peer.
+async fn wait_forwarded(a: &Gateway) -> Result<crate::exchange::PeerReport> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let durable = *a.store().durable().borrow();
+        let report = a
+            .exchange()
+            .reports()
+            .into_iter()
+            .next()
+            .context("A has no peer")?;
+        if report.cursor >= durable {
+            return Ok(report);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "forwarding did not finish: {report:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Prints a filing's per-item risk state.
+fn print_items(status: &pb::FilingStatus) {
+    for item in &status.items {
+        let what = item.target.as_ref().map_or_else(
+            || "the whole filing".to_owned(),
+            crate::store::risk::target_label,
+        );
+        let states: Vec<&str> = item.states().map(|s| s.as_str_name()).collect();
+        println!("   status: {what}: {}", states.join(", "));
     }
 }
 
@@ -224,24 +365,7 @@ async fn forwarding(
     sea_mrn: &str,
 ) -> Result<()> {
     println!("\n4. A forwards every record to {B} (mutual TLS, acknowledged once durable):");
-    let deadline = Instant::now() + PATIENCE;
-    let report = loop {
-        let durable = *a.store().durable().borrow();
-        let report = a
-            .exchange()
-            .reports()
-            .into_iter()
-            .next()
-            .context("A has no peer")?;
-        if report.cursor >= durable {
-            break report;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "forwarding did not finish: {report:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let report = wait_forwarded(a).await?;
     println!(
         "   {B}: connected {}, cursor {}, lag {} records, {} delivered, {} refused",
         report.connected, report.cursor, report.lag_records, report.delivered, report.refused
@@ -262,7 +386,7 @@ async fn forwarding(
 }
 
 fn where_to_look(a: &Gateway) {
-    println!("\n6. Where to look:");
+    println!("\n8. Where to look:");
     if crate::telemetry::exporting() {
         println!("   traces were exported over OTLP: look up the trace ids above in your back end");
     } else {

@@ -58,7 +58,8 @@ enum Command {
         bench: BenchSwitches,
     },
     /// Two administrations' gateways in one process, with a fresh development PKI: a carrier
-    /// files every sample (one invalid, one late), A forwards to B, B's do-not-load reaches the
+    /// files every sample (one invalid, one late), A forwards to B, B's risk assessment (a
+    /// container's do-not-load, a screening referral answered, a control) reaches the
     /// carrier. Exits 0 when all of that happened.
     Demo {
         /// Keep the demo's files (PKI, configs, data) in this directory.

@@ -518,6 +518,51 @@ mod tests {
     }
 
     #[test]
+    fn a_control_goes_to_the_other_administrations_of_the_filing_only() {
+        let sea: crate::pb::Manifest =
+            crate::pb::from_json(include_str!("../../schemas/examples/sea-f10.json"))
+                .expect("sample");
+        let mut routes = routes();
+        routes.routes.push(route::Route {
+            peer: "BE-1".into(),
+            ..routes.routes[0].clone()
+        });
+        let notice = |kind: crate::pb::NoticeKind| LogRecord {
+            routing: Some(route::facts_of(&sea)),
+            origin: "NL-1".into(),
+            notice: Some(crate::pb::Notice {
+                notice_id: "N-1".into(),
+                kind: kind as i32,
+                control: Some(crate::pb::Control {
+                    office: "NL000396".into(),
+                    ..crate::pb::Control::default()
+                }),
+                ..crate::pb::Notice::default()
+            }),
+            ..record(RecordKind::Notice)
+        };
+        let control = notice(crate::pb::NoticeKind::Control);
+        assert!(is_for(&routes, "BE-1", &control));
+        assert!(!is_for(&routes, "NL-1", &control), "not back to its sender");
+        assert!(
+            !is_for(&routes, "FR-1", &control),
+            "not to one the filing skips"
+        );
+        assert!(!is_for(
+            &routes,
+            "BE-1",
+            &notice(crate::pb::NoticeKind::DoNotLoad)
+        ));
+        let envelope = envelope_of("GB-1", control);
+        assert_eq!(envelope.kind(), EnvelopeKind::Control);
+        assert_eq!(envelope.notice_administration, "NL-1");
+        assert_eq!(
+            envelope.notice.and_then(|n| n.control).map(|c| c.office),
+            Some("NL000396".to_owned())
+        );
+    }
+
+    #[test]
     fn each_kind_of_record_is_routed_by_what_it_carries() {
         let sea: crate::pb::Manifest =
             crate::pb::from_json(include_str!("../../schemas/examples/sea-f10.json"))
@@ -543,11 +588,13 @@ mod tests {
             ..record(RecordKind::Arrival)
         };
         assert!(!is_for(&routes, "NL-1", &air_arrival));
-        // What came from a peer, and notices, go nowhere, whatever they carry.
+        // What came from a peer, notices other than controls, and timers go nowhere,
+        // whatever they carry.
         for kind in [
             RecordKind::Received,
             RecordKind::ReceivedRefused,
             RecordKind::Notice,
+            RecordKind::TimerFired,
         ] {
             let other = LogRecord {
                 manifest: Some(sea.clone()),

@@ -285,11 +285,12 @@ fn check_facts(facts: ArrivalFacts, now: SystemTime) -> Result<ArrivalFacts, Fil
             ));
         }
     }
-    let office_ok = facts.office.is_empty()
-        || (facts.office.len() == 8
-            && facts.office[..2].bytes().all(|b| b.is_ascii_uppercase())
-            && facts.office[2..]
-                .bytes()
+    let office = facts.office.as_bytes();
+    let office_ok = office.is_empty()
+        || (office.len() == 8
+            && office[..2].iter().all(u8::is_ascii_uppercase)
+            && office[2..]
+                .iter()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
     if !office_ok {
         return Err(invalid(

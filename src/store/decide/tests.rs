@@ -179,3 +179,76 @@ fn an_amendment_repeated_in_its_batch_is_answered_after_sealing() {
     assert_eq!(receipt.chain_hash, hex::encode([7u8; 32]));
     assert_eq!(receipt.version, 2);
 }
+
+#[test]
+fn a_filing_sets_its_timers_and_a_timer_fires_once() {
+    let rules = rules();
+    let (mut memory, record, mrn) = registered(&rules);
+    let automatic = record
+        .timers
+        .iter()
+        .find(|t| t.kind() == crate::pb::store::TimerKind::AutomaticInvalidation)
+        .cloned()
+        .expect("every filing is invalidated if its goods never arrive");
+    assert_eq!(record.timers.len(), 1, "not partial: no incomplete timers");
+
+    let mut batch = Batch::new(&memory, &rules, Seq(2));
+    let fired = batch.change(&mrn, Change::Fire(automatic.clone()), String::new());
+    assert!(matches!(fired, Decision::New(0)));
+    let decided = batch.finish();
+    let invalidation = &decided.records[0];
+    assert_eq!(
+        invalidation.kind(),
+        crate::pb::store::RecordKind::Invalidation
+    );
+    assert!(invalidation.reason.starts_with("automatic"));
+    let entry = evolve(new_entry(&record), invalidation);
+    assert!(
+        entry.timers.is_empty(),
+        "an invalidated filing has no timer left"
+    );
+    memory.entries.insert(mrn.clone(), entry);
+
+    // Fired again (a crash before the index forgot it): nothing more is written.
+    let mut batch = Batch::new(&memory, &rules, Seq(3));
+    let again = batch.change(&mrn, Change::Fire(automatic), String::new());
+    assert!(matches!(again, Decision::Now(Ok(Changed::Unchanged(_)))));
+    assert!(batch.finish().records.is_empty());
+}
+
+#[test]
+fn a_partial_filing_with_a_deadline_is_reminded_before_it_and_told_at_it() {
+    let rules = Rules {
+        timers: crate::store::TimerSettings {
+            automatic_invalidation: None,
+            incomplete_reminder: Duration::from_secs(7200),
+        },
+        ..rules()
+    };
+    let due = SystemTime::now() + Duration::from_secs(86_400);
+    let partial = NewFiling {
+        next_filing_party: Some("NL123456789".into()),
+        due: Some(due),
+        ..filing("P1", 1, &["MBL-1"])
+    };
+    let memory = Memory::default();
+    let mut batch = Batch::new(&memory, &rules, Seq(1));
+    assert!(matches!(batch.register(partial), Decision::New(0)));
+    let record = batch.finish().records.remove(0);
+    let kinds: Vec<_> = record
+        .timers
+        .iter()
+        .map(|t| (t.kind(), t.due.map(|d| d.seconds)))
+        .collect();
+    let at = |t: SystemTime| Some(prost_types::Timestamp::from(t).seconds);
+    assert_eq!(
+        kinds,
+        [
+            (
+                crate::pb::store::TimerKind::IncompleteReminder,
+                at(due - Duration::from_secs(7200))
+            ),
+            (crate::pb::store::TimerKind::IncompleteDeadline, at(due)),
+        ]
+    );
+}
