@@ -405,15 +405,10 @@ fn duration(
     text: &str,
     invalid: Invalid<'_>,
 ) -> Result<std::time::Duration, ConfigError> {
-    let unit_at = text.len().saturating_sub(1);
-    let (number, unit) = text.split_at(unit_at);
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => 0,
-    };
+    let (number, seconds) = [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
+        .into_iter()
+        .find_map(|(unit, seconds)| text.strip_suffix(unit).map(|n| (n, seconds)))
+        .unwrap_or((text, 0));
     match number.parse::<u64>() {
         Ok(n) if seconds > 0 && n > 0 && n <= 36_600 * 86_400 / seconds => {
             Ok(std::time::Duration::from_secs(n * seconds))

@@ -289,7 +289,7 @@ fn own_sequences(status: &FilingStatus) -> Vec<u64> {
         .filter(|t| {
             matches!(
                 t.event.as_str(),
-                "registered" | "amended" | "invalidated" | "arrived"
+                "registered" | "amended" | "invalidated" | "invalidated automatically" | "arrived"
             )
         })
         .map(|t| t.sequence)

@@ -133,6 +133,8 @@ impl FilingService {
         facts: ArrivalFacts,
         traceparent: String,
     ) -> Result<FilingStatus, FilingError> {
+        // Each arrival is a write of its own against the caller's rate.
+        self.throttle(caller)?;
         let mrn = if is_document {
             self.store
                 .mrn_by_document(caller, key)?

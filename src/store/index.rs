@@ -332,6 +332,14 @@ impl Index {
         for record in records {
             self.derive(record, &mut batch)?;
         }
+        // In order: a timer set and dropped within the batch ends dropped. Before the entries:
+        // a record the entries hold is skipped on replay, so its timers must be in by then.
+        for (key, value) in batch.timers {
+            match value {
+                Some(value) => self.timers.insert(key, value)?,
+                None => self.timers.remove(key)?,
+            };
+        }
         let mut filings = Writes::default();
         for (mrn, entry) in &batch.entries {
             filings.insert(mrn.as_bytes(), entry.encode_to_vec());
@@ -350,13 +358,6 @@ impl Index {
             for (key, value) in writes.0 {
                 tree.insert(key, value)?;
             }
-        }
-        // In order: a timer set and dropped within the batch ends dropped.
-        for (key, value) in batch.timers {
-            match value {
-                Some(value) => self.timers.insert(key, value)?,
-                None => self.timers.remove(key)?,
-            };
         }
         // Last: the mark says everything up to it is in.
         self.meta.insert(HIGH_WATER, &last.sequence.to_be_bytes())?;
@@ -645,8 +646,10 @@ impl BatchWrites {
 /// in due order), the MRN, and what tells the filing's timers apart.
 fn timer_key(mrn: &str, timer: &Timer) -> Vec<u8> {
     let millis = timer.due.map_or(0, |t| {
-        u64::try_from(t.seconds).unwrap_or(0) * 1000
-            + u64::try_from(t.nanos / 1_000_000).unwrap_or(0)
+        u64::try_from(t.seconds)
+            .unwrap_or(0)
+            .saturating_mul(1000)
+            .saturating_add(u64::try_from(t.nanos / 1_000_000).unwrap_or(0))
     });
     let mut key = millis.to_be_bytes().to_vec();
     key.extend_from_slice(mrn.as_bytes());

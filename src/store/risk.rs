@@ -182,7 +182,11 @@ pub fn assess(status: &mut FilingStatus) {
             .0
             .insert(RiskState::DoNotLoad as i32);
     }
-    for key in &completed {
+    for key in completed.iter().filter(|key| {
+        !stopped
+            .iter()
+            .any(|(_, stopped)| stopped == *key || *stopped == whole)
+    }) {
         items
             .entry(key.clone())
             .or_default()

@@ -370,8 +370,9 @@ impl<'a, V: StateView> Batch<'a, V> {
             (Change::AnswerReferral { .. } | Change::Fire(_), _) => {}
             (_, FilingState::Invalidated) => return Ok(Err(refused(ChangeRefusal::Invalidated))),
             (_, FilingState::Arrived) => return Ok(Err(refused(ChangeRefusal::Arrived))),
-            // Once a control is announced, the filing may not be amended or withdrawn.
-            (Change::Amend(_) | Change::Invalidate { .. }, _) if status.under_control => {
+            // Once a control is announced, the filing may not be withdrawn (nor amended: below,
+            // after a retry of the current version is answered as before).
+            (Change::Invalidate { .. }, _) if status.under_control => {
                 return Ok(Err(refused(ChangeRefusal::UnderControl)));
             }
             _ => {}
@@ -381,6 +382,9 @@ impl<'a, V: StateView> Batch<'a, V> {
                 let current_digest = status.receipt.as_ref().map(|r| r.digest.as_str());
                 if current_digest.is_some_and(|digest| same_content(digest, &filing)) {
                     return Ok(Err(Changed::Unchanged(status)));
+                }
+                if status.under_control {
+                    return Ok(Err(refused(ChangeRefusal::UnderControl)));
                 }
                 if let Some(field) = immutable_change(self.rules.immutable, &entry, &filing) {
                     return Ok(Err(refused(ChangeRefusal::ImmutableField(field))));
