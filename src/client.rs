@@ -254,6 +254,7 @@ impl CarrierClient {
             notice_id: notice_id.to_owned(),
             text: text.to_owned(),
             answer,
+            administration: String::new(),
         });
         Ok(self.inner.answer_referral(request).await?.into_inner())
     }

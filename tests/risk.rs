@@ -602,3 +602,82 @@ async fn automatic_invalidation_fires_once_across_a_sigkill() {
         "FAILED_PRECONDITION"
     );
 }
+
+/// The next notification of a feed, within 30 s.
+async fn next_notification(
+    feed: &mut tonic::Streaming<aci_gateway::pb::Notification>,
+) -> aci_gateway::pb::Notification {
+    tokio::time::timeout(Duration::from_secs(30), feed.message())
+        .await
+        .expect("a notification in time")
+        .expect("the stream")
+        .expect("not ended")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incomplete_partial_filing_is_reminded_and_told_when_its_house_filing_changes() {
+    // A reminder lead longer than the time to the sample's deadline: it is due at once.
+    let (site, gateway) = GatewayBuilder::default()
+        .lifecycle("incomplete_reminder_before = \"3650d\"")
+        .start()
+        .await;
+    let endpoint = common::endpoint(&gateway);
+    let mut carrier = client(&endpoint, &site.carrier()).await;
+    let mut partial: Manifest =
+        aci_gateway::pb::from_json(include_str!("../schemas/examples/sea-f12.json"))
+            .expect("sample");
+    partial.lrn = "RISK-F12-1".into();
+    let master = partial.consignments[0]
+        .transport_document
+        .as_ref()
+        .map(|d| d.number.clone())
+        .expect("a master document");
+    let partial = carrier.submit(partial).await.expect("partial filed");
+    let mut feed = carrier.watch_notifications(0).await.expect("feed");
+    let reminder = next_notification(&mut feed).await;
+    assert_eq!(
+        reminder.kind(),
+        aci_gateway::pb::NoticeKind::IncompleteReminder
+    );
+    assert_eq!(reminder.mrn, partial.mrn);
+    assert_eq!(reminder.missing_links, [master.as_str()]);
+    assert_eq!(reminder.next_filing_party, "NL812345678");
+
+    // The next filing party files the house level, then amends it: the carrier is told.
+    let mut house_filer = client(&endpoint, &site.carrier_as("NL812345678")).await;
+    let mut house: Manifest =
+        aci_gateway::pb::from_json(include_str!("../schemas/examples/sea-f15.json"))
+            .expect("sample");
+    house.lrn = "RISK-F15-1".into();
+    if let Some(declarant) = house.declarant.as_mut() {
+        declarant.eori = "NL812345678".into();
+    }
+    if let Some(document) = house.consignments[0].master_document.as_mut() {
+        document.number.clone_from(&master);
+    }
+    let filed = house_filer
+        .submit(house.clone())
+        .await
+        .expect("house filed");
+    house.consignments[0].goods_items[0]
+        .description
+        .push_str(" (corrected)");
+    house_filer
+        .amend(&filed.mrn, house)
+        .await
+        .expect("house amended");
+    let told = next_notification(&mut feed).await;
+    assert_eq!(told.kind(), aci_gateway::pb::NoticeKind::LinkedAmended);
+    assert_eq!(told.mrn, partial.mrn);
+    assert_eq!(told.related_mrn, filed.mrn);
+    let status = carrier.status_by_mrn(&partial.mrn).await.expect("status");
+    assert_eq!(status.state(), aci_gateway::pb::FilingState::Registered);
+    assert!(
+        status
+            .history
+            .iter()
+            .any(|t| t.event == "incomplete reminder"),
+        "{status:?}"
+    );
+    gateway.stop().await.expect("stop");
+}

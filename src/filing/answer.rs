@@ -51,10 +51,25 @@ impl FilingService {
             answer.text.clone_from(&request.text);
         }
         let (mrn, current) = self.own_filing(caller, &request.mrn)?;
-        let referral = current
-            .notices
-            .iter()
-            .find(|n| n.notice_id == request.notice_id && is_referral(n.kind()));
+        // Notice ids are the administrations' own: the one named, else the referral with that
+        // id that still awaits this answer, else the first.
+        let mut referrals = current.notices.iter().filter(|n| {
+            n.notice_id == request.notice_id
+                && is_referral(n.kind())
+                && (request.administration.is_empty() || n.administration == request.administration)
+        });
+        let first = referrals.clone().next();
+        let referral = referrals
+            .find(|n| {
+                n.requests.iter().any(|r| {
+                    r.answer.is_none()
+                        && (answer.request_reference.is_empty()
+                            || r.request
+                                .as_ref()
+                                .is_some_and(|q| q.reference == answer.request_reference))
+                })
+            })
+            .or(first);
         let administration = referral
             .map(|n| n.administration.clone())
             .unwrap_or_default();

@@ -26,6 +26,10 @@ use crate::pb::{FilingStatus, NoticeKind, Notification};
 use super::projection::{evolve, holds, link_house_filing, new_entry, pushed};
 
 const HIGH_WATER: &[u8] = b"hwm";
+const FORMAT_KEY: &[u8] = b"format";
+/// What the entries hold, as this binary derives them. An index of another format (entries
+/// without the items notices target, without their links) is rebuilt from the log at start.
+pub const FORMAT: u32 = 2;
 
 /// sled's page cache (its default, 1 GiB, let a gateway with a million filings grow past 800 MB
 /// of RSS; the index's working set is the recent filings).
@@ -133,6 +137,26 @@ impl Index {
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
             .map(u64::from_be_bytes)
             .unwrap_or(0)))
+    }
+
+    /// The format the index was derived in (1: before it said, 0: empty).
+    pub fn format(&self) -> Result<u32, IndexError> {
+        let stored = self
+            .meta
+            .get(FORMAT_KEY)?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+            .map(u32::from_be_bytes);
+        Ok(match stored {
+            Some(format) => format,
+            None if self.high_water()?.0 > 0 => 1,
+            None => 0,
+        })
+    }
+
+    /// Records that the index is derived in this binary's [`FORMAT`].
+    pub fn set_format(&self) -> Result<(), IndexError> {
+        self.meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
+        Ok(())
     }
 
     /// The MRN registered for a filer's LRN.

@@ -644,6 +644,19 @@ fn catch_up(
     log: &dyn LogBackend,
     log_end: u64,
 ) -> Result<Option<(u64, u64)>, StoreError> {
+    let format = index.format()?;
+    if format != 0 && format != index::FORMAT {
+        tracing::warn!(
+            from = format,
+            to = index::FORMAT,
+            "the index was derived by another version; rebuilding it from the log"
+        );
+        index.clear()?;
+        replay(index, log, Seq(1), log_end, &mut |_| {})?;
+        index.set_format()?;
+        return Ok(None);
+    }
+    index.set_format()?;
     let high_water = index.high_water()?.0;
     if high_water > log_end {
         tracing::error!(
@@ -653,6 +666,7 @@ fn catch_up(
         );
         index.clear()?;
         replay(index, log, Seq(1), log_end, &mut |_| {})?;
+        index.set_format()?;
         return Ok(Some((log_end + 1, high_water)));
     }
     if high_water < log_end {
@@ -725,6 +739,7 @@ pub fn reindex(
     replay(&index, &log, Seq(1), recovery.last_seq, &mut |n| {
         progress(Replayed::Applied(n))
     })?;
+    index.set_format()?;
     index.flush()?;
     Ok(recovery.last_seq)
 }
