@@ -79,6 +79,16 @@ impl Network {
         }
     }
 
+    /// Files a manifest at A as the fixture carrier; its MRN.
+    async fn file(&self, manifest: Manifest) -> String {
+        client(&self.carrier_endpoint(), &self.a_site.carrier())
+            .await
+            .submit(manifest)
+            .await
+            .expect("filed")
+            .mrn
+    }
+
     fn carrier_endpoint(&self) -> String {
         format!("https://127.0.0.1:{}", self.a_carrier)
     }
@@ -219,12 +229,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item_level_do_not_load_and_a_screening_referral_between_two_gateways() {
     let mut net = Network::start("max_attachment_bytes = 2048");
-    let receipt = client(&net.carrier_endpoint(), &net.a_site.carrier())
-        .await
-        .submit(two_container_filing("RISK-DNL-1"))
-        .await
-        .expect("filed");
-    let mrn = receipt.mrn.as_str();
+    let mrn = &net.file(two_container_filing("RISK-DNL-1")).await;
 
     // B stops one container of the two.
     let target = format!("container:{FIRST_CONTAINER}");
@@ -560,12 +565,7 @@ async fn a_control_freezes_the_filing_and_arrival_registers_several_with_facts()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn automatic_invalidation_fires_once_across_a_sigkill() {
     let mut net = Network::start("automatic_invalidation_after = \"4s\"");
-    let receipt = client(&net.carrier_endpoint(), &net.a_site.carrier())
-        .await
-        .submit(sea_filing("RISK-AUTO-1"))
-        .await
-        .expect("filed");
-    let mrn = receipt.mrn.as_str();
+    let mrn = &net.file(sea_filing("RISK-AUTO-1")).await;
     net.kill_a();
     std::thread::sleep(Duration::from_secs(5));
     net.restart_a();

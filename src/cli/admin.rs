@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
+use super::NoticeArgs;
 use super::carrier::{print_json, refused};
 use crate::client::ClientTls;
 use crate::config::Config;
@@ -101,32 +102,18 @@ pub(super) fn parse_time(text: &str) -> Result<prost_types::Timestamp> {
     })
 }
 
-/// What `notify` was given.
-pub(super) struct NoticeArgs {
-    pub mrn: String,
-    pub kind: pb::NoticeKind,
-    pub targets: Vec<String>,
-    pub requests: Vec<String>,
-    pub methods: Vec<String>,
-    pub office: Option<String>,
-    pub at: Option<String>,
-    pub place: Option<String>,
-    pub text: String,
-    pub id: Option<String>,
-    pub deadline: Option<String>,
-}
-
 /// `notify`'s notice from its arguments; without an id, one from the clock. A referral's
 /// requests are the `--request` references given (each about every target), or else one per
 /// target, numbered from 1 (or one about the whole filing).
 pub(super) fn notice(args: NoticeArgs) -> Result<pb::Notice> {
+    let kind = pb::NoticeKind::from(args.kind);
     let targets = args
         .targets
         .iter()
         .map(|t| parse_target(t))
         .collect::<Result<Vec<_>>>()?;
-    let referral = crate::store::risk::is_referral(args.kind);
-    let request_type = if args.kind == pb::NoticeKind::ReferralScreening {
+    let referral = crate::store::risk::is_referral(kind);
+    let request_type = if kind == pb::NoticeKind::ReferralScreening {
         "RFS"
     } else {
         "RFI"
@@ -157,7 +144,7 @@ pub(super) fn notice(args: NoticeArgs) -> Result<pb::Notice> {
     } else {
         vec![request("1".into(), Vec::new())]
     };
-    let control = if args.kind == pb::NoticeKind::Control {
+    let control = if kind == pb::NoticeKind::Control {
         let Some(office) = args.office else {
             bail!("a control names the office that controls: --office CODE");
         };
@@ -182,7 +169,7 @@ pub(super) fn notice(args: NoticeArgs) -> Result<pb::Notice> {
             )
         }),
         mrn: args.mrn,
-        kind: args.kind as i32,
+        kind: kind as i32,
         text: args.text,
         deadline: args.deadline.as_deref().map(parse_time).transpose()?,
         targets,

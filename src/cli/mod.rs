@@ -241,37 +241,8 @@ enum Command {
         /// The peer gateway that shared the filing.
         #[arg(long)]
         peer: String,
-        mrn: String,
-        #[arg(long, value_enum)]
-        kind: NoticeKindArg,
-        /// What the notice is about: house-document:NUMBER, container:NUMBER, receptacle:ID or
-        /// goods-item:CONSIGNMENT/ITEM (repeatable; none: the whole filing).
-        #[arg(long = "target")]
-        targets: Vec<String>,
-        /// Referrals: a request's reference (repeatable; default: one request per target, or
-        /// one for the whole filing).
-        #[arg(long = "request")]
-        requests: Vec<String>,
-        /// Screening referrals: a recommended screening method (CL724; repeatable).
-        #[arg(long = "method")]
-        methods: Vec<String>,
-        /// Controls: the customs office that controls.
-        #[arg(long)]
-        office: Option<String>,
-        /// Controls: when the control is scheduled (RFC 3339).
-        #[arg(long)]
-        at: Option<String>,
-        /// Controls: where.
-        #[arg(long)]
-        place: Option<String>,
-        #[arg(long, default_value = "")]
-        text: String,
-        /// Our id for the notice (a retry with the same id is one notice); default: generated.
-        #[arg(long)]
-        id: Option<String>,
-        /// For referrals: when the answer is due (RFC 3339).
-        #[arg(long)]
-        deadline: Option<String>,
+        #[command(flatten)]
+        notice: NoticeArgs,
         /// The peer's API, when the config gives it no endpoint (https://host:port).
         #[arg(long)]
         endpoint: Option<String>,
@@ -292,6 +263,43 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+}
+
+/// What `notify` sends: the notice's kind, targets, requests, control and text.
+#[derive(Debug, Args)]
+struct NoticeArgs {
+    /// The filing the notice is about.
+    mrn: String,
+    #[arg(long, value_enum)]
+    kind: NoticeKindArg,
+    /// What the notice is about: house-document:NUMBER, container:NUMBER, receptacle:ID or
+    /// goods-item:CONSIGNMENT/ITEM (repeatable; none: the whole filing).
+    #[arg(long = "target")]
+    targets: Vec<String>,
+    /// Referrals: a request's reference (repeatable; default: one request per target, or
+    /// one for the whole filing).
+    #[arg(long = "request")]
+    requests: Vec<String>,
+    /// Screening referrals: a recommended screening method (CL724; repeatable).
+    #[arg(long = "method")]
+    methods: Vec<String>,
+    /// Controls: the customs office that controls.
+    #[arg(long)]
+    office: Option<String>,
+    /// Controls: when the control is scheduled (RFC 3339).
+    #[arg(long)]
+    at: Option<String>,
+    /// Controls: where.
+    #[arg(long)]
+    place: Option<String>,
+    #[arg(long, default_value = "")]
+    text: String,
+    /// Our id for the notice (a retry with the same id is one notice); default: generated.
+    #[arg(long)]
+    id: Option<String>,
+    /// For referrals: when the answer is due (RFC 3339).
+    #[arg(long)]
+    deadline: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -502,33 +510,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Notify {
             peer,
-            mrn,
-            kind,
-            targets,
-            requests,
-            methods,
-            office,
-            at,
-            place,
-            text,
-            id,
-            deadline,
+            notice,
             endpoint,
             config,
         } => {
-            let notice = admin::notice(admin::NoticeArgs {
-                mrn,
-                kind: kind.into(),
-                targets,
-                requests,
-                methods,
-                office,
-                at,
-                place,
-                text,
-                id,
-                deadline,
-            })?;
+            let notice = admin::notice(notice)?;
             admin::notify(&config, &peer, endpoint, notice).await
         }
         Command::Rules => {
