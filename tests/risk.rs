@@ -516,7 +516,8 @@ async fn a_control_freezes_the_filing_and_arrival_registers_several_with_facts()
         "arrive",
         &mrns[1],
         &mrns[2],
-        &mrns[3],
+        "--document",
+        "BL-RISK-CTL-3",
         "--at",
         &arrived_at,
         "--office",
@@ -526,8 +527,10 @@ async fn a_control_freezes_the_filing_and_arrival_registers_several_with_facts()
     ]);
     assert!(arrive.status.success(), "{arrive:?}");
     let results = json(&arrive)["results"].clone();
+    let keys = [mrns[1].as_str(), mrns[2].as_str(), "BL-RISK-CTL-3"];
     for (i, result) in results.as_array().expect("results").iter().enumerate() {
-        assert_eq!(result["key"], mrns[i + 1]);
+        assert_eq!(result["key"], keys[i]);
+        assert_eq!(result["status"]["mrn"], mrns[i + 1]);
         assert_eq!(
             result["status"]["state"], "FILING_STATE_ARRIVED",
             "{result}"
