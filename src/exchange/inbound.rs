@@ -236,10 +236,9 @@ fn check_notice(notice: &Notice, kind: NoticeKind) -> Result<(), ExchangeError> 
     crate::validate::check_free_text("the notice's text", &notice.text)
         .map_err(ExchangeError::Malformed)?;
     // Within what a timer can hold (years 1970 to 9999).
-    if notice
-        .deadline
-        .is_some_and(|d| !(0..=253_402_300_799).contains(&d.seconds))
-    {
+    if notice.deadline.is_some_and(|d| {
+        !(0..=253_402_300_799).contains(&d.seconds) || !(0..1_000_000_000).contains(&d.nanos)
+    }) {
         return Err(ExchangeError::Malformed(
             "the deadline is not a time between 1970 and 9999".into(),
         ));

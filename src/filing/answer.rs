@@ -10,7 +10,7 @@ use crate::pb::{
     ReferralAnswer,
 };
 use crate::store::Change;
-use crate::store::risk::is_referral;
+use crate::store::risk::{is_referral, same_answer};
 use crate::validate::codes::CodeLists;
 
 use super::{FilingError, FilingService};
@@ -51,25 +51,34 @@ impl FilingService {
             answer.text.clone_from(&request.text);
         }
         let (mrn, current) = self.own_filing(caller, &request.mrn)?;
-        // Notice ids are the administrations' own: the one named, else the referral with that
-        // id that still awaits this answer, else the first.
-        let mut referrals = current.notices.iter().filter(|n| {
-            n.notice_id == request.notice_id
-                && is_referral(n.kind())
-                && (request.administration.is_empty() || n.administration == request.administration)
-        });
-        let first = referrals.clone().next();
-        let referral = referrals
-            .find(|n| {
-                n.requests.iter().any(|r| {
-                    r.answer.is_none()
-                        && (answer.request_reference.is_empty()
-                            || r.request
-                                .as_ref()
-                                .is_some_and(|q| q.reference == answer.request_reference))
-                })
+        // Notice ids are the administrations' own: the one named; else, of the referrals with
+        // that id, the one this answer was given to before (a retry), else the one awaiting it,
+        // else the first.
+        let referrals: Vec<_> = current
+            .notices
+            .iter()
+            .filter(|n| {
+                n.notice_id == request.notice_id
+                    && is_referral(n.kind())
+                    && (request.administration.is_empty()
+                        || n.administration == request.administration)
             })
-            .or(first);
+            .collect();
+        let answered = |n: &&crate::pb::Notification, given: bool| {
+            answered_request(n, &answer.request_reference).is_some_and(|r| {
+                if given {
+                    r.answer.as_ref().is_some_and(|a| same_answer(a, &answer))
+                } else {
+                    r.answer.is_none()
+                }
+            })
+        };
+        let referral = referrals
+            .iter()
+            .find(|n| answered(n, true))
+            .or_else(|| referrals.iter().find(|n| answered(n, false)))
+            .or(referrals.first())
+            .copied();
         let administration = referral
             .map(|n| n.administration.clone())
             .unwrap_or_default();
@@ -105,10 +114,8 @@ impl FilingService {
         }
         let now = SystemTime::now();
         let facts = check_facts(request.facts.unwrap_or_default(), now)?;
-        let at = facts
-            .arrived_at
-            .and_then(|t| SystemTime::try_from(t).ok())
-            .unwrap_or(now);
+        // The record is made now; when the goods arrived is one of the facts.
+        let at = now;
         let keys = request
             .mrns
             .into_iter()
@@ -177,6 +184,24 @@ fn is_locode(text: &str) -> bool {
         && bytes[2..]
             .iter()
             .all(|b| b.is_ascii_uppercase() || (b'2'..=b'9').contains(b))
+}
+
+/// The request of a referral an answer with `reference` is for: the one with that reference,
+/// or with none, the referral's only request (as the store decides it).
+fn answered_request<'a>(
+    referral: &'a crate::pb::Notification,
+    reference: &str,
+) -> Option<&'a crate::pb::RequestStatus> {
+    if reference.is_empty() {
+        return match referral.requests.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        };
+    }
+    referral
+        .requests
+        .iter()
+        .find(|r| r.request.as_ref().is_some_and(|q| q.reference == reference))
 }
 
 /// An answer as a carrier may give it: codes from their lists, bounded text and attachments.
@@ -293,6 +318,9 @@ fn check_facts(facts: ArrivalFacts, now: SystemTime) -> Result<ArrivalFacts, Fil
         message,
     };
     if let Some(at) = facts.arrived_at {
+        if at.seconds < 0 || !(0..1_000_000_000).contains(&at.nanos) {
+            return Err(invalid("arrived_at", "not a time after 1970".into()));
+        }
         let at =
             SystemTime::try_from(at).map_err(|_| invalid("arrived_at", "not a time".into()))?;
         if at > now + CLOCK_SKEW {

@@ -644,6 +644,7 @@ fn catch_up(
     log: &dyn LogBackend,
     log_end: u64,
 ) -> Result<Option<(u64, u64)>, StoreError> {
+    let high_water = index.high_water()?.0;
     let format = index.format()?;
     if format != 0 && format != index::FORMAT {
         tracing::warn!(
@@ -654,10 +655,9 @@ fn catch_up(
         index.clear()?;
         replay(index, log, Seq(1), log_end, &mut |_| {})?;
         index.set_format()?;
-        return Ok(None);
+        return Ok((high_water > log_end).then_some((log_end + 1, high_water)));
     }
     index.set_format()?;
-    let high_water = index.high_water()?.0;
     if high_water > log_end {
         tracing::error!(
             from = log_end + 1,

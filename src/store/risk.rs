@@ -104,6 +104,15 @@ pub fn requests_of(
     requests.iter().cloned().map(open).collect()
 }
 
+/// Whether two answers to a request say the same (whichever way the request was named).
+pub fn same_answer(a: &crate::pb::ReferralAnswer, b: &crate::pb::ReferralAnswer) -> bool {
+    a.text == b.text
+        && a.result == b.result
+        && a.methods == b.methods
+        && a.facility == b.facility
+        && a.attachments == b.attachments
+}
+
 /// Recomputes the filing's per-item risk state and its control flag from its notices.
 pub fn assess(status: &mut FilingStatus) {
     // Key: (target type, reference); the whole filing is (0, "").

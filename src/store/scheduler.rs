@@ -76,8 +76,15 @@ async fn fire_due(store: &Store) -> Result<Option<SystemTime>, super::StoreError
             });
         }
         while let Some(joined) = firing.join_next().await {
-            if let Ok(Err(e)) = joined {
-                return Err(e);
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                // A bug; waiting before the next pass keeps it from spinning.
+                Err(e) => {
+                    return Err(super::StoreError::Inconsistent(format!(
+                        "a timer task failed: {e}"
+                    )));
+                }
             }
         }
         if !full {

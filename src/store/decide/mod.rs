@@ -419,18 +419,11 @@ impl<'a, V: StateView> Batch<'a, V> {
                     return Ok(Err(refused(ChangeRefusal::UnknownReferral)));
                 };
                 if let Some(given) = &request.answer {
-                    return Ok(Err(
-                        if given.text == answer.text
-                            && given.result == answer.result
-                            && given.methods == answer.methods
-                            && given.facility == answer.facility
-                            && given.attachments == answer.attachments
-                        {
-                            Changed::Unchanged(status)
-                        } else {
-                            refused(ChangeRefusal::AlreadyAnswered)
-                        },
-                    ));
+                    return Ok(Err(if super::risk::same_answer(given, &answer) {
+                        Changed::Unchanged(status)
+                    } else {
+                        refused(ChangeRefusal::AlreadyAnswered)
+                    }));
                 }
                 let reference = request
                     .request
