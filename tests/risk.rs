@@ -684,3 +684,106 @@ async fn an_incomplete_partial_filing_is_reminded_and_told_when_its_house_filing
     );
     gateway.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_reaches_the_other_administrations_of_the_filing_once() {
+    use aci_gateway::server::{Gateway, Options};
+    let network = GatewayBuilder::default().id("TEST-N").site();
+    let (a_peer, b_peer, c_peer) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let peer_of = |id: &str, port: u16| {
+        GatewayBuilder::default()
+            .id(id)
+            .network_of(&network)
+            .peer_port(port)
+            .peer("TEST-A", None)
+            .site()
+    };
+    let (b_site, c_site) = (peer_of("TEST-B", b_peer), peer_of("TEST-C", c_peer));
+    let a_site = GatewayBuilder::default()
+        .network_of(&network)
+        .peer_port(a_peer)
+        .peer("TEST-B", Some(format!("https://127.0.0.1:{b_peer}")))
+        .peer("TEST-C", Some(format!("https://127.0.0.1:{c_peer}")))
+        .route("peer = \"TEST-B\"\nmodes = [\"sea\"]")
+        .route("peer = \"TEST-C\"\nmodes = [\"sea\"]")
+        .site();
+    let start = |site: &Site| {
+        let config = site.config();
+        async move {
+            Gateway::start(&config, Options::default())
+                .await
+                .expect("gateway starts")
+        }
+    };
+    let (b, c, a) = (
+        start(&b_site).await,
+        start(&c_site).await,
+        start(&a_site).await,
+    );
+    let filed = client(&common::endpoint(&a), &a_site.carrier())
+        .await
+        .submit(sea_filing("RISK-CTL-FWD"))
+        .await
+        .expect("filed");
+    let config = b_site.config_path.to_str().expect("utf-8");
+    let endpoint = format!("https://127.0.0.1:{a_peer}");
+    let control = aci(&[
+        "notify",
+        "--config",
+        config,
+        "--peer",
+        "TEST-A",
+        "--endpoint",
+        &endpoint,
+        &filed.mrn,
+        "--kind",
+        "control",
+        "--office",
+        "NL000396",
+        "--id",
+        "B-CTL-FWD",
+    ]);
+    assert!(control.status.success(), "{control:?}");
+
+    let controls = |gateway: &Gateway| {
+        common::log_records(gateway.store())
+            .into_iter()
+            .filter(|r| r.envelope_kind == aci_gateway::pb::EnvelopeKind::Control as i32)
+            .collect::<Vec<_>>()
+    };
+    wait_until("the control at C", || !controls(&c).is_empty());
+    let at_c = controls(&c);
+    assert_eq!(at_c.len(), 1, "once");
+    assert_eq!(at_c[0].mrn, filed.mrn);
+    assert_eq!(at_c[0].reason, "TEST-B", "who announced it");
+    assert_eq!(
+        at_c[0]
+            .notice
+            .as_ref()
+            .and_then(|n| n.control.as_ref())
+            .map(|c| c.office.as_str()),
+        Some("NL000396")
+    );
+    // Not back to the administration that announced it: once A forwarded all it has to B, B
+    // holds the filing and not the control.
+    wait_until("A forwarded everything to B", || {
+        let durable = *a.store().durable().borrow();
+        a.exchange()
+            .reports()
+            .iter()
+            .any(|r| r.peer == "TEST-B" && r.cursor >= durable)
+    });
+    assert!(
+        common::log_records(b.store())
+            .iter()
+            .any(|r| r.mrn == filed.mrn)
+    );
+    assert!(controls(&b).is_empty());
+    for gateway in [a, b, c] {
+        gateway.stop().await.expect("stop");
+    }
+}
