@@ -122,19 +122,7 @@ impl Network {
 
     /// B's operator sends a notice to A.
     fn notify(&self, args: &[&str]) -> Output {
-        let endpoint = format!("https://127.0.0.1:{}", self.a_peer);
-        let config = self.b_site.config_path.to_str().expect("utf-8");
-        let mut all = vec![
-            "notify",
-            "--config",
-            config,
-            "--peer",
-            "TEST-A",
-            "--endpoint",
-            &endpoint,
-        ];
-        all.extend_from_slice(args);
-        aci(&all)
+        notify_a(&self.b_site, self.a_peer, args)
     }
 
     fn status(&self, mrn: &str) -> serde_json::Value {
@@ -174,6 +162,23 @@ impl Network {
             .map(|line| serde_json::from_str(line).expect("a JSON line"))
             .collect()
     }
+}
+
+/// An administration's operator (its site) sends a notice to gateway TEST-A at its peer port.
+fn notify_a(site: &Site, a_peer: u16, args: &[&str]) -> Output {
+    let endpoint = format!("https://127.0.0.1:{a_peer}");
+    let config = site.config_path.to_str().expect("utf-8");
+    let mut all = vec![
+        "notify",
+        "--config",
+        config,
+        "--peer",
+        "TEST-A",
+        "--endpoint",
+        &endpoint,
+    ];
+    all.extend_from_slice(args);
+    aci(&all)
 }
 
 /// The sea sample with a second container holding the second goods item.
@@ -729,24 +734,19 @@ async fn a_control_reaches_the_other_administrations_of_the_filing_once() {
         .submit(sea_filing("RISK-CTL-FWD"))
         .await
         .expect("filed");
-    let config = b_site.config_path.to_str().expect("utf-8");
-    let endpoint = format!("https://127.0.0.1:{a_peer}");
-    let control = aci(&[
-        "notify",
-        "--config",
-        config,
-        "--peer",
-        "TEST-A",
-        "--endpoint",
-        &endpoint,
-        &filed.mrn,
-        "--kind",
-        "control",
-        "--office",
-        "NL000396",
-        "--id",
-        "B-CTL-FWD",
-    ]);
+    let control = notify_a(
+        &b_site,
+        a_peer,
+        &[
+            &filed.mrn,
+            "--kind",
+            "control",
+            "--office",
+            "NL000396",
+            "--id",
+            "B-CTL-FWD",
+        ],
+    );
     assert!(control.status.success(), "{control:?}");
 
     let controls = |gateway: &Gateway| {

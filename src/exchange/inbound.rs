@@ -381,13 +381,7 @@ fn check_control(notice: &Notice, kind: NoticeKind) -> Result<(), ExchangeError>
             "only a control notice carries a control".into(),
         ));
     }
-    let office = control.office.as_bytes();
-    let office_ok = office.len() == 8
-        && office[..2].iter().all(u8::is_ascii_uppercase)
-        && office[2..]
-            .iter()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-    if !office_ok {
+    if !crate::ids::is_customs_office(&control.office) {
         return Err(invalid(
             "control.office".into(),
             "NOTICE_BAD_OFFICE",

@@ -176,16 +176,6 @@ impl FilingService {
     }
 }
 
-/// Whether `text` is a UN/LOCODE: a country code and three letters or digits 2-9.
-fn is_locode(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() == 5
-        && bytes[..2].iter().all(u8::is_ascii_uppercase)
-        && bytes[2..]
-            .iter()
-            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'9').contains(b))
-}
-
 /// The request of a referral an answer with `reference` is for: the one with that reference,
 /// or with none, the referral's only request (as the store decides it).
 fn answered_request<'a>(
@@ -264,7 +254,7 @@ fn check_answer(
             format!("{method:?} is not in the code list screening-methods (CL724)"),
         ));
     }
-    if !answer.facility.is_empty() && !is_locode(&answer.facility) {
+    if !answer.facility.is_empty() && !crate::ids::is_locode(&answer.facility) {
         return Err(invalid(
             "facility",
             format!("{:?} is not a UN/LOCODE", answer.facility),
@@ -330,14 +320,7 @@ fn check_facts(facts: ArrivalFacts, now: SystemTime) -> Result<ArrivalFacts, Fil
             ));
         }
     }
-    let office = facts.office.as_bytes();
-    let office_ok = office.is_empty()
-        || (office.len() == 8
-            && office[..2].iter().all(u8::is_ascii_uppercase)
-            && office[2..]
-                .iter()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
-    if !office_ok {
+    if !facts.office.is_empty() && !crate::ids::is_customs_office(&facts.office) {
         return Err(invalid(
             "office",
             format!(

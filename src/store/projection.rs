@@ -234,17 +234,35 @@ fn timer_fired(status: &mut FilingStatus, record: &LogRecord) {
         .push(transition(record, event, version, detail));
 }
 
+/// Whether `notice` is the referral `notice_id` from `administration`.
+fn is_the_referral(notice: &Notification, administration: &str, notice_id: &str) -> bool {
+    notice.notice_id == notice_id
+        && notice.administration == administration
+        && risk::is_referral(notice.kind())
+}
+
 /// The referral `notice_id` from `administration` among the filing's notices.
+pub(super) fn referral<'a>(
+    status: &'a FilingStatus,
+    administration: &str,
+    notice_id: &str,
+) -> Option<&'a Notification> {
+    status
+        .notices
+        .iter()
+        .find(|n| is_the_referral(n, administration, notice_id))
+}
+
+/// [`referral`], to change it.
 pub(super) fn referral_mut<'a>(
     status: &'a mut FilingStatus,
     administration: &str,
     notice_id: &str,
 ) -> Option<&'a mut Notification> {
-    status.notices.iter_mut().find(|n| {
-        n.notice_id == notice_id
-            && n.administration == administration
-            && risk::is_referral(n.kind())
-    })
+    status
+        .notices
+        .iter_mut()
+        .find(|n| is_the_referral(n, administration, notice_id))
 }
 
 /// The notification a record pushes to its own filer's feed, if any: an administration's
@@ -274,11 +292,7 @@ pub(super) fn pushed(record: &LogRecord, after: &FilingEntry) -> Option<Notifica
             let timer = record.timer.as_ref()?;
             match timer.kind() {
                 TimerKind::ReferralDeadline => {
-                    let referral = status.notices.iter().find(|n| {
-                        n.notice_id == timer.notice_id
-                            && n.administration == timer.administration
-                            && risk::is_referral(n.kind())
-                    })?;
+                    let referral = referral(status, &timer.administration, &timer.notice_id)?;
                     Some(Notification {
                         administration: timer.administration.clone(),
                         notice_id: timer.notice_id.clone(),

@@ -27,9 +27,9 @@ mod records;
 mod tests;
 
 pub use self::answer::Decided;
-use self::records::{awaits, is_referral, lifecycle_record, new_record, received_record};
+use self::records::{awaits, lifecycle_record, new_record, received_record};
 use super::index::{Index, IndexError, Received};
-use super::projection::{evolve, referral_mut, request_mut};
+use super::projection::{evolve, referral, referral_mut, request_mut};
 use super::risk::target_label;
 use super::{
     Change, ChangeRefusal, Changed, Delivery, NewFiling, Noticed, Registration, StoreError,
@@ -523,7 +523,7 @@ impl<'a, V: StateView> Batch<'a, V> {
         let mut record = lifecycle_record(RecordKind::Notice, &entry, at, String::new());
         record.origin = key.0.clone();
         if let Some(due) = notice.deadline
-            && is_referral(notice.kind)
+            && super::risk::is_referral(notice.kind())
         {
             record.timers.push(Timer {
                 kind: TimerKind::ReferralDeadline as i32,
@@ -580,13 +580,12 @@ fn fired_record(entry: &FilingEntry, timer: Timer) -> Option<LogRecord> {
         FilingState::Registered | FilingState::Incomplete
     );
     let applies = match timer.kind() {
-        TimerKind::ReferralDeadline => status.notices.iter().any(|n| {
-            n.notice_id == timer.notice_id
-                && n.administration == timer.administration
-                && n.requests
+        TimerKind::ReferralDeadline => referral(status, &timer.administration, &timer.notice_id)
+            .is_some_and(|n| {
+                n.requests
                     .iter()
                     .any(|r| r.state() == crate::pb::RiskState::ReferralOpen)
-        }),
+            }),
         TimerKind::IncompleteReminder => {
             status.state() == FilingState::Incomplete && !fired_before("incomplete reminder")
         }

@@ -114,15 +114,6 @@ pub(super) fn lifecycle_record(
     }
 }
 
-/// Whether a notice is a referral (which the carrier answers).
-pub(super) fn is_referral(kind: i32) -> bool {
-    use crate::pb::NoticeKind;
-    matches!(
-        NoticeKind::try_from(kind),
-        Ok(NoticeKind::ReferralInformation | NoticeKind::ReferralScreening)
-    )
-}
-
 /// Whether `record` is a partial filing awaiting house-level filings for `document` (as the
 /// index's `awaiting` tree has it: filings, not amendments).
 pub(super) fn awaits(record: &LogRecord, document: &str) -> bool {
