@@ -70,6 +70,7 @@ fn open_store(dir: &Path) -> Store {
             timers: Default::default(),
             sync: true,
             disk: std::sync::Arc::new(aci_gateway::store::OsDisk),
+            jetstream: None,
         },
     )
     .expect("store");

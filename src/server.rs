@@ -325,6 +325,7 @@ async fn open_store(config: &Config, options: &Options) -> Result<(Store, Recove
         #[cfg(feature = "testing")]
         sync: options.sync(),
         disk: options.disk(),
+        jetstream: config.store.jetstream.clone(),
     };
     let (store, recovery) =
         tokio::task::spawn_blocking(move || Store::open(&data_dir, store_options)).await??;

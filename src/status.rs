@@ -299,6 +299,7 @@ pub fn lifecycle(mrn: &Mrn, error: ChangeRefusal) -> Status {
 /// `google.rpc.RetryInfo` with the exact delay).
 pub fn throttled(wait: std::time::Duration, kind: &str) -> Status {
     retry_later(
+        Code::ResourceExhausted,
         format!(
             "over this carrier's {kind} rate; retry in {} ms",
             wait.as_millis().max(1)
@@ -310,6 +311,7 @@ pub fn throttled(wait: std::time::Duration, kind: &str) -> Status {
 /// `RESOURCE_EXHAUSTED`: the carrier has as many filings in flight as it may.
 pub fn too_many_in_flight(limit: usize) -> Status {
     retry_later(
+        Code::ResourceExhausted,
         format!(
             "this carrier has {limit} filings in flight already; wait for their answers, or \
              retry shortly"
@@ -318,10 +320,11 @@ pub fn too_many_in_flight(limit: usize) -> Status {
     )
 }
 
-/// `RESOURCE_EXHAUSTED` with a `retry-after` header and a `google.rpc.RetryInfo`.
-fn retry_later(message: String, wait: std::time::Duration) -> Status {
+/// `code` (`RESOURCE_EXHAUSTED`, `UNAVAILABLE`) with a `retry-after` header and a
+/// `google.rpc.RetryInfo`.
+fn retry_later(code: Code, message: String, wait: std::time::Duration) -> Status {
     let mut status = Status::with_error_details(
-        Code::ResourceExhausted,
+        code,
         message,
         tonic_types::ErrorDetails::with_retry_info(Some(wait)),
     );
@@ -359,9 +362,18 @@ pub fn store_failure(error: &StoreError) -> Status {
         StoreError::Unwritable {
             disk_full: true, ..
         } => retry_later(
+            Code::ResourceExhausted,
             "the gateway's storage is full; nothing was stored, retry later (with the same LRN)"
                 .into(),
             std::time::Duration::from_secs(DISK_FULL_RETRY_SECONDS),
+        ),
+        StoreError::Log(crate::store::LogError::Unavailable { .. })
+        | StoreError::Unwritable { .. } => retry_later(
+            Code::Unavailable,
+            "the gateway could not make this durable; nothing was acknowledged, retry (with the \
+             same LRN)"
+                .into(),
+            std::time::Duration::from_secs(1),
         ),
         _ => Status::unavailable(
             "the gateway could not make this durable; nothing was stored, retry (with the same \

@@ -124,6 +124,7 @@ async fn every_receipt_survives_sigkill_and_in_doubt_retries_store_once() {
             timers: Default::default(),
             sync: true,
             disk: std::sync::Arc::new(aci_gateway::store::OsDisk),
+            jetstream: None,
         },
     )
     .expect("store reopens");

@@ -26,6 +26,7 @@ fn options(disk: &SimDisk) -> StoreOptions {
         timers: Default::default(),
         sync: true,
         disk: Arc::new(disk.clone()),
+        jetstream: None,
     }
 }
 

@@ -25,6 +25,7 @@ fn options(segment_bytes: u64) -> StoreOptions {
         timers: Default::default(),
         sync: true,
         disk: std::sync::Arc::new(aci_gateway::store::OsDisk),
+        jetstream: None,
     }
 }
 

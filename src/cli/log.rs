@@ -14,29 +14,54 @@ use crate::{pb, store};
 /// `log verify` or `log tail`, on the log of the config's data directory.
 pub(super) fn log(command: LogCommand, config: &Path) -> Result<ExitCode> {
     let config = Config::load(config)?;
-    let log_dir = config.data_dir.join("log");
+    let log = match &config.store.jetstream {
+        Some(settings) => Log::Stream(settings),
+        None => Log::Segments(config.data_dir.join("log")),
+    };
     match command {
-        LogCommand::Verify => verify(&log_dir),
-        LogCommand::Tail { from, limit } => tail(&log_dir, from, limit),
+        LogCommand::Verify => verify(&log),
+        LogCommand::Tail { from, limit } => tail(&log, from, limit),
+    }
+}
+
+/// The log a config names: segment files, or a JetStream stream.
+enum Log<'a> {
+    Segments(std::path::PathBuf),
+    Stream(&'a store::JetStreamSettings),
+}
+
+impl Log<'_> {
+    fn read(
+        &self,
+        from: u64,
+        visit: impl FnMut(pb::store::LogRecord) -> Result<(), store::LogError>,
+    ) -> Result<(), store::LogError> {
+        match self {
+            Log::Segments(dir) => store::read_log(dir, crate::ids::Seq(from), visit),
+            Log::Stream(settings) => store::read_stream(settings, crate::ids::Seq(from), visit),
+        }
     }
 }
 
 /// Walks every record (CRCs, hashes, the chain); exit 1 at the first bad one.
-fn verify(log_dir: &Path) -> Result<ExitCode> {
+fn verify(log: &Log<'_>) -> Result<ExitCode> {
     let mut count = 0u64;
     let mut last_hash = String::new();
     // Counted in bytes of segments: their sizes give the total before anything is read.
-    let total: u64 = store::list_segments(log_dir)?
-        .iter()
-        .filter_map(|(_, path)| std::fs::metadata(path).ok())
-        .map(|m| m.len())
-        .sum();
+    let total: u64 = match log {
+        Log::Segments(dir) => store::list_segments(dir)?
+            .iter()
+            .filter_map(|(_, path)| std::fs::metadata(path).ok())
+            .map(|m| m.len())
+            .sum(),
+        Log::Stream(_) => 0,
+    };
     let mut progress = Progress::new("log verify", "bytes", total);
-    let verified = store::read_log(log_dir, crate::ids::Seq(1), |record| {
+    let verified = log.read(1, |record| {
         count += 1;
         last_hash = hex::encode(&record.hash);
         progress.advance(store::record::framed_len(&record));
-        Ok::<(), store::LogError>(())
+        Ok(())
     });
     progress.finish();
     match verified {
@@ -52,10 +77,10 @@ fn verify(log_dir: &Path) -> Result<ExitCode> {
 }
 
 /// Prints records from `from` as JSON lines (the original's size, not its bytes).
-fn tail(log_dir: &Path, from: u64, limit: Option<usize>) -> Result<ExitCode> {
+fn tail(log: &Log<'_>, from: u64, limit: Option<usize>) -> Result<ExitCode> {
     let mut printed = 0usize;
     let limit = limit.unwrap_or(usize::MAX);
-    store::read_log(log_dir, crate::ids::Seq(from), |mut record| {
+    log.read(from, |mut record| {
         if printed < limit {
             let original_bytes = store::record::original_of(&record).len();
             record.original.clear();
@@ -64,7 +89,7 @@ fn tail(log_dir: &Path, from: u64, limit: Option<usize>) -> Result<ExitCode> {
             println!("{json}");
             printed += 1;
         }
-        Ok::<(), store::LogError>(())
+        Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -73,20 +98,20 @@ fn tail(log_dir: &Path, from: u64, limit: Option<usize>) -> Result<ExitCode> {
 pub(super) fn reindex(config: &Path) -> Result<ExitCode> {
     let config = Config::load(config)?;
     let mut progress: Option<Progress> = None;
-    let records = store::reindex(
-        &config.data_dir,
-        config.store.segment_bytes,
-        &mut |replayed| match replayed {
-            store::Replayed::Total(total) => {
-                progress = Some(Progress::new("reindex", "records", total));
+    let mut report = |replayed| match replayed {
+        store::Replayed::Total(total) => {
+            progress = Some(Progress::new("reindex", "records", total));
+        }
+        store::Replayed::Applied(n) => {
+            if let Some(progress) = progress.as_mut() {
+                progress.advance(n);
             }
-            store::Replayed::Applied(n) => {
-                if let Some(progress) = progress.as_mut() {
-                    progress.advance(n);
-                }
-            }
-        },
-    )?;
+        }
+    };
+    let records = match &config.store.jetstream {
+        Some(settings) => store::reindex_from_stream(&config.data_dir, settings, &mut report)?,
+        None => store::reindex(&config.data_dir, config.store.segment_bytes, &mut report)?,
+    };
     if let Some(progress) = progress {
         progress.finish();
     }

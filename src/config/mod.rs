@@ -119,6 +119,8 @@ pub struct StoreSettings {
     pub segment_bytes: u64,
     /// Most appends written under one fdatasync.
     pub max_batch: usize,
+    /// Where the log lives: the embedded segment log (default), or a JetStream stream.
+    pub jetstream: Option<crate::store::JetStreamSettings>,
 }
 
 /// Why a configuration was refused.

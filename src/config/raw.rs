@@ -210,6 +210,9 @@ pub(super) struct RawStore {
     pub(super) segment_bytes: u64,
     #[serde(default = "default_max_batch")]
     pub(super) max_batch: usize,
+    /// "embedded" (default) or "jetstream".
+    pub(super) backend: Option<String>,
+    pub(super) jetstream: Option<RawJetStream>,
 }
 
 impl Default for RawStore {
@@ -217,8 +220,32 @@ impl Default for RawStore {
         RawStore {
             segment_bytes: default_segment_bytes(),
             max_batch: default_max_batch(),
+            backend: None,
+            jetstream: None,
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJetStream {
+    pub(super) servers: Vec<String>,
+    #[serde(default = "default_stream")]
+    pub(super) stream: String,
+    #[serde(default = "default_replicas")]
+    pub(super) replicas: usize,
+    pub(super) creds: Option<PathBuf>,
+    pub(super) ca: Option<PathBuf>,
+    pub(super) cert: Option<PathBuf>,
+    pub(super) key: Option<PathBuf>,
+}
+
+fn default_stream() -> String {
+    "ACI".into()
+}
+
+fn default_replicas() -> usize {
+    3
 }
 
 fn default_segment_bytes() -> u64 {

@@ -52,7 +52,7 @@ impl RawConfig {
             peer_limits,
             admin_listen: listen("admin.listen", &self.admin.listen, invalid)?,
             tls: self.tls.seal(base, invalid)?,
-            store: self.store.seal(invalid)?,
+            store: self.store.seal(base, invalid)?,
             representatives: representatives(self.representatives, invalid)?,
             duplicate_document_window: std::time::Duration::from_secs(
                 u64::from(window_days) * 86_400,
@@ -235,7 +235,23 @@ fn check_pending_budgets(
 }
 
 impl RawStore {
-    fn seal(self, invalid: Invalid<'_>) -> Result<StoreSettings, ConfigError> {
+    fn seal(self, base: &Path, invalid: Invalid<'_>) -> Result<StoreSettings, ConfigError> {
+        let jetstream = match (self.backend.as_deref(), self.jetstream) {
+            (None | Some("embedded"), _) => None,
+            (Some("jetstream"), None) => {
+                return Err(invalid(
+                    "store.jetstream",
+                    "backend \"jetstream\" needs a [store.jetstream] section with `servers`".into(),
+                ));
+            }
+            (Some("jetstream"), Some(raw)) => Some(raw.seal(base, invalid)?),
+            (Some(other), _) => {
+                return Err(invalid(
+                    "store.backend",
+                    format!("{other:?} is not \"embedded\" or \"jetstream\""),
+                ));
+            }
+        };
         if self.segment_bytes < 64 * 1024 {
             return Err(invalid(
                 "store.segment_bytes",
@@ -251,6 +267,62 @@ impl RawStore {
         Ok(StoreSettings {
             segment_bytes: self.segment_bytes,
             max_batch: self.max_batch,
+            jetstream,
+        })
+    }
+}
+
+impl RawJetStream {
+    fn seal(
+        self,
+        base: &Path,
+        invalid: Invalid<'_>,
+    ) -> Result<crate::store::JetStreamSettings, ConfigError> {
+        if self.servers.is_empty() {
+            return Err(invalid(
+                "store.jetstream.servers",
+                "name at least one NATS server".into(),
+            ));
+        }
+        for server in &self.servers {
+            if server.parse::<async_nats::ServerAddr>().is_err() {
+                return Err(invalid(
+                    "store.jetstream.servers",
+                    format!("{server:?} is not a NATS server address (nats://host:port)"),
+                ));
+            }
+        }
+        let valid_name = !self.stream.is_empty()
+            && self
+                .stream
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_name {
+            return Err(invalid(
+                "store.jetstream.stream",
+                format!("{:?}: use letters, digits, - and _", self.stream),
+            ));
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return Err(invalid(
+                "store.jetstream.replicas",
+                format!("{} is outside 1..=5 (JetStream's limit)", self.replicas),
+            ));
+        }
+        if self.cert.is_some() != self.key.is_some() {
+            return Err(invalid(
+                "store.jetstream.cert",
+                "give both `cert` and `key`, or neither".into(),
+            ));
+        }
+        Ok(crate::store::JetStreamSettings {
+            servers: self.servers,
+            stream: self.stream,
+            replicas: self.replicas,
+            creds: self.creds.map(|p| base.join(p)),
+            ca: self.ca.map(|p| base.join(p)),
+            cert: self.cert.map(|p| base.join(p)),
+            key: self.key.map(|p| base.join(p)),
         })
     }
 }

@@ -114,8 +114,62 @@ struct Window {
     saved_at: Instant,
 }
 
+/// How often a forwarder on a shared log says how far it got, for the replica after it.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
 impl Forwarder {
+    /// Forwards to the peer; with a shared log, only while this replica holds the peer's lease
+    /// (one replica at a time), starting from where the last holder got.
     async fn run(self) {
+        let Some(leases) = self.exchange.store().leases().cloned() else {
+            return self.forward().await;
+        };
+        let lease = format!("forward.{}", self.state.id);
+        loop {
+            let Some(held) = leases.hold(&lease, &self.shutdown).await else {
+                return;
+            };
+            if let Some(got) = leases.progress(&lease).await {
+                self.take_cursor(got);
+            }
+            let lost = held.lost();
+            let reporting = async {
+                let mut said = 0;
+                loop {
+                    tokio::time::sleep(PROGRESS_INTERVAL).await;
+                    let cursor = self.state.cursor.load(Ordering::Acquire);
+                    if cursor > said {
+                        leases.save_progress(&lease, cursor).await;
+                        said = cursor;
+                    }
+                }
+            };
+            tokio::select! {
+                () = self.forward() => return,
+                () = reporting => return,
+                () = lost.cancelled() => {
+                    tracing::warn!(peer = %self.state.id, "lease lost: another replica forwards to this peer");
+                    self.state.connected.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Moves the cursor up to where another replica's forwarder got (never back).
+    fn take_cursor(&self, cursor: u64) {
+        let before = self.state.cursor.fetch_max(cursor, Ordering::AcqRel);
+        if cursor > before
+            && let Err(e) = self
+                .exchange
+                .store()
+                .index()
+                .advance_cursor(&self.state.id, cursor)
+        {
+            tracing::warn!(peer = %self.state.id, error = %e, "cannot save the cursor taken over");
+        }
+    }
+
+    async fn forward(&self) {
         let peer = self.state.id.clone();
         let mut delays = backoff();
         loop {

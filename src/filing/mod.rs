@@ -343,13 +343,15 @@ impl FilingService {
         Ok(status)
     }
 
-    /// The status of one of the caller's filings, with its deliveries to peers.
-    pub fn status(
+    /// The status of one of the caller's filings, with its deliveries to peers; with a shared
+    /// log, including every change acknowledged at any replica before the call.
+    pub async fn status(
         &self,
         caller: &Eori,
         request: GetStatusRequest,
     ) -> Result<FilingStatus, FilingError> {
         self.throttle_read(caller)?;
+        self.store.caught_up().await?;
         let found = match request.key {
             Some(get_status_request::Key::Mrn(text)) => self.store.status(&parse_mrn(&text)?)?,
             Some(get_status_request::Key::Lrn(text)) => {

@@ -141,7 +141,7 @@ impl CarrierGateway for CarrierService {
     ) -> Result<Response<FilingStatus>, Status> {
         let (caller, _) = caller(&request)?;
         Ok(Response::new(
-            self.filings.status(&caller, request.into_inner())?,
+            self.filings.status(&caller, request.into_inner()).await?,
         ))
     }
 

@@ -6,9 +6,8 @@
 //! - **Order and sequences.** Records are numbered 1, 2, 3, … without gaps. The store decides a
 //!   batch against [`LogBackend::next_seq`] (an MRN is issued from its record's sequence) and
 //!   hands the records over carrying those sequences; a backend appends them exactly there or
-//!   not at all ([`LogError::OutOfOrder`] when the log moved meanwhile: a backend with other
-//!   writers reports it; the store then refuses the batch, as for any failed append, and the
-//!   callers retry).
+//!   not at all ([`LogError::OutOfOrder`] when they are not the next ones; [`LogError::Behind`]
+//!   when a shared log moved on meanwhile, see below).
 //! - **Sealing.** The backend seals each record into the hash chain (previous hash, own hash)
 //!   on the way in; receipts carry the hash.
 //! - **Durable.** [`LogBackend::append`] returns `Ok` only once every record of the batch would
@@ -23,6 +22,10 @@
 //!   durable data, and opening refuses rather than drop acknowledged records.
 //! - **Reading.** [`LogBackend::cursor`] reads forward from any sequence up to a durable one,
 //!   verifying each record (checksum, own hash, link to the one before).
+//! - **Several writers.** A shared log ([`LogBackend::is_shared`], the JetStream log of
+//!   `jetstream`) refuses a batch with [`LogError::Behind`] when another writer appended since
+//!   this one last looked; the writer then takes their records ([`LogBackend::follow`]) into
+//!   its index and decides the batch again. Between batches it follows the log too.
 //! - **Waking.** [`LogBackend::durable_head`] moves whenever the durable head does, by this
 //!   writer or (for a shared log) another: the log's own head, before any index has the
 //!   records. Readers of the store wait on `Store::durable` instead, which moves only once the
@@ -64,6 +67,21 @@ pub trait LogBackend: Send + Sync + std::fmt::Debug {
     fn cursor(&self, from: Seq) -> Box<dyn LogCursor>;
     /// The last durable sequence, and its changes.
     fn durable_head(&self) -> watch::Receiver<u64>;
+    /// Whether other processes append to this log too (its appends can then be
+    /// [`LogError::Behind`], and [`LogBackend::follow`] brings what they appended).
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// The records other writers appended since this one last appended or followed, verified
+    /// and in order; `next_seq` moves past them. Nothing for a log with one writer.
+    fn follow(&self) -> Result<Vec<LogRecord>, LogError> {
+        Ok(Vec::new())
+    }
+    /// The last record the log holds now, asked of the log itself (for a shared log, one round
+    /// trip): what a read must wait for to see every write acknowledged before it.
+    fn latest(&self) -> Result<u64, LogError> {
+        Ok(*self.durable_head().borrow())
+    }
 }
 
 /// Reads a log forward, a bounded batch at a time, while it grows.

@@ -54,6 +54,16 @@ pub enum LogError {
     /// A record handed to the log does not carry the sequence the log would give it next.
     #[error("the log's next record is {expected}, not {found}")]
     OutOfOrder { expected: u64, found: u64 },
+    /// A shared log moved on since this writer last read it: another writer appended first.
+    /// Nothing of the batch was appended; follow the log and decide it again.
+    #[error("another replica appended to the shared log first")]
+    Behind,
+    /// A shared log cannot be reached or has no quorum now; nothing was acknowledged.
+    #[error("the shared log is unavailable: {reason}")]
+    Unavailable { reason: String },
+    /// A message of the shared log's stream is not what this gateway wrote.
+    #[error("stream message {stream_seq}: {reason}")]
+    Stream { stream_seq: u64, reason: String },
 }
 
 impl LogError {

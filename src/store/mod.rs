@@ -17,6 +17,7 @@ mod decide;
 mod disk;
 mod facts;
 mod index;
+mod jetstream;
 mod log;
 mod projection;
 pub mod record;
@@ -44,6 +45,7 @@ pub use self::decide::StateView;
 pub use self::disk::{Disk, OsDisk};
 pub use self::facts::route_facts;
 pub use self::index::{Index, IndexError, Received};
+pub use self::jetstream::{Held, JetStreamLog, JetStreamSettings, LEASE_TTL, Leases};
 pub use self::log::{LogError, Recovery, TornTail, list_segments};
 pub use self::projection::receipt_of;
 #[cfg(feature = "testing")]
@@ -52,6 +54,10 @@ pub use self::stats::Stats;
 
 /// Commands waiting for the writer before `register` callers wait for room (backpressure).
 const QUEUE_DEPTH: usize = 8192;
+/// How often the writer looks for what other replicas appended to a shared log.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
+/// How long a read waits for this replica's index to reach a shared log's head.
+const READ_YOUR_WRITES_BOUND: Duration = Duration::from_secs(3);
 
 /// A filing that passed validation, ready to be registered.
 #[derive(Debug, Clone)]
@@ -268,6 +274,8 @@ pub struct StoreOptions {
     /// Where the log's files live: [`OsDisk`], but for the tests that simulate power loss and
     /// full disks.
     pub disk: Arc<dyn Disk>,
+    /// The log on a JetStream stream shared with other replicas, instead of the segment files.
+    pub jetstream: Option<JetStreamSettings>,
 }
 
 /// The fields an amendment may not change.
@@ -297,6 +305,8 @@ struct Shared {
     commands: mpsc::Sender<writer::Command>,
     index: Index,
     log: Arc<dyn LogBackend>,
+    /// Leases on duties one replica at a time does (a shared log's).
+    leases: Option<Leases>,
     stats: Arc<Stats>,
     arrivals: Arc<arrivals::Arrivals>,
     /// The last durable sequence, published by the writer after each batch.
@@ -312,11 +322,25 @@ impl Store {
     /// writer. Returns what recovery found.
     pub fn open(data_dir: &Path, options: StoreOptions) -> Result<(Store, Recovery), StoreError> {
         let lock = lock_data_dir(data_dir)?;
-        let (log, mut recovery) =
-            EmbeddedLog::open(options.disk, &data_dir.join("log"), options.segment_bytes)?;
-        #[cfg(feature = "testing")]
-        log.set_sync(options.sync);
-        let log: Arc<dyn LogBackend> = Arc::new(log);
+        let (log, mut recovery, leases): (Arc<dyn LogBackend>, _, _) = match &options.jetstream {
+            None => {
+                let (log, recovery) =
+                    EmbeddedLog::open(options.disk, &data_dir.join("log"), options.segment_bytes)?;
+                #[cfg(feature = "testing")]
+                log.set_sync(options.sync);
+                (Arc::new(log), recovery, None)
+            }
+            Some(settings) => {
+                let replica = replica_name(data_dir);
+                let log = JetStreamLog::open(settings, &replica)?;
+                let recovery = Recovery {
+                    last_seq: log.next_seq().0 - 1,
+                    ..Recovery::default()
+                };
+                let leases = log.leases(&replica);
+                (Arc::new(log), recovery, Some(leases))
+            }
+        };
         let index = open_index(data_dir)?;
         recovery.acknowledged_lost = catch_up(&index, &*log, recovery.last_seq)?;
         let rules = decide::Rules {
@@ -332,7 +356,9 @@ impl Store {
             rules,
             options.max_batch,
             recovery.last_seq,
+            leases,
         )?;
+        store.start_following();
         Ok((store, recovery))
     }
 
@@ -344,6 +370,7 @@ impl Store {
         rules: decide::Rules,
         max_batch: usize,
         last_seq: u64,
+        leases: Option<Leases>,
     ) -> Result<Store, StoreError> {
         let stats = Arc::new(Stats::default());
         stats.durable_seq.store(last_seq, Ordering::Release);
@@ -368,6 +395,7 @@ impl Store {
                 commands,
                 index,
                 log,
+                leases,
                 stats,
                 arrivals,
                 durable,
@@ -375,6 +403,72 @@ impl Store {
                 thread: std::sync::Mutex::new(Some(thread)),
             }),
         })
+    }
+
+    /// For a shared log: a thread that asks the writer to follow it every [`FOLLOW_INTERVAL`]
+    /// (a no-op round trip when no other replica appended); it ends with the writer.
+    fn start_following(&self) {
+        if !self.shared.log.is_shared() {
+            return;
+        }
+        let commands = self.shared.commands.downgrade();
+        let spawned = std::thread::Builder::new()
+            .name("log-follower".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(FOLLOW_INTERVAL);
+                    let Some(commands) = commands.upgrade() else {
+                        return;
+                    };
+                    // A full queue means a busy writer, and each batch follows the log anyway.
+                    if let Err(mpsc::error::TrySendError::Closed(_)) =
+                        commands.try_send(writer::Command::Follow)
+                    {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start following the shared log; only batches will");
+        }
+    }
+
+    /// Waits, boundedly, until the index has every record the log held when this was called:
+    /// with a shared log, a read at one replica then sees what another acknowledged before
+    /// (read your writes). Immediate for the embedded log.
+    pub async fn caught_up(&self) -> Result<(), StoreError> {
+        if !self.shared.log.is_shared() {
+            return Ok(());
+        }
+        let log = Arc::clone(&self.shared.log);
+        let latest = tokio::task::spawn_blocking(move || log.latest())
+            .await
+            .map_err(|_| StoreError::Closed)??;
+        let mut durable = self.shared.durable.clone();
+        if *durable.borrow() >= latest {
+            return Ok(());
+        }
+        let _ = self.shared.commands.try_send(writer::Command::Follow);
+        let reached =
+            tokio::time::timeout(READ_YOUR_WRITES_BOUND, durable.wait_for(|&d| d >= latest))
+                .await
+                .map(|waited| waited.is_ok());
+        match reached {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StoreError::Closed),
+            Err(_) => Err(StoreError::Unwritable {
+                reason: format!(
+                    "this replica's index is at record {} of the shared log's {latest}",
+                    *self.shared.durable.borrow()
+                ),
+                disk_full: false,
+            }),
+        }
+    }
+
+    /// The leases of a shared log's replicas (`None` for the embedded log: one process).
+    pub fn leases(&self) -> Option<&Leases> {
+        self.shared.leases.as_ref()
     }
 
     /// Counts a filing as on its way to [`Store::register_arrived`] from now, so the writer's
@@ -598,6 +692,17 @@ impl Store {
     }
 }
 
+/// This replica's name among those sharing a log: its host and process.
+fn replica_name(data_dir: &Path) -> String {
+    let host = rustix::system::uname();
+    let host = host.nodename().to_string_lossy();
+    let dir = data_dir
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{host}:{}:{dir}", std::process::id())
+}
+
 /// Opens the index in `data_dir`, then makes everything in the data directory private to the
 /// gateway's user (0700 directories, 0600 files): sled creates its files under the umask, and
 /// a data directory from before this rule is brought under it.
@@ -730,16 +835,57 @@ pub fn reindex(
     segment_bytes: u64,
     progress: &mut dyn FnMut(Replayed),
 ) -> Result<u64, StoreError> {
-    let _lock = lock_data_dir(data_dir)?;
+    let lock = lock_data_dir(data_dir)?;
     let (log, recovery) =
         EmbeddedLog::open(Arc::new(OsDisk), &data_dir.join("log"), segment_bytes)?;
+    rebuild_index(lock, data_dir, &log, recovery.last_seq, progress)
+}
+
+/// [`reindex`] for a replica of a shared log: its index rebuilt from the JetStream stream.
+pub fn reindex_from_stream(
+    data_dir: &Path,
+    settings: &JetStreamSettings,
+    progress: &mut dyn FnMut(Replayed),
+) -> Result<u64, StoreError> {
+    let lock = lock_data_dir(data_dir)?;
+    let log = JetStreamLog::open(settings, &replica_name(data_dir))?;
+    let last = log.next_seq().0 - 1;
+    rebuild_index(lock, data_dir, &log, last, progress)
+}
+
+fn rebuild_index(
+    _lock: std::fs::File,
+    data_dir: &Path,
+    log: &dyn LogBackend,
+    last: u64,
+    progress: &mut dyn FnMut(Replayed),
+) -> Result<u64, StoreError> {
     let index = open_index(data_dir)?;
     index.clear()?;
-    progress(Replayed::Total(recovery.last_seq));
-    replay(&index, &log, Seq(1), recovery.last_seq, &mut |n| {
+    progress(Replayed::Total(last));
+    replay(&index, log, Seq(1), last, &mut |n| {
         progress(Replayed::Applied(n))
     })?;
     index.set_format()?;
     index.flush()?;
-    Ok(recovery.last_seq)
+    Ok(last)
+}
+
+/// [`read_log`] for a JetStream stream: every record from `from` to the stream's end, verified
+/// (frames, hashes, the chain in stream order).
+pub fn read_stream<E: From<LogError>>(
+    settings: &JetStreamSettings,
+    from: Seq,
+    mut visit: impl FnMut(LogRecord) -> Result<(), E>,
+) -> Result<(), E> {
+    let log = JetStreamLog::open(settings, "aci-gateway log reader")?;
+    let last = log.next_seq().0 - 1;
+    let mut cursor = log.cursor(from);
+    loop {
+        let records = cursor.read(last, READ_BATCH)?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        records.into_iter().try_for_each(&mut visit)?;
+    }
 }

@@ -50,9 +50,33 @@ pub(super) enum Command {
         at: std::time::SystemTime,
         reply: Reply<Noticed>,
     },
+    /// Takes into the index what other replicas appended to a shared log (sent periodically,
+    /// and by reads that must see every acknowledged write).
+    Follow,
     /// Answered once every command sent before it has been answered.
     Close { reply: oneshot::Sender<()> },
 }
+
+/// What a command asks, apart from whom to answer: a shared log may need it decided again.
+#[derive(Clone)]
+enum Request {
+    Register(Box<NewFiling>),
+    Change(Mrn, Box<Change>, String),
+    Receive(Box<crate::pb::Envelope>, std::time::SystemTime),
+    Notify(String, Box<crate::pb::Notice>, std::time::SystemTime),
+}
+
+/// Whom to answer, and with what kind of answer.
+enum Replier {
+    Register(Reply<Registration>),
+    Change(Reply<Changed>),
+    Receive(Reply<Delivery>),
+    Notify(Reply<Noticed>),
+}
+
+/// How long a batch is decided again while other replicas keep appending first, before its
+/// callers are told to retry.
+const MAX_CONTENTION: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(super) struct Writer {
     pub log: Arc<dyn LogBackend>,
@@ -66,12 +90,12 @@ pub(super) struct Writer {
     pub arrivals: Arc<super::arrivals::Arrivals>,
 }
 
-/// A command of the batch, decided, and how to answer it once the batch is durable.
+/// A command of the batch, decided (answered once the batch is durable).
 enum Pending {
-    Register(Decision<Registration>, Reply<Registration>),
-    Change(Box<Decision<Changed>>, Reply<Changed>),
-    Receive(Decision<Delivery>, Reply<Delivery>),
-    Notify(Decision<Noticed>, Reply<Noticed>),
+    Register(Decision<Registration>),
+    Change(Box<Decision<Changed>>),
+    Receive(Decision<Delivery>),
+    Notify(Decision<Noticed>),
 }
 
 /// Why the writer cannot append now.
@@ -100,6 +124,18 @@ impl std::fmt::Display for WriteError {
 struct Failed {
     error: WriteError,
     damage: Option<Damage>,
+    /// Another replica appended to the shared log first: follow it and decide again.
+    behind: bool,
+}
+
+impl Failed {
+    fn new(error: WriteError, damage: Option<Damage>) -> Failed {
+        Failed {
+            error,
+            damage,
+            behind: false,
+        }
+    }
 }
 
 /// A batch that failed, and what it left to repair before anything else is written.
@@ -126,10 +162,12 @@ impl Writer {
             self.arrivals
                 .gather(&mut commands, &mut batch, self.max_batch, GATHER_LIMIT);
             let mut closing = Vec::new();
+            let mut follow = false;
             let mut work = Vec::with_capacity(batch.len());
             for command in batch.drain(..) {
                 match command {
                     Command::Close { reply } => closing.push(reply),
+                    Command::Follow => follow = true,
                     other => work.push(other),
                 }
             }
@@ -143,6 +181,9 @@ impl Writer {
                     self.stats.writable.store(false, Ordering::Relaxed);
                     refuse(work, &damage.error);
                 }
+                // Batches follow a shared log themselves; a follow alone is for when idle.
+                None if work.is_empty() && follow => broken = self.follow_alone(),
+                None if work.is_empty() => {}
                 None => broken = self.commit(work).err().flatten(),
             }
             if !closing.is_empty() {
@@ -195,13 +236,41 @@ impl Writer {
     /// Decides, appends and answers one batch. If the batch could not be made durable, every
     /// caller of it has been told so, and what is left to repair (if anything) is returned.
     fn commit(&mut self, commands: Vec<Command>) -> Result<(), Option<Broken>> {
-        let mut batch = Batch::new(&self.index, &self.rules, self.log.next_seq());
-        let pending: Vec<Pending> = commands
-            .into_iter()
-            .filter_map(|command| decide(&mut batch, command))
-            .collect();
-        let mut decided = batch.finish();
-        let durable = self.make_durable(&mut decided.records);
+        let (mut requests, repliers): (Vec<Request>, Vec<Replier>) =
+            commands.into_iter().filter_map(split).unzip();
+        let shared = self.log.is_shared();
+        let started = Instant::now();
+        let mut decisions = 0u32;
+        let (pending, decided, durable) = loop {
+            decisions += 1;
+            // A shared log: first take what other replicas appended, so that this batch is
+            // decided over all of it (the log refuses it otherwise).
+            let followed = if shared { self.follow() } else { Ok(()) };
+            let mut batch = Batch::new(&self.index, &self.rules, self.log.next_seq());
+            // Decided from copies where the log may refuse the batch and it is decided again.
+            let pending: Vec<Pending> = if shared {
+                requests
+                    .iter()
+                    .cloned()
+                    .map(|r| decide(&mut batch, r))
+                    .collect()
+            } else {
+                std::mem::take(&mut requests)
+                    .into_iter()
+                    .map(|r| decide(&mut batch, r))
+                    .collect()
+            };
+            let mut decided = batch.finish();
+            let durable = followed.and_then(|()| self.make_durable(&mut decided.records));
+            match durable {
+                Err(Failed { behind: true, .. }) if started.elapsed() < MAX_CONTENTION => {
+                    // Lost the race for the stream's next sequence: a random pause, growing with
+                    // the losses, lets this replica's next try land between the other's batches.
+                    std::thread::sleep(contention_pause(decisions));
+                }
+                durable => break (pending, decided, durable),
+            }
+        };
         if durable.is_ok() {
             self.publish_durable(&decided.records);
         }
@@ -212,10 +281,50 @@ impl Writer {
         // Answers are built only now: a caller hears "registered" only once it is durable.
         answer(
             pending,
+            repliers,
             &decided,
             durable.as_ref().map(|_| ()).map_err(|f| &f.error),
         );
-        durable.map_err(|Failed { error, damage }| damage.map(|damage| Broken { error, damage }))
+        durable
+            .map_err(|Failed { error, damage, .. }| damage.map(|damage| Broken { error, damage }))
+    }
+
+    /// Takes into the index what other replicas appended to a shared log, and publishes it.
+    fn follow(&mut self) -> Result<(), Failed> {
+        let records = self.log.follow().map_err(|e| {
+            Failed::new(
+                WriteError {
+                    reason: e.to_string(),
+                    disk_full: false,
+                },
+                None,
+            )
+        })?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.index.apply(&records) {
+            let error = index_failure(&e);
+            tracing::error!(%error, "records of the shared log could not be indexed");
+            return Err(Failed::new(error, Some(Damage::Unindexed(records))));
+        }
+        self.publish_durable(&records);
+        Ok(())
+    }
+
+    /// A follow with no batch to decide: says whether the shared log is reachable.
+    fn follow_alone(&mut self) -> Option<Broken> {
+        match self.follow() {
+            Ok(()) => {
+                self.stats.writable.store(true, Ordering::Relaxed);
+                None
+            }
+            Err(Failed { error, damage, .. }) => {
+                self.stats.writable.store(false, Ordering::Relaxed);
+                tracing::warn!(%error, "cannot follow the shared log");
+                damage.map(|damage| Broken { error, damage })
+            }
+        }
     }
 
     /// Appends the batch's records durably and indexes them.
@@ -241,6 +350,16 @@ impl Writer {
                 appended.sync_time,
                 started.elapsed(),
             ),
+            Err(super::LogError::Behind) => {
+                return Err(Failed {
+                    error: WriteError {
+                        reason: "other replicas kept appending first; retry".into(),
+                        disk_full: false,
+                    },
+                    damage: None,
+                    behind: true,
+                });
+            }
             Err(e) => {
                 // Nothing of the batch was acknowledged nor published; the backend cuts it off
                 // (or, if it cannot yet, the next batches retry until it has).
@@ -250,17 +369,14 @@ impl Writer {
                 };
                 tracing::error!(%error, records = records.len(), "a batch could not be made durable");
                 let damage = self.log.repair().err().map(|_| Damage::Log);
-                return Err(Failed { error, damage });
+                return Err(Failed::new(error, damage));
             }
         }
         // Durable, but the index (uniqueness, status) must know it before anyone hears.
         self.index.apply(records).map_err(|e| {
             let error = index_failure(&e);
             tracing::error!(%error, "a durable batch could not be indexed");
-            Failed {
-                error,
-                damage: Some(Damage::Unindexed(records.to_vec())),
-            }
+            Failed::new(error, Some(Damage::Unindexed(records.to_vec())))
         })
     }
 }
@@ -272,34 +388,70 @@ fn index_failure(error: &super::IndexError) -> WriteError {
     }
 }
 
-/// Decides one command into the batch.
-fn decide(batch: &mut Batch<'_, Index>, command: Command) -> Option<Pending> {
+/// A random pause of up to `losses` (at most 8) milliseconds.
+fn contention_pause(losses: u32) -> std::time::Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    // The clock's low bits, mixed (xorshift): random enough to break a tie between replicas.
+    let mut x = u64::from(nanos) | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let ceiling = u64::from(losses.min(8)) * 1_000_000;
+    std::time::Duration::from_nanos(x % ceiling.max(1))
+}
+
+/// Splits a command into what it asks and whom to answer (`None` for the writer's own).
+fn split(command: Command) -> Option<(Request, Replier)> {
     Some(match command {
-        Command::Register { filing, reply } => Pending::Register(batch.register(*filing), reply),
+        Command::Register { filing, reply } => {
+            (Request::Register(filing), Replier::Register(reply))
+        }
         Command::Change {
             mrn,
             change,
             traceparent,
             reply,
-        } => Pending::Change(Box::new(batch.change(&mrn, *change, traceparent)), reply),
+        } => (
+            Request::Change(mrn, change, traceparent),
+            Replier::Change(reply),
+        ),
         Command::Receive {
             envelope,
             at,
             reply,
-        } => Pending::Receive(batch.receive(*envelope, at), reply),
+        } => (Request::Receive(envelope, at), Replier::Receive(reply)),
         Command::Notify {
             peer,
             notice,
             at,
             reply,
-        } => Pending::Notify(batch.notify(peer, *notice, at), reply),
-        Command::Close { .. } => return None,
+        } => (Request::Notify(peer, notice, at), Replier::Notify(reply)),
+        Command::Follow | Command::Close { .. } => return None,
     })
+}
+
+/// Decides one request into the batch.
+fn decide(batch: &mut Batch<'_, Index>, request: Request) -> Pending {
+    match request {
+        Request::Register(filing) => Pending::Register(batch.register(*filing)),
+        Request::Change(mrn, change, traceparent) => {
+            Pending::Change(Box::new(batch.change(&mrn, *change, traceparent)))
+        }
+        Request::Receive(envelope, at) => Pending::Receive(batch.receive(*envelope, at)),
+        Request::Notify(peer, notice, at) => Pending::Notify(batch.notify(peer, *notice, at)),
+    }
 }
 
 /// Answers each command of a batch: from its decision if the batch is durable, else with the
 /// failure (but for the decisions that needed no record).
-fn answer(pending: Vec<Pending>, decided: &Decided, durable: Result<(), &WriteError>) {
+fn answer(
+    pending: Vec<Pending>,
+    repliers: Vec<Replier>,
+    decided: &Decided,
+    durable: Result<(), &WriteError>,
+) {
     fn settle<T>(
         durable: Result<(), &WriteError>,
         decision: Decision<T>,
@@ -312,20 +464,21 @@ fn answer(pending: Vec<Pending>, decided: &Decided, durable: Result<(), &WriteEr
         }
     }
     let changed = decided.changed();
-    for pending in pending {
-        match pending {
-            Pending::Register(d, reply) => {
+    for (pending, replier) in pending.into_iter().zip(repliers) {
+        match (pending, replier) {
+            (Pending::Register(d), Replier::Register(reply)) => {
                 let _ = reply.send(settle(durable, d, |d| decided.registration(d)));
             }
-            Pending::Change(d, reply) => {
+            (Pending::Change(d), Replier::Change(reply)) => {
                 let _ = reply.send(settle(durable, *d, |d| decided.change(d, &changed)));
             }
-            Pending::Receive(d, reply) => {
+            (Pending::Receive(d), Replier::Receive(reply)) => {
                 let _ = reply.send(settle(durable, d, |d| decided.delivery(d)));
             }
-            Pending::Notify(d, reply) => {
+            (Pending::Notify(d), Replier::Notify(reply)) => {
                 let _ = reply.send(settle(durable, d, |d| decided.noticed(d)));
             }
+            _ => unreachable!("a request is decided into a decision of its own kind"),
         }
     }
 }
@@ -339,7 +492,7 @@ fn refuse(commands: Vec<Command>, error: &WriteError) {
             Command::Change { reply, .. } => drop(reply.send(Err(failure))),
             Command::Receive { reply, .. } => drop(reply.send(Err(failure))),
             Command::Notify { reply, .. } => drop(reply.send(Err(failure))),
-            Command::Close { .. } => {}
+            Command::Follow | Command::Close { .. } => {}
         }
     }
 }
