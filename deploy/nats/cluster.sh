@@ -36,9 +36,9 @@ CONF
     nats-server -c "$dir/n$i.conf" > "$dir/n$i.log" 2>&1 &
     echo $! > "$dir/n$i.pid"
   done
-  for port in 8222 8223 8224; do
+  for port in 4222 4223 4224; do
     for _ in $(seq 100); do
-      curl -sf "http://127.0.0.1:$port/healthz?js-enabled-only=true" >/dev/null && break
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
       sleep 0.1
     done
   done

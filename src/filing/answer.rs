@@ -50,7 +50,7 @@ impl FilingService {
         if answer.text.is_empty() {
             answer.text.clone_from(&request.text);
         }
-        let (mrn, current) = self.own_filing(caller, &request.mrn)?;
+        let (mrn, current) = self.own_filing(caller, &request.mrn).await?;
         // Notice ids are the administrations' own: the one named; else, of the referrals with
         // that id, the one this answer was given to before (a retry), else the one awaiting it,
         // else the first.
@@ -158,14 +158,14 @@ impl FilingService {
         // Each arrival is a write of its own against the caller's rate.
         self.throttle(caller)?;
         let mrn = if is_document {
-            self.store
-                .mrn_by_document(caller, key)?
+            self.document_mrn(caller, key)
+                .await?
                 .ok_or_else(super::not_yours)?
                 .to_string()
         } else {
             key.to_owned()
         };
-        let (mrn, _) = self.own_filing(caller, &mrn)?;
+        let (mrn, _) = self.own_filing(caller, &mrn).await?;
         let change = Change::Arrive {
             at,
             facts: Some(facts),

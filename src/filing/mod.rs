@@ -269,7 +269,7 @@ impl FilingService {
         traceparent: String,
     ) -> Result<Receipt, FilingError> {
         let _in_flight = self.admit_filing(caller)?;
-        let (mrn, _) = self.own_filing(caller, &request.mrn)?;
+        let (mrn, _) = self.own_filing(caller, &request.mrn).await?;
         let incoming = Incoming::of_amend(request.filing)?;
         let filing = self
             .accept(caller, incoming, received_at, traceparent.clone())
@@ -299,7 +299,7 @@ impl FilingService {
             )));
         }
         crate::validate::check_free_text("the reason", reason).map_err(FilingError::Malformed)?;
-        let (mrn, _) = self.own_filing(caller, &request.mrn)?;
+        let (mrn, _) = self.own_filing(caller, &request.mrn).await?;
         let change = Change::Invalidate {
             reason: reason.to_owned(),
             at: SystemTime::now(),
@@ -321,8 +321,8 @@ impl FilingService {
         let mrn = match request.key {
             Some(arrive_request::Key::Mrn(mrn)) => mrn,
             Some(arrive_request::Key::TransportDocument(document)) => self
-                .store
-                .mrn_by_document(caller, &document)?
+                .document_mrn(caller, &document)
+                .await?
                 .ok_or_else(|| {
                     FilingError::NotFound(format!("no filing of yours declares {document}"))
                 })?
@@ -333,7 +333,7 @@ impl FilingService {
                 ));
             }
         };
-        let (mrn, _) = self.own_filing(caller, &mrn)?;
+        let (mrn, _) = self.own_filing(caller, &mrn).await?;
         let change = Change::Arrive {
             at: SystemTime::now(),
             facts: None,
@@ -475,9 +475,34 @@ impl FilingService {
     }
 
     /// The status of one of the caller's filings, or not found.
-    fn own_filing(&self, caller: &Eori, mrn: &str) -> Result<(Mrn, FilingStatus), FilingError> {
+    /// The filing in which the caller declared a master transport document; looked for again
+    /// after catching up with a shared log, like [`Self::own_filing`].
+    async fn document_mrn(
+        &self,
+        caller: &Eori,
+        document: &str,
+    ) -> Result<Option<Mrn>, FilingError> {
+        if let Some(mrn) = self.store.mrn_by_document(caller, document)? {
+            return Ok(Some(mrn));
+        }
+        self.store.caught_up().await?;
+        Ok(self.store.mrn_by_document(caller, document)?)
+    }
+
+    /// With a shared log, a filing not (yet) in this replica's index is looked for again once
+    /// the index has caught up with the log: it may have been filed at another replica.
+    async fn own_filing(
+        &self,
+        caller: &Eori,
+        mrn: &str,
+    ) -> Result<(Mrn, FilingStatus), FilingError> {
         let mrn = parse_mrn(mrn)?;
-        match self.store.status(&mrn)? {
+        let mut found = self.store.status(&mrn)?;
+        if found.is_none() {
+            self.store.caught_up().await?;
+            found = self.store.status(&mrn)?;
+        }
+        match found {
             Some(status) if self.access.may_act_for(caller, &status.filer) => Ok((mrn, status)),
             _ => Err(not_yours()),
         }

@@ -115,6 +115,8 @@ pub struct GatewayBuilder {
     tls: Option<String>,
     /// The `[lifecycle]` table's body.
     lifecycle: String,
+    /// More lines of the `[store]` table (and its subtables), e.g. the JetStream backend.
+    store: String,
 }
 
 impl Default for GatewayBuilder {
@@ -135,6 +137,7 @@ impl Default for GatewayBuilder {
             carrier_api_extra: String::new(),
             tls: None,
             lifecycle: String::new(),
+            store: String::new(),
         }
     }
 }
@@ -254,6 +257,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Lines added at the end of the `[store]` table (subtables may follow them).
+    pub fn store(mut self, body: &str) -> Self {
+        self.store = body.to_owned();
+        self
+    }
+
     pub fn otlp(mut self, endpoint: &str) -> Self {
         self.otlp_endpoint = Some(endpoint.to_owned());
         self
@@ -309,6 +318,7 @@ listen = "127.0.0.1:{admin_port}"
 
 [store]
 segment_bytes = {segment}
+{store}
 "#,
             id = self.id,
             peer_port = self.peer_port,
@@ -322,6 +332,7 @@ segment_bytes = {segment}
                 })
                 .unwrap_or_default(),
             segment = self.segment_bytes,
+            store = self.store,
             carrier_api_extra = self.carrier_api_extra,
             tls = self.tls.as_deref().unwrap_or(
                 "server_cert = \"pki/gateway.pem\"\nserver_key = \"pki/gateway.key\"\n\
