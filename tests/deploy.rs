@@ -120,7 +120,66 @@ fn the_gateway_configs_shipped_in_deploy_are_valid() {
     let config = Config::parse(embedded, Path::new("/etc/aci-gateway/gateway.toml"))
         .unwrap_or_else(|e| panic!("the ConfigMap's gateway.toml: {e}"));
     assert!(config.telemetry.otlp_endpoint.is_some());
-    assert_eq!(checked, 2, "the two compose gateways");
+    assert_eq!(
+        checked, 3,
+        "the two compose gateways and the cluster's replicas"
+    );
+}
+
+#[test]
+fn the_cluster_runs_replicas_on_three_synced_jetstream_nodes() {
+    // Compose: three NATS nodes with one config that syncs every write, two replicas sharing
+    // one gateway config whose log is the stream, and a load balancer in front of them.
+    let compose = &yaml(&deploy().join("cluster/docker-compose.yml"))[0];
+    let services = &compose["services"];
+    for name in [
+        "nats-1",
+        "nats-2",
+        "nats-3",
+        "gateway-1",
+        "gateway-2",
+        "gateway",
+    ] {
+        assert!(!services[name].is_badvalue(), "service {name}");
+    }
+    let nats = std::fs::read_to_string(deploy().join("cluster/nats.conf")).expect("nats.conf");
+    assert!(nats.contains("sync_interval: always"), "{nats}");
+    let config_path = deploy().join("cluster/gateway.toml");
+    let config = Config::load(&config_path).expect("the replicas' config");
+    let jetstream = config.store.jetstream.expect("the log on JetStream");
+    assert_eq!(jetstream.replicas, 3);
+    assert_eq!(jetstream.servers.len(), 3);
+    let haproxy = std::fs::read_to_string(deploy().join("cluster/haproxy.cfg")).expect("haproxy");
+    assert!(haproxy.contains("gateway-1:7443") && haproxy.contains("gateway-2:7443"));
+
+    // Kubernetes: the NATS project's chart, three JetStream servers syncing every write; the
+    // base's StatefulSet with two replicas on different nodes; the config on the stream.
+    let kustomization = &yaml(&deploy().join("k8s/cluster/kustomization.yaml"))[0];
+    let chart = &kustomization["helmCharts"][0];
+    assert_eq!(chart["name"].as_str(), Some("nats"));
+    assert_eq!(
+        chart["repo"].as_str(),
+        Some("https://nats-io.github.io/k8s/helm/charts/")
+    );
+    let values = &yaml(&deploy().join("k8s/cluster/nats-values.yaml"))[0];
+    assert_eq!(values["config"]["cluster"]["replicas"].as_i64(), Some(3));
+    assert_eq!(
+        values["config"]["jetstream"]["merge"]["sync_interval"].as_str(),
+        Some("always")
+    );
+    let replicas = &yaml(&deploy().join("k8s/cluster/replicas.yaml"))[0];
+    assert_eq!(replicas["spec"]["replicas"].as_i64(), Some(2));
+    let map = &yaml(&deploy().join("k8s/cluster/configmap.yaml"))[0];
+    let embedded = map["data"]["gateway.toml"].as_str().expect("gateway.toml");
+    let config = Config::parse(embedded, Path::new("/etc/aci-gateway/gateway.toml"))
+        .unwrap_or_else(|e| panic!("the cluster ConfigMap's gateway.toml: {e}"));
+    assert!(config.store.jetstream.is_some());
+    for patch in kustomization["patches"].as_vec().expect("patches") {
+        let file = deploy()
+            .join("k8s/cluster")
+            .join(patch["path"].as_str().expect("a patch file"));
+        assert!(file.is_file(), "{} is missing", file.display());
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@
 #
 #   deploy/nats/cluster.sh start [DIR]   # default DIR: var/nats
 #   deploy/nats/cluster.sh stop  [DIR]
+# NATS_PIN prefixes each server's command (benches/run.sh: "taskset -c 1").
 set -euo pipefail
 command=${1:-start}
 dir=${2:-var/nats}
@@ -33,7 +34,7 @@ cluster {
   routes: [nats-route://127.0.0.1:6222, nats-route://127.0.0.1:6223, nats-route://127.0.0.1:6224]
 }
 CONF
-    nats-server -c "$dir/n$i.conf" > "$dir/n$i.log" 2>&1 &
+    ${NATS_PIN:-} nats-server -c "$dir/n$i.conf" > "$dir/n$i.log" 2>&1 &
     echo $! > "$dir/n$i.pid"
   done
   for port in 4222 4223 4224; do
@@ -46,8 +47,12 @@ CONF
   ;;
 stop)
   for i in 1 2 3; do
-    [ -f "$dir/n$i.pid" ] && kill "$(cat "$dir/n$i.pid")" 2>/dev/null || true
-    rm -f "$dir/n$i.pid"
+    if [ -f "$dir/n$i.pid" ]; then
+      pid=$(cat "$dir/n$i.pid")
+      kill "$pid" 2>/dev/null || true
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+      rm -f "$dir/n$i.pid"
+    fi
   done
   ;;
 *) echo "usage: $0 start|stop [DIR]" >&2; exit 2 ;;
