@@ -367,6 +367,9 @@ pub fn store_failure(error: &StoreError) -> Status {
                 .into(),
             std::time::Duration::from_secs(DISK_FULL_RETRY_SECONDS),
         ),
+        StoreError::TooLarge { .. } => Status::invalid_argument(format!(
+            "{error}: nothing was stored; a smaller filing (or a larger NATS max_payload) is needed"
+        )),
         StoreError::Log(crate::store::LogError::Unavailable { .. })
         | StoreError::Unwritable { .. } => retry_later(
             Code::Unavailable,

@@ -54,6 +54,11 @@ fn nats_server() -> Option<PathBuf> {
 
 impl Cluster {
     fn start() -> Option<Cluster> {
+        Cluster::start_with("8MB")
+    }
+
+    /// With the servers' `max_payload` (the largest message, so the largest batch) set.
+    fn start_with(max_payload: &str) -> Option<Cluster> {
         nats_server()?;
         let dir = tempfile::tempdir().expect("tempdir");
         let ports: Vec<(u16, u16, u16)> = (0..3)
@@ -81,7 +86,7 @@ impl Cluster {
                     &config,
                     format!(
                         "server_name: {name}\nlisten: 127.0.0.1:{client_port}\n\
-                         http: 127.0.0.1:{monitor_port}\nmax_payload: 8MB\n\
+                         http: 127.0.0.1:{monitor_port}\nmax_payload: {max_payload}\n\
                          jetstream {{ store_dir: \"{}\", sync_interval: always }}\n\
                          cluster {{ name: aci, listen: 127.0.0.1:{route_port}, routes: [{routes}] }}\n",
                         store.display()
@@ -729,4 +734,51 @@ async fn without_nats_filings_are_unavailable_and_the_gateway_resumes_on_its_own
             .await
             .expect("readable at replica 2");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batches_fit_the_servers_messages_and_a_filing_too_large_for_one_is_refused() {
+    // 16 KiB messages: a few filings each, so concurrent filings make batches that must be cut.
+    let Some(cluster) = Cluster::start_with("16KB") else {
+        return;
+    };
+    let a = Replicas::start(&cluster);
+    let filed: Vec<_> = (0..48)
+        .map(|n| {
+            let endpoint = a.endpoint(n % 2);
+            let carrier = a.carrier.clone();
+            tokio::spawn(async move {
+                client(&endpoint, &carrier)
+                    .await
+                    .submit(sea_filing(&format!("SMALL-{n}")))
+                    .await
+            })
+        })
+        .collect();
+    for filing in filed {
+        filing.await.expect("task").expect("acknowledged");
+    }
+    let before = a.stream_records(0).len();
+    assert_eq!(before, 48);
+
+    // One filing whose record alone exceeds a message: refused, with a reason, nothing stored.
+    let xml = include_str!("../schemas/examples/sea-f10.xml");
+    let (declaration, rest) = xml.split_at(xml.find("?>").expect("a declaration") + 2);
+    let padded = format!("{declaration}\n<!-- {} -->{rest}", "padding ".repeat(3000));
+    let refused = a
+        .carrier(0)
+        .await
+        .submit_xml(padded.into_bytes())
+        .await
+        .expect_err("larger than a message of the stream");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("max_payload"), "{refused:?}");
+    assert_eq!(a.stream_records(1).len(), before, "nothing stored");
+    // The replicas go on filing.
+    a.carrier(1)
+        .await
+        .submit(sea_filing("SMALL-AFTER"))
+        .await
+        .expect("acknowledged");
+    a.verify(0);
 }

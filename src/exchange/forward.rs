@@ -184,7 +184,7 @@ impl Forwarder {
                     let error = crate::telemetry::one_line(&error);
                     tracing::warn!(%peer, %error, "forwarding interrupted; will retry");
                     self.state.set_error(Some(error));
-                    self.note_oldest_pending();
+                    self.note_oldest_pending().await;
                 }
             }
             if self.state.cursor.load(Ordering::Acquire) > cursor_before {
@@ -199,7 +199,7 @@ impl Forwarder {
     }
 
     /// While disconnected, lag in seconds is the age of the first record after the cursor.
-    fn note_oldest_pending(&self) {
+    async fn note_oldest_pending(&self) {
         let cursor = self.state.cursor.load(Ordering::Acquire);
         let durable = *self.exchange.store().durable().borrow();
         if cursor >= durable {
@@ -209,8 +209,12 @@ impl Forwarder {
         if self.state.oldest_pending_ms.load(Ordering::Relaxed) != 0 {
             return;
         }
-        let mut reader = self.exchange.store().reader(Seq(cursor + 1));
-        if let Ok(records) = reader.read(cursor + 1, 1)
+        // A read of the log may wait on the network (a shared log): off the async workers.
+        let store = self.exchange.store().clone();
+        let read =
+            tokio::task::spawn_blocking(move || store.reader(Seq(cursor + 1)).read(cursor + 1, 1))
+                .await;
+        if let Ok(Ok(records)) = read
             && let Some(record) = records.first()
         {
             let at = record_millis(record);

@@ -50,6 +50,8 @@ impl FilingService {
         if answer.text.is_empty() {
             answer.text.clone_from(&request.text);
         }
+        // The referral may have reached another replica of a shared log just now.
+        self.store.caught_up().await?;
         let (mrn, current) = self.own_filing(caller, &request.mrn).await?;
         // Notice ids are the administrations' own: the one named; else, of the referrals with
         // that id, the one this answer was given to before (a retry), else the one awaiting it,

@@ -77,6 +77,11 @@ pub trait LogBackend: Send + Sync + std::fmt::Debug {
     fn follow(&self) -> Result<Vec<LogRecord>, LogError> {
         Ok(Vec::new())
     }
+    /// The most bytes of sealed, framed records one append takes (a shared log's message size);
+    /// the writer cuts batches to fit. `None`: no bound.
+    fn max_append_bytes(&self) -> Option<u64> {
+        None
+    }
     /// The last record the log holds now, asked of the log itself (for a shared log, one round
     /// trip): what a read must wait for to see every write acknowledged before it.
     fn latest(&self) -> Result<u64, LogError> {

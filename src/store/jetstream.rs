@@ -247,6 +247,22 @@ impl JetStreamLog {
     /// Connects to the NATS servers, creates the stream if it is absent, and finds its tail.
     /// `client_name` names this replica's connection (seen in the NATS monitoring).
     pub fn open(settings: &JetStreamSettings, client_name: &str) -> Result<JetStreamLog, LogError> {
+        JetStreamLog::connect(settings, client_name, Setup::Create)
+    }
+
+    /// Opens an existing stream only (for tools that read it): nothing is created.
+    pub fn open_existing(
+        settings: &JetStreamSettings,
+        client_name: &str,
+    ) -> Result<JetStreamLog, LogError> {
+        JetStreamLog::connect(settings, client_name, Setup::Existing)
+    }
+
+    fn connect(
+        settings: &JetStreamSettings,
+        client_name: &str,
+        setup: Setup,
+    ) -> Result<JetStreamLog, LogError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("nats-client")
@@ -254,14 +270,23 @@ impl JetStreamLog {
             .build()
             .map_err(|e| unavailable("starting the NATS client", e))?;
         let handle = runtime.handle().clone();
-        let connect = connect(settings.clone(), client_name.to_owned());
+        let connect = connect(settings.clone(), client_name.to_owned(), setup);
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
         handle.spawn(async move {
             let _ = sender.send(connect.await);
         });
-        let (client, context, stream, leases, progress) = receiver
+        let connected = receiver
             .recv()
-            .map_err(|_| unavailable("the NATS client", "stopped"))??;
+            .map_err(|_| unavailable("the NATS client", "stopped"))
+            .and_then(|connected| connected);
+        let (client, context, stream, leases, progress) = match connected {
+            Ok(connected) => connected,
+            Err(e) => {
+                // Dropped as is, a runtime may not be inside another's (the CLI's) context.
+                runtime.shutdown_background();
+                return Err(e);
+            }
+        };
         let inner = Inner {
             max_payload: client.server_info().max_payload,
             runtime: Some(runtime),
@@ -309,7 +334,18 @@ type Connected = (
     jetstream::kv::Store,
 );
 
-async fn connect(settings: JetStreamSettings, name: String) -> Result<Connected, LogError> {
+/// Whether opening creates what is missing (the gateway) or only reads (tools).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    Create,
+    Existing,
+}
+
+async fn connect(
+    settings: JetStreamSettings,
+    name: String,
+    setup: Setup,
+) -> Result<Connected, LogError> {
     let mut options = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(REQUEST_TIMEOUT)
@@ -342,7 +378,7 @@ async fn connect(settings: JetStreamSettings, name: String) -> Result<Connected,
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match ensure_stream(&context, &settings).await {
+        match ensure_stream(&context, &settings, setup).await {
             Ok((stream, leases, progress)) => {
                 return Ok((client, context, stream, leases, progress));
             }
@@ -361,29 +397,69 @@ const SETUP_ATTEMPTS: u32 = 20;
 async fn ensure_stream(
     context: &jetstream::Context,
     settings: &JetStreamSettings,
+    setup: Setup,
 ) -> Result<(Stream, jetstream::kv::Store, jetstream::kv::Store), LogError> {
-    let stream = context
-        .get_or_create_stream(jetstream::stream::Config {
-            name: settings.stream.clone(),
-            subjects: vec![subject_of(&settings.stream)],
-            num_replicas: settings.replicas,
-            storage: jetstream::stream::StorageType::File,
-            deny_delete: true,
-            deny_purge: true,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| unavailable(&format!("stream {}", settings.stream), e))?;
-    let replicas = stream.cached_info().config.num_replicas;
-    if replicas != settings.replicas {
-        tracing::warn!(
-            stream = %settings.stream, configured = settings.replicas, actual = replicas,
-            "the stream exists with another number of replicas; change it with the NATS tools"
-        );
-    }
+    let name = &settings.stream;
+    let stream = match setup {
+        Setup::Create => context
+            .get_or_create_stream(jetstream::stream::Config {
+                name: name.clone(),
+                subjects: vec![subject_of(name)],
+                num_replicas: settings.replicas,
+                storage: jetstream::stream::StorageType::File,
+                deny_delete: true,
+                deny_purge: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable(&format!("stream {name}"), e))?,
+        Setup::Existing => context
+            .get_stream(name)
+            .await
+            .map_err(|e| unavailable(&format!("stream {name}"), e))?,
+    };
+    check_stream(&stream.cached_info().config, settings)?;
     let leases = bucket(context, settings, "LEASES", LEASE_TTL).await?;
     let progress = bucket(context, settings, "PROGRESS", Duration::ZERO).await?;
     Ok((stream, leases, progress))
+}
+
+/// Refuses a stream (made by someone else, or by hand) that would not keep what it is given:
+/// fewer replicas than configured (an acknowledgement from fewer copies), records that age
+/// out or can be deleted, another subject.
+fn check_stream(
+    config: &jetstream::stream::Config,
+    settings: &JetStreamSettings,
+) -> Result<(), LogError> {
+    let mut wrong = Vec::new();
+    if config.num_replicas < settings.replicas {
+        wrong.push(format!(
+            "{} replicas, not {}",
+            config.num_replicas, settings.replicas
+        ));
+    }
+    if config.max_age != Duration::ZERO || config.max_messages > 0 || config.max_bytes > 0 {
+        wrong.push("limits that drop records (max_age, max_msgs or max_bytes)".to_owned());
+    }
+    if !config.deny_delete || !config.deny_purge {
+        wrong.push("deletes or purges allowed".to_owned());
+    }
+    if config.subjects != [subject_of(&settings.stream)] {
+        wrong.push(format!("subjects {:?}", config.subjects));
+    }
+    if config.storage != jetstream::stream::StorageType::File {
+        wrong.push("memory storage".to_owned());
+    }
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    Err(unavailable(
+        &format!("stream {}", settings.stream),
+        format!(
+            "exists with {}; fix it with the NATS tools or name another stream",
+            wrong.join(", ")
+        ),
+    ))
 }
 
 /// The key-value bucket `<stream>_<name>`, created if absent; entries expire after `max_age`
@@ -466,68 +542,57 @@ impl LogBackend for JetStreamLog {
         let started = Instant::now();
         // Sealed over the tail this replica has applied: if the stream moved, the publish fails.
         let mut sealed = *tail;
-        let mut messages: Vec<(u64, u64, Vec<u8>)> = Vec::new();
-        let room = inner.max_payload.saturating_sub(HEADER_ROOM).max(1);
+        let mut payload = Vec::new();
         for record in records.iter_mut() {
             let (frame, hash) = record::seal(record, sealed.last_hash);
             sealed.last_hash = hash;
             sealed.next_seq += 1;
-            match messages.last_mut() {
-                Some((_, last, payload)) if payload.len() + frame.len() <= room => {
-                    *last = record.sequence;
-                    payload.extend_from_slice(&frame);
-                }
-                _ if frame.len() > room => {
-                    return Err(LogError::Unavailable {
-                        reason: format!(
-                            "record {} is {} bytes, more than the NATS servers' max_payload {}",
-                            record.sequence,
-                            frame.len(),
-                            inner.max_payload
-                        ),
-                    });
-                }
-                _ => messages.push((record.sequence, record.sequence, frame)),
-            }
+            payload.extend_from_slice(&frame);
         }
-        let mut stream_seq = tail.stream_seq;
-        let count = messages.len() as u64;
-        for (first, last, payload) in messages {
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
-                stream_seq.to_string().as_str(),
-            );
-            headers.insert(FIRST, first.to_string().as_str());
-            headers.insert(LAST, last.to_string().as_str());
-            let context = inner.context.clone();
-            let subject = inner.subject.clone();
-            let published = inner.block(async move {
-                let ack = context
-                    .publish_with_headers(subject, headers, Bytes::from(payload))
-                    .await?;
-                ack.await
-            })?;
-            use async_nats::jetstream::context::PublishErrorKind;
-            match published {
-                Ok(ack) => stream_seq = ack.sequence,
-                // Messages of this batch stored before stay out of the tail: the next follow
-                // reads them back like any other replica's.
-                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                    return Err(LogError::Behind);
-                }
-                Err(e) => return Err(unavailable("publishing to the stream", e)),
-            }
-        }
-        sealed.stream_seq = stream_seq;
-        *tail = sealed;
         let last = sealed.next_seq - 1;
+        // The writer cuts batches to `max_append_bytes`; one message holds the whole batch, so
+        // it is stored whole or not at all.
+        if payload.len() > inner.max_payload.saturating_sub(HEADER_ROOM) {
+            return Err(LogError::Unavailable {
+                reason: format!(
+                    "a batch of {} bytes exceeds the NATS servers' max_payload {}",
+                    payload.len(),
+                    inner.max_payload
+                ),
+            });
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+            tail.stream_seq.to_string().as_str(),
+        );
+        headers.insert(FIRST, first.to_string().as_str());
+        headers.insert(LAST, last.to_string().as_str());
+        let context = inner.context.clone();
+        let subject = inner.subject.clone();
+        let published = inner.block(async move {
+            let ack = context
+                .publish_with_headers(subject, headers, Bytes::from(payload))
+                .await?;
+            ack.await
+        })?;
+        use async_nats::jetstream::context::PublishErrorKind;
+        match published {
+            Ok(ack) => sealed.stream_seq = ack.sequence,
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                return Err(LogError::Behind);
+            }
+            // A timeout may hide a stored message: the tail stays, and the next append finds
+            // the stream moved and follows it (reading the batch back like another's).
+            Err(e) => return Err(unavailable("publishing to the stream", e)),
+        }
+        *tail = sealed;
         drop(tail);
         self.head.send_replace(last);
         Ok(Appended {
             first,
             last,
-            syncs: count,
+            syncs: 1,
             sync_time: started.elapsed(),
         })
     }
@@ -554,6 +619,10 @@ impl LogBackend for JetStreamLog {
 
     fn is_shared(&self) -> bool {
         true
+    }
+
+    fn max_append_bytes(&self) -> Option<u64> {
+        Some(self.inner.max_payload.saturating_sub(HEADER_ROOM) as u64)
     }
 
     fn follow(&self) -> Result<Vec<LogRecord>, LogError> {
@@ -722,15 +791,35 @@ impl Leases {
         }
     }
 
-    /// Says how far the duty under lease `name` got, for the next holder.
+    /// Says how far the duty under lease `name` got, for the next holder (never less than
+    /// what is saved: a holder that lost the lease unknowingly does not move it back).
     pub async fn save_progress(&self, name: &str, value: u64) {
         let kv = self.progress.clone();
         let key = lease_key(name);
-        let put = self
+        let saved = self
             .handle
-            .spawn(async move { kv.put(&key, Bytes::from(value.to_string())).await })
+            .spawn(async move {
+                let current = match kv.entry(&key).await? {
+                    Some(entry) => {
+                        let known = std::str::from_utf8(&entry.value)
+                            .ok()
+                            .and_then(|v| v.parse::<u64>().ok());
+                        if known.is_some_and(|known| known >= value) {
+                            return Ok(());
+                        }
+                        Some(entry.revision)
+                    }
+                    None => None,
+                };
+                let value = Bytes::from(value.to_string());
+                match current {
+                    Some(revision) => kv.update(&key, value, revision).await.map(drop)?,
+                    None => kv.create(&key, value).await.map(drop)?,
+                }
+                Ok::<(), async_nats::Error>(())
+            })
             .await;
-        if let Ok(Err(e)) = put {
+        if let Ok(Err(e)) = saved {
             tracing::debug!(lease = %name, error = %e, "cannot save the lease's progress");
         }
     }
@@ -741,20 +830,33 @@ impl Leases {
         let holder = self.holder.clone();
         let signal = lost.clone();
         let renewal = self.handle.spawn(async move {
+            let mut renewed_at = Instant::now();
             loop {
                 tokio::time::sleep(LEASE_TTL / 3).await;
-                let renewed = tokio::time::timeout(
-                    LEASE_TTL / 3,
-                    kv.update(&key, Bytes::from(holder.clone()), revision),
-                )
-                .await;
+                // Paused past the TTL (SIGSTOP, a stalled machine): another replica may hold it
+                // by now, whatever the renewal would say.
+                let lapsed = renewed_at.elapsed() >= LEASE_TTL;
+                let renewed = if lapsed {
+                    Err("lapsed while this replica was paused".to_owned())
+                } else {
+                    let attempt = Instant::now();
+                    match tokio::time::timeout(
+                        LEASE_TTL / 3,
+                        kv.update(&key, Bytes::from(holder.clone()), revision),
+                    )
+                    .await
+                    {
+                        Ok(Ok(next)) => {
+                            renewed_at = attempt;
+                            Ok(next)
+                        }
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("timed out".to_owned()),
+                    }
+                };
                 match renewed {
-                    Ok(Ok(next)) => revision = next,
-                    failed => {
-                        let error = match failed {
-                            Ok(Err(e)) => e.to_string(),
-                            _ => "timed out".to_owned(),
-                        };
+                    Ok(next) => revision = next,
+                    Err(error) => {
                         tracing::warn!(lease = %name, %error, "lease lost");
                         signal.cancel();
                         return;

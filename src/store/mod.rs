@@ -236,6 +236,12 @@ pub enum StoreError {
     Unwritable { reason: String, disk_full: bool },
     #[error("the index is inconsistent: {0}")]
     Inconsistent(String),
+    /// A request whose records are larger than the log takes in one append (a shared log's
+    /// message size, the NATS servers' `max_payload`); nothing was stored.
+    #[error(
+        "this request makes {bytes} bytes of records; the shared log takes at most {limit} at once"
+    )]
+    TooLarge { bytes: u64, limit: u64 },
     #[error("the store is closed")]
     Closed,
     #[error("cannot start the log writer: {0}")]
@@ -848,7 +854,7 @@ pub fn reindex_from_stream(
     progress: &mut dyn FnMut(Replayed),
 ) -> Result<u64, StoreError> {
     let lock = lock_data_dir(data_dir)?;
-    let log = JetStreamLog::open(settings, &replica_name(data_dir))?;
+    let log = JetStreamLog::open_existing(settings, &replica_name(data_dir))?;
     let last = log.next_seq().0 - 1;
     rebuild_index(lock, data_dir, &log, last, progress)
 }
@@ -878,7 +884,7 @@ pub fn read_stream<E: From<LogError>>(
     from: Seq,
     mut visit: impl FnMut(LogRecord) -> Result<(), E>,
 ) -> Result<(), E> {
-    let log = JetStreamLog::open(settings, "aci-gateway log reader")?;
+    let log = JetStreamLog::open_existing(settings, "aci-gateway log reader")?;
     let last = log.next_seq().0 - 1;
     let mut cursor = log.cursor(from);
     loop {

@@ -74,6 +74,18 @@ enum Replier {
     Notify(Reply<Noticed>),
 }
 
+impl Replier {
+    /// Answers with a failure: nothing of the request was written.
+    fn fail(self, error: StoreError) {
+        match self {
+            Replier::Register(reply) => drop(reply.send(Err(error))),
+            Replier::Change(reply) => drop(reply.send(Err(error))),
+            Replier::Receive(reply) => drop(reply.send(Err(error))),
+            Replier::Notify(reply) => drop(reply.send(Err(error))),
+        }
+    }
+}
+
 /// How long a batch is decided again while other replicas keep appending first, before its
 /// callers are told to retry.
 const MAX_CONTENTION: std::time::Duration = std::time::Duration::from_secs(5);
@@ -179,7 +191,8 @@ impl Writer {
             match &broken {
                 Some(damage) => {
                     self.stats.writable.store(false, Ordering::Relaxed);
-                    refuse(work, &damage.error);
+                    let repliers = work.into_iter().filter_map(split).map(|(_, r)| r);
+                    refuse(repliers.collect(), &damage.error);
                 }
                 // Batches follow a shared log themselves; a follow alone is for when idle.
                 None if work.is_empty() && follow => broken = self.follow_alone(),
@@ -236,16 +249,29 @@ impl Writer {
     /// Decides, appends and answers one batch. If the batch could not be made durable, every
     /// caller of it has been told so, and what is left to repair (if anything) is returned.
     fn commit(&mut self, commands: Vec<Command>) -> Result<(), Option<Broken>> {
-        let (mut requests, repliers): (Vec<Request>, Vec<Replier>) =
+        let (requests, repliers): (Vec<Request>, Vec<Replier>) =
             commands.into_iter().filter_map(split).unzip();
+        self.commit_requests(requests, repliers)
+    }
+
+    fn commit_requests(
+        &mut self,
+        mut requests: Vec<Request>,
+        repliers: Vec<Replier>,
+    ) -> Result<(), Option<Broken>> {
         let shared = self.log.is_shared();
         let started = Instant::now();
         let mut decisions = 0u32;
         let (pending, decided, durable) = loop {
             decisions += 1;
             // A shared log: first take what other replicas appended, so that this batch is
-            // decided over all of it (the log refuses it otherwise).
-            let followed = if shared { self.follow() } else { Ok(()) };
+            // decided over all of it (the log refuses it otherwise). Without that, nothing is
+            // decided: an answer that needs no record could be from a stale index.
+            if shared && let Err(Failed { error, damage, .. }) = self.follow() {
+                self.stats.writable.store(false, Ordering::Relaxed);
+                refuse(repliers, &error);
+                return Err(damage.map(|damage| Broken { error, damage }));
+            }
             let mut batch = Batch::new(&self.index, &self.rules, self.log.next_seq());
             // Decided from copies where the log may refuse the batch and it is decided again.
             let pending: Vec<Pending> = if shared {
@@ -261,7 +287,13 @@ impl Writer {
                     .collect()
             };
             let mut decided = batch.finish();
-            let durable = followed.and_then(|()| self.make_durable(&mut decided.records));
+            if let Some(limit) = self.log.max_append_bytes() {
+                let bytes = sealed_bytes(&decided.records);
+                if bytes > limit {
+                    return self.commit_in_halves(requests, repliers, bytes, limit);
+                }
+            }
+            let durable = self.make_durable(&mut decided.records);
             match durable {
                 Err(Failed { behind: true, .. }) if started.elapsed() < MAX_CONTENTION => {
                     // Lost the race for the stream's next sequence: a random pause, growing with
@@ -287,6 +319,31 @@ impl Writer {
         );
         durable
             .map_err(|Failed { error, damage, .. }| damage.map(|damage| Broken { error, damage }))
+    }
+
+    /// A batch whose records exceed what the log takes in one append (a shared log's message):
+    /// each half is a batch of its own, so that every batch is still appended whole or not at
+    /// all. A single request that alone exceeds it is refused.
+    fn commit_in_halves(
+        &mut self,
+        mut requests: Vec<Request>,
+        mut repliers: Vec<Replier>,
+        bytes: u64,
+        limit: u64,
+    ) -> Result<(), Option<Broken>> {
+        if requests.len() <= 1 {
+            for replier in repliers {
+                replier.fail(StoreError::TooLarge { bytes, limit });
+            }
+            return Ok(());
+        }
+        let half = requests.len() / 2;
+        let (later, later_repliers) = (requests.split_off(half), repliers.split_off(half));
+        if let Err(Some(broken)) = self.commit_requests(requests, repliers) {
+            refuse(later_repliers, &broken.error);
+            return Err(Some(broken));
+        }
+        self.commit_requests(later, later_repliers)
     }
 
     /// Takes into the index what other replicas appended to a shared log, and publishes it.
@@ -483,16 +540,19 @@ fn answer(
     }
 }
 
-/// Answers every command with the writer's failure: nothing of theirs was written.
-fn refuse(commands: Vec<Command>, error: &WriteError) {
-    for command in commands {
-        let failure = error.to_store_error();
-        match command {
-            Command::Register { reply, .. } => drop(reply.send(Err(failure))),
-            Command::Change { reply, .. } => drop(reply.send(Err(failure))),
-            Command::Receive { reply, .. } => drop(reply.send(Err(failure))),
-            Command::Notify { reply, .. } => drop(reply.send(Err(failure))),
-            Command::Follow | Command::Close { .. } => {}
-        }
+/// Answers every caller with the writer's failure: nothing of theirs was written.
+fn refuse(repliers: Vec<Replier>, error: &WriteError) {
+    for replier in repliers {
+        replier.fail(error.to_store_error());
     }
+}
+
+/// What records take once sealed (their hashes) and framed.
+fn sealed_bytes(records: &[LogRecord]) -> u64 {
+    /// The two hash fields sealing adds, their tags, and the format field, at most.
+    const SEAL_BYTES: u64 = 96;
+    records
+        .iter()
+        .map(|r| super::record::framed_len(r) + SEAL_BYTES)
+        .sum()
 }
