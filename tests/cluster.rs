@@ -309,52 +309,36 @@ impl Replicas {
         self.processes[i] = Some(GatewayProcess::start(&self.sites[i]));
     }
 
-    /// Every record of the stream, read and verified by `aci-gateway log tail` of replica `i`'s
-    /// config (the tool an operator uses), as JSON.
-    fn stream_records(&self, i: usize) -> Vec<serde_json::Value> {
+    /// `aci-gateway log ARGS --config <replica i's config>`: its exit status and stdout.
+    fn log_command(&self, i: usize, args: &[&str]) -> (bool, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_aci-gateway"))
-            .args(["log", "tail", "--config"])
+            .arg("log")
+            .args(args)
+            .arg("--config")
             .arg(&self.sites[i].config_path)
             .env("RUST_LOG", "warn")
             .output()
-            .expect("log tail");
-        assert!(
-            out.status.success(),
-            "log tail: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
+            .expect("aci-gateway log");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), stdout)
+    }
+
+    /// Every record of the stream, read and verified by `aci-gateway log tail` of replica `i`'s
+    /// config (the tool an operator uses), as JSON.
+    fn stream_records(&self, i: usize) -> Vec<serde_json::Value> {
+        let (ok, stdout) = self.log_command(i, &["tail"]);
+        assert!(ok, "log tail fails");
+        stdout
             .lines()
             .map(|line| serde_json::from_str(line).expect("a JSON record"))
             .collect()
     }
 
     fn verify(&self, i: usize) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_aci-gateway"))
-            .args(["log", "verify", "--config"])
-            .arg(&self.sites[i].config_path)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("log verify");
-        let said = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "log verify fails: {said}");
+        let (ok, said) = self.log_command(i, &["verify"]);
+        assert!(ok, "log verify fails: {said}");
         said
     }
-}
-
-/// B's log, read while it runs.
-fn log_of(site: &Site) -> Vec<LogRecord> {
-    let mut out = Vec::new();
-    aci_gateway::store::read_log(
-        &site.data_dir().join("log"),
-        aci_gateway::ids::Seq(1),
-        |r| -> Result<(), aci_gateway::store::LogError> {
-            out.push(r);
-            Ok(())
-        },
-    )
-    .expect("B's log verifies");
-    out
 }
 
 fn kind_of(record: &serde_json::Value) -> &str {
@@ -523,7 +507,9 @@ async fn acknowledged_filings_survive_node_and_replica_failures_and_reach_the_pe
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     let received = loop {
-        let received: Vec<LogRecord> = log_of(&a.b_site)
+        let received: Vec<LogRecord> = a
+            .b_site
+            .log()
             .into_iter()
             .filter(|r| r.kind() == RecordKind::Received && r.origin == "TEST-A")
             .collect();

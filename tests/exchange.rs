@@ -39,21 +39,6 @@ fn received(gateway: &Gateway, origin: &str) -> Vec<LogRecord> {
     received_from(&common::log_records(gateway.store()), origin)
 }
 
-/// Every record of a stopped (or killed) gateway's log.
-fn log_of(site: &Site) -> Vec<LogRecord> {
-    let mut out = Vec::new();
-    aci_gateway::store::read_log(
-        &site.data_dir().join("log"),
-        aci_gateway::ids::Seq(1),
-        |r| -> Result<(), aci_gateway::store::LogError> {
-            out.push(r);
-            Ok(())
-        },
-    )
-    .expect("the log verifies");
-    out
-}
-
 fn report(gateway: &Gateway, peer: &str) -> PeerReport {
     gateway
         .exchange()
@@ -402,7 +387,7 @@ async fn a_receiver_killed_between_its_fsync_and_its_ack_absorbs_the_redelivery(
     }
     let crashed = b.wait_exit(WAIT);
     assert!(!crashed.success(), "B aborted: {crashed}");
-    let before_restart = received_from(&log_of(&b_site), "TEST-A");
+    let before_restart = received_from(&b_site.log(), "TEST-A");
     // The 40th was durable (with the rest of its group commit) before the crash.
     assert!(
         before_restart.len() >= 40,
@@ -432,7 +417,7 @@ async fn a_receiver_killed_between_its_fsync_and_its_ack_absorbs_the_redelivery(
     // A stops first: `terminate` blocks this test's runtime, which A runs on.
     a.stop().await.expect("stop A");
     assert!(b.terminate().success());
-    assert_exactly_once_in_order(&received_from(&log_of(&b_site), "TEST-A"), &sequences);
+    assert_exactly_once_in_order(&received_from(&b_site.log(), "TEST-A"), &sequences);
 }
 
 /// Client files for an administration's certificate issued by `ca`.

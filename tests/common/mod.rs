@@ -166,6 +166,21 @@ impl Site {
         self.dir.path().join("data")
     }
 
+    /// Every record of this site's (embedded) log, verified: while the gateway runs or not.
+    pub fn log(&self) -> Vec<aci_gateway::pb::store::LogRecord> {
+        let mut out = Vec::new();
+        aci_gateway::store::read_log(
+            &self.data_dir().join("log"),
+            aci_gateway::ids::Seq(1),
+            |r| -> Result<(), aci_gateway::store::LogError> {
+                out.push(r);
+                Ok(())
+            },
+        )
+        .expect("the log verifies");
+        out
+    }
+
     /// Credentials of another carrier, issued by this site's carrier CA.
     pub fn carrier_as(&self, eori: &str) -> Credentials {
         Credentials::Tls(self.pki.carrier_files(
