@@ -649,6 +649,68 @@ async fn racing_replicas_agree_on_one_truth() {
         let expected = if amended.is_ok() { 3 } else { 2 };
         assert_eq!(histories[0].len(), expected, "{mrn}: {:?}", histories[0]);
     }
+
+    // Read your writes: a filing acknowledged at one replica is at once in the other's status.
+    for n in 0..10 {
+        let lrn = format!("RYW-{n}");
+        let receipt = a
+            .carrier(n % 2)
+            .await
+            .submit(sea_filing(&lrn))
+            .await
+            .expect("filed");
+        let status = a
+            .carrier((n + 1) % 2)
+            .await
+            .status_by_lrn(&lrn)
+            .await
+            .expect("seen at the other replica at once");
+        assert_eq!(status.mrn, receipt.mrn);
+    }
+
+    // A notice B sends to replica 2 goes into the stream and reaches the carrier watching
+    // replica 1.
+    let mrn = a
+        .carrier(0)
+        .await
+        .submit(sea_filing("NOTICE-1"))
+        .await
+        .expect("filed")
+        .mrn;
+    let mut feed = a
+        .carrier(0)
+        .await
+        .watch_notifications(0)
+        .await
+        .expect("feed at replica 1");
+    let peer_port = a.processes[1].as_ref().expect("running").ready["peer"]
+        .as_str()
+        .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
+        .expect("replica 2's peer address")
+        .port();
+    let sent = Command::new(env!("CARGO_BIN_EXE_aci-gateway"))
+        .args(["notify", "--config"])
+        .arg(&a.b_site.config_path)
+        .args(["--peer", "TEST-A", "--endpoint"])
+        .arg(format!("https://127.0.0.1:{peer_port}"))
+        .args([mrn.as_str(), "--kind", "do-not-load"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("notify");
+    assert!(sent.status.success(), "{sent:?}");
+    // The feed starts with what the carrier was told before (the gateway's own notifications).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let notification = tokio::time::timeout_at(deadline.into(), feed.message())
+            .await
+            .expect("the notice in time")
+            .expect("the stream")
+            .expect("not ended");
+        if notification.mrn == mrn {
+            assert_eq!(notification.kind(), aci_gateway::pb::NoticeKind::DoNotLoad);
+            break;
+        }
+    }
     a.verify(0);
 }
 

@@ -178,7 +178,12 @@ impl Inbound {
             mrn: mrn.to_string(),
             peer: peer.id.clone(),
         };
-        let entry = self.exchange.store().entry(&mrn)?.ok_or_else(not_shared)?;
+        let entry = self
+            .exchange
+            .store()
+            .entry_caught_up(&mrn)
+            .await?
+            .ok_or_else(not_shared)?;
         let shared = entry
             .routing
             .as_ref()

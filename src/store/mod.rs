@@ -617,6 +617,19 @@ impl Store {
         Ok(self.shared.index.entry(mrn)?)
     }
 
+    /// [`Store::entry`], looked for again once the index caught up with a shared log when this
+    /// replica does not have it (yet): another replica may have just stored it.
+    pub async fn entry_caught_up(
+        &self,
+        mrn: &Mrn,
+    ) -> Result<Option<crate::pb::store::FilingEntry>, StoreError> {
+        if let Some(entry) = self.entry(mrn)? {
+            return Ok(Some(entry));
+        }
+        self.caught_up().await?;
+        self.entry(mrn)
+    }
+
     /// The last durable sequence, and its changes.
     pub fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
         self.shared.durable.clone()
