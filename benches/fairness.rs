@@ -19,29 +19,6 @@ use common::{GatewayBuilder, GatewayProcess, OTHER_CARRIER, sea_filing};
 
 const ROUND: Duration = Duration::from_secs(5);
 const ROUNDS: usize = 3;
-/// Goods items added to the XML sample (it has 2; a filing holds at most 999).
-const EXTRA_ITEMS: usize = 997;
-
-/// The XML sample grown to `EXTRA_ITEMS + 2` goods items, its LRN replaced by `{lrn}`.
-fn large_xml() -> String {
-    let sample = include_str!("../schemas/examples/sea-f10.xml");
-    let mut items = String::new();
-    for sequence in 3..EXTRA_ITEMS + 3 {
-        items.push_str(&format!(
-            "    <GoodsItems>\n      <Sequence>{sequence}</Sequence>\n      \
-             <Description>Electric drills, hand-held, with self-contained motor</Description>\n      \
-             <HsCode>846721</HsCode>\n      <NumberOfPackages>1</NumberOfPackages>\n      \
-             <PackageType>CT</PackageType>\n      <GrossMassKg>1</GrossMassKg>\n    </GoodsItems>\n"
-        ));
-    }
-    let (before, after) = sample
-        .split_once("  </Consignments>")
-        .expect("the sample has consignments");
-    let grown = format!("{before}{items}  </Consignments>{after}");
-    let lrn_start = grown.find("<Lrn>").expect("an LRN") + "<Lrn>".len();
-    let lrn_end = grown.find("</Lrn>").expect("an LRN");
-    format!("{}{{lrn}}{}", &grown[..lrn_start], &grown[lrn_end..])
-}
 
 /// One round of status queries: their latencies (ms), sorted.
 async fn query(carrier: &CarrierClient, mrn: &str) -> Vec<f64> {
@@ -128,7 +105,7 @@ fn main() {
         let mut filing = sea_filing("FAIR-1");
         filing.declarant.as_mut().expect("declarant").eori = OTHER_CARRIER.into();
         let mrn = good.clone().submit(filing).await.expect("a filing").mrn;
-        let template = Arc::new(large_xml());
+        let template = Arc::new(common::large_xml());
         println!(
             "status queries at 200/s beside large XML filings ({} KB, 64 in flight), {ROUNDS} rounds of {} s:",
             template.len() / 1024,

@@ -7,7 +7,8 @@
 //!    comes back; the drain rate (from A's reconnection; the backoff wait is reported beside it)
 //!    against the ingest rate of that same backlog.
 //!
-//! `cargo bench --bench forward` prints both ratios. The gateways share this machine's cores,
+//! `cargo bench --bench forward` prints both ratios (and, with `ACI_BENCH_JSON=FILE`, writes
+//! them there as JSON for `benches/run.sh`). The gateways share this machine's cores,
 //! as two administrations' gateways never would: the ratios are the conservative side.
 
 #[path = "../tests/common/mod.rs"]
@@ -71,8 +72,11 @@ fn main() {
             .peer_port(b_port)
             .peer("TEST-A", None)
             .site();
+        // No per-carrier limits at A: one carrier is the whole load here.
         let a_site = GatewayBuilder::default()
             .network_of(&network)
+            .rate_per_carrier(0.0, 0.0)
+            .carrier_api("max_in_flight_per_carrier = 0")
             .peer("BENCH-B", Some(format!("https://127.0.0.1:{b_port}")))
             .route("peer = \"BENCH-B\"\nmodes = [\"sea\"]")
             .site();
@@ -114,6 +118,20 @@ fn main() {
             drain / backlog_ingest,
             (reconnected - back).as_secs_f64()
         );
+        if let Ok(path) = std::env::var("ACI_BENCH_JSON") {
+            let json = serde_json::json!({
+                "live_filings": LIVE,
+                "live_ingest": live_ingest,
+                "live_forwarded": live_forward,
+                "forward_vs_ingest": live_forward / live_ingest,
+                "backlog_filings": backlog,
+                "backlog_ingest": backlog_ingest,
+                "drained": drain,
+                "drain_vs_ingest": drain / backlog_ingest,
+                "reconnect_seconds": (reconnected - back).as_secs_f64(),
+            });
+            std::fs::write(&path, json.to_string()).expect("write the JSON report");
+        }
         let report = a
             .exchange()
             .reports()

@@ -1,8 +1,10 @@
 //! A well-behaved carrier filing a steady 400/s (8 workers, one filing each per 20 ms), alone
 //! and beside each kind of hostile client, alternated in one run: its accepted filings/s and
-//! p99 latency, and the ratio to alone. `cargo bench --bench hostile` prints a table.
+//! p99 latency, and the ratio to alone. `cargo bench --bench hostile` prints a table (and, with
+//! `ACI_BENCH_JSON=FILE`, writes each attack's figures there as JSON).
 //!
-//! The attacks: a flood from another carrier (64 in flight, limit 1 000/s a carrier); 5 000 idle
+//! The attacks: a flood from another carrier (64 in flight, limit 1 000/s a carrier), and one of
+//! large XML filings (230 KB, 999 goods items; the same limit); 5 000 idle
 //! connections, 200 slowloris and 200 silent TLS connections, renewed as they are cut; malformed
 //! and 10 000-deep nested protobuf from 16 workers; TLS handshakes with a rogue CA's certificate
 //! from 8 workers; over-size (5 MiB) filings from 8 workers.
@@ -74,6 +76,7 @@ async fn behave(carrier: &CarrierClient, label: &str) -> (f64, f64) {
 #[derive(Debug, Clone, Copy)]
 enum Attack {
     Flood,
+    LargeXml,
     Connections,
     Malformed,
     RogueCertificates,
@@ -84,6 +87,7 @@ impl Attack {
     fn name(self) -> &'static str {
         match self {
             Attack::Flood => "flood (64 in flight)",
+            Attack::LargeXml => "large XML flood (230 KB, 64 in flight)",
             Attack::Connections => "5 000 idle + 200 slowloris + 200 silent TLS",
             Attack::Malformed => "malformed + nested protobuf x16",
             Attack::RogueCertificates => "rogue-CA handshakes x8",
@@ -112,6 +116,7 @@ fn start(attack: Attack, target: &Arc<Target>, stop: &Arc<AtomicBool>) -> Vec<Jo
     };
     match attack {
         Attack::Flood => spawn(64, |t, stop, w| Box::pin(flood(t, stop, w))),
+        Attack::LargeXml => spawn(64, |t, stop, w| Box::pin(large_xml_flood(t, stop, w))),
         Attack::Connections => spawn(1, |t, stop, _| Box::pin(connections(t, stop))),
         Attack::Malformed => spawn(16, |t, stop, w| Box::pin(malformed(t, stop, w))),
         Attack::RogueCertificates => spawn(8, |t, stop, _| Box::pin(rogue(t, stop))),
@@ -123,6 +128,19 @@ fn start(attack: Attack, target: &Arc<Target>, stop: &Arc<AtomicBool>) -> Vec<Jo
 type Pick = fn(&(f64, f64)) -> f64;
 
 type Attempts = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
+
+/// Large XML filings (999 goods items), as fast as they are answered.
+async fn large_xml_flood(target: Arc<Target>, stop: Arc<AtomicBool>, worker: usize) -> u64 {
+    static TEMPLATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(common::large_xml);
+    let mut flooder = target.flooder.clone();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let xml = TEMPLATE.replace("{lrn}", &format!("XMLFLOOD-{worker}-{n}-{}", nonce()));
+        let _ = flooder.submit_xml(xml.into_bytes()).await;
+        n += 1;
+    }
+    n
+}
 
 async fn flood(target: Arc<Target>, stop: Arc<AtomicBool>, worker: usize) -> u64 {
     let mut flooder = target.flooder.clone();
@@ -272,8 +290,10 @@ fn main() {
             "  {:<44} {:>8} {:>9} {:>8} {:>9} {:>6} {:>9}",
             "attack", "alone/s", "p99 ms", "beside/s", "p99 ms", "ratio", "attempts"
         );
+        let mut report = serde_json::Map::new();
         for attack in [
             Attack::Flood,
+            Attack::LargeXml,
             Attack::Connections,
             Attack::Malformed,
             Attack::RogueCertificates,
@@ -281,10 +301,13 @@ fn main() {
         ] {
             let (mut alone, mut beside, mut attempts) = (Vec::new(), Vec::new(), 0);
             for round in 0..ROUNDS {
-                alone.push(behave(&good, &format!("{attack:?}-a{round}")).await);
+                // Short labels: they go into LRNs (at most 22 characters; a long one was
+                // refused, and counted as the carrier's loss).
+                let attack_number = attack as usize;
+                alone.push(behave(&good, &format!("{attack_number}a{round}")).await);
                 let stop = Arc::new(AtomicBool::new(false));
                 let workers = start(attack, &target, &stop);
-                beside.push(behave(&good, &format!("{attack:?}-b{round}")).await);
+                beside.push(behave(&good, &format!("{attack_number}b{round}")).await);
                 stop.store(true, Ordering::Relaxed);
                 for worker in workers {
                     attempts += worker.await.expect("attacker");
@@ -307,6 +330,22 @@ fn main() {
                 median(&beside, rate) / median(&alone, rate),
                 attempts
             );
+            report.insert(
+                format!("{attack:?}"),
+                serde_json::json!({
+                    "alone_per_second": median(&alone, rate),
+                    "alone_p99_ms": median(&alone, p99),
+                    "beside_per_second": median(&beside, rate),
+                    "beside_p99_ms": median(&beside, p99),
+                    "throughput_vs_alone": median(&beside, rate) / median(&alone, rate),
+                    "p99_vs_alone": median(&beside, p99) / median(&alone, p99),
+                }),
+            );
+        }
+        // For benches/run.sh.
+        if let Ok(path) = std::env::var("ACI_BENCH_JSON") {
+            std::fs::write(&path, serde_json::Value::Object(report).to_string())
+                .expect("write the JSON report");
         }
         gateway.stop().await.expect("stop");
     });

