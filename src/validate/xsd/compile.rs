@@ -51,11 +51,36 @@ impl Node {
     }
 }
 
-fn line_of(text: &[u8], position: usize) -> usize {
-    1 + text[..position.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
+/// Line numbers of positions met in increasing order: each byte is counted once, so numbering
+/// every event of a schema is linear in its length (counting from the start each time made the
+/// schema's compilation a fifth of validating 2 000 filings).
+struct LineCounter<'t> {
+    text: &'t [u8],
+    position: usize,
+    line: usize,
+}
+
+impl<'t> LineCounter<'t> {
+    fn new(text: &'t str) -> LineCounter<'t> {
+        LineCounter {
+            text: text.as_bytes(),
+            position: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of `position` (not before the last position asked about).
+    fn line_of(&mut self, position: usize) -> usize {
+        let position = position.min(self.text.len());
+        if position > self.position {
+            self.line += self.text[self.position..position]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            self.position = position;
+        }
+        self.line
+    }
 }
 
 /// Reads the schema document; every element must be in the XML Schema namespace.
@@ -65,18 +90,16 @@ fn read(text: &str) -> Result<(Node, HashMap<String, String>), SchemaError> {
     let mut stack: Vec<Node> = Vec::new();
     let mut prefixes = HashMap::new();
     let mut root = None;
+    let mut lines = LineCounter::new(text);
     loop {
         let before = reader.buffer_position() as usize;
         let (ns, event) = reader.read_resolved_event().map_err(|e| SchemaError {
-            line: line_of(text.as_bytes(), before),
+            line: lines.line_of(before),
             message: e.to_string(),
         })?;
         let in_schema_namespace = matches!(ns, ResolveResult::Bound(ref n) if n.as_ref() == XS);
         // The line of the tag's end: whitespace before it was skipped, not part of the event.
-        let line = line_of(
-            text.as_bytes(),
-            (reader.buffer_position() as usize).saturating_sub(1),
-        );
+        let line = lines.line_of((reader.buffer_position() as usize).saturating_sub(1));
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 if !in_schema_namespace {
