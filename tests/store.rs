@@ -248,6 +248,7 @@ async fn the_index_rebuilt_from_the_log_equals_the_incremental_one() {
     for task in tasks {
         task.await.expect("task");
     }
+    store.caught_up().await.expect("indexed");
     let incremental = store.index().dump().expect("dump");
     store.close().await;
 
@@ -269,6 +270,7 @@ async fn an_index_behind_the_log_catches_up_at_open() {
     let data = tmp.path();
     let (store, _) = open(data);
     register_all(&store, (1..=5).map(|i| format!("LRN-{i}"))).await;
+    store.caught_up().await.expect("indexed");
     let before = store.index().dump().expect("dump");
     store.close().await;
     // Lose the index entirely, as if sled had kept nothing: replay restores it from the log.
@@ -409,6 +411,7 @@ async fn a_master_document_is_filed_once_per_filer_within_the_window() {
         Registration::Registered(_)
     ));
     // The reservation is part of the index rebuilt from the log.
+    store.caught_up().await.expect("indexed");
     let before = store.index().dump().expect("dump");
     store.close().await;
     store::reindex(tmp.path(), 64 * 1024 * 1024, &mut |_| {}).expect("reindex");
@@ -661,6 +664,7 @@ async fn applying_records_again_after_a_crash_between_their_effects_changes_noth
     };
     store.notify("TEST-B", notice).await.expect("notice");
     let records = common::log_records(&store);
+    store.caught_up().await.expect("indexed");
     let once = store.index().dump().expect("dump");
 
     // A crash between a batch's effects and its high-water mark: replay applies them again,

@@ -56,7 +56,8 @@ pub use self::stats::Stats;
 const QUEUE_DEPTH: usize = 8192;
 /// How often the writer looks for what other replicas appended to a shared log.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
-/// How long a read waits for this replica's index to reach a shared log's head.
+/// How long a read waits for the index to reach the log's head (a shared log's: other replicas'
+/// records too).
 const READ_YOUR_WRITES_BOUND: Duration = Duration::from_secs(3);
 
 /// A filing that passed validation, ready to be registered.
@@ -315,7 +316,8 @@ struct Shared {
     leases: Option<Leases>,
     stats: Arc<Stats>,
     arrivals: Arc<arrivals::Arrivals>,
-    /// The last durable sequence, published by the writer after each batch.
+    /// The last durable sequence the index has, published by the writer after each batch
+    /// (`stats.durable_seq` is the log's, ahead of it while a batch is being indexed).
     durable: tokio::sync::watch::Receiver<u64>,
     /// Held for the store's lifetime: one process per data directory.
     _lock: std::fs::File,
@@ -440,23 +442,26 @@ impl Store {
     }
 
     /// Waits, boundedly, until the index has every record the log held when this was called:
-    /// with a shared log, a read at one replica then sees what another acknowledged before
-    /// (read your writes). Immediate for the embedded log.
+    /// a read then sees every write acknowledged before it (the writer answers before it
+    /// indexes), and with a shared log also what other replicas acknowledged (read your writes).
     pub async fn caught_up(&self) -> Result<(), StoreError> {
-        if !self.shared.log.is_shared() {
+        let latest = if self.shared.log.is_shared() {
+            let log = Arc::clone(&self.shared.log);
+            tokio::task::spawn_blocking(move || log.latest())
+                .await
+                .map_err(|_| StoreError::Closed)??
+        } else {
+            self.shared.stats.durable_seq.load(Ordering::Acquire)
+        };
+        let mut indexed = self.shared.durable.clone();
+        if *indexed.borrow() >= latest {
             return Ok(());
         }
-        let log = Arc::clone(&self.shared.log);
-        let latest = tokio::task::spawn_blocking(move || log.latest())
-            .await
-            .map_err(|_| StoreError::Closed)??;
-        let mut durable = self.shared.durable.clone();
-        if *durable.borrow() >= latest {
-            return Ok(());
+        if self.shared.log.is_shared() {
+            let _ = self.shared.commands.try_send(writer::Command::Follow);
         }
-        let _ = self.shared.commands.try_send(writer::Command::Follow);
         let reached =
-            tokio::time::timeout(READ_YOUR_WRITES_BOUND, durable.wait_for(|&d| d >= latest))
+            tokio::time::timeout(READ_YOUR_WRITES_BOUND, indexed.wait_for(|&d| d >= latest))
                 .await
                 .map(|waited| waited.is_ok());
         match reached {
@@ -464,7 +469,7 @@ impl Store {
             Ok(false) => Err(StoreError::Closed),
             Err(_) => Err(StoreError::Unwritable {
                 reason: format!(
-                    "this replica's index is at record {} of the shared log's {latest}",
+                    "the index is at record {} of the log's {latest}",
                     *self.shared.durable.borrow()
                 ),
                 disk_full: false,
@@ -630,7 +635,8 @@ impl Store {
         self.entry(mrn)
     }
 
-    /// The last durable sequence, and its changes.
+    /// The last durable sequence the index has, and its changes: what a reader of the log that
+    /// also reads the index (routing facts, cursors) may read up to.
     pub fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
         self.shared.durable.clone()
     }
@@ -667,7 +673,7 @@ impl Store {
         from: Seq,
         mut visit: impl FnMut(LogRecord) -> Result<(), E>,
     ) -> Result<(), E> {
-        let last = *self.shared.durable.borrow();
+        let last = self.shared.stats.durable_seq.load(Ordering::Acquire);
         let mut cursor = self.shared.log.cursor(from);
         loop {
             let records = cursor.read(last, READ_BATCH)?;

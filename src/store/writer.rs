@@ -4,9 +4,11 @@
 //! to the batch limit) and, while carriers' filings are still on their way to it, waits briefly
 //! for them too (`store::arrivals`), so a burst shares one sync. Then it decides the batch
 //! (`store::decide`, over the index), hands the records to the log backend, which seals, writes
-//! and syncs them, applies them to the index, publishes the new durable head, and only then
-//! answers. Deciding here, in the one place that assigns sequences, is what makes two
-//! concurrent submissions of one LRN produce exactly one record.
+//! and syncs them, answers, and then applies them to the index and publishes the new durable
+//! (and indexed) head. Deciding here, in the one place that assigns sequences, is what makes two
+//! concurrent submissions of one LRN produce exactly one record; the next batch is decided only
+//! once the index has this one, and a read that must see an acknowledged write waits until the
+//! index has it (`Store::caught_up`), so answering first costs no consistency.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -303,8 +305,10 @@ impl Writer {
                 durable => break (pending, decided, durable),
             }
         };
-        if durable.is_ok() {
-            self.publish_durable(&decided.records);
+        if let (Ok(()), Some(last)) = (&durable, decided.records.last()) {
+            self.stats
+                .durable_seq
+                .store(last.sequence, Ordering::Release);
         }
         // Before anyone is answered, so that what they see next agrees.
         self.stats
@@ -317,7 +321,14 @@ impl Writer {
             &decided,
             durable.as_ref().map(|_| ()).map_err(|f| &f.error),
         );
-        durable
+        // Indexed after answering, off the acknowledgement's path: this thread decides nothing
+        // before the index has the batch, and reads that must see an acknowledged write wait
+        // for it (`Store::caught_up`, against the durable sequence set above).
+        let indexed = durable.and_then(|()| self.index_batch(&decided.records));
+        if indexed.is_ok() {
+            self.publish_durable(&decided.records);
+        }
+        indexed
             .map_err(|Failed { error, damage, .. }| damage.map(|damage| Broken { error, damage }))
     }
 
@@ -384,7 +395,7 @@ impl Writer {
         }
     }
 
-    /// Appends the batch's records durably and indexes them.
+    /// Appends the batch's records durably (sealing them).
     fn make_durable(&mut self, records: &mut [LogRecord]) -> Result<(), Failed> {
         if records.is_empty() {
             return Ok(());
@@ -429,7 +440,11 @@ impl Writer {
                 return Err(Failed::new(error, damage));
             }
         }
-        // Durable, but the index (uniqueness, status) must know it before anyone hears.
+        Ok(())
+    }
+
+    /// Takes a durable batch into the index (uniqueness, status), before the next is decided.
+    fn index_batch(&self, records: &[LogRecord]) -> Result<(), Failed> {
         self.index.apply(records).map_err(|e| {
             let error = index_failure(&e);
             tracing::error!(%error, "a durable batch could not be indexed");
