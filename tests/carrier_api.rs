@@ -633,7 +633,14 @@ async fn the_benchmark_modes_echo_without_storing_and_append_without_syncing() {
             .load(std::sync::atomic::Ordering::Relaxed),
         0
     );
-    assert_eq!(*unsynced.store().durable().borrow(), 1);
+    assert_eq!(
+        unsynced
+            .store()
+            .stats()
+            .durable_seq
+            .load(std::sync::atomic::Ordering::Acquire),
+        1
+    );
     unsynced.stop().await.expect("stop");
 }
 

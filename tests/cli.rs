@@ -570,7 +570,11 @@ async fn load_drives_unary_and_stream_load_and_reports_it() {
         assert!(report["throughput"].as_f64().expect("rate") > 0.0);
     }
     assert_eq!(
-        *gateway.store().durable().borrow(),
+        gateway
+            .store()
+            .stats()
+            .durable_seq
+            .load(std::sync::atomic::Ordering::Acquire),
         120,
         "120 filings stored"
     );

@@ -169,7 +169,11 @@ async fn forwards_by_route_fans_out_and_skips_the_unrouted() {
 
     // The filing's status tells where it stands with each administration.
     eventually("A's cursors reach its log's end", || {
-        let durable = *a.store().durable().borrow();
+        let durable = a
+            .store()
+            .stats()
+            .durable_seq
+            .load(std::sync::atomic::Ordering::Acquire);
         report(&a, "TEST-B").cursor == durable && report(&a, "TEST-C").cursor == durable
     })
     .await;

@@ -771,7 +771,11 @@ async fn a_control_reaches_the_other_administrations_of_the_filing_once() {
     // Not back to the administration that announced it: once A forwarded all it has to B, B
     // holds the filing and not the control.
     wait_until("A forwarded everything to B", || {
-        let durable = *a.store().durable().borrow();
+        let durable = a
+            .store()
+            .stats()
+            .durable_seq
+            .load(std::sync::atomic::Ordering::Acquire);
         a.exchange()
             .reports()
             .iter()

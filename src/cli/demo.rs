@@ -6,6 +6,7 @@
 //! traces and metrics are. Exits 0 when all of that happened.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -327,7 +328,7 @@ impl Run {
 async fn wait_forwarded(a: &Gateway) -> Result<crate::exchange::PeerReport> {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let durable = *a.store().durable().borrow();
+        let durable = a.store().stats().durable_seq.load(Ordering::Acquire);
         let report = a
             .exchange()
             .reports()
@@ -372,7 +373,7 @@ async fn forwarding(
     );
     println!(
         "   {B}'s log now holds {} received records",
-        *b.store().durable().borrow()
+        b.store().stats().durable_seq.load(Ordering::Acquire)
     );
     let status = client.status_by_mrn(sea_mrn).await?;
     for delivery in &status.deliveries {

@@ -457,9 +457,9 @@ impl Store {
         if *indexed.borrow() >= latest {
             return Ok(());
         }
-        if self.shared.log.is_shared() {
-            let _ = self.shared.commands.try_send(writer::Command::Follow);
-        }
+        // A shared log's writer follows it; an index the embedded log's writer failed to update
+        // is repaired when it next has a command.
+        let _ = self.shared.commands.try_send(writer::Command::Follow);
         let reached =
             tokio::time::timeout(READ_YOUR_WRITES_BOUND, indexed.wait_for(|&d| d >= latest))
                 .await

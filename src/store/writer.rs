@@ -325,8 +325,9 @@ impl Writer {
         // before the index has the batch, and reads that must see an acknowledged write wait
         // for it (`Store::caught_up`, against the durable sequence set above).
         let indexed = durable.and_then(|()| self.index_batch(&decided.records));
-        if indexed.is_ok() {
-            self.publish_durable(&decided.records);
+        match indexed {
+            Ok(()) => self.publish_durable(&decided.records),
+            Err(_) => self.stats.writable.store(false, Ordering::Relaxed),
         }
         indexed
             .map_err(|Failed { error, damage, .. }| damage.map(|damage| Broken { error, damage }))
