@@ -86,6 +86,14 @@ impl Incoming {
             None => Err(no_filing()),
         }
     }
+
+    /// Its size as validation sees it: the encoded manifest, or the XML document.
+    fn bytes(&self) -> usize {
+        match self {
+            Incoming::Manifest(manifest) => prost::Message::encoded_len(&**manifest),
+            Incoming::Xml(xml) => xml.len(),
+        }
+    }
 }
 
 fn no_filing() -> FilingError {
@@ -203,13 +211,17 @@ impl FilingService {
     ) -> Result<Receipt, FilingError> {
         let _in_flight = self.admit_filing(caller)?;
         let incoming = Incoming::of_submit(request.filing)?;
-        // Counted from here, so the writer's group commit waits for this filing; the yield lets
-        // every filing that came in with it be counted before any of them is validated.
-        let arrival = self.store.arrival();
+        // A small filing is counted from here, so the writer's group commit waits for it; the
+        // yield lets every filing that came in with it be counted before any of them is
+        // validated. A large one is counted once validated: the commit must not wait for a
+        // validation of milliseconds in the pool (other carriers' filings would wait with it).
+        let bytes = incoming.bytes();
+        let early = (bytes < pool::INLINE_BELOW).then(|| self.store.arrival());
         tokio::task::yield_now().await;
         let filing = self
-            .accept(caller, incoming, received_at, traceparent)
+            .accept(caller, incoming, bytes, received_at, traceparent)
             .await?;
+        let arrival = early.unwrap_or_else(|| self.store.arrival());
         let lrn = filing.lrn.clone();
         let mode = filing.manifest.transport_mode;
         let paths = crate::status::document_paths(&filing.manifest);
@@ -271,8 +283,9 @@ impl FilingService {
         let _in_flight = self.admit_filing(caller)?;
         let (mrn, _) = self.own_filing(caller, &request.mrn).await?;
         let incoming = Incoming::of_amend(request.filing)?;
+        let bytes = incoming.bytes();
         let filing = self
-            .accept(caller, incoming, received_at, traceparent.clone())
+            .accept(caller, incoming, bytes, received_at, traceparent.clone())
             .await?;
         let status = self
             .change(mrn.clone(), Change::Amend(Box::new(filing)), traceparent)
@@ -371,12 +384,13 @@ impl FilingService {
         }
     }
 
-    /// Validates an incoming filing (authorizing its filer) into what the store takes. A large
-    /// filing is validated in the pool, in the caller's span.
+    /// Validates an incoming filing of `bytes` (authorizing its filer) into what the store
+    /// takes. A large filing is validated in the pool, in the caller's span.
     async fn accept(
         &self,
         caller: &Eori,
         incoming: Incoming,
+        bytes: usize,
         received_at: SystemTime,
         traceparent: String,
     ) -> Result<NewFiling, FilingError> {
@@ -396,7 +410,6 @@ impl FilingService {
                 // Its original is the manifest's canonical encoding (prost keeps no unknown
                 // fields), which the record holds already: not stored twice (see
                 // `store::record::original_of`).
-                let bytes = prost::Message::encoded_len(&*manifest);
                 let validated = self
                     .pool
                     .validate(bytes, move || {
@@ -408,7 +421,7 @@ impl FilingService {
             Incoming::Xml(xml) => {
                 let (validated, xml) = self
                     .pool
-                    .validate(xml.len(), move || {
+                    .validate(bytes, move || {
                         let validated = span
                             .in_scope(|| validator.validate_xml(&xml, &xml_limits, received_at));
                         (validated, xml)
@@ -475,16 +488,13 @@ impl FilingService {
     }
 
     /// The status of one of the caller's filings, or not found.
-    /// The filing in which the caller declared a master transport document; looked for again
-    /// after catching up with a shared log, like [`Self::own_filing`].
+    /// The filing in which the caller last declared a master transport document, as of every
+    /// write acknowledged before the call (a later filing may have declared it again).
     async fn document_mrn(
         &self,
         caller: &Eori,
         document: &str,
     ) -> Result<Option<Mrn>, FilingError> {
-        if let Some(mrn) = self.store.mrn_by_document(caller, document)? {
-            return Ok(Some(mrn));
-        }
         self.store.caught_up().await?;
         Ok(self.store.mrn_by_document(caller, document)?)
     }

@@ -5,6 +5,10 @@
 //! A small filing (under [`INLINE_BELOW`]) is validated where it is: its validation costs tens of
 //! microseconds, less than the hand-over to another thread (measured: the hop for every filing
 //! cost the protobuf and XML paths 5 to 20 % of their throughput on one core).
+//!
+//! The pool's threads run at a lower scheduling priority ([`POOL_NICE`]): where they and the
+//! async workers want the same core, the workers answering everyone else come first, and a
+//! flood of large filings takes what CPU is left over (measured in `benches/hostile.rs`).
 
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Filings smaller than this (encoded bytes) are validated on the calling task.
 pub const INLINE_BELOW: usize = 32 * 1024;
+
+/// How much lower the pool threads' priority is than the async workers' (a nice value, per
+/// thread on Linux): at 10, a worker gets about nine tenths of a core both want.
+const POOL_NICE: i32 = 10;
 
 /// Work waiting for a thread, at most.
 const QUEUE: usize = 1024;
@@ -46,6 +54,12 @@ impl ValidationPool {
             std::thread::Builder::new()
                 .name(format!("aci-validate-{i}"))
                 .spawn(move || {
+                    // Best effort: a system that refuses it runs the pool at normal priority.
+                    // Linux only: elsewhere a nice value is the whole process's.
+                    #[cfg(target_os = "linux")]
+                    if let Err(e) = rustix::process::nice(POOL_NICE) {
+                        tracing::debug!(error = %e, "the validation pool keeps normal priority");
+                    }
                     loop {
                         // One thread waits on the queue at a time; the others wait for it.
                         let job = queue
