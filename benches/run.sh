@@ -8,6 +8,8 @@
 #   (c) durable filings/s, protobuf path          goal >= 0.35 x (b)
 #   (d) durable filings/s, XML path               goal >= 0.25 x (b)
 #   (e) ack latency p50/p99 at concurrency 1      goal p50 <= 1.5 x fdatasync p50, p99 <= 2 x p99
+#       (and the issue 21 form: the gateway's addition over echo's round trip + a pre-zeroed
+#       sync, with the server CPU per filing against echo's, which explains most of it)
 #   (f) durable filings/s with fsync disabled     goal (c) >= 0.6 x (f)
 #   (g) mTLS vs plaintext, persistent connections goal >= 0.7
 #   (h) RSS after ACI_BENCH_STORED filings (default 1 000 000) and start-up time with them
@@ -86,6 +88,12 @@ field() { # json key -> the number after "key":
 }
 # Numbers as JSON takes them (bc would print ".242").
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+# A process's CPU time so far (user + system), in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+per_request_us() { # ticks_before ticks_after load_json -> server CPU per answered request, in us
+  awk -v b="$1" -v a="$2" -v n="$(field "$3" ok)" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%.0f", (a - b) * 1e6 / hz / n }'
+}
 
 echo "== (a) raw fdatasync on $(df --output=source "$WORK" | tail -1)"
 fsync1=$("$BIN" bench-fsync --dir "$WORK" --count 3000 --batch 1)
@@ -105,7 +113,9 @@ echo "== (b) echo"
 serve echo 21000 --echo
 echo_json=$(load echo "${UNARY[@]}" --payloads "$WORK/json")
 # The stack's own round trip at concurrency 1: with the sync, the floor under (e).
-echo_c1_json=$(load echo --connections 1 --concurrency 1 --duration "$SECONDS_EACH" --payloads "$WORK/json"); stop
+ticks=$(cpu_ticks "$SERVER_PID")
+echo_c1_json=$(load echo --connections 1 --concurrency 1 --duration "$SECONDS_EACH" --payloads "$WORK/json")
+echo_c1_cpu=$(per_request_us "$ticks" "$(cpu_ticks "$SERVER_PID")" "$echo_c1_json"); stop
 echo_rate=$(field "$echo_json" throughput); echo_c1_p50=$(field "$echo_c1_json" p50)
 printf "   %.0f req/s; one at a time: round trip p50 %s us\n" "$echo_rate" "$echo_c1_p50"
 
@@ -113,7 +123,9 @@ echo "== (c) gateway, protobuf"
 serve proto 21010
 proto_json=$(load proto "${UNARY[@]}" --payloads "$WORK/json")
 echo "== (e) ack latency at concurrency 1"
-c1_json=$(load proto --connections 1 --concurrency 1 --duration "$SECONDS_EACH" --payloads "$WORK/json"); stop
+ticks=$(cpu_ticks "$SERVER_PID")
+c1_json=$(load proto --connections 1 --concurrency 1 --duration "$SECONDS_EACH" --payloads "$WORK/json")
+c1_cpu=$(per_request_us "$ticks" "$(cpu_ticks "$SERVER_PID")" "$c1_json"); stop
 proto_rate=$(field "$proto_json" throughput)
 c1_p50=$(field "$c1_json" p50); c1_p99=$(field "$c1_json" p99)
 printf "   (c) %.0f filings/s = %s x echo (goal >= 0.35)\n" "$proto_rate" "$(ratio "$proto_rate" "$echo_rate")"
@@ -129,6 +141,9 @@ prezeroed_floor_p50=$((echo_c1_p50 + fsync0_p50)); prezeroed_floor_p99=$((echo_c
 ack_overhead=$((c1_p50 - prezeroed_floor_p50))
 printf "       floor over pre-zeroed space: p50 %s us, p99 %s us; the gateway adds %s us at p50 (goal <= 40); p99 = %s x the floor's (goal <= 2)\n" \
   "$prezeroed_floor_p50" "$prezeroed_floor_p99" "$ack_overhead" "$(ratio "$c1_p99" "$prezeroed_floor_p99")"
+# On one core the addition is mostly CPU: the server's CPU per request, the gateway's and echo's.
+printf "       server CPU per request: %s us, echo's %s us: the gateway spends %s us more per filing\n" \
+  "$c1_cpu" "$echo_c1_cpu" "$((c1_cpu - echo_c1_cpu))"
 
 echo "== (d) gateway, XML"
 serve xml 21020
@@ -167,7 +182,7 @@ printf "   ours %s docs/s, xmllint %s docs/s: %s x; %s verdicts differ\n" \
 echo "== (j) the log on a three-node JetStream cluster, vs the embedded log"
 js_json=null js_c1_json=null js_rate_ratio=null js_p50_ratio=null js_p99_ratio=null nats_cpu_share=null
 if command -v nats-server >/dev/null; then
-  cpu_seconds() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
+  cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
   NATS_PIN="$pin_server" deploy/nats/cluster.sh start "$WORK/nats" >/dev/null
   config js 21060
   printf '\n[store]\nbackend = "jetstream"\n[store.jetstream]\nservers = ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://127.0.0.1:4224"]\nreplicas = 3\n' >> "$WORK/js.toml"
@@ -214,6 +229,7 @@ cat > "$OUT" <<EOF
   "protobuf": $proto_json,
   "xml": $xml_json,
   "concurrency_1": $c1_json,
+  "cpu_us_per_request_concurrency_1": { "echo": $echo_c1_cpu, "gateway": $c1_cpu },
   "no_fsync": $nosync_json,
   "plaintext": $plain_json,
   "stored": { "filings": $STORED, "fill": $fill_json, "rss_mb_after_fill": $rss_full,
@@ -234,6 +250,7 @@ cat > "$OUT" <<EOF
     "mtls_vs_plaintext": $(ratio "$proto_rate" "$plain_rate"),
     "ack_overhead_us_p50": $ack_overhead,
     "ack_p99_vs_floor_p99": $(ratio "$c1_p99" "$prezeroed_floor_p99"),
+    "ack_cpu_us_over_echo": $((c1_cpu - echo_c1_cpu)),
     "forward_vs_ingest": $(field "$forward_json" forward_vs_ingest),
     "drain_vs_ingest": $(field "$forward_json" drain_vs_ingest),
     "fair_throughput_vs_quiet": $(field "$xml_flood" throughput_vs_alone),
