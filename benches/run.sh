@@ -8,8 +8,9 @@
 #   (c) durable filings/s, protobuf path          goal >= 0.35 x (b)
 #   (d) durable filings/s, XML path               goal >= 0.25 x (b)
 #   (e) ack latency p50/p99 at concurrency 1      goal p50 <= 1.5 x fdatasync p50, p99 <= 2 x p99
-#       (and the issue 21 form: the gateway's addition over echo's round trip + a pre-zeroed
-#       sync, with the server CPU per filing against echo's, which explains most of it)
+#       and the gateway's addition over the floor (echo round trip + pre-zeroed sync p50)
+#       goal <= 40 us, ack p99 <= 2 x the floor's, with the server CPU per filing against echo's
+#       per request (which on one core is most of the addition): medians of 3 interleaved rounds
 #   (f) durable filings/s with fsync disabled     goal (c) >= 0.6 x (f)
 #   (g) mTLS vs plaintext, persistent connections goal >= 0.7
 #   (h) RSS after ACI_BENCH_STORED filings (default 1 000 000) and start-up time with them
@@ -110,40 +111,54 @@ printf "   1 per record over a pre-zeroed file: %.0f records/s (p50 %s us, p99 %
 UNARY=(--connections 4 --concurrency 16 --duration "$SECONDS_EACH")
 
 echo "== (b) echo"
-serve echo 21000 --echo
+serve echo 21000 --echo; echo_pid=$SERVER_PID
 echo_json=$(load echo "${UNARY[@]}" --payloads "$WORK/json")
-# The stack's own round trip at concurrency 1: with the sync, the floor under (e).
-ticks=$(cpu_ticks "$SERVER_PID")
-echo_c1_json=$(load echo --connections 1 --concurrency 1 --duration "$SECONDS_EACH" --payloads "$WORK/json")
-echo_c1_cpu=$(per_request_us "$ticks" "$(cpu_ticks "$SERVER_PID")" "$echo_c1_json"); stop
-echo_rate=$(field "$echo_json" throughput); echo_c1_p50=$(field "$echo_c1_json" p50)
-printf "   %.0f req/s; one at a time: round trip p50 %s us\n" "$echo_rate" "$echo_c1_p50"
+echo_rate=$(field "$echo_json" throughput)
+printf "   %.0f req/s\n" "$echo_rate"
 
 echo "== (c) gateway, protobuf"
-serve proto 21010
+serve proto 21010; proto_pid=$SERVER_PID
 proto_json=$(load proto "${UNARY[@]}" --payloads "$WORK/json")
-echo "== (e) ack latency at concurrency 1"
-ticks=$(cpu_ticks "$SERVER_PID")
-c1_json=$(load proto --connections 1 --concurrency 1 --duration "$SECONDS_EACH" --payloads "$WORK/json")
-c1_cpu=$(per_request_us "$ticks" "$(cpu_ticks "$SERVER_PID")" "$c1_json"); stop
 proto_rate=$(field "$proto_json" throughput)
-c1_p50=$(field "$c1_json" p50); c1_p99=$(field "$c1_json" p99)
-printf "   (c) %.0f filings/s = %s x echo (goal >= 0.35)\n" "$proto_rate" "$(ratio "$proto_rate" "$echo_rate")"
-printf "   (e) p50 %s us = %s x fdatasync p50 (goal <= 1.5); p99 %s us = %s x fdatasync p99 (goal <= 2)\n" \
+printf "   %.0f filings/s = %s x echo (goal >= 0.35)\n" "$proto_rate" "$(ratio "$proto_rate" "$echo_rate")"
+
+# The floor of an acknowledgement is the stack's round trip (echo) plus the sync the log really
+# does (over pre-zeroed space: segments are preallocated); what the gateway adds above it is its
+# own. Measured in ACK_ROUNDS rounds, each the three in turn, and reported as medians of the
+# rounds: on a shared machine a burst of noise then spoils one round, not the figure.
+ACK_ROUNDS=3
+echo "== (e) ack latency at concurrency 1: $ACK_ROUNDS rounds of echo, a pre-zeroed sync and the gateway in turn"
+C1=(--connections 1 --concurrency 1 --duration "$SECONDS_EACH" --payloads "$WORK/json")
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+echo_p50s=() echo_p99s=() c1_p50s=() c1_p99s=() overheads=() p99_ratios=() cpu_overs=() ack_rounds=""
+for round in $(seq "$ACK_ROUNDS"); do
+  ticks=$(cpu_ticks "$echo_pid")
+  echo_c1_json=$(load echo "${C1[@]}")
+  echo_c1_cpu=$(per_request_us "$ticks" "$(cpu_ticks "$echo_pid")" "$echo_c1_json")
+  sync_json=$("$BIN" bench-fsync --dir "$WORK" --count 1000 --batch 1 --prezeroed)
+  ticks=$(cpu_ticks "$proto_pid")
+  c1_json=$(load proto "${C1[@]}")
+  c1_cpu=$(per_request_us "$ticks" "$(cpu_ticks "$proto_pid")" "$c1_json")
+  e50=$(field "$echo_c1_json" p50) e99=$(field "$echo_c1_json" p99)
+  z50=$(field "$sync_json" p50) z99=$(field "$sync_json" p99)
+  g50=$(field "$c1_json" p50) g99=$(field "$c1_json" p99)
+  overhead=$((g50 - e50 - z50)) p99_ratio=$(ratio "$g99" "$((e99 + z99))") cpu_over=$((c1_cpu - echo_c1_cpu))
+  printf "   round %s: echo p50 %s / p99 %s us, sync %s / %s, ack %s / %s: the gateway adds %s us at p50; p99 %s x the floor's; CPU per request %s us, echo's %s\n" \
+    "$round" "$e50" "$e99" "$z50" "$z99" "$g50" "$g99" "$overhead" "$p99_ratio" "$c1_cpu" "$echo_c1_cpu"
+  echo_p50s+=("$e50") echo_p99s+=("$e99") c1_p50s+=("$g50") c1_p99s+=("$g99")
+  overheads+=("$overhead") p99_ratios+=("$p99_ratio") cpu_overs+=("$cpu_over")
+  ack_rounds+="${ack_rounds:+, }{ \"echo\": $echo_c1_json, \"sync_prezeroed\": $sync_json, \"gateway\": $c1_json, \"cpu_us_per_request\": { \"echo\": $echo_c1_cpu, \"gateway\": $c1_cpu } }"
+done
+kill -TERM "$echo_pid" "$proto_pid"; wait "$echo_pid" "$proto_pid" || true
+echo_c1_p50=$(median "${echo_p50s[@]}") echo_c1_p99=$(median "${echo_p99s[@]}")
+c1_p50=$(median "${c1_p50s[@]}") c1_p99=$(median "${c1_p99s[@]}")
+ack_overhead=$(median "${overheads[@]}") ack_p99_ratio=$(median "${p99_ratios[@]}")
+ack_cpu_over=$(median "${cpu_overs[@]}")
+printf "   medians: the gateway adds %s us at p50 (goal <= 40); ack p99 = %s x the floor's (goal <= 2); it spends %s us of CPU per filing more than echo per request\n" \
+  "$ack_overhead" "$ack_p99_ratio" "$ack_cpu_over"
+printf "   against the appending sync (the earlier goals): ack p50 %s us = %s x fdatasync p50 (goal <= 1.5); p99 %s us = %s x fdatasync p99 (goal <= 2)\n" \
   "$c1_p50" "$(ratio "$c1_p50" "$fsync_p50")" "$c1_p99" "$(ratio "$c1_p99" "$fsync_p99")"
 floor=$((echo_c1_p50 + fsync_p50))
-printf "       floor: echo round trip + fdatasync = %s us = %s x fdatasync p50; the gateway adds %s us\n" \
-  "$floor" "$(ratio "$floor" "$fsync_p50")" "$((c1_p50 - floor))"
-# The floor the log really syncs at (segments are preallocated: pre-zeroed space), and what the
-# gateway adds above it.
-echo_c1_p99=$(field "$echo_c1_json" p99)
-prezeroed_floor_p50=$((echo_c1_p50 + fsync0_p50)); prezeroed_floor_p99=$((echo_c1_p99 + fsync0_p99))
-ack_overhead=$((c1_p50 - prezeroed_floor_p50))
-printf "       floor over pre-zeroed space: p50 %s us, p99 %s us; the gateway adds %s us at p50 (goal <= 40); p99 = %s x the floor's (goal <= 2)\n" \
-  "$prezeroed_floor_p50" "$prezeroed_floor_p99" "$ack_overhead" "$(ratio "$c1_p99" "$prezeroed_floor_p99")"
-# On one core the addition is mostly CPU: the server's CPU per request, the gateway's and echo's.
-printf "       server CPU per request: %s us, echo's %s us: the gateway spends %s us more per filing\n" \
-  "$c1_cpu" "$echo_c1_cpu" "$((c1_cpu - echo_c1_cpu))"
 
 echo "== (d) gateway, XML"
 serve xml 21020
@@ -225,11 +240,9 @@ cat > "$OUT" <<EOF
   "seconds_each": $SECONDS_EACH,
   "fdatasync": { "per_record": $fsync1, "per_32": $fsync32, "per_record_prezeroed": $fsync0 },
   "echo": $echo_json,
-  "echo_concurrency_1": $echo_c1_json,
   "protobuf": $proto_json,
   "xml": $xml_json,
-  "concurrency_1": $c1_json,
-  "cpu_us_per_request_concurrency_1": { "echo": $echo_c1_cpu, "gateway": $c1_cpu },
+  "concurrency_1_rounds": [ $ack_rounds ],
   "no_fsync": $nosync_json,
   "plaintext": $plain_json,
   "stored": { "filings": $STORED, "fill": $fill_json, "rss_mb_after_fill": $rss_full,
@@ -249,12 +262,12 @@ cat > "$OUT" <<EOF
     "durable_vs_no_fsync": $(ratio "$proto_rate" "$nosync_rate"),
     "mtls_vs_plaintext": $(ratio "$proto_rate" "$plain_rate"),
     "ack_overhead_us_p50": $ack_overhead,
-    "ack_p99_vs_floor_p99": $(ratio "$c1_p99" "$prezeroed_floor_p99"),
-    "ack_cpu_us_over_echo": $((c1_cpu - echo_c1_cpu)),
-    "forward_vs_ingest": $(field "$forward_json" forward_vs_ingest),
-    "drain_vs_ingest": $(field "$forward_json" drain_vs_ingest),
-    "fair_throughput_vs_quiet": $(field "$xml_flood" throughput_vs_alone),
-    "fair_p99_vs_quiet": $(field "$xml_flood" p99_vs_alone),
+    "ack_p99_vs_floor_p99": $ack_p99_ratio,
+    "ack_cpu_us_over_echo": $ack_cpu_over,
+    "forward_vs_ingest": $(ratio "$(field "$forward_json" forward_vs_ingest)" 1),
+    "drain_vs_ingest": $(ratio "$(field "$forward_json" drain_vs_ingest)" 1),
+    "fair_throughput_vs_quiet": $(ratio "$(field "$xml_flood" throughput_vs_alone)" 1),
+    "fair_p99_vs_quiet": $(ratio "$(field "$xml_flood" p99_vs_alone)" 1),
     "jetstream_vs_embedded": $js_rate_ratio,
     "jetstream_ack_p50_vs_embedded": $js_p50_ratio,
     "jetstream_ack_p99_vs_embedded": $js_p99_ratio,
