@@ -73,8 +73,9 @@ struct FieldCheck {
 /// The checks of one message type, and where each field number's check is.
 struct TypeChecks {
     fields: Vec<FieldCheck>,
-    /// Field number → position in `fields`.
-    by_number: HashMap<u32, usize>,
+    /// Field number → position in `fields` (indexed by number: they are small, and a lookup is
+    /// made for every field of every filing).
+    by_number: Vec<Option<usize>>,
 }
 
 /// The constraints of every message type reachable from `Manifest`, compiled for a walk over
@@ -319,7 +320,10 @@ impl Constraints {
                 _ => None,
             };
             let Some(value) = value else { return };
-            let Some(&position) = checks.by_number.get(&number) else {
+            let Some(&Some(position)) = usize::try_from(number)
+                .ok()
+                .and_then(|number| checks.by_number.get(number))
+            else {
                 continue;
             };
             let check = &checks.fields[position];
@@ -469,11 +473,11 @@ impl Compiler {
                 compiled,
             });
         }
-        let by_number = fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.number, i))
-            .collect();
+        let highest = fields.iter().map(|f| f.number as usize).max().unwrap_or(0);
+        let mut by_number = vec![None; highest + 1];
+        for (position, field) in fields.iter().enumerate() {
+            by_number[field.number as usize] = Some(position);
+        }
         self.types[index] = Some(TypeChecks { fields, by_number });
         Ok(index)
     }
