@@ -585,8 +585,16 @@ async fn a_reader_tails_the_log_across_segments_while_it_grows() {
     assert!(reader.read(0, 10).expect("nothing yet").is_empty());
     let mut seen = Vec::new();
     for round in 0..6 {
-        register_all(&store, (1..=12).map(|i| format!("TAIL-{round}-{i}"))).await;
-        durable.changed().await.expect("the writer publishes");
+        let acknowledged = register_all(&store, (1..=12).map(|i| format!("TAIL-{round}-{i}")))
+            .await
+            .last()
+            .copied()
+            .expect("twelve");
+        // The head moves once a batch is indexed too, which may be just after its answer.
+        durable
+            .wait_for(|&head| head >= acknowledged)
+            .await
+            .expect("the writer publishes");
         let last = *durable.borrow_and_update();
         // Bounded reads up to the durable sequence, never past it.
         loop {
@@ -727,4 +735,37 @@ fn the_embedded_backend_keeps_the_log_backend_contract() {
     let read = cursor.read(3, 10).expect("read");
     assert_eq!(read, batch[1..].to_vec());
     assert_eq!(cursor.next_seq(), 4);
+}
+
+/// The writer answers before it indexes a batch: a read that catches up first sees every write
+/// acknowledged before it (what status, amendments and answers do), from any task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_after_catching_up_sees_every_acknowledged_filing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (store, _) = open(tmp.path());
+    let filer = Eori::parse(common::CARRIER).expect("eori");
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let (store, filer) = (store.clone(), filer.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..40 {
+                let lrn = format!("SEEN-{worker}-{i}");
+                let Registration::Registered(receipt) =
+                    store.register(filing(&lrn)).await.expect("register")
+                else {
+                    panic!("{lrn} was new");
+                };
+                store.caught_up().await.expect("indexed");
+                let status = store
+                    .status_by_lrn(&filer, &Lrn::parse(&lrn).expect("lrn"))
+                    .expect("index")
+                    .unwrap_or_else(|| panic!("{lrn} acknowledged but not found"));
+                assert_eq!(status.mrn, receipt.mrn);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    store.close().await;
 }
