@@ -487,7 +487,6 @@ impl FilingService {
         }
     }
 
-    /// The status of one of the caller's filings, or not found.
     /// The filing in which the caller last declared a master transport document, as of every
     /// write acknowledged before the call (a later filing may have declared it again).
     async fn document_mrn(
