@@ -22,20 +22,7 @@ pub const NAMESPACE_V1: &str = "urn:aci-gateway:manifest:1";
 /// Whether a document's element is in version 1's namespace. Reads no further than the first
 /// element's start tag; anything unreadable is left to the schema pass to report.
 pub fn is_version_1(xml: &[u8]) -> bool {
-    let mut reader = quick_xml::NsReader::from_reader(xml);
-    let mut buf = Vec::new();
-    loop {
-        match reader.read_resolved_event_into(&mut buf) {
-            Ok((ns, quick_xml::events::Event::Start(_) | quick_xml::events::Event::Empty(_))) => {
-                return matches!(
-                    ns,
-                    quick_xml::name::ResolveResult::Bound(n) if n.into_inner() == NAMESPACE_V1
-                );
-            }
-            Ok((_, quick_xml::events::Event::Eof)) | Err(_) => return false,
-            Ok(_) => buf.clear(),
-        }
-    }
+    super::xsd::document_namespace(xml).is_some_and(|namespace| namespace == NAMESPACE_V1)
 }
 
 /// Why a (schema-valid) document could not be read as a manifest.

@@ -1,5 +1,5 @@
-//! The characters XML allows, and the five predefined entities: what the pass checks text and
-//! references against.
+//! The characters XML forbids, and the five predefined entities: what the pass checks a
+//! document and its references against.
 
 /// The offset of the first character XML 1.0 forbids: C0 controls other than tab, newline and
 /// carriage return, and U+FFFE / U+FFFF (UTF-8 EF BF BE / EF BF BF). Surrogates cannot occur in
@@ -21,18 +21,10 @@ pub(super) fn forbidden_char(bytes: &[u8]) -> Option<usize> {
     })
 }
 
-/// The character a reference stands for: one of the five predefined entities, or a character
-/// reference to a character XML allows. `None` for anything else (no other entity is defined:
+/// The character one of the five predefined entities stands for (no other entity is defined:
 /// documents have no DTD).
-pub fn resolve_reference(reference: &quick_xml::events::BytesRef<'_>) -> Option<char> {
-    if reference.is_char_ref() {
-        return reference
-            .resolve_char_ref()
-            .ok()
-            .flatten()
-            .filter(|&c| is_xml_char(c));
-    }
-    match reference.as_ref() {
+pub(super) fn predefined_entity(name: &str) -> Option<char> {
+    match name {
         "lt" => Some('<'),
         "gt" => Some('>'),
         "amp" => Some('&'),
@@ -40,9 +32,4 @@ pub fn resolve_reference(reference: &quick_xml::events::BytesRef<'_>) -> Option<
         "quot" => Some('"'),
         _ => None,
     }
-}
-
-/// XML 1.0's Char production.
-fn is_xml_char(c: char) -> bool {
-    matches!(c, '\u{9}' | '\u{a}' | '\u{d}' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
 }

@@ -1,7 +1,7 @@
 //! XML Schema validation without a DOM: [`compile`] turns an XSD into element declarations,
 //! content-model state machines (`model`) and compiled simple types ([`types`]);
-//! [`Schema::validate`] checks a document in one streaming pass over quick-xml events (`pass`,
-//! with the character rules of `chars`). [`Schema::validate_with`] also hands
+//! [`Schema::validate`] checks a document in one streaming pass over its tokens (`pass`, reading
+//! `lexer`, with the character rules of `chars`). [`Schema::validate_with`] also hands
 //! each element's content, as validated, to a [`Content`] sink, so a document is read into
 //! another form in the same pass.
 //!
@@ -13,17 +13,33 @@
 
 mod chars;
 mod compile;
+mod lexer;
 mod model;
 mod pass;
 pub mod types;
 
 use std::collections::HashMap;
 
-pub use self::chars::resolve_reference;
 pub use self::compile::{SchemaError, compile};
 use self::types::SimpleType;
 
 const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+/// The namespace of a document's element, read no further than its start tag; `None` when it
+/// has none or the document cannot be read that far.
+pub fn document_namespace(xml: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(xml).ok()?;
+    let mut lexer = lexer::Lexer::new(text, Limits::default().max_attributes);
+    loop {
+        match lexer.next_token().ok()? {
+            lexer::Token::Start { name, .. } => {
+                return lexer.namespace(name.prefix).map(str::to_owned);
+            }
+            lexer::Token::Eof => return None,
+            _ => {}
+        }
+    }
+}
 
 /// A compiled schema.
 #[derive(Debug)]

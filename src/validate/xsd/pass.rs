@@ -1,13 +1,10 @@
-//! The streaming pass: one walk over quick-xml's events that checks a document against the
+//! The streaming pass: one walk over a document's tokens (`lexer`) that checks it against the
 //! compiled schema (limits, structure, content models, attributes, simple values) and hands
 //! its content to a [`super::Content`] sink. A finding does not stop the pass, so a document's
 //! findings come back all at once; only what makes the rest unreadable ends it.
 
-use quick_xml::NsReader;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-
-use super::chars::{forbidden_char, resolve_reference};
+use super::chars::forbidden_char;
+use super::lexer::{LexErrorKind, Lexer, Token};
 use super::model::{ModelState, advance, missing_at_end};
 use super::*;
 
@@ -77,18 +74,19 @@ struct Pass<'s, 'c> {
 /// Ends the pass: the document cannot be read further.
 struct Fatal;
 
+/// Whether text is whitespace only.
+fn is_blank(text: &str) -> bool {
+    text.bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
 impl<'s> Pass<'s, '_> {
     /// Line and column (in characters) of a byte offset.
     fn position(&mut self, offset: usize) -> (usize, usize) {
         let text = self.text.as_bytes();
         let starts = self.line_starts.get_or_insert_with(|| {
             std::iter::once(0)
-                .chain(
-                    text.iter()
-                        .enumerate()
-                        .filter(|&(_, &b)| b == b'\n')
-                        .map(|(i, _)| i + 1),
-                )
+                .chain(memchr::memchr_iter(b'\n', text).map(|i| i + 1))
                 .collect()
         });
         let offset = offset.min(text.len());
@@ -181,24 +179,30 @@ impl<'s> Pass<'s, '_> {
     }
 
     fn events(&mut self, text: &'s str) -> Result<(), Fatal> {
-        let mut reader = NsReader::from_str(text);
+        let mut lexer = Lexer::new(text, self.limits.max_attributes);
         let mut elements = 0usize;
         let mut root_seen = false;
         loop {
-            let offset = reader.buffer_position() as usize;
-            // Namespaces are resolved for start tags only (in `start`): resolving every event
-            // moved each one through the resolver, for nothing but end tags.
-            let event = match reader.read_event() {
-                Ok(event) => event,
+            let offset = lexer.position();
+            let token = match lexer.next_token() {
+                Ok(token) => token,
                 Err(e) => {
-                    let at = (reader.error_position() as usize).max(offset);
-                    self.find(at, XmlCode::NotWellFormed, format!("not well-formed: {e}"));
+                    let code = match e.kind {
+                        LexErrorKind::Syntax => XmlCode::NotWellFormed,
+                        LexErrorKind::Reference => XmlCode::Forbidden,
+                        LexErrorKind::TooManyAttributes => XmlCode::Limit,
+                    };
+                    let message = match e.kind {
+                        LexErrorKind::Syntax => format!("not well-formed: {}", e.message),
+                        _ => e.message,
+                    };
+                    self.find(e.at, code, message);
                     return Err(Fatal);
                 }
             };
-            match event {
-                Event::Decl(decl) => {
-                    if let Some(Ok(encoding)) = decl.encoding()
+            match token {
+                Token::Declaration { encoding } => {
+                    if let Some(encoding) = encoding
                         && !encoding.eq_ignore_ascii_case("utf-8")
                     {
                         self.find(
@@ -209,7 +213,7 @@ impl<'s> Pass<'s, '_> {
                         return Err(Fatal);
                     }
                 }
-                Event::DocType(_) => {
+                Token::DocType => {
                     self.find(
                         offset,
                         XmlCode::Forbidden,
@@ -217,8 +221,7 @@ impl<'s> Pass<'s, '_> {
                     );
                     return Err(Fatal);
                 }
-                Event::Start(ref e) | Event::Empty(ref e) => {
-                    let empty = matches!(event, Event::Empty(_));
+                Token::Start { name, empty } => {
                     if root_seen && self.frames.is_empty() {
                         self.find(
                             offset,
@@ -245,37 +248,29 @@ impl<'s> Pass<'s, '_> {
                         );
                         return Err(Fatal);
                     }
-                    let (ns, _) = reader.resolver().resolve_element(e.name());
-                    let in_target = matches!(ns, ResolveResult::Bound(n) if n.into_inner() == self.schema.target_namespace);
-                    self.start(&reader, e, in_target, offset)?;
+                    let in_target =
+                        lexer.namespace(name.prefix) == Some(&self.schema.target_namespace);
+                    self.start(&lexer, name.local, in_target, offset);
                     if empty {
                         self.end(offset);
                     }
                 }
-                Event::End(_) => self.end(offset),
-                Event::Text(t) => {
-                    let content = t.xml10_content();
+                Token::End => self.end(offset),
+                Token::Text(content) | Token::CData(content) => {
                     self.text_content(&content, offset)?;
                 }
-                Event::CData(c) => {
-                    let content: String = c.as_ref().to_owned();
-                    self.text_content(&content, offset)?;
-                }
-                Event::GeneralRef(r) => {
-                    let Some(c) = resolve_reference(&r) else {
-                        let name: &str = r.as_ref();
+                Token::Reference(c) => {
+                    if self.frames.is_empty() {
                         self.find(
                             offset,
-                            XmlCode::Forbidden,
-                            format!(
-                                "&{name}; is not a predefined entity or a valid character reference"
-                            ),
+                            XmlCode::NotWellFormed,
+                            "a reference outside the document element".into(),
                         );
                         return Err(Fatal);
-                    };
-                    self.text_content(&c.to_string(), offset)?;
+                    }
+                    self.text_content(c.encode_utf8(&mut [0; 4]), offset)?;
                 }
-                Event::Eof => {
+                Token::Eof => {
                     if !self.frames.is_empty() {
                         let message = format!("the document ends inside {}", self.path());
                         self.find(offset, XmlCode::NotWellFormed, message);
@@ -285,29 +280,23 @@ impl<'s> Pass<'s, '_> {
                     return Ok(());
                 }
                 // Ignored, but bounded like text: a 3 MB comment is no filing.
-                Event::Comment(c) if c.len() > self.limits.max_text => {
+                Token::Ignored { len } if len > self.limits.max_text => {
                     let limit = self.limits.max_text;
                     self.find(
                         offset,
                         XmlCode::Limit,
-                        format!("comment longer than {limit} bytes"),
+                        format!("comment or processing instruction longer than {limit} bytes"),
                     );
                     return Err(Fatal);
                 }
-                Event::PI(pi) if pi.len() > self.limits.max_text => {
-                    let limit = self.limits.max_text;
-                    let message = format!("processing instruction longer than {limit} bytes");
-                    self.find(offset, XmlCode::Limit, message);
-                    return Err(Fatal);
-                }
-                Event::Comment(_) | Event::PI(_) => {}
+                Token::Ignored { .. } => {}
             }
         }
     }
 
     fn text_content(&mut self, content: &str, offset: usize) -> Result<(), Fatal> {
         let Some(frame) = self.frames.last() else {
-            if !content.trim_matches([' ', '\t', '\n', '\r']).is_empty() {
+            if !is_blank(content) {
                 self.find(
                     offset,
                     XmlCode::NotWellFormed,
@@ -320,7 +309,7 @@ impl<'s> Pass<'s, '_> {
         let holds_text = frame.holds_text(self.schema);
         let frame = self.frames.last_mut().expect("checked above");
         if !holds_text {
-            if !content.trim_matches([' ', '\t', '\n', '\r']).is_empty() {
+            if !is_blank(content) {
                 frame.stray_text = true;
             }
             return Ok(());
@@ -338,14 +327,7 @@ impl<'s> Pass<'s, '_> {
         Ok(())
     }
 
-    fn start(
-        &mut self,
-        reader: &NsReader<&[u8]>,
-        e: &BytesStart<'_>,
-        in_target: bool,
-        offset: usize,
-    ) -> Result<(), Fatal> {
-        let local = e.local_name().into_inner();
+    fn start(&mut self, lexer: &Lexer<'_>, local: &str, in_target: bool, offset: usize) {
         let decl = self.child_decl(local, in_target, offset);
         let index = match (self.frames.last(), decl) {
             (Some(parent), Some(decl)) => {
@@ -373,7 +355,7 @@ impl<'s> Pass<'s, '_> {
             offset,
         });
         let Some(decl) = decl else {
-            return Ok(());
+            return;
         };
         let ty = self.schema.element(decl).ty;
         let frame = self.frames.last_mut().expect("just pushed");
@@ -398,7 +380,7 @@ impl<'s> Pass<'s, '_> {
                 },
             };
         }
-        self.attributes(reader, e, ty, offset)
+        self.attributes(lexer, ty, offset);
     }
 
     /// The declaration of a new element, advancing its parent's content model; `None` (after a
@@ -456,45 +438,19 @@ impl<'s> Pass<'s, '_> {
         }
     }
 
-    fn attributes(
-        &mut self,
-        reader: &NsReader<&[u8]>,
-        e: &BytesStart<'_>,
-        ty: TypeRef,
-        offset: usize,
-    ) -> Result<(), Fatal> {
+    fn attributes(&mut self, lexer: &Lexer<'_>, ty: TypeRef, offset: usize) {
         let declared: &[Attribute] = match ty {
             TypeRef::Complex(id) => &self.schema.complex[id].attributes,
             TypeRef::Simple(_) => &[],
         };
         let mut seen = vec![false; declared.len()];
-        let mut count = 0;
-        for attr in e.attributes() {
-            let attr = match attr {
-                Ok(attr) => attr,
-                Err(err) => {
-                    self.find(offset, XmlCode::NotWellFormed, format!("attribute: {err}"));
-                    return Err(Fatal);
-                }
-            };
-            count += 1;
-            if count > self.limits.max_attributes {
-                let limit = self.limits.max_attributes;
-                self.find(
-                    offset,
-                    XmlCode::Limit,
-                    format!("more than {limit} attributes"),
-                );
-                return Err(Fatal);
-            }
-            let key: &str = attr.key.as_ref();
-            if key == "xmlns" || key.starts_with("xmlns:") {
+        for attr in lexer.attributes() {
+            let (key, prefix, local) = (attr.name.full, attr.name.prefix, attr.name.local);
+            if key == "xmlns" || prefix == "xmlns" {
                 continue;
             }
-            let (ns, local) = reader.resolver().resolve_attribute(attr.key);
-            let local = local.into_inner();
-            match ns {
-                ResolveResult::Bound(n) if n.into_inner() == XSI => {
+            if !prefix.is_empty() {
+                if lexer.namespace(prefix) == Some(XSI) {
                     if !matches!(local, "schemaLocation" | "noNamespaceSchemaLocation") {
                         self.find(
                             offset,
@@ -502,17 +458,14 @@ impl<'s> Pass<'s, '_> {
                             format!("xsi:{local} is not supported"),
                         );
                     }
-                    continue;
-                }
-                ResolveResult::Unbound => {}
-                _ => {
+                } else {
                     self.find(
                         offset,
                         XmlCode::UnknownAttribute,
                         format!("attribute {key} is not declared"),
                     );
-                    continue;
                 }
+                continue;
             }
             let Some(i) = declared.iter().position(|a| a.name == local) else {
                 self.find(
@@ -523,19 +476,9 @@ impl<'s> Pass<'s, '_> {
                 continue;
             };
             seen[i] = true;
-            let value = match attr.normalized_value(quick_xml::XmlVersion::Implicit1_0) {
-                Ok(value) => value,
-                Err(err) => {
-                    self.find(
-                        offset,
-                        XmlCode::NotWellFormed,
-                        format!("attribute {key}: {err}"),
-                    );
-                    return Err(Fatal);
-                }
-            };
+            let value = &attr.value;
             let simple = &self.schema.simple[declared[i].simple];
-            if let Err(why) = simple.check(&value) {
+            if let Err(why) = simple.check(value) {
                 self.find(
                     offset,
                     XmlCode::InvalidValue,
@@ -553,7 +496,6 @@ impl<'s> Pass<'s, '_> {
                 );
             }
         }
-        Ok(())
     }
 
     /// Closes the innermost element, forgetting its children's counts.
