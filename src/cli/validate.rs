@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::config::Config;
 use crate::pb::{self, Manifest};
-use crate::validate::{Report, Validator};
+use crate::validate::{Finding, Report, Validator};
 
 /// What `validate` was asked.
 #[derive(Debug)]
@@ -67,7 +67,7 @@ fn one(validator: &Validator, file: &Path, schema_only: bool) -> Result<ExitCode
     let report = check(validator, file, schema_only)?;
     let valid = !report.has_errors();
     let mut out = serde_json::json!({ "valid": valid });
-    out["violations"] = pb::to_json(&report.to_proto())["violations"].clone();
+    out["violations"] = violations_json(report.findings());
     out["truncated"] = report.truncated().into();
     super::carrier::print_json(&out);
     Ok(ExitCode::from(if valid { 0 } else { 1 }))
@@ -188,7 +188,7 @@ fn print_summary(files: &[PathBuf], verdicts: &[Verdict], json: bool) {
                 "file": shown, "verdict": label, "findings": findings,
             });
             if let Verdict::Checked(report) = verdict {
-                line["violations"] = pb::to_json(&report.to_proto())["violations"].clone();
+                line["violations"] = violations_json(report.findings());
             } else {
                 line["error"] = detail.into();
             }
@@ -203,6 +203,26 @@ fn print_summary(files: &[PathBuf], verdicts: &[Verdict], json: bool) {
             files.len()
         );
     }
+}
+
+/// Findings as the proto3 JSON of their `aci.v1.Violation`s (field names as in the .proto, every
+/// field present), written directly: going through the reflective transcoder for every file
+/// was a tenth of `validate --json`'s time.
+fn violations_json(findings: &[Finding]) -> serde_json::Value {
+    findings
+        .iter()
+        .map(|finding| {
+            let violation = finding.to_proto();
+            serde_json::json!({
+                "code": violation.code,
+                "rule": violation.rule,
+                "path": violation.path,
+                "message": violation.message,
+                "severity": violation.severity().as_str_name(),
+                "value": violation.value,
+            })
+        })
+        .collect()
 }
 
 /// The codes and rules of a report's first findings, for the table.
@@ -228,4 +248,32 @@ fn is_xml(file: &Path) -> bool {
 fn is_json(file: &Path) -> bool {
     file.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn violations_are_written_as_the_proto_json_mapping_writes_them() {
+        let validator = Validator::new(Default::default()).expect("validator");
+        let mut findings = validator
+            .check_xml_schema(
+                b"<Manifest xmlns='urn:aci-gateway:manifest:2'><Lrn>x</Lrn></Manifest>",
+                &Default::default(),
+            )
+            .findings()
+            .to_vec();
+        findings[0].severity = crate::validate::Severity::Warning;
+        findings[0].value = "x".into();
+        assert!(findings.len() > 1, "{findings:?}");
+        let report = pb::ValidationReport {
+            violations: findings.iter().map(Finding::to_proto).collect(),
+            ..Default::default()
+        };
+        assert_eq!(
+            violations_json(&findings),
+            pb::to_json(&report)["violations"]
+        );
+    }
 }
