@@ -102,10 +102,29 @@ fn hostile_documents_are_refused_with_their_code() {
             XmlCode::Namespace,
         ),
         ("empty", Vec::new(), XmlCode::NotWellFormed),
+        (
+            "lowercase doctype",
+            format!("<!doctype Manifest>{SEA}").into(),
+            XmlCode::Forbidden,
+        ),
+        (
+            "malformed character reference",
+            SEA.replace("<Lrn>SEA", "<Lrn>&#xZ;SEA").into(),
+            XmlCode::Forbidden,
+        ),
     ];
     for (name, doc, code) in cases {
         assert_eq!(first_code(&schema, &doc), code, "{name}");
     }
+    // A start tag that cannot be read is reported at that element, not at its parent.
+    let attributes = SEA.replace("<Lrn>", "<Lrn a='1' a='2'>");
+    let report = schema.validate(attributes.as_bytes(), &Limits::default());
+    let finding = report.findings.last().expect("refused");
+    assert_eq!(
+        (finding.code, finding.path.as_str()),
+        (XmlCode::NotWellFormed, "/Manifest/Lrn"),
+        "{finding:?}"
+    );
     let oversize = vec![b' '; 5 * 1024 * 1024];
     assert_eq!(first_code(&schema, &oversize), XmlCode::Limit, "oversize");
     // After all that, a valid document is still valid.

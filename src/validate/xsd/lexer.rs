@@ -60,6 +60,8 @@ pub(super) struct LexError {
     pub at: usize,
     pub kind: LexErrorKind,
     pub message: String,
+    /// The element whose start tag it is in, if it is in one.
+    pub element: Option<String>,
 }
 
 /// A name as Namespaces in XML reads it: `prefix:local`, or `local` alone (prefix `""`).
@@ -202,7 +204,7 @@ impl<'a> Lexer<'a> {
                 &self.text[body..body + i],
             )));
         }
-        if rest.starts_with(b"<!DOCTYPE") {
+        if rest.len() >= 9 && rest[..9].eq_ignore_ascii_case(b"<!DOCTYPE") {
             self.pos = self.text.len();
             return Ok(Token::DocType);
         }
@@ -220,19 +222,33 @@ impl<'a> Lexer<'a> {
         let name = self.qname()?;
         self.attributes.clear();
         self.scopes.push(self.bindings.len());
-        let empty = loop {
+        let empty = self.start_tag_rest().map_err(|mut e| {
+            e.element = Some(name.full.to_owned());
+            e
+        })?;
+        if empty {
+            self.close_pending = true;
+        } else {
+            self.open.push(name.full);
+        }
+        Ok(Token::Start { name, empty })
+    }
+
+    /// A start tag's attributes and its end; whether it was empty (`/>`).
+    fn start_tag_rest(&mut self) -> Result<bool, LexError> {
+        loop {
             let spaced = self.skip_space();
             match self.text.as_bytes().get(self.pos) {
                 Some(b'>') => {
                     self.pos += 1;
-                    break false;
+                    return Ok(false);
                 }
                 Some(b'/') => {
                     if self.text.as_bytes().get(self.pos + 1) != Some(&b'>') {
                         return Err(syntax(self.pos, "/ not followed by > in a start tag"));
                     }
                     self.pos += 2;
-                    break true;
+                    return Ok(true);
                 }
                 None => return Err(syntax(self.pos, "the document ends inside a start tag")),
                 Some(_) if !spaced => {
@@ -243,13 +259,7 @@ impl<'a> Lexer<'a> {
                 }
                 Some(_) => self.attribute()?,
             }
-        };
-        if empty {
-            self.close_pending = true;
-        } else {
-            self.open.push(name.full);
         }
-        Ok(Token::Start { name, empty })
     }
 
     /// One `name="value"` of a start tag, with its namespace binding if it declares one.
@@ -260,6 +270,7 @@ impl<'a> Lexer<'a> {
                 at,
                 kind: LexErrorKind::TooManyAttributes,
                 message: format!("more than {} attributes", self.max_attributes),
+                element: None,
             });
         }
         let qname = self.qname()?;
@@ -280,8 +291,9 @@ impl<'a> Lexer<'a> {
         }
         if name == "xmlns" {
             self.bindings.push(("", value.clone()));
-        } else if qname.prefix == "xmlns" {
-            // `xmlns:p=""` unbinds p, as libxml2 reads it (Namespaces in XML 1.1).
+        } else if qname.prefix == "xmlns" && !value.is_empty() {
+            // `xmlns:p=""` binds nothing: libxml2 ignores it (with a namespace error that does
+            // not fail validation), and so does this.
             self.bindings.push((qname.local, value.clone()));
         }
         self.attributes.push(Attribute { name: qname, value });
@@ -477,6 +489,7 @@ fn syntax(at: usize, message: impl Into<String>) -> LexError {
         at,
         kind: LexErrorKind::Syntax,
         message: message.into(),
+        element: None,
     }
 }
 
@@ -489,10 +502,13 @@ fn normalize_line_ends(text: &str) -> Cow<'_, str> {
 }
 
 /// The reference `text` starts with (`&name;`, `&#n;`, `&#xh;`): the character it stands for
-/// and its length. `at` is its offset, for errors.
+/// and its length. `at` is its offset, for errors. A reference ends at the first `;` before any
+/// markup; what it names must then be one of the five predefined entities or a character XML
+/// allows (else a [`LexErrorKind::Reference`], as before: the pass calls it forbidden).
 fn reference(text: &str, at: usize) -> Result<(char, usize), LexError> {
-    let end = memchr::memchr(b';', text.as_bytes())
-        .filter(|&end| end > 1)
+    let end = memchr::memchr3(b';', b'<', b'&', &text.as_bytes()[1..])
+        .map(|i| i + 1)
+        .filter(|&end| text.as_bytes()[end] == b';')
         .ok_or_else(|| syntax(at, "& starts no reference (&name; or &#n;)"))?;
     let body = &text[1..end];
     let resolved = match body.strip_prefix('#') {
@@ -501,28 +517,30 @@ fn reference(text: &str, at: usize) -> Result<(char, usize), LexError> {
                 Some(hex) => (hex, 16),
                 None => (number, 10),
             };
-            if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-                return Err(syntax(at, format!("&{body}; is not a character reference")));
-            }
-            u32::from_str_radix(digits, radix)
-                .ok()
+            // Checked first: `from_str_radix` would also read a sign.
+            let numeric = !digits.is_empty() && digits.chars().all(|c| c.is_digit(radix));
+            numeric
+                .then(|| u32::from_str_radix(digits, radix).ok())
+                .flatten()
                 .and_then(char::from_u32)
                 .filter(|&c| is_xml_char(c))
         }
-        None => {
-            if name_end(body, 0).0 != body.len() || !body.starts_with(is_name_start) {
-                return Err(syntax(at, "& starts no reference (&name; or &#n;)"));
-            }
-            super::chars::predefined_entity(body)
-        }
+        None => super::chars::predefined_entity(body),
     };
     match resolved {
         Some(c) => Ok((c, end + 1)),
-        None => Err(LexError {
-            at,
-            kind: LexErrorKind::Reference,
-            message: format!("&{body}; is not a predefined entity or a valid character reference"),
-        }),
+        None => {
+            let shown: String = body.chars().take(32).collect();
+            let cut = if shown.len() < body.len() { "…" } else { "" };
+            Err(LexError {
+                at,
+                kind: LexErrorKind::Reference,
+                message: format!(
+                    "&{shown}{cut}; is not a predefined entity or a valid character reference"
+                ),
+                element: None,
+            })
+        }
     }
 }
 
@@ -588,7 +606,7 @@ fn declaration(content: &str, at: usize) -> Result<Option<&str>, LexError> {
     let version = pseudo("version")?.ok_or_else(|| bad("the version comes first"))?;
     let is_version_1 = version
         .strip_prefix("1.")
-        .is_some_and(|minor| !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()));
+        .is_some_and(|minor| minor.bytes().all(|b| b.is_ascii_digit()));
     if !is_version_1 {
         return Err(bad(&format!("version {version:?} is not 1.x")));
     }
@@ -709,7 +727,11 @@ mod tests {
             ("<a><!-- x -- y --></a>", "-- inside a comment"),
             ("<a>]]></a>", "]]> in character data"),
             ("<a>&amp</a>", "& starts no reference (&name; or &#n;)"),
-            ("<a>&#xZ;</a>", "&#xZ; is not a character reference"),
+            (
+                "<a>&#xZ;</a>",
+                "&#xZ; is not a predefined entity or a valid character reference",
+            ),
+            ("<a>&amp<b/>;</a>", "& starts no reference (&name; or &#n;)"),
             (
                 "<a>&nope;</a>",
                 "&nope; is not a predefined entity or a valid character reference",

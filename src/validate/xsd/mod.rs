@@ -25,10 +25,15 @@ use self::types::SimpleType;
 
 const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
-/// The namespace of a document's element, read no further than its start tag; `None` when it
-/// has none or the document cannot be read that far.
+/// The namespace of a document's element, read no further than its start tag and only in the
+/// first [`Limits::max_text`] bytes (a longer prolog is refused by the pass anyway); `None` when
+/// it has none or the document cannot be read that far.
 pub fn document_namespace(xml: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(xml).ok()?;
+    let head = &xml[..xml.len().min(Limits::default().max_text)];
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
+    };
     let mut lexer = lexer::Lexer::new(text, Limits::default().max_attributes);
     loop {
         match lexer.next_token().ok()? {

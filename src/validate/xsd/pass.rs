@@ -196,7 +196,11 @@ impl<'s> Pass<'s, '_> {
                         LexErrorKind::Syntax => format!("not well-formed: {}", e.message),
                         _ => e.message,
                     };
-                    self.find(e.at, code, message);
+                    let path = match &e.element {
+                        Some(element) => format!("{}/{element}", self.path()),
+                        None => self.path(),
+                    };
+                    self.find_at(e.at, path, code, message);
                     return Err(Fatal);
                 }
             };
