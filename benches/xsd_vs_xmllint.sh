@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The XSD pass against libxml2, side by side: the same documents (the valid XML samples and
 # mutations of them, COUNT in all), one process and one core each, documents per second and the
-# verdict of each document. Called by benches/run.sh; standalone:
+# verdict of each document, in three rounds (medians). Called by benches/run.sh; standalone:
 #   benches/xsd_vs_xmllint.sh target/release/aci-gateway [COUNT] [WORKDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,15 +33,27 @@ for i in range(count):
     open(os.path.join(out, f"doc-{i:05}.xml"), "w").write(text)
 PY
 files=("$WORK"/docs/*.xml)
-start=$(date +%s.%N)
-$pin "$BIN" validate --schema-only --jobs 1 --json "$WORK/docs" > "$WORK/ours.jsonl" || true
-ours_s=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.3f", e - s }')
-start=$(date +%s.%N)
-$pin xmllint --noout --nonet --schema "$XSD" "${files[@]}" 2> "$WORK/xmllint.txt" || true
-theirs_s=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.3f", e - s }')
-python3 - "$WORK" "${#files[@]}" "$ours_s" "$theirs_s" <<'PY'
+# Three rounds, the two tools in turn; the medians: one burst of noise on a shared machine
+# spoils a round, not the figure. Every round's verdicts are written; the last are compared.
+elapsed() { awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN { printf "%.3f", e - s }'; }
+ours_rounds=() theirs_rounds=()
+for _ in 1 2 3; do
+  start=$(date +%s.%N)
+  $pin "$BIN" validate --schema-only --jobs 1 --json "$WORK/docs" > "$WORK/ours.jsonl" || true
+  ours_rounds+=("$(elapsed "$start")")
+  start=$(date +%s.%N)
+  $pin xmllint --noout --nonet --schema "$XSD" "${files[@]}" 2> "$WORK/xmllint.txt" || true
+  theirs_rounds+=("$(elapsed "$start")")
+done
+median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+ours_s=$(median "${ours_rounds[@]}")
+theirs_s=$(median "${theirs_rounds[@]}")
+echo "   rounds (s): ours ${ours_rounds[*]}, xmllint ${theirs_rounds[*]}" >&2
+python3 - "$WORK" "${#files[@]}" "$ours_s" "$theirs_s" "${ours_rounds[*]}" "${theirs_rounds[*]}" <<'PY'
 import json, sys
 work, n, ours_s, theirs_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+rounds = {"ours_seconds": [float(x) for x in sys.argv[5].split()],
+          "xmllint_seconds": [float(x) for x in sys.argv[6].split()]}
 ours = {}
 for line in open(f"{work}/ours.jsonl"):
     v = json.loads(line)
@@ -58,7 +70,7 @@ report = {
     "documents": n, "valid": sum(ours.values()),
     "ours_docs_per_second": round(n / ours_s), "xmllint_docs_per_second": round(n / theirs_s),
     "ratio": round(theirs_s / ours_s, 3), "disagreements": len(disagree),
-    "first_disagreements": disagree[:5],
+    "first_disagreements": disagree[:5], "rounds": rounds,
 }
 print(json.dumps(report))
 PY
