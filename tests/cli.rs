@@ -3,7 +3,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use aci_gateway::client::{ClientTls, Credentials};
 use aci_gateway::server::{Gateway, Options};
@@ -231,6 +231,23 @@ fn validate_checks_every_filing_of_folders_on_every_core() {
     ]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stdout).contains("unreadable"));
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    // `aci-gateway validate schemas/examples | head -0`: the reader is gone before the output.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aci-gateway"))
+        .args(["validate", "--config", "/nonexistent/gateway.toml"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run aci-gateway");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

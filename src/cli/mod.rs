@@ -390,8 +390,29 @@ struct ClientArgs {
     insecure_dev: Option<String>,
 }
 
+/// A reader that stops early (`aci-gateway validate DIR | head`) closes the pipe; the next
+/// `println!` then fails with EPIPE and panics, printing a backtrace at the user. Rust ignores
+/// SIGPIPE, and undoing that needs `unsafe`; so end the way a Unix tool killed by SIGPIPE ends:
+/// quietly, with status 141 (128 + 13).
+fn end_quietly_when_stdout_closes() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
+    end_quietly_when_stdout_closes();
     let cli = Cli::parse();
     // `serve` and `demo` set logging up themselves (format, trace export).
     if !matches!(cli.command, Command::Serve { .. } | Command::Demo { .. }) {
