@@ -142,12 +142,27 @@ impl Default for GatewayBuilder {
     }
 }
 
-/// A port free on 127.0.0.1 right now (for a gateway that must come back on the same port).
+/// A port free on 127.0.0.1 right now, for a gateway that must come back on the same port.
+///
+/// Taken below Linux's ephemeral range (32768 and up), never twice in one test process: a port
+/// from `bind(0)`, dropped and bound again later, could meanwhile become the local port of any
+/// outgoing connection of a test running beside it (CI saw a peer API fail to bind that way).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Processes that run one after another start at different places, so a port a previous
+    // process left in TIME_WAIT is not the first one tried.
+    let start = std::process::id().wrapping_mul(7_919) % COUNT;
+    for _ in 0..COUNT {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (start + offset) % COUNT) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + COUNT)
 }
 
 /// A directory with a config, a PKI and a data dir: what a gateway needs to start.
