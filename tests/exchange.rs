@@ -264,6 +264,8 @@ async fn a_peer_down_under_load_gets_everything_once_in_order_when_back() {
             .submit(sea_filing(&format!("DOWN-{i:04}")))
             .await
             .expect("filed");
+        // What a carrier was told is durable counts as lag at once, not once it is indexed.
+        assert_eq!(report(&a, "TEST-B").lag_records, receipt.sequence);
         sequences.push(receipt.sequence);
     }
     eventually("A notices B is away", || report(&a, "TEST-B").retries >= 1).await;

@@ -213,7 +213,9 @@ impl Exchange {
 
     /// Every peer, as operators see it.
     pub fn reports(&self) -> Vec<PeerReport> {
-        let durable = *self.store.durable().borrow();
+        // Against what carriers were told is durable: the indexed head (`store.durable()`) is
+        // a moment behind it, and a lag of 0 must mean the peer has every acknowledged record.
+        let durable = self.store.stats().durable_seq.load(Ordering::Acquire);
         self.peers.values().map(|p| p.report(durable)).collect()
     }
 
