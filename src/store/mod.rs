@@ -509,17 +509,15 @@ impl Store {
     ) -> Result<Registration, StoreError> {
         let started = std::time::Instant::now();
         let (reply, answer) = oneshot::channel();
-        self.shared
-            .commands
-            .send(writer::Command::Register {
-                filing: Box::new(filing),
-                reply,
-            })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        if let Some(arrival) = arrival {
-            arrival.hand_over();
+        let into_queue = self.shared.commands.send(writer::Command::Register {
+            filing: Box::new(filing),
+            reply,
+        });
+        match arrival {
+            Some(arrival) => arrival.hand_over(into_queue).await,
+            None => into_queue.await,
         }
+        .map_err(|_| StoreError::Closed)?;
         let answered = answer.await.map_err(|_| StoreError::Closed)?;
         self.shared
             .stats
