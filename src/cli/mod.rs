@@ -410,6 +410,15 @@ fn end_quietly_when_stdout_closes() {
     }));
 }
 
+/// An error writing to stdout: a reader that went away ends the command as
+/// [`end_quietly_when_stdout_closes`] does; any other is the command's error.
+fn unless_stdout_closed(error: std::io::Error) -> anyhow::Error {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(141);
+    }
+    anyhow::Error::new(error).context("writing to stdout")
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     end_quietly_when_stdout_closes();

@@ -6,6 +6,7 @@
 //! the files checked on `--jobs` threads (default: every core). Exit 0 when every filing is
 //! valid, 1 when one is not, 2 when one cannot be read.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,7 +54,12 @@ pub(super) fn run(request: &Request<'_>) -> Result<ExitCode> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, files.len());
     let verdicts = check_all(&validator, &files, request.schema_only, jobs);
-    print_summary(&files, &verdicts, request.json);
+    // One write for many lines, not one per line: at 2 000 files that was a twentieth of the
+    // time of `validate --schema-only --json`.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    print_summary(&mut out, &files, &verdicts, request.json)
+        .and_then(|()| out.flush())
+        .map_err(super::unless_stdout_closed)?;
     let code = verdicts.iter().fold(0, |code, verdict| match verdict {
         Verdict::Unreadable(_) => 2,
         Verdict::Checked(report) if report.has_errors() => code.max(1),
@@ -78,18 +84,41 @@ fn filings_in(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .map(|entry| entry.map(|e| e.path()))
-                .collect::<Result<_, _>>()?;
-            entries.retain(|p| p.is_dir() || is_xml(p) || is_json(p));
-            entries.sort();
-            files.extend(filings_in(&entries)?);
+            files_under(path, &mut files)?;
         } else {
             files.push(path.clone());
         }
     }
     Ok(files)
+}
+
+/// The `.json` and `.xml` files under `dir`, in path order. Whether an entry is a folder comes
+/// with the listing: no file is looked up on its own (at 2 000 files, two lookups each were a
+/// tenth of `validate --schema-only`'s time).
+fn files_under(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        let path = entry.path();
+        // A symbolic link is followed, as a path given on the command line is.
+        let is_dir = match entry.file_type() {
+            Ok(kind) if kind.is_symlink() => path.is_dir(),
+            Ok(kind) => kind.is_dir(),
+            Err(_) => path.is_dir(),
+        };
+        if is_dir || is_xml(&path) || is_json(&path) {
+            entries.push((path, is_dir));
+        }
+    }
+    entries.sort();
+    for (path, is_dir) in entries {
+        if is_dir {
+            files_under(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
 }
 
 /// Checks `files` on `jobs` threads; the verdicts in the files' order.
@@ -156,7 +185,12 @@ fn check(validator: &Validator, file: &Path, schema_only: bool) -> Result<Report
     Ok(validator.check(&manifest, now))
 }
 
-fn print_summary(files: &[PathBuf], verdicts: &[Verdict], json: bool) {
+fn print_summary(
+    out: &mut impl Write,
+    files: &[PathBuf],
+    verdicts: &[Verdict],
+    json: bool,
+) -> std::io::Result<()> {
     let width = files
         .iter()
         .map(|f| f.display().to_string().len())
@@ -164,7 +198,7 @@ fn print_summary(files: &[PathBuf], verdicts: &[Verdict], json: bool) {
         .unwrap_or(4)
         .max(4);
     if !json {
-        println!("{:<width$}  {:<10}  findings", "file", "verdict");
+        writeln!(out, "{:<width$}  {:<10}  findings", "file", "verdict")?;
     }
     let (mut valid, mut invalid, mut unreadable) = (0, 0, 0);
     for (file, verdict) in files.iter().zip(verdicts) {
@@ -192,17 +226,19 @@ fn print_summary(files: &[PathBuf], verdicts: &[Verdict], json: bool) {
             } else {
                 line["error"] = detail.into();
             }
-            println!("{line}");
+            writeln!(out, "{line}")?;
         } else {
-            println!("{shown:<width$}  {label:<10}  {findings:>3}  {detail}");
+            writeln!(out, "{shown:<width$}  {label:<10}  {findings:>3}  {detail}")?;
         }
     }
     if !json {
-        println!(
+        writeln!(
+            out,
             "{} files: {valid} valid, {invalid} invalid, {unreadable} unreadable",
             files.len()
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// Findings as the proto3 JSON of their `aci.v1.Violation`s (field names as in the .proto, every
@@ -253,6 +289,40 @@ fn is_json(file: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folders_are_searched_in_path_order_following_links_for_filings_only() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        for file in [
+            "b.xml",
+            "a.json",
+            "notes.txt",
+            "sub/c.XML",
+            "elsewhere/d.json",
+        ] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(&path, "x").expect("write");
+        }
+        std::os::unix::fs::symlink(root.join("elsewhere"), root.join("linked")).expect("link");
+        let found = filings_in(&[root.to_owned()]).expect("listed");
+        let names: Vec<_> = found
+            .iter()
+            .map(|p| p.strip_prefix(root).expect("under root").to_owned())
+            .collect();
+        let expected: Vec<PathBuf> = [
+            "a.json",
+            "b.xml",
+            "elsewhere/d.json",
+            "linked/d.json",
+            "sub/c.XML",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(names, expected);
+    }
 
     #[test]
     fn violations_are_written_as_the_proto_json_mapping_writes_them() {
