@@ -265,6 +265,8 @@ cat > "$OUT" <<EOF
     "ack_overhead_us_p50": $ack_overhead,
     "ack_p99_vs_floor_p99": $ack_p99_ratio,
     "ack_cpu_us_over_echo": $ack_cpu_over,
+    "xsd_vs_xmllint": $(field "$xsd_json" ratio),
+    "xsd_verdicts_differing": $(field "$xsd_json" disagreements),
     "forward_vs_ingest": $(ratio "$(field "$forward_json" forward_vs_ingest)" 1),
     "drain_vs_ingest": $(ratio "$(field "$forward_json" drain_vs_ingest)" 1),
     "fair_throughput_vs_quiet": $(ratio "$(field "$xml_flood" throughput_vs_alone)" 1),
