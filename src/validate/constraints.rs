@@ -9,10 +9,10 @@
 
 use std::collections::HashMap;
 
+use crate::validate::pattern::{Pattern, PatternError};
 use prost_reflect::{
     DescriptorPool, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor, Value,
 };
-use regex::Regex;
 
 use super::codes::{CodeList, CodeLists};
 use super::datasets::{Cell, DataSets};
@@ -31,7 +31,7 @@ pub enum ConstraintError {
         field: String,
         pattern: String,
         #[source]
-        source: Box<regex::Error>,
+        source: PatternError,
     },
     #[error("{field}: unknown code list {list:?}")]
     CodeList { field: String, list: String },
@@ -42,7 +42,7 @@ pub enum ConstraintError {
 /// One field's constraints, ready to check.
 struct Compiled {
     constraints: FieldConstraints,
-    pattern: Option<Regex>,
+    pattern: Option<Pattern>,
     code_list: Option<&'static CodeList>,
 }
 
@@ -541,12 +541,10 @@ fn compile_field(
         None
     } else {
         Some(
-            Regex::new(&format!("^(?:{})$", constraints.pattern)).map_err(|source| {
-                ConstraintError::Pattern {
-                    field: field.full_name().to_owned(),
-                    pattern: constraints.pattern.clone(),
-                    source: Box::new(source),
-                }
+            Pattern::whole(&constraints.pattern).map_err(|source| ConstraintError::Pattern {
+                field: field.full_name().to_owned(),
+                pattern: constraints.pattern.clone(),
+                source,
             })?,
         )
     };

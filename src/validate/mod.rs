@@ -11,6 +11,7 @@
 pub mod codes;
 pub mod constraints;
 pub mod datasets;
+pub mod pattern;
 pub mod rules;
 pub mod xml;
 pub mod xml_schema;

@@ -1,7 +1,7 @@
 //! Simple types: the XSD built-ins the schema uses, their lexical rules and whitespace handling,
 //! and restrictions by facets, checked exactly (decimals compared as digits, not floats).
 
-use regex::Regex;
+use crate::validate::pattern::Pattern;
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
@@ -108,7 +108,7 @@ pub struct SimpleType {
     pub min_length: Option<usize>,
     pub max_length: Option<usize>,
     /// Every pattern must match (one per derivation step; XSD's rule).
-    pub patterns: Vec<(String, Regex)>,
+    pub patterns: Vec<(String, Pattern)>,
     /// Allowed values, sorted (binary search beats hashing for short codes).
     pub enumeration: Option<Vec<String>>,
     pub min_inclusive: Option<Decimal<'static>>,
@@ -475,7 +475,7 @@ fn is_date_time(text: &str) -> bool {
 /// Translates an XSD pattern to an anchored Rust regex. The XSD dialect is close to Rust's for
 /// what data schemas use (classes, ranges, groups, quantifiers, \d \s \w); constructs whose
 /// meaning differs are refused rather than approximated.
-pub fn translate_pattern(xsd: &str) -> Result<Regex, String> {
+pub fn translate_pattern(xsd: &str) -> Result<Pattern, String> {
     for (construct, why) in [
         ("\\i", "\\i (XML name start characters)"),
         ("\\c", "\\c (XML name characters)"),
@@ -500,7 +500,7 @@ pub fn translate_pattern(xsd: &str) -> Result<Regex, String> {
             "pattern {xsd:?} uses ^ or $ as characters, which is not supported"
         ));
     }
-    Regex::new(&format!("^(?:{xsd})$")).map_err(|e| format!("pattern {xsd:?}: {e}"))
+    Pattern::whole(xsd).map_err(|e| format!("pattern {xsd:?}: {e}"))
 }
 
 /// Whether a pattern subtracts a class inside a class (`[a-z-[aeiou]]`); a `-[` outside one is
