@@ -1,10 +1,10 @@
 //! Filings on their way to the writer, so group commit can wait for them (and only them).
 //!
 //! A carrier's filing is counted from the moment its handler starts until it goes into the
-//! writer's queue or is answered without it (refused, cancelled). After taking what is queued, the writer
-//! waits while any are still on their way — briefly, at most [`GATHER_LIMIT`] — so a burst of
-//! filings shares one fdatasync instead of paying one each. It never waits for filings that are
-//! not yet inside the gateway: one carrier filing one at a time is synced at once.
+//! writer's queue or is answered without it (refused, cancelled). After taking what is queued,
+//! the writer waits while any are still on their way — briefly, at most [`GATHER_LIMIT`] — so a
+//! burst of filings shares one fdatasync instead of paying one each. It never waits for filings
+//! that are not yet inside the gateway: one carrier filing one at a time is synced at once.
 //!
 //! Like PostgreSQL's `commit_delay`, which delays only when `commit_siblings` other transactions
 //! are active; here the siblings are counted exactly, and the wait ends as soon as they arrive.
