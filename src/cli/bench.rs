@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+
+use crate::config::Config;
 
 use super::ClientArgs;
 
@@ -84,6 +86,22 @@ pub(super) async fn load(
     client: &ClientArgs,
 ) -> Result<ExitCode> {
     let (endpoint, credentials) = super::carrier::client_target(client)?;
+    let stored = match plan.stored {
+        Some(records) => {
+            let config = Config::load(&client.config).with_context(|| {
+                format!(
+                    "the status mode reads the MRNs' country from {}",
+                    client.config.display()
+                )
+            })?;
+            Some(super::load::Stored {
+                records,
+                country: config.country,
+                year: time::OffsetDateTime::now_utc().year(),
+            })
+        }
+        None => None,
+    };
     let plan = super::load::Plan {
         endpoint,
         credentials,
@@ -93,8 +111,13 @@ pub(super) async fn load(
         rate: plan.rate,
         duration: plan.duration.map(std::time::Duration::from_secs_f64),
         count: plan.count,
+        stored,
     };
-    let report = super::load::run(&plan, super::load::payloads(payloads)?).await?;
+    let payloads = match plan.mode {
+        super::load::Mode::Status => Vec::new(),
+        _ => super::load::payloads(payloads)?,
+    };
+    let report = super::load::run(&plan, payloads).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -112,4 +135,6 @@ pub(super) struct LoadArgs {
     pub rate: Option<f64>,
     pub duration: Option<f64>,
     pub count: Option<u64>,
+    /// Status mode: how many filings the gateway holds.
+    pub stored: Option<u64>,
 }

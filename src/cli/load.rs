@@ -6,6 +6,10 @@
 //! or a count. Payloads are the filings in a folder (JSON or XML), each request with a fresh LRN
 //! and fresh transport document numbers (air waybills keep a valid check digit). Prints
 //! throughput, errors by gRPC code and latency percentiles (HDR histogram), or JSON.
+//!
+//! A third mode reads instead of filing: `GetStatus` of filings the gateway already stores, picked
+//! at random among its first records (a gateway `load` filled), to see what a large store costs
+//! the carriers' reads.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,6 +22,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::Mutex;
 
 use crate::client::{CarrierClient, Credentials};
+use crate::ids::{Mrn, Seq};
 use crate::pb::{self, Manifest, SubmitRequest, submit_request, submit_result};
 use crate::validate::rules::awb_check_digit_ok;
 
@@ -28,6 +33,32 @@ pub enum Mode {
     Unary,
     /// One `SubmitStream` per connection, `concurrency` filings in flight on it.
     Stream,
+    /// One `GetStatus` per request, of a stored filing picked at random (see [`Stored`]).
+    Status,
+}
+
+/// What the status mode asks about: the filings at sequences 1 to `records` of a gateway whose
+/// log holds nothing else (as after filling it with `load`), filed this year. Their MRNs follow
+/// from the sequence ([`Mrn::issue`]); a status the gateway does not know is counted as an error
+/// (`NotFound`), so a wrong assumption shows in the report.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub records: u64,
+    pub country: String,
+    pub year: i32,
+}
+
+impl Stored {
+    /// The MRN request `n` asks about: a sequence spread over the whole store (splitmix64 of
+    /// `n`), so that reads hit old filings as often as recent ones.
+    fn mrn(&self, n: u64) -> String {
+        let mut x = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        let sequence = 1 + x % self.records.max(1);
+        Mrn::issue(self.year, &self.country, Seq(sequence)).to_string()
+    }
 }
 
 /// What to run.
@@ -42,6 +73,8 @@ pub struct Plan {
     pub rate: Option<f64>,
     pub duration: Option<Duration>,
     pub count: Option<u64>,
+    /// What the status mode reads (required by it, ignored by the others).
+    pub stored: Option<Stored>,
 }
 
 /// A filing to send, with what makes each copy unique.
@@ -160,7 +193,7 @@ pub struct Report {
     pub seconds: f64,
     pub ok: u64,
     pub errors: BTreeMap<String, u64>,
-    /// Accepted filings per second.
+    /// Accepted filings (status mode: answered reads) per second.
     pub throughput: f64,
     pub latency_us: Percentiles,
 }
@@ -241,6 +274,9 @@ pub async fn run(plan: &Plan, payloads: Vec<Payload>) -> Result<Report> {
     if plan.duration.is_none() && plan.count.is_none() {
         bail!("give --duration or --count");
     }
+    if plan.mode == Mode::Status && plan.stored.is_none() {
+        bail!("the status mode needs --stored (how many filings the gateway holds)");
+    }
     // Eight hex digits of the start in milliseconds (they repeat every 50 days): with "LD-",
     // a dash and the request's number, an LRN stays within ICS2's 22 characters up to 10^10.
     let run_id = format!(
@@ -293,6 +329,23 @@ pub async fn run(plan: &Plan, payloads: Vec<Payload>) -> Result<Report> {
                 let run = Arc::clone(&run);
                 let concurrency = plan.concurrency;
                 tasks.push(tokio::spawn(stream_worker(client, run, concurrency)));
+            }
+            Mode::Status => {
+                let Some(stored) = &plan.stored else {
+                    bail!("the status mode needs --stored");
+                };
+                for _ in 0..plan.concurrency {
+                    let (mut client, run, stored) =
+                        (client.clone(), Arc::clone(&run), stored.clone());
+                    tasks.push(tokio::spawn(async move {
+                        while let Some((n, due)) = run.ticket() {
+                            wait_until(due).await;
+                            let outcome = client.status_by_mrn(&stored.mrn(n)).await;
+                            let outcome = outcome.map(|_| ()).map_err(|s| code_name(s.code()));
+                            run.record(due, outcome).await;
+                        }
+                    }));
+                }
             }
         }
     }
@@ -426,7 +479,7 @@ impl Report {
     pub fn text(&self) -> String {
         let errors: u64 = self.errors.values().sum();
         let mut out = format!(
-            "{} x {} {} in {:.1} s: {} accepted ({:.0}/s), {errors} errors\n",
+            "{} x {} {} in {:.1} s: {} answered ({:.0}/s), {errors} errors\n",
             self.connections, self.concurrency, self.mode, self.seconds, self.ok, self.throughput
         );
         for (code, count) in &self.errors {
@@ -443,7 +496,32 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
+
+    #[test]
+    fn the_status_mode_reads_the_whole_store() {
+        let stored = Stored {
+            records: 1000,
+            country: "GB".into(),
+            year: 2026,
+        };
+        let issued = |sequences: std::ops::RangeInclusive<u64>| -> HashSet<String> {
+            sequences
+                .map(|s| Mrn::issue(2026, "GB", Seq(s)).to_string())
+                .collect()
+        };
+        let asked: HashSet<String> = (0..5000).map(|n| stored.mrn(n)).collect();
+        assert!(
+            asked.is_subset(&issued(1..=1000)),
+            "only MRNs the store issued"
+        );
+        // 5 000 draws from 1 000 leave about 1 000 × e^-5 ≈ 7 unseen.
+        assert!(asked.len() > 950, "spread over the store: {}", asked.len());
+        let oldest = asked.intersection(&issued(1..=100)).count();
+        assert!(oldest > 90, "the oldest tenth is read too: {oldest}");
+    }
 
     #[test]
     fn every_request_is_a_new_valid_filing() {

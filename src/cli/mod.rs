@@ -201,6 +201,11 @@ enum Command {
         /// Requests to send.
         #[arg(long)]
         count: Option<u64>,
+        /// Status mode: how many records the gateway's log holds, all of them filings made this
+        /// year (a gateway `load` filled); each request reads one of them at random. The MRNs'
+        /// country is the config's.
+        #[arg(long)]
+        stored: Option<u64>,
         /// A folder of filings (.json and .xml).
         #[arg(long, default_value = "schemas/examples")]
         payloads: PathBuf,
@@ -524,6 +529,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             rate,
             duration,
             count,
+            stored,
             payloads,
             json,
             client,
@@ -535,6 +541,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 rate,
                 duration,
                 count,
+                stored,
             };
             bench::load(plan, &payloads, json, &client).await
         }
