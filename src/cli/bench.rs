@@ -87,6 +87,9 @@ pub(super) async fn load(
 ) -> Result<ExitCode> {
     let (endpoint, credentials) = super::carrier::client_target(client)?;
     let stored = match plan.stored {
+        Some(_) if plan.mode != super::load::Mode::Status => {
+            anyhow::bail!("--stored is for --mode status (the filings it reads)")
+        }
         Some(records) => {
             let config = Config::load(&client.config).with_context(|| {
                 format!(

@@ -204,7 +204,7 @@ enum Command {
         /// Status mode: how many records the gateway's log holds, all of them filings made this
         /// year (a gateway `load` filled); each request reads one of them at random. The MRNs'
         /// country is the config's.
-        #[arg(long)]
+        #[arg(long, required_if_eq("mode", "status"))]
         stored: Option<u64>,
         /// A folder of filings (.json and .xml).
         #[arg(long, default_value = "schemas/examples")]
