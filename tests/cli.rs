@@ -595,6 +595,50 @@ async fn load_drives_unary_and_stream_load_and_reports_it() {
         120,
         "120 filings stored"
     );
+    // Status reads of random stored filings (their MRNs from the config's country): all found;
+    // told of more filings than there are, the unknown ones count as NotFound, not as reads.
+    let config = site.config_path.to_str().expect("utf-8 path");
+    for (stored, all_found) in [("120", true), ("240", false)] {
+        let run = aci(&[
+            "load",
+            "--mode",
+            "status",
+            "--stored",
+            stored,
+            "--concurrency",
+            "4",
+            "--count",
+            "80",
+            "--json",
+            "--config",
+            config,
+            "--endpoint",
+            &endpoint,
+            "--ca",
+            tls.ca.to_str().expect("utf-8 path"),
+            "--cert",
+            tls.cert.to_str().expect("utf-8 path"),
+            "--key",
+            tls.key.to_str().expect("utf-8 path"),
+        ]);
+        assert!(run.status.success(), "{run:?}");
+        let report = json(&run);
+        let ok = report["ok"].as_u64().expect("ok");
+        let missing = report["errors"]["NotFound"].as_u64().unwrap_or(0);
+        assert_eq!(ok + missing, 80, "{stored}: {report}");
+        if all_found {
+            assert_eq!(
+                report["errors"],
+                serde_json::json!({}),
+                "{stored}: {report}"
+            );
+        } else {
+            assert!(ok > 10 && missing > 10, "{stored}: {report}");
+        }
+    }
+    let misuse = aci(&["load", "--stored", "5", "--count", "1", "--config", config]);
+    assert_eq!(misuse.status.code(), Some(2), "a usage error: {misuse:?}");
+    assert!(String::from_utf8_lossy(&misuse.stderr).contains("--mode status"));
     gateway.stop().await.expect("clean stop");
 }
 

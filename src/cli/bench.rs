@@ -85,11 +85,11 @@ pub(super) async fn load(
     json: bool,
     client: &ClientArgs,
 ) -> Result<ExitCode> {
+    if plan.stored.is_some() && plan.mode != super::load::Mode::Status {
+        anyhow::bail!("--stored is for --mode status (the filings it reads)");
+    }
     let (endpoint, credentials) = super::carrier::client_target(client)?;
     let stored = match plan.stored {
-        Some(_) if plan.mode != super::load::Mode::Status => {
-            anyhow::bail!("--stored is for --mode status (the filings it reads)")
-        }
         Some(records) => {
             let config = Config::load(&client.config).with_context(|| {
                 format!(

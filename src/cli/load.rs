@@ -269,14 +269,37 @@ fn code_name(code: tonic::Code) -> String {
     format!("{code:?}")
 }
 
+/// Request `n` of a unary run: a status read of a stored filing when `reads` says which, else
+/// a filing.
+async fn send_one(
+    client: &mut CarrierClient,
+    run: &Run,
+    reads: Option<&Stored>,
+    n: u64,
+) -> Result<(), tonic::Status> {
+    if let Some(stored) = reads {
+        return client.status_by_mrn(&stored.mrn(n)).await.map(drop);
+    }
+    match run.payload(n).filing {
+        Some(submit_request::Filing::Manifest(m)) => client.submit(m).await.map(drop),
+        Some(submit_request::Filing::Xml(x)) => client.submit_xml(x).await.map(drop),
+        None => Err(tonic::Status::invalid_argument("no filing")),
+    }
+}
+
 /// Runs the plan and reports.
 pub async fn run(plan: &Plan, payloads: Vec<Payload>) -> Result<Report> {
     if plan.duration.is_none() && plan.count.is_none() {
         bail!("give --duration or --count");
     }
-    if plan.mode == Mode::Status && plan.stored.is_none() {
-        bail!("the status mode needs --stored (how many filings the gateway holds)");
-    }
+    // What the status mode reads; `None`: the run files.
+    let reads = match (plan.mode, &plan.stored) {
+        (Mode::Status, Some(stored)) => Some(stored.clone()),
+        (Mode::Status, None) => {
+            bail!("the status mode needs --stored (how many filings the gateway holds)")
+        }
+        (Mode::Unary | Mode::Stream, _) => None,
+    };
     // Eight hex digits of the start in milliseconds (they repeat every 50 days): with "LD-",
     // a dash and the request's number, an LRN stays within ICS2's 22 characters up to 10^10.
     let run_id = format!(
@@ -308,19 +331,16 @@ pub async fn run(plan: &Plan, payloads: Vec<Payload>) -> Result<Report> {
     let mut tasks = Vec::new();
     for client in clients {
         match plan.mode {
-            Mode::Unary => {
+            Mode::Unary | Mode::Status => {
                 for _ in 0..plan.concurrency {
-                    let (mut client, run) = (client.clone(), Arc::clone(&run));
+                    let (mut client, run, reads) =
+                        (client.clone(), Arc::clone(&run), reads.clone());
                     tasks.push(tokio::spawn(async move {
                         while let Some((n, due)) = run.ticket() {
                             wait_until(due).await;
-                            let outcome = match run.payload(n).filing {
-                                Some(submit_request::Filing::Manifest(m)) => client.submit(m).await,
-                                Some(submit_request::Filing::Xml(x)) => client.submit_xml(x).await,
-                                None => Err(tonic::Status::invalid_argument("no filing")),
-                            };
-                            let outcome = outcome.map(|_| ()).map_err(|s| code_name(s.code()));
-                            run.record(due, outcome).await;
+                            let outcome = send_one(&mut client, &run, reads.as_ref(), n).await;
+                            run.record(due, outcome.map_err(|s| code_name(s.code())))
+                                .await;
                         }
                     }));
                 }
@@ -329,23 +349,6 @@ pub async fn run(plan: &Plan, payloads: Vec<Payload>) -> Result<Report> {
                 let run = Arc::clone(&run);
                 let concurrency = plan.concurrency;
                 tasks.push(tokio::spawn(stream_worker(client, run, concurrency)));
-            }
-            Mode::Status => {
-                let Some(stored) = &plan.stored else {
-                    bail!("the status mode needs --stored");
-                };
-                for _ in 0..plan.concurrency {
-                    let (mut client, run, stored) =
-                        (client.clone(), Arc::clone(&run), stored.clone());
-                    tasks.push(tokio::spawn(async move {
-                        while let Some((n, due)) = run.ticket() {
-                            wait_until(due).await;
-                            let outcome = client.status_by_mrn(&stored.mrn(n)).await;
-                            let outcome = outcome.map(|_| ()).map_err(|s| code_name(s.code()));
-                            run.record(due, outcome).await;
-                        }
-                    }));
-                }
             }
         }
     }
