@@ -18,9 +18,18 @@ fn aci(args: &[&str]) -> Output {
 }
 
 fn client_args<'a>(endpoint: &'a str, tls: &'a ClientTls) -> Vec<&'a str> {
+    client_args_with_config("/nonexistent/gateway.toml", endpoint, tls)
+}
+
+/// The same, with a config for what else the command reads of it.
+fn client_args_with_config<'a>(
+    config: &'a str,
+    endpoint: &'a str,
+    tls: &'a ClientTls,
+) -> Vec<&'a str> {
     vec![
         "--config",
-        "/nonexistent/gateway.toml",
+        config,
         "--endpoint",
         endpoint,
         "--ca",
@@ -599,7 +608,7 @@ async fn load_drives_unary_and_stream_load_and_reports_it() {
     // told of more filings than there are, the unknown ones count as NotFound, not as reads.
     let config = site.config_path.to_str().expect("utf-8 path");
     for (stored, all_found) in [("120", true), ("240", false)] {
-        let run = aci(&[
+        let mut args = vec![
             "load",
             "--mode",
             "status",
@@ -610,17 +619,9 @@ async fn load_drives_unary_and_stream_load_and_reports_it() {
             "--count",
             "80",
             "--json",
-            "--config",
-            config,
-            "--endpoint",
-            &endpoint,
-            "--ca",
-            tls.ca.to_str().expect("utf-8 path"),
-            "--cert",
-            tls.cert.to_str().expect("utf-8 path"),
-            "--key",
-            tls.key.to_str().expect("utf-8 path"),
-        ]);
+        ];
+        args.extend(client_args_with_config(config, &endpoint, &tls));
+        let run = aci(&args);
         assert!(run.status.success(), "{run:?}");
         let report = json(&run);
         let ok = report["ok"].as_u64().expect("ok");
