@@ -626,24 +626,12 @@ async fn a_reader_tails_the_log_across_segments_while_it_grows() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn applying_records_again_after_a_crash_between_their_effects_changes_nothing() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (store, _) = Store::open(tmp.path(), options(64 * 1024 * 1024)).expect("open");
-    let mut mrns = Vec::new();
-    for i in 0..6 {
-        match store
-            .register(filing(&format!("IDEM-{i}")))
-            .await
-            .expect("register")
-        {
-            Registration::Registered(receipt) => mrns.push(receipt.mrn),
-            other => panic!("{other:?}"),
-        }
-    }
+/// Changes the first four filings (LRNs `<prefix>-0` …) each another way: amends the first,
+/// registers the second's arrival, invalidates the third, and a peer's notice holds the fourth.
+async fn change_each_way(store: &Store, prefix: &str, mrns: &[String]) {
     let mrn = |i: usize| aci_gateway::ids::Mrn::parse(&mrns[i]).expect("mrn");
     let at = SystemTime::now();
-    let mut amended = filing("IDEM-0");
+    let mut amended = filing(&format!("{prefix}-0"));
     amended.manifest.consignments[0].goods_items[0].description = "amended".into();
     let changes = [
         (0, store::Change::Amend(Box::new(amended))),
@@ -663,14 +651,31 @@ async fn applying_records_again_after_a_crash_between_their_effects_changes_noth
             .expect("change");
     }
     let notice = aci_gateway::pb::Notice {
-        notice_id: "N-1".into(),
+        notice_id: format!("N-{prefix}"),
         mrn: mrns[3].clone(),
         kind: aci_gateway::pb::NoticeKind::DoNotLoad as i32,
         text: "hold".into(),
-        deadline: None,
         ..Default::default()
     };
     store.notify("TEST-B", notice).await.expect("notice");
+}
+
+#[tokio::test]
+async fn applying_records_again_after_a_crash_between_their_effects_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (store, _) = Store::open(tmp.path(), options(64 * 1024 * 1024)).expect("open");
+    let mut mrns = Vec::new();
+    for i in 0..6 {
+        match store
+            .register(filing(&format!("IDEM-{i}")))
+            .await
+            .expect("register")
+        {
+            Registration::Registered(receipt) => mrns.push(receipt.mrn),
+            other => panic!("{other:?}"),
+        }
+    }
+    change_each_way(&store, "IDEM", &mrns).await;
     let records = common::log_records(&store);
     store.caught_up().await.expect("indexed");
     let once = store.index().dump().expect("dump");
@@ -695,6 +700,140 @@ async fn applying_records_again_after_a_crash_between_their_effects_changes_noth
         );
     }
     store.close().await;
+}
+
+/// Copies a folder's files (and folders) but the index's tables, from `from` into `to`.
+fn copy_sled_part(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if [".records", ".slots", ".slots.old"]
+            .iter()
+            .any(|table| name.ends_with(table))
+        {
+            continue;
+        }
+        if entry.file_type().expect("type").is_dir() {
+            copy_sled_part(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).expect("copy");
+        }
+    }
+}
+
+/// Sled buffers its writes and the tables write through, so a crash can leave sled behind the
+/// tables: it lost the feed entries, notices and timers of records whose filing entries the
+/// tables hold. Replaying from the checkpoint's mark (as it was) derives them again; what
+/// cannot be (the timers an arrival or invalidation dropped) is left for the scheduler, which
+/// finds they no longer apply.
+#[tokio::test]
+async fn an_index_whose_sled_part_lags_its_tables_after_a_crash_is_made_whole_by_replay() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let (store, _) = open(&data);
+    let mut mrns = Vec::new();
+    for i in 0..4 {
+        match store
+            .register(filing(&format!("LAG-{i}")))
+            .await
+            .expect("register")
+        {
+            Registration::Registered(receipt) => mrns.push(receipt.mrn),
+            other => panic!("{other:?}"),
+        }
+    }
+    store.close().await;
+    // What a crash would leave of sled and of the mark: their state now.
+    let saved = tmp.path().join("sled-before");
+    copy_sled_part(&data.join("index"), &saved);
+
+    let (store, _) = open(&data);
+    let mrn = |i: usize| aci_gateway::ids::Mrn::parse(&mrns[i]).expect("mrn");
+    change_each_way(&store, "LAG", &mrns).await;
+    store.caught_up().await.expect("indexed");
+    let once = store.index().dump().expect("dump");
+    let feed = store
+        .index()
+        .notifications(&mrns_filer(&store, &mrn(3)), 0, 100);
+    store.close().await;
+
+    // The crash: sled and the mark as they were before the changes, the tables as they are.
+    let index = data.join("index");
+    for entry in std::fs::read_dir(&index).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if [".records", ".slots"].iter().any(|t| name.ends_with(t)) {
+            continue;
+        }
+        if entry.file_type().expect("type").is_dir() {
+            std::fs::remove_dir_all(entry.path()).expect("remove");
+        } else {
+            std::fs::remove_file(entry.path()).expect("remove");
+        }
+    }
+    copy_sled_part(&saved, &index);
+
+    let (store, _) = open(&data);
+    let replayed = store.index().dump().expect("dump");
+    fn without_timers(dump: &[store::IndexEntry]) -> Vec<&store::IndexEntry> {
+        dump.iter()
+            .filter(|(tree, _, _)| *tree != "timers")
+            .collect()
+    }
+    assert!(
+        without_timers(&replayed) == without_timers(&once),
+        "every tree but the timers is as if each record had been applied once"
+    );
+    assert_eq!(
+        store
+            .index()
+            .notifications(&mrns_filer(&store, &mrn(3)), 0, 100)
+            .expect("feed"),
+        feed.expect("feed"),
+        "the carrier's feed has the notice again"
+    );
+    let timers = |dump: &[store::IndexEntry]| {
+        dump.iter()
+            .filter(|(tree, _, _)| *tree == "timers")
+            .map(|(_, key, _)| key.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let (after, before) = (timers(&replayed), timers(&once));
+    assert!(after.is_superset(&before), "no timer is lost");
+    // The timers left over are of the arrived and the invalidated filing, and firing them
+    // changes nothing: the scheduler drops them when they come due.
+    let stale = [mrn(1), mrn(2)];
+    for key in after.difference(&before) {
+        let mrn_of_key = String::from_utf8_lossy(&key[8..8 + aci_gateway::ids::Mrn::LEN]);
+        assert!(
+            stale.iter().any(|m| m.as_str() == mrn_of_key),
+            "a left-over timer of {mrn_of_key}"
+        );
+    }
+    let far = SystemTime::now() + Duration::from_secs(400 * 86_400);
+    let (due, _) = store.due_timers(far, 100).expect("timers");
+    let mut left_over = 0;
+    for (mrn_of_timer, timer) in due {
+        if !stale.contains(&mrn_of_timer) {
+            continue;
+        }
+        left_over += 1;
+        let fired = store
+            .change(mrn_of_timer, store::Change::Fire(timer), String::new())
+            .await
+            .expect("fire");
+        assert!(
+            !matches!(fired, store::Changed::Applied(_)),
+            "a left-over timer does not apply: {fired:?}"
+        );
+    }
+    assert_eq!(left_over, after.len() - before.len());
+    store.close().await;
+}
+
+fn mrns_filer(store: &Store, mrn: &aci_gateway::ids::Mrn) -> String {
+    store.status(mrn).expect("status").expect("a filing").filer
 }
 
 /// The log backend's contract, on the embedded log: records go exactly at the log's next

@@ -1,7 +1,9 @@
-//! The index: sled trees derived from the log, so queries need not read it.
+//! The index: maps derived from the log, so queries need not read it.
 //!
-//! Trees: `lrn` ((filer, LRN) → MRN), `filings` (MRN → `FilingEntry`), `documents` ((filer,
-//! master transport document) → MRN and filing time, big-endian seconds), `meta` (`hwm`: the
+//! The three that grow with every filing are hash tables on disk (`store::table`, whose memory
+//! and start-up do not grow with them): `lrn` ((filer, LRN) → MRN), `filings` (MRN →
+//! `FilingEntry`), `documents` ((filer, master transport document) → MRN and filing time,
+//! big-endian seconds). The rest are sled trees: `meta` (`hwm`: the
 //! sequence of the last record applied, big-endian), `awaiting` (partial filings), `received`
 //! (delivered envelopes), `notices` ((filer, sequence) → `Notification`, the carriers' feeds),
 //! `notice_ids` ((peer, notice id) → sequence), `timers` ((due, MRN, timer) → the timer: what
@@ -16,6 +18,7 @@
 //! update (sled is not fsynced) only means a redelivery, which the peer absorbs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use prost::Message;
 
@@ -23,16 +26,23 @@ use crate::ids::{Eori, Lrn, Mrn, Seq};
 use crate::pb::store::{FilingEntry, LogRecord, RecordKind, Timer};
 use crate::pb::{FilingStatus, NoticeKind, Notification};
 
+use super::checkpoint::{Checkpoint, CheckpointError};
 use super::projection::{evolve, holds, link_house_filing, new_entry, pushed};
+use super::table::{Table, TableError};
 
-const HIGH_WATER: &[u8] = b"hwm";
+/// Where sled held the high-water mark before the checkpoint (`store::checkpoint`) did: an
+/// index that has it and no format is of format 1.
+const LEGACY_HIGH_WATER: &[u8] = b"hwm";
 const FORMAT_KEY: &[u8] = b"format";
 /// What the entries hold, as this binary derives them. An index of another format (entries
 /// without the items notices target, without their links) is rebuilt from the log at start.
-pub const FORMAT: u32 = 2;
+/// Format 3: `lrn`, `filings` and `documents` moved from sled to `store::table`.
+pub const FORMAT: u32 = 3;
+/// The sled trees of format 2 that format 3 keeps in tables; dropped when the index is cleared.
+const SLED_TREES_BEFORE_TABLES: [&str; 3] = ["lrn", "filings", "documents"];
 
 /// sled's page cache (its default, 1 GiB, let a gateway with a million filings grow past 800 MB
-/// of RSS; the index's working set is the recent filings).
+/// of RSS when the filings were in sled; the trees left there are small).
 const INDEX_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The timers due (with their MRNs), and when the next one after them is due.
@@ -43,10 +53,21 @@ pub type Entry = (&'static str, Vec<u8>, Vec<u8>);
 /// Separates filer and LRN (or document number) in keys; none contains control characters.
 const KEY_SEPARATOR: u8 = 0x1f;
 
+impl From<CheckpointError> for IndexError {
+    fn from(error: CheckpointError) -> Self {
+        match error {
+            CheckpointError::Table(e) => IndexError::Table(e),
+            CheckpointError::Sled(e) => IndexError::Sled(e),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("index database: {0}")]
     Sled(#[from] sled::Error),
+    #[error("index table: {0}")]
+    Table(#[from] TableError),
     #[error("index entry for {key} does not decode: {reason}")]
     Decode { key: String, reason: String },
 }
@@ -54,10 +75,14 @@ pub enum IndexError {
 impl IndexError {
     /// Whether the index could not write for want of space.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, IndexError::Sled(sled::Error::Io(e)) if matches!(
-            e.kind(),
-            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-        ))
+        match self {
+            IndexError::Sled(sled::Error::Io(e)) => matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
+            IndexError::Table(e) => e.is_disk_full(),
+            _ => false,
+        }
     }
 }
 
@@ -65,9 +90,9 @@ impl IndexError {
 #[derive(Clone)]
 pub struct Index {
     db: sled::Db,
-    by_lrn: sled::Tree,
-    filings: sled::Tree,
-    documents: sled::Tree,
+    by_lrn: Arc<Table>,
+    filings: Arc<Table>,
+    documents: Arc<Table>,
     /// Master document of a partial filing → its MRN and next filing party.
     awaiting: sled::Tree,
     /// (origin gateway, origin sequence) of each delivered envelope → what became of it.
@@ -79,6 +104,8 @@ pub struct Index {
     /// (due, MRN, timer) → the timer, for the scheduler.
     timers: sled::Tree,
     meta: sled::Tree,
+    /// The high-water mark, on disk once both stores hold what it covers.
+    checkpoint: Arc<Checkpoint>,
     /// Peer → acknowledged cursor (forwarding state; not derived from the log).
     cursors: sled::Tree,
     /// (peer, sequence) → refusal code and message (forwarding state; not derived from the log).
@@ -113,10 +140,19 @@ impl Index {
                 Err(e) => return Err(e.into()),
             }
         };
+        let by_lrn = Arc::new(Table::open(dir, "lrn")?);
+        let filings = Arc::new(Table::open(dir, "filings")?);
+        let documents = Arc::new(Table::open(dir, "documents")?);
+        let checkpoint = Checkpoint::open(
+            &dir.join("mark"),
+            vec![by_lrn.clone(), filings.clone(), documents.clone()],
+            db.clone(),
+        )?;
         Ok(Index {
-            by_lrn: db.open_tree("lrn")?,
-            filings: db.open_tree("filings")?,
-            documents: db.open_tree("documents")?,
+            by_lrn,
+            filings,
+            documents,
+            checkpoint: Arc::new(checkpoint),
             awaiting: db.open_tree("awaiting")?,
             received: db.open_tree("received")?,
             notices: db.open_tree("notices")?,
@@ -131,12 +167,7 @@ impl Index {
 
     /// The sequence of the last record applied (0 when none).
     pub fn high_water(&self) -> Result<Seq, IndexError> {
-        Ok(Seq(self
-            .meta
-            .get(HIGH_WATER)?
-            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(0)))
+        Ok(Seq(self.checkpoint.applied()))
     }
 
     /// The format the index was derived in (1: before it said, 0: empty).
@@ -148,7 +179,7 @@ impl Index {
             .map(u32::from_be_bytes);
         Ok(match stored {
             Some(format) => format,
-            None if self.high_water()?.0 > 0 => 1,
+            None if self.high_water()?.0 > 0 || self.meta.contains_key(LEGACY_HIGH_WATER)? => 1,
             None => 0,
         })
     }
@@ -161,7 +192,7 @@ impl Index {
 
     /// The MRN registered for a filer's LRN.
     pub fn mrn_for(&self, filer: &Eori, lrn: &Lrn) -> Result<Option<Mrn>, IndexError> {
-        let Some(value) = self.by_lrn.get(lrn_key(filer.as_str(), lrn.as_str()))? else {
+        let Some(value) = self.by_lrn.get(&lrn_key(filer.as_str(), lrn.as_str()))? else {
             return Ok(None);
         };
         let text = String::from_utf8_lossy(&value);
@@ -177,7 +208,7 @@ impl Index {
         filer: &Eori,
         document: &str,
     ) -> Result<Option<(Mrn, std::time::SystemTime)>, IndexError> {
-        let Some(value) = self.documents.get(lrn_key(filer.as_str(), document))? else {
+        let Some(value) = self.documents.get(&lrn_key(filer.as_str(), document))? else {
             return Ok(None);
         };
         let decode = |reason: &str| IndexError::Decode {
@@ -312,7 +343,7 @@ impl Index {
 
     /// What is known about an MRN.
     pub fn status(&self, mrn: &Mrn) -> Result<Option<FilingStatus>, IndexError> {
-        let Some(value) = self.filings.get(mrn.as_str())? else {
+        let Some(value) = self.filings.get(mrn.as_str().as_bytes())? else {
             return Ok(None);
         };
         let entry = FilingEntry::decode(value.as_ref()).map_err(|e| IndexError::Decode {
@@ -341,13 +372,13 @@ impl Index {
 
     /// Applies records (consecutive, in log order) and moves the high-water mark past them.
     ///
-    /// Not a sled transaction: one right after the log's fdatasync cost about 130 µs where
-    /// plain inserts cost under 40 (measured at one filing in flight, where it was a third of
-    /// the store's time). Instead every effect is idempotent — inserts of derived keys, and
-    /// lifecycle changes skipped when the entry's history already holds the record's sequence
-    /// — and the high-water mark is written last. sled recovers a prefix of its writes, so after
-    /// a crash the index holds every record up to its mark, perhaps some beyond, and replaying
-    /// from the mark (as `Store::open` does) leaves it as if each record had been applied once.
+    /// Not a transaction: the tables and sled reach the disk on their own schedules, and the
+    /// mark moves on disk only once both hold everything it covers (`store::checkpoint`). So
+    /// after a crash either store may hold effects of records past the mark, and replaying
+    /// them must leave the index as if each had been applied once. Every effect is idempotent:
+    /// inserts of derived keys, and lifecycle changes skipped when the entry's history already
+    /// holds the record's sequence — while what the record adds to sled (notices, timers) is
+    /// derived again from the entry that holds it, since sled may have lost it.
     pub fn apply(&self, records: &[LogRecord]) -> Result<(), IndexError> {
         let Some(last) = records.last() else {
             return Ok(());
@@ -356,35 +387,45 @@ impl Index {
         for record in records {
             self.derive(record, &mut batch)?;
         }
-        // In order: a timer set and dropped within the batch ends dropped. Before the entries:
-        // a record the entries hold is skipped on replay, so its timers must be in by then.
+        // In order: a timer set and dropped within the batch ends dropped.
         for (key, value) in batch.timers {
             match value {
                 Some(value) => self.timers.insert(key, value)?,
                 None => self.timers.remove(key)?,
             };
         }
-        let mut filings = Writes::default();
-        for (mrn, entry) in &batch.entries {
-            filings.insert(mrn.as_bytes(), entry.encode_to_vec());
-        }
         // Plain inserts: sled's batches, like its transactions, cost several times more right
-        // after an fdatasync, and nothing here needs more than sled's prefix recovery.
+        // after an fdatasync, and replay makes up for whatever a crash cut short.
         for (tree, writes) in [
-            (&self.by_lrn, batch.by_lrn),
-            (&self.documents, batch.documents),
             (&self.awaiting, batch.awaiting),
             (&self.received, batch.received),
             (&self.notices, batch.notices),
             (&self.notice_ids, batch.notice_ids),
-            (&self.filings, filings),
         ] {
             for (key, value) in writes.0 {
                 tree.insert(key, value)?;
             }
         }
-        // Last: the mark says everything up to it is in.
-        self.meta.insert(HIGH_WATER, &last.sequence.to_be_bytes())?;
+        self.by_lrn.insert_all(&batch.by_lrn.0)?;
+        self.documents.insert_all(&batch.documents.0)?;
+        let filings: Vec<_> = batch
+            .entries
+            .iter()
+            .map(|(mrn, entry)| (mrn.as_bytes().to_vec(), entry.encode_to_vec()))
+            .collect();
+        self.filings.insert_all(&filings)?;
+        self.checkpoint.set_applied(last.sequence);
+        Ok(())
+    }
+
+    /// Makes room for a batch of `records` before the log takes it: what `apply` then writes
+    /// to the tables cannot meet a full disk (a disk too full refuses the batch instead).
+    pub fn reserve(&self, records: usize) -> Result<(), IndexError> {
+        // A record adds at most one filing, one LRN and a few documents.
+        let keys = records as u64 * 4;
+        for table in [&self.by_lrn, &self.filings, &self.documents] {
+            table.reserve(keys)?;
+        }
         Ok(())
     }
 
@@ -452,11 +493,18 @@ impl Index {
                         record.sequence, record.mrn
                     ),
                 })?;
-        if holds(&current, record.sequence, None) {
-            return Ok(());
-        }
-        let before_timers = current.timers.clone();
-        let entry = evolve(current, record);
+        // Taken already (a replay after a crash): the entry stays, what sled holds is derived again.
+        let held = holds(&current, record.sequence, None);
+        let before_timers = if held {
+            Vec::new()
+        } else {
+            current.timers.clone()
+        };
+        let entry = if held {
+            current
+        } else {
+            evolve(current, record)
+        };
         match record.kind() {
             RecordKind::Notice => {
                 if let Some(notice) = &record.notice {
@@ -468,6 +516,8 @@ impl Index {
                 batch.set_timers(&record.mrn, &record.timers);
             }
             RecordKind::TimerFired => batch.drop_timers(&record.mrn, record.timer.iter()),
+            // Held: the timers it dropped are no longer known; any left fire, find that they no
+            // longer apply, and are dropped then.
             RecordKind::Arrival | RecordKind::Invalidation => {
                 batch.drop_timers(&record.mrn, before_timers.iter());
             }
@@ -480,7 +530,9 @@ impl Index {
                 notification.encode_to_vec(),
             );
         }
-        batch.entries.insert(record.mrn.clone(), entry);
+        if !held {
+            batch.entries.insert(record.mrn.clone(), entry);
+        }
         Ok(())
     }
 
@@ -578,6 +630,11 @@ impl Index {
 
     /// Empties every tree, for a rebuild from the log.
     pub fn clear(&self) -> Result<(), IndexError> {
+        // First: a rebuild cut short starts again from the beginning.
+        self.checkpoint.reset()?;
+        for tree in SLED_TREES_BEFORE_TABLES {
+            self.db.drop_tree(tree)?;
+        }
         self.by_lrn.clear()?;
         self.filings.clear()?;
         self.documents.clear()?;
@@ -590,19 +647,31 @@ impl Index {
         Ok(())
     }
 
-    /// Writes sled's buffers to disk (not an fsync; see DESIGN.md).
+    /// Puts the index on disk and moves the high-water mark there (at close; the checkpoint
+    /// does it every half second otherwise).
     pub fn flush(&self) -> Result<(), IndexError> {
-        self.db.flush()?;
+        self.checkpoint.write()?;
         Ok(())
     }
 
     /// Every entry of every tree, for comparing two indexes.
     pub fn dump(&self) -> Result<Vec<Entry>, IndexError> {
         let mut out = Vec::new();
-        for (name, tree) in [
+        for (name, table) in [
             ("lrn", &self.by_lrn),
             ("filings", &self.filings),
             ("documents", &self.documents),
+        ] {
+            for (k, v) in table.entries()? {
+                out.push((name, k, v));
+            }
+        }
+        out.push((
+            "mark",
+            b"applied".to_vec(),
+            self.checkpoint.applied().to_be_bytes().to_vec(),
+        ));
+        for (name, tree) in [
             ("awaiting", &self.awaiting),
             ("received", &self.received),
             ("notices", &self.notices),

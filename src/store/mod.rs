@@ -1,18 +1,20 @@
-//! Durable storage: the log (the truth), the sled index derived from it, and the group-commit
+//! Durable storage: the log (the truth), the index derived from it, and the group-commit
 //! writer between them.
 //!
 //! A batch goes: the writer (`writer`, the commit loop) gathers commands, the decisions
 //! (`decide`, pure, over the index as a [`StateView`]) turn them into records, the log backend
 //! (`backend`, [`LogBackend`]; the embedded segment log of `log` is the one implementation)
-//! seals and makes them durable, the index (`index`, sled plumbing; `projection`, what a
-//! filing's entry becomes with each record) takes them, and only then is anyone answered.
+//! seals and makes them durable, the callers are answered, and the index takes them (`index`:
+//! per-filing hash tables of `table` and sled trees, its mark moved by `checkpoint`;
+//! `projection`, what a filing's entry becomes with each record) before the next batch is decided.
 //!
-//! `<data>/log/` holds the segments, `<data>/index/` the sled database. [`Store::open`] recovers
+//! `<data>/log/` holds the segments, `<data>/index/` the tables, the sled database and the mark. [`Store::open`] recovers
 //! the log's tail, replays into the index whatever it has not seen, and starts the writer.
 //! [`Store::register`] answers only after the filing's record is durable (`fdatasync`).
 
 mod arrivals;
 mod backend;
+mod checkpoint;
 mod decide;
 mod disk;
 mod facts;
@@ -26,6 +28,7 @@ pub mod scheduler;
 #[cfg(feature = "testing")]
 mod sim;
 mod stats;
+mod table;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -44,7 +47,7 @@ pub use self::backend::{Appended, EmbeddedLog, LogBackend, LogCursor};
 pub use self::decide::StateView;
 pub use self::disk::{Disk, OsDisk};
 pub use self::facts::route_facts;
-pub use self::index::{Index, IndexError, Received};
+pub use self::index::{Entry as IndexEntry, Index, IndexError, Received};
 pub use self::jetstream::{Held, JetStreamLog, JetStreamSettings, LEASE_TTL, Leases};
 pub use self::log::{LogError, Recovery, TornTail, list_segments};
 pub use self::projection::receipt_of;

@@ -279,7 +279,13 @@ pub(super) fn pushed(record: &LogRecord, after: &FilingEntry) -> Option<Notifica
         ..Notification::default()
     };
     match record.kind() {
-        RecordKind::Notice => status.notices.last().cloned(),
+        // By sequence, not the last: replayed after a crash, the entry may hold later notices.
+        RecordKind::Notice => status
+            .notices
+            .iter()
+            .rev()
+            .find(|n| n.sequence == record.sequence)
+            .cloned(),
         RecordKind::Arrival => Some(Notification {
             arrival: record.arrival.clone(),
             ..own(NoticeKind::ArrivalRegistered)

@@ -405,6 +405,12 @@ impl Writer {
         if records.is_empty() {
             return Ok(());
         }
+        // Before anything is appended: the index must be able to take what the log does.
+        if let Err(e) = self.index.reserve(records.len()) {
+            let error = index_failure(&e);
+            tracing::error!(%error, records = records.len(), "no room for the batch in the index");
+            return Err(Failed::new(error, None));
+        }
         // One span per group commit, linked to the traces of the records it made durable.
         let span = tracing::info_span!(
             "log.group_commit",

@@ -1,0 +1,839 @@
+//! The index's per-filing maps on disk: a hash table of byte keys to byte values whose memory
+//! does not grow with the number of keys and which opens in constant time.
+//!
+//! Why not sled for these: sled 0.34 keeps a page-table entry and cache bookkeeping in memory
+//! for every page of its trees, cached or not (a leaf splits at 16 entries), about 30 bytes of
+//! RSS per key; and it snapshots only while starting, so the first start after N writes replays
+//! all of them. The maps that grow with every filing (`filings`, `lrn`, `documents`) live here;
+//! the small trees stay in sled.
+//!
+//! Two files per map:
+//! - `<name>.records`: append-only records (key length, value length, CRC32C, key, value) after
+//!   a header holding the map's hash secret. A replaced value is appended again; the old record
+//!   stays as garbage until the index is rebuilt (`aci-gateway reindex`).
+//! - `<name>.slots`: open addressing with linear probing over 16-byte slots (a 64-bit keyed hash
+//!   of the key, the offset of its latest record; offset 0 is empty). A lookup reads a group of
+//!   slots and the record a matching hash points to, and compares the key, so a collision costs a
+//!   read, never a wrong answer. The hash is keyed (SHA-256 under the map's random secret), so a
+//!   carrier cannot choose LRNs that pile into one probe sequence.
+//!
+//! At half full the slots double, a little at a time: a new slots file takes every insert, each
+//! insert also moves a few slots of the old one (`<name>.slots.old`), and lookups consult the old
+//! file until it is empty. Only the index's writer inserts; readers share the map under a
+//! read-write lock held for a lookup's few reads. Records are written before the slots that point
+//! to them, so neither a reader nor a restart after a killed process meets a slot pointing at
+//! nothing. As with sled, nothing is fsynced: the log is the truth, the index is replayed from its
+//! high-water mark, and a record the disk lost in a power cut fails its CRC when read.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use sha2::{Digest, Sha256};
+
+use super::disk::PRIVATE_FILE;
+
+const RECORDS_MAGIC: &[u8; 8] = b"ACIREC01";
+const SLOTS_MAGIC: &[u8; 8] = b"ACISLT01";
+const SECRET_LEN: usize = 16;
+/// Magic and secret; the first record starts after it, so no record is at offset 0.
+const RECORDS_HEADER: u64 = (RECORDS_MAGIC.len() + SECRET_LEN) as u64;
+/// Key length (u16), value length (u32), CRC32C of key and value (u32), all little-endian.
+const FRAME: usize = 10;
+/// What a lookup reads of a record at first; a longer one takes a second read.
+const READ_AHEAD: usize = 2048;
+
+const SLOT: u64 = 16;
+/// Magic, capacity, count, the old file's capacity (0: none), how many of its slots moved.
+const SLOTS_HEADER: u64 = 64;
+/// Slots of a new map (64 KiB of file).
+const FIRST_CAPACITY: u64 = 1 << 12;
+/// Slots read at once while probing.
+const GROUP: usize = 8;
+/// Space kept allocated past the records' end. The index writes a batch only after the log has
+/// it and its callers were answered, so that write must not meet a full disk: the writer
+/// reserves before it appends ([`Table::reserve`]), and a disk too full to reserve refuses the
+/// batch, as a full log does. A batch writes far less than this to one map.
+const RESERVE: u64 = 4 << 20;
+/// Old slots moved per insert while the slots double: the move ends after capacity / 8 inserts,
+/// well before the new file is half full.
+const MOVES_PER_INSERT: u64 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {reason} (rebuild the index: aci-gateway reindex)")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("a {what} of {len} bytes is longer than the index takes")]
+    TooLong { what: &'static str, len: usize },
+}
+
+impl TableError {
+    /// Whether the disk (or the quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, TableError::Io { source, .. } if matches!(
+            source.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        ))
+    }
+}
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// One map: byte keys to byte values, on disk.
+#[derive(Debug)]
+pub struct Table {
+    /// `<dir>/<name>`, to which the files' extensions are added.
+    base: PathBuf,
+    /// Keys the hash, so that its values cannot be chosen from outside.
+    secret: [u8; SECRET_LEN],
+    /// Written by the index's writer only; read by everyone. Held for one lookup or one batch.
+    state: RwLock<State>,
+    /// Tests narrow the hash to make keys collide.
+    #[cfg(test)]
+    tag_mask: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    records: File,
+    records_path: PathBuf,
+    /// Where the next record goes.
+    end: u64,
+    /// How far the records file has space allocated (see [`RESERVE`]).
+    reserved_to: u64,
+    slots: Slots,
+    /// While the slots double: the old file, and how many of its slots moved so far.
+    old: Option<(Slots, u64)>,
+    /// Whether slots files were renamed or removed since the last sync (the folder needs one).
+    renamed: AtomicBool,
+}
+
+#[derive(Debug)]
+struct Slots {
+    file: File,
+    path: PathBuf,
+    /// A power of two.
+    capacity: u64,
+    /// Occupied slots.
+    count: u64,
+}
+
+/// Where a key is, or would go, in one slots file.
+enum Probe {
+    Found(u64),
+    Vacant(u64),
+}
+
+/// A key to compare a slot's key with: given, or read from the record at an offset.
+#[derive(Clone, Copy)]
+enum Key<'a> {
+    Bytes(&'a [u8]),
+    At(u64),
+}
+
+impl Table {
+    /// Opens (or creates) the map `name` in `dir`, finishing a doubling a killed process left
+    /// between its two renames.
+    pub fn open(dir: &Path, name: &str) -> Result<Table, TableError> {
+        let base = dir.join(name);
+        let records_path = base.with_extension("records");
+        let records = open_file(&records_path)?;
+        let mut end = len_of(&records, &records_path)?;
+        let mut secret = [0u8; SECRET_LEN];
+        if end == 0 {
+            rustix::rand::getrandom(&mut secret, rustix::rand::GetRandomFlags::empty())
+                .map_err(|e| io_error(&records_path, e.into()))?;
+            let mut header = RECORDS_MAGIC.to_vec();
+            header.extend_from_slice(&secret);
+            records
+                .write_all_at(&header, 0)
+                .map_err(|e| io_error(&records_path, e))?;
+            end = RECORDS_HEADER;
+        } else {
+            let mut header = [0u8; RECORDS_HEADER as usize];
+            records
+                .read_exact_at(&mut header, 0)
+                .map_err(|e| io_error(&records_path, e))?;
+            if &header[..8] != RECORDS_MAGIC {
+                return Err(corrupt(&records_path, "not an index records file"));
+            }
+            secret.copy_from_slice(&header[8..]);
+        }
+
+        let slots_path = base.with_extension("slots");
+        let new_path = base.with_extension("slots.new");
+        let old_path = base.with_extension("slots.old");
+        if new_path.exists() {
+            if slots_path.exists() {
+                remove(&new_path)?;
+            } else {
+                std::fs::rename(&new_path, &slots_path).map_err(|e| io_error(&new_path, e))?;
+            }
+        }
+        let (slots, old_capacity, moved) = if slots_path.exists() {
+            Slots::open(&slots_path)?
+        } else if end > RECORDS_HEADER {
+            return Err(corrupt(&slots_path, "missing while its records exist"));
+        } else {
+            (Slots::create(&slots_path, FIRST_CAPACITY, 0)?, 0, 0)
+        };
+        let old = if old_capacity > 0 && old_path.exists() {
+            let (old, _, _) = Slots::open(&old_path)?;
+            Some((old, moved))
+        } else {
+            if old_path.exists() {
+                remove(&old_path)?;
+            }
+            None
+        };
+        let state = State {
+            records,
+            records_path,
+            end,
+            reserved_to: end,
+            slots,
+            old,
+            renamed: AtomicBool::new(true),
+        };
+        state.write_header()?;
+        Ok(Table {
+            base,
+            secret,
+            state: RwLock::new(state),
+            #[cfg(test)]
+            tag_mask: u64::MAX,
+        })
+    }
+
+    /// The value of `key`, if it has one.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, TableError> {
+        let state = self.read();
+        let tag = self.tag(key);
+        for slots in state.all_slots() {
+            if let Probe::Found(index) = state.probe(slots, tag, Key::Bytes(key))? {
+                let (_, offset) = slots.slot(index)?;
+                let (_, value) = state.record(offset)?;
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Makes sure that a batch of up to `keys` new keys can be written without meeting a full
+    /// disk: space for its records, and the slots doubled ahead if it would fill them past half.
+    pub fn reserve(&self, keys: u64) -> Result<(), TableError> {
+        let mut state = self.write();
+        if state.end + RESERVE > state.reserved_to {
+            let from = state.reserved_to.max(state.end);
+            let to = state.end + 2 * RESERVE;
+            allocate(&state.records, from, to - from, true)
+                .map_err(|e| io_error(&state.records_path, e))?;
+            state.reserved_to = to;
+        }
+        if state.old.is_none() && (state.slots.count + keys) * 2 > state.slots.capacity {
+            self.start_doubling(&mut state)?;
+        }
+        Ok(())
+    }
+
+    /// Sets each key to its value, in order (a key twice ends with its last value).
+    pub fn insert_all(&self, entries: &[KeyValue]) -> Result<(), TableError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut state = self.write();
+        // The records first, in one write: no slot may point past what is written.
+        let mut buffer = Vec::new();
+        let mut offsets = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            offsets.push(state.end + buffer.len() as u64);
+            encode_record(&mut buffer, key, value)?;
+        }
+        state
+            .records
+            .write_all_at(&buffer, state.end)
+            .map_err(|e| io_error(&state.records_path, e))?;
+        state.end += buffer.len() as u64;
+        for ((key, _), offset) in entries.iter().zip(offsets) {
+            state.place(self.tag(key), Key::Bytes(key), offset)?;
+            self.grow_step(&mut state)?;
+        }
+        state.write_header()
+    }
+
+    /// Puts everything written so far on disk (fdatasync), for the index's checkpoint.
+    pub fn sync(&self) -> Result<(), TableError> {
+        // Under the lock only to duplicate the handles: an fdatasync takes milliseconds, and
+        // neither inserts nor lookups wait for it.
+        let (files, renamed) = {
+            let state = self.read();
+            let mut files = Vec::new();
+            for (file, path) in std::iter::once((&state.records, &state.records_path))
+                .chain(state.all_slots().map(|slots| (&slots.file, &slots.path)))
+            {
+                files.push((
+                    file.try_clone().map_err(|e| io_error(path, e))?,
+                    path.clone(),
+                ));
+            }
+            (files, state.renamed.swap(false, Ordering::AcqRel))
+        };
+        for (file, path) in files {
+            file.sync_data().map_err(|e| io_error(&path, e))?;
+        }
+        if renamed {
+            let dir = self.base.parent().unwrap_or(Path::new("."));
+            if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+                self.read().renamed.store(true, Ordering::Release);
+                return Err(io_error(dir, e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every key and its value, in key order (for comparing two indexes).
+    pub fn entries(&self) -> Result<Vec<KeyValue>, TableError> {
+        let state = self.read();
+        let mut out = BTreeMap::new();
+        // The current slots first: where a key is in both, its value there is the newer.
+        for slots in state.all_slots() {
+            for index in 0..slots.capacity {
+                let (_, offset) = slots.slot(index)?;
+                if offset != 0 {
+                    let (key, value) = state.record(offset)?;
+                    out.entry(key).or_insert(value);
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Empties the map (the secret stays).
+    pub fn clear(&self) -> Result<(), TableError> {
+        let mut state = self.write();
+        state
+            .records
+            .set_len(RECORDS_HEADER)
+            .map_err(|e| io_error(&state.records_path, e))?;
+        state.end = RECORDS_HEADER;
+        state.reserved_to = RECORDS_HEADER;
+        if let Some((old, _)) = state.old.take() {
+            remove(&old.path)?;
+        }
+        state.slots = Slots::create(&self.base.with_extension("slots"), FIRST_CAPACITY, 0)?;
+        state.renamed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn tag(&self, key: &[u8]) -> u64 {
+        let digest = Sha256::new()
+            .chain_update(self.secret)
+            .chain_update(key)
+            .finalize();
+        let mut tag = [0u8; 8];
+        tag.copy_from_slice(&digest[..8]);
+        let tag = u64::from_le_bytes(tag);
+        #[cfg(test)]
+        let tag = tag & self.tag_mask;
+        tag
+    }
+
+    /// After an insert: starts doubling the slots at half full, or moves a few old slots.
+    fn grow_step(&self, state: &mut State) -> Result<(), TableError> {
+        let Some((old, moved)) = &state.old else {
+            // Normally begun by `reserve`; a replay at start does not reserve.
+            if state.slots.count * 2 > state.slots.capacity {
+                self.start_doubling(state)?;
+            }
+            return Ok(());
+        };
+        let (from, to) = (*moved, (*moved + MOVES_PER_INSERT).min(old.capacity));
+        let mut moving = Vec::new();
+        for index in from..to {
+            let (tag, offset) = old.slot(index)?;
+            if offset != 0 {
+                moving.push((tag, offset));
+            }
+        }
+        let done = to == old.capacity;
+        for (tag, offset) in moving {
+            // Only if absent: a key inserted since the doubling began has its newer value here.
+            if let Probe::Vacant(index) = state.probe(&state.slots, tag, Key::At(offset))? {
+                state.slots.set(index, tag, offset)?;
+                state.slots.count += 1;
+            }
+        }
+        if done {
+            if let Some((old, _)) = state.old.take() {
+                state.write_header()?;
+                remove(&old.path)?;
+                state.renamed.store(true, Ordering::Release);
+            }
+        } else if let Some((_, moved)) = &mut state.old {
+            *moved = to;
+        }
+        Ok(())
+    }
+
+    /// A slots file of twice the capacity takes every insert from now on; the old one moves
+    /// into it a few slots per insert.
+    fn start_doubling(&self, state: &mut State) -> Result<(), TableError> {
+        let capacity = state.slots.capacity * 2;
+        let slots_path = self.base.with_extension("slots");
+        let new_path = self.base.with_extension("slots.new");
+        let old_path = self.base.with_extension("slots.old");
+        let mut new = match Slots::create(&new_path, capacity, state.slots.capacity) {
+            Ok(new) => new,
+            Err(e) => {
+                let _ = std::fs::remove_file(&new_path);
+                return Err(e);
+            }
+        };
+        std::fs::rename(&slots_path, &old_path).map_err(|e| io_error(&slots_path, e))?;
+        std::fs::rename(&new_path, &slots_path).map_err(|e| io_error(&new_path, e))?;
+        new.path = slots_path;
+        let mut old = std::mem::replace(&mut state.slots, new);
+        old.path = old_path;
+        state.old = Some((old, 0));
+        state.renamed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave the files inconsistent (records before
+        // slots), so a poisoned lock is still good.
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl State {
+    /// The current slots, then the old ones while the slots double.
+    fn all_slots(&self) -> impl Iterator<Item = &Slots> {
+        std::iter::once(&self.slots).chain(self.old.as_ref().map(|(old, _)| old))
+    }
+
+    /// Points `key` (whose hash is `tag`) at the record at `offset` in the current slots.
+    fn place(&mut self, tag: u64, key: Key<'_>, offset: u64) -> Result<(), TableError> {
+        match self.probe(&self.slots, tag, key)? {
+            Probe::Found(index) => self.slots.set(index, tag, offset),
+            Probe::Vacant(index) => {
+                self.slots.set(index, tag, offset)?;
+                self.slots.count += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// The slot holding `key` in `slots`, or the empty one where it would go.
+    fn probe(&self, slots: &Slots, tag: u64, key: Key<'_>) -> Result<Probe, TableError> {
+        let mask = slots.capacity - 1;
+        let mut index = tag & mask;
+        let mut group = [0u8; GROUP * SLOT as usize];
+        let mut seen = 0;
+        while seen < slots.capacity {
+            let n = (GROUP as u64).min(slots.capacity - index);
+            let bytes = &mut group[..(n * SLOT) as usize];
+            slots.read_at(bytes, SLOTS_HEADER + index * SLOT)?;
+            for (i, slot) in bytes.chunks_exact(SLOT as usize).enumerate() {
+                let (found_tag, offset) = decode_slot(slot);
+                let at = index + i as u64;
+                if offset == 0 {
+                    return Ok(Probe::Vacant(at));
+                }
+                if found_tag == tag && self.same_key(offset, key)? {
+                    return Ok(Probe::Found(at));
+                }
+            }
+            seen += n;
+            index = (index + n) & mask;
+        }
+        Err(corrupt(&slots.path, "no empty slot"))
+    }
+
+    /// Whether the record at `offset` is of `key`.
+    fn same_key(&self, offset: u64, key: Key<'_>) -> Result<bool, TableError> {
+        let (found, _) = self.record(offset)?;
+        Ok(match key {
+            Key::Bytes(key) => found == key,
+            Key::At(other) => other == offset || found == self.record(other)?.0,
+        })
+    }
+
+    /// The key and value of the record at `offset`, checked against its CRC.
+    fn record(&self, offset: u64) -> Result<(Vec<u8>, Vec<u8>), TableError> {
+        let corrupt_at =
+            |reason: &str| corrupt(&self.records_path, &format!("record at {offset}: {reason}"));
+        let mut bytes = vec![0u8; READ_AHEAD];
+        let available = self.end.saturating_sub(offset).min(READ_AHEAD as u64) as usize;
+        if available < FRAME {
+            return Err(corrupt_at("past the end"));
+        }
+        bytes.truncate(available);
+        self.records
+            .read_exact_at(&mut bytes, offset)
+            .map_err(|e| corrupt_at(&e.to_string()))?;
+        let key_len = usize::from(u16::from_le_bytes([bytes[0], bytes[1]]));
+        let value_len = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]) as usize;
+        let crc = u32::from_le_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]);
+        let whole = FRAME + key_len + value_len;
+        if offset + whole as u64 > self.end {
+            return Err(corrupt_at("runs past the end"));
+        }
+        if whole > bytes.len() {
+            let have = bytes.len();
+            bytes.resize(whole, 0);
+            self.records
+                .read_exact_at(&mut bytes[have..], offset + have as u64)
+                .map_err(|e| corrupt_at(&e.to_string()))?;
+        }
+        bytes.truncate(whole);
+        if crc32c::crc32c(&bytes[FRAME..]) != crc {
+            return Err(corrupt_at("CRC mismatch"));
+        }
+        let value = bytes.split_off(FRAME + key_len);
+        let key = bytes.split_off(FRAME);
+        Ok((key, value))
+    }
+
+    fn write_header(&self) -> Result<(), TableError> {
+        let (old_capacity, moved) = self
+            .old
+            .as_ref()
+            .map_or((0, 0), |(old, moved)| (old.capacity, *moved));
+        self.slots.write_header(old_capacity, moved)
+    }
+}
+
+impl Slots {
+    /// A new slots file of `capacity` empty slots, its space allocated (writing a slot must not
+    /// meet a full disk).
+    fn create(path: &Path, capacity: u64, old_capacity: u64) -> Result<Slots, TableError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(PRIVATE_FILE)
+            .open(path)
+            .map_err(|e| io_error(path, e))?;
+        allocate(&file, 0, SLOTS_HEADER + capacity * SLOT, false).map_err(|e| io_error(path, e))?;
+        let slots = Slots {
+            file,
+            path: path.to_owned(),
+            capacity,
+            count: 0,
+        };
+        slots.write_header(old_capacity, 0)?;
+        Ok(slots)
+    }
+
+    /// An existing slots file, with the old file's capacity and how many of its slots moved.
+    fn open(path: &Path) -> Result<(Slots, u64, u64), TableError> {
+        let file = open_file(path)?;
+        let mut header = [0u8; SLOTS_HEADER as usize];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|e| io_error(path, e))?;
+        let field = |i: usize| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&header[8 * i..8 * i + 8]);
+            u64::from_le_bytes(bytes)
+        };
+        if &header[..8] != SLOTS_MAGIC {
+            return Err(corrupt(path, "not an index slots file"));
+        }
+        let capacity = field(1);
+        if !capacity.is_power_of_two()
+            || len_of(&file, path)? != SLOTS_HEADER + capacity.saturating_mul(SLOT)
+        {
+            return Err(corrupt(path, "its length does not match its capacity"));
+        }
+        let slots = Slots {
+            file,
+            path: path.to_owned(),
+            capacity,
+            count: field(2),
+        };
+        Ok((slots, field(3), field(4)))
+    }
+
+    fn slot(&self, index: u64) -> Result<(u64, u64), TableError> {
+        let mut bytes = [0u8; SLOT as usize];
+        self.read_at(&mut bytes, SLOTS_HEADER + index * SLOT)?;
+        Ok(decode_slot(&bytes))
+    }
+
+    fn set(&self, index: u64, tag: u64, offset: u64) -> Result<(), TableError> {
+        let mut bytes = [0u8; SLOT as usize];
+        bytes[..8].copy_from_slice(&tag.to_le_bytes());
+        bytes[8..].copy_from_slice(&offset.to_le_bytes());
+        self.file
+            .write_all_at(&bytes, SLOTS_HEADER + index * SLOT)
+            .map_err(|e| io_error(&self.path, e))
+    }
+
+    fn read_at(&self, bytes: &mut [u8], at: u64) -> Result<(), TableError> {
+        self.file
+            .read_exact_at(bytes, at)
+            .map_err(|e| io_error(&self.path, e))
+    }
+
+    fn write_header(&self, old_capacity: u64, moved: u64) -> Result<(), TableError> {
+        let mut header = [0u8; SLOTS_HEADER as usize];
+        header[..8].copy_from_slice(SLOTS_MAGIC);
+        for (i, value) in [self.capacity, self.count, old_capacity, moved]
+            .into_iter()
+            .enumerate()
+        {
+            header[8 * (i + 1)..8 * (i + 2)].copy_from_slice(&value.to_le_bytes());
+        }
+        self.file
+            .write_all_at(&header, 0)
+            .map_err(|e| io_error(&self.path, e))
+    }
+}
+
+fn decode_slot(slot: &[u8]) -> (u64, u64) {
+    let mut tag = [0u8; 8];
+    let mut offset = [0u8; 8];
+    tag.copy_from_slice(&slot[..8]);
+    offset.copy_from_slice(&slot[8..16]);
+    (u64::from_le_bytes(tag), u64::from_le_bytes(offset))
+}
+
+fn encode_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) -> Result<(), TableError> {
+    let too_long = |what, len| TableError::TooLong { what, len };
+    let key_len = u16::try_from(key.len()).map_err(|_| too_long("key", key.len()))?;
+    let value_len = u32::try_from(value.len()).map_err(|_| too_long("value", value.len()))?;
+    let crc = crc32c::crc32c_append(crc32c::crc32c(key), value);
+    out.extend_from_slice(&key_len.to_le_bytes());
+    out.extend_from_slice(&value_len.to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
+    Ok(())
+}
+
+/// Allocates `len` bytes of `file` from `offset` (beyond its size only when `keep_size`); on a
+/// file system that cannot, a plain length change (nothing reserved, but nothing refused).
+fn allocate(file: &File, offset: u64, len: u64, keep_size: bool) -> io::Result<()> {
+    let flags = if keep_size {
+        rustix::fs::FallocateFlags::KEEP_SIZE
+    } else {
+        rustix::fs::FallocateFlags::empty()
+    };
+    match rustix::fs::fallocate(file, flags, offset, len) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::OPNOTSUPP) if !keep_size => file.set_len(offset + len),
+        Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens a file of the index for reading and writing, created private if new.
+pub(super) fn open_file(path: &Path) -> Result<File, TableError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(PRIVATE_FILE)
+        .open(path)
+        .map_err(|e| io_error(path, e))
+}
+
+fn len_of(file: &File, path: &Path) -> Result<u64, TableError> {
+    Ok(file.metadata().map_err(|e| io_error(path, e))?.len())
+}
+
+fn remove(path: &Path) -> Result<(), TableError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(path, e)),
+        _ => Ok(()),
+    }
+}
+
+fn io_error(path: &Path, source: io::Error) -> TableError {
+    TableError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn corrupt(path: &Path, reason: &str) -> TableError {
+    TableError::Corrupt {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key(i: u32) -> Vec<u8> {
+        format!("GB123456789000\x1fLRN-{i}").into_bytes()
+    }
+
+    #[test]
+    fn values_are_found_replaced_and_kept_across_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = Table::open(dir.path(), "lrn").expect("open");
+        assert_eq!(table.get(b"absent").expect("get"), None);
+        table
+            .insert_all(&[(key(1), b"one".to_vec()), (key(2), b"two".to_vec())])
+            .expect("insert");
+        table
+            .insert_all(&[(key(1), b"uno".to_vec()), (key(1), b"eins".to_vec())])
+            .expect("replace");
+        assert_eq!(table.get(&key(1)).expect("get"), Some(b"eins".to_vec()));
+        drop(table);
+        let table = Table::open(dir.path(), "lrn").expect("reopen");
+        assert_eq!(table.get(&key(1)).expect("get"), Some(b"eins".to_vec()));
+        assert_eq!(table.get(&key(2)).expect("get"), Some(b"two".to_vec()));
+        assert_eq!(table.entries().expect("entries").len(), 2);
+        table.clear().expect("clear");
+        assert_eq!(table.get(&key(1)).expect("get"), None);
+        assert!(table.entries().expect("entries").is_empty());
+    }
+
+    /// Many keys (several doublings), some replaced while the slots move, the table reopened in
+    /// the middle of a move; colliding hashes make every probe compare keys.
+    #[test]
+    fn doubling_keeps_every_key_and_its_latest_value() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut model = BTreeMap::new();
+        let mut table = Table::open(dir.path(), "filings").expect("open");
+        table.tag_mask = 0xffff;
+        let mut reopened_while_moving = false;
+        for round in 0..40u32 {
+            let batch: Vec<_> = (0..500)
+                .map(|i| {
+                    let k = key((round * 500 + i) % 15_000);
+                    (k, format!("value {round} {i}").into_bytes())
+                })
+                .collect();
+            table.insert_all(&batch).expect("insert");
+            model.extend(batch);
+            if table.read().old.is_some() && !reopened_while_moving {
+                drop(table);
+                table = Table::open(dir.path(), "filings").expect("reopen");
+                table.tag_mask = 0xffff;
+                assert!(
+                    table.read().old.is_some(),
+                    "the move goes on after a reopen"
+                );
+                reopened_while_moving = true;
+            }
+        }
+        assert!(reopened_while_moving);
+        assert!(table.read().slots.capacity >= 2 * model.len() as u64 / 2);
+        for (k, v) in &model {
+            assert_eq!(table.get(k).expect("get").as_ref(), Some(v));
+        }
+        let entries: BTreeMap<_, _> = table.entries().expect("entries").into_iter().collect();
+        assert_eq!(entries, model);
+    }
+
+    #[test]
+    fn a_doubling_cut_between_its_renames_is_finished_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = Table::open(dir.path(), "documents").expect("open");
+        table
+            .insert_all(&[(key(7), b"seven".to_vec())])
+            .expect("insert");
+        drop(table);
+        let base = dir.path().join("documents");
+        std::fs::rename(
+            base.with_extension("slots"),
+            base.with_extension("slots.new"),
+        )
+        .expect("rename");
+        let table = Table::open(dir.path(), "documents").expect("reopen");
+        assert_eq!(table.get(&key(7)).expect("get"), Some(b"seven".to_vec()));
+        assert!(!base.with_extension("slots.new").exists());
+    }
+
+    #[test]
+    fn a_damaged_record_is_an_error_not_an_answer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = Table::open(dir.path(), "filings").expect("open");
+        table
+            .insert_all(&[(key(1), b"entry".to_vec())])
+            .expect("insert");
+        let records = dir.path().join("filings.records");
+        let mut bytes = std::fs::read(&records).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&records, bytes).expect("write");
+        let error = table.get(&key(1)).expect_err("a CRC mismatch");
+        assert!(error.to_string().contains("CRC"), "{error}");
+    }
+
+    #[test]
+    fn slots_without_their_records_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = Table::open(dir.path(), "lrn").expect("open");
+        table
+            .insert_all(&[(key(1), b"x".to_vec())])
+            .expect("insert");
+        drop(table);
+        std::fs::remove_file(dir.path().join("lrn.slots")).expect("remove");
+        let error = Table::open(dir.path(), "lrn").expect_err("refused");
+        assert!(error.to_string().contains("reindex"), "{error}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Any sequence of batches and reopens reads like a map.
+        #[test]
+        fn reads_like_a_map(
+            batches in prop::collection::vec(
+                (prop::collection::vec((0u32..3000, any::<u16>()), 1..400), any::<bool>()),
+                1..20,
+            )
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut table = Table::open(dir.path(), "t").expect("open");
+            table.tag_mask = 0xfff;
+            let mut model = BTreeMap::new();
+            for (batch, reopen) in batches {
+                let batch: Vec<_> = batch
+                    .into_iter()
+                    .map(|(k, v)| (key(k), v.to_le_bytes().to_vec()))
+                    .collect();
+                table.insert_all(&batch).expect("insert");
+                model.extend(batch);
+                if reopen {
+                    drop(table);
+                    table = Table::open(dir.path(), "t").expect("reopen");
+                    table.tag_mask = 0xfff;
+                }
+            }
+            let entries: BTreeMap<_, _> = table.entries().expect("entries").into_iter().collect();
+            prop_assert_eq!(&entries, &model);
+            for (k, v) in &model {
+                let found = table.get(k).expect("get");
+                prop_assert_eq!(found.as_ref(), Some(v));
+            }
+        }
+    }
+}
