@@ -44,6 +44,9 @@ const SECRET_LEN: usize = 16;
 const RECORDS_HEADER: u64 = (RECORDS_MAGIC.len() + SECRET_LEN) as u64;
 /// Key length (u16), value length (u32), CRC32C of key and value (u32), all little-endian.
 const FRAME: usize = 10;
+/// The longest key a probe reads in one go (the index's keys: an EORI, a separator and an LRN
+/// or a document number).
+const SHORT_KEY: usize = 96;
 /// What a lookup reads of a record at first; a longer one takes a second read.
 const READ_AHEAD: usize = 2048;
 
@@ -467,11 +470,39 @@ impl State {
 
     /// Whether the record at `offset` is of `key`.
     fn same_key(&self, offset: u64, key: Key<'_>) -> Result<bool, TableError> {
-        let (found, _) = self.record(offset)?;
         Ok(match key {
-            Key::Bytes(key) => found == key,
-            Key::At(other) => other == offset || found == self.record(other)?.0,
+            Key::Bytes(key) => self.key_at(offset)? == key,
+            Key::At(other) => other == offset || self.key_at(offset)? == self.key_at(other)?,
         })
+    }
+
+    /// The key of the record at `offset`, read alone (a probe compares keys; the value and its
+    /// CRC are read by whoever wants the value): one short read, for keys up to [`SHORT_KEY`].
+    fn key_at(&self, offset: u64) -> Result<Vec<u8>, TableError> {
+        let corrupt_at =
+            |reason: &str| corrupt(&self.records_path, &format!("record at {offset}: {reason}"));
+        let mut bytes = vec![0u8; FRAME + SHORT_KEY];
+        let available = self.end.saturating_sub(offset).min(bytes.len() as u64) as usize;
+        if available < FRAME {
+            return Err(corrupt_at("past the end"));
+        }
+        bytes.truncate(available);
+        self.records
+            .read_exact_at(&mut bytes, offset)
+            .map_err(|e| corrupt_at(&e.to_string()))?;
+        let key_len = usize::from(u16::from_le_bytes([bytes[0], bytes[1]]));
+        if offset + (FRAME + key_len) as u64 > self.end {
+            return Err(corrupt_at("runs past the end"));
+        }
+        if FRAME + key_len > bytes.len() {
+            let have = bytes.len();
+            bytes.resize(FRAME + key_len, 0);
+            self.records
+                .read_exact_at(&mut bytes[have..], offset + have as u64)
+                .map_err(|e| corrupt_at(&e.to_string()))?;
+        }
+        bytes.truncate(FRAME + key_len);
+        Ok(bytes.split_off(FRAME))
     }
 
     /// The key and value of the record at `offset`, checked against its CRC.
