@@ -836,6 +836,100 @@ fn mrns_filer(store: &Store, mrn: &aci_gateway::ids::Mrn) -> String {
     store.status(mrn).expect("status").expect("a filing").filer
 }
 
+/// Automatic invalidations are read from the log, not kept in the index: each fires once (none
+/// for a filing whose goods arrived), and a scheduler that lost its place (sled is not
+/// fsynced) reads the log again without firing anything twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_invalidations_come_from_the_log_and_fire_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    let quick = || {
+        let mut options = options(64 * 1024 * 1024);
+        options.timers.automatic_invalidation = Some(Duration::from_secs(1));
+        options
+    };
+    let (store, _) = Store::open(data, quick()).expect("open");
+    let mut mrns = Vec::new();
+    for i in 0..3 {
+        match store
+            .register(filing(&format!("AUTO-{i}")))
+            .await
+            .expect("register")
+        {
+            Registration::Registered(receipt) => {
+                mrns.push(aci_gateway::ids::Mrn::parse(&receipt.mrn).expect("mrn"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let arrival = store::Change::Arrive {
+        at: SystemTime::now(),
+        facts: None,
+    };
+    store
+        .change(mrns[1].clone(), arrival, String::new())
+        .await
+        .expect("arrive");
+    store.caught_up().await.expect("indexed");
+    assert!(
+        store
+            .index()
+            .dump()
+            .expect("dump")
+            .iter()
+            .all(|(tree, _, _)| *tree != "timers"),
+        "no automatic invalidation in the index"
+    );
+
+    let state = |store: &Store, i: usize| {
+        store
+            .status(&mrns[i])
+            .expect("status")
+            .expect("a filing")
+            .state()
+    };
+    let invalidations = |store: &Store| {
+        common::log_records(store)
+            .iter()
+            .filter(|r| r.kind() == aci_gateway::pb::store::RecordKind::Invalidation)
+            .count()
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let scheduler = tokio::spawn(store::scheduler::run(store.clone(), shutdown.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while [0, 2]
+        .iter()
+        .any(|&i| state(&store, i) != aci_gateway::pb::FilingState::Invalidated)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not invalidated in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state(&store, 1), aci_gateway::pb::FilingState::Arrived);
+    let swept = store.swept().expect("swept");
+    shutdown.cancel();
+    scheduler.await.expect("scheduler");
+    assert_eq!(invalidations(&store), 2);
+
+    // The scheduler's place lost: it reads the log from the start, and nothing fires again.
+    store.set_swept(0).expect("forget");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let scheduler = tokio::spawn(store::scheduler::run(store.clone(), shutdown.clone()));
+    while store.swept().expect("swept") < swept {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not swept again in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    scheduler.await.expect("scheduler");
+    assert_eq!(invalidations(&store), 2, "each fired once");
+    store.close().await;
+}
+
 /// The log backend's contract, on the embedded log: records go exactly at the log's next
 /// sequence or not at all, are sealed into the chain, wake the durable head, and read back.
 #[test]

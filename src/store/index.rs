@@ -3,19 +3,22 @@
 //! The three that grow with every filing are hash tables on disk (`store::table`, whose memory
 //! and start-up do not grow with them): `lrn` ((filer, LRN) → MRN), `filings` (MRN →
 //! `FilingEntry`), `documents` ((filer, master transport document) → MRN and filing time,
-//! big-endian seconds). The rest are sled trees: `meta` (`hwm`: the
-//! sequence of the last record applied, big-endian), `awaiting` (partial filings), `received`
-//! (delivered envelopes), `notices` ((filer, sequence) → `Notification`, the carriers' feeds),
-//! `notice_ids` ((peer, notice id) → sequence), `timers` ((due, MRN, timer) → the timer: what
-//! the scheduler fires; a timer leaves it when its record is applied, when its filing arrives or
-//! is invalidated, or when it came due and no longer applied). A batch of records is applied tree by tree, the
-//! new high-water mark last; every effect is idempotent, so after a crash the records past the
-//! mark are replayed and the index is again the image of a log prefix. sled's own durability
-//! does not matter for correctness: the log is the truth and replay is idempotent.
+//! big-endian seconds). The rest are sled trees: `meta` (the format), `awaiting` (partial
+//! filings), `received` (delivered envelopes), `notices` ((filer, sequence) → `Notification`,
+//! the carriers' feeds), `notice_ids` ((peer, notice id) → sequence), `timers` ((due, MRN,
+//! timer) → the timer: what the scheduler fires, but the automatic invalidations, which it reads
+//! from the log; a timer leaves it when its record is applied, when its filing arrives or is
+//! invalidated, or when it came due and no longer applied). The high-water mark (the last record
+//! applied) is the checkpoint's (`store::checkpoint`), on disk once both stores hold what it
+//! covers; every effect is idempotent, so after a crash the records past the mark are replayed
+//! and the index is again the image of a log prefix. Neither store's own durability matters for
+//! correctness: the log is the truth and replay is idempotent.
 //!
-//! Two trees are not derived from the log, and survive a rebuild: `cursors` (peer → the last
-//! sequence it acknowledged) and `refusals` ((peer, sequence) → its refusal). Losing a cursor
-//! update (sled is not fsynced) only means a redelivery, which the peer absorbs.
+//! Three trees are not derived from the log, and survive a rebuild: `cursors` (peer → the last
+//! sequence it acknowledged), `refusals` ((peer, sequence) → its refusal) and `scheduler` (how far
+//! it fired the automatic invalidations, which it reads from the log). Losing a cursor update
+//! (sled is not fsynced) only means a redelivery, which the peer absorbs; losing the scheduler's,
+//! that a few timers are looked at again and no longer apply.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,11 +36,19 @@ use super::table::{Table, TableError};
 /// Where sled held the high-water mark before the checkpoint (`store::checkpoint`) did: an
 /// index that has it and no format is of format 1.
 const LEGACY_HIGH_WATER: &[u8] = b"hwm";
+/// Key of the scheduler's place in the log.
+const SWEPT: &[u8] = b"swept";
+
+/// Whether the scheduler finds `timer` in the log rather than in the index's timers.
+pub fn is_read_from_the_log(timer: &Timer) -> bool {
+    timer.kind() == crate::pb::store::TimerKind::AutomaticInvalidation
+}
 const FORMAT_KEY: &[u8] = b"format";
 /// What the entries hold, as this binary derives them. An index of another format (entries
 /// without the items notices target, without their links) is rebuilt from the log at start.
-/// Format 3: `lrn`, `filings` and `documents` moved from sled to `store::table`.
-pub const FORMAT: u32 = 3;
+/// Format 3: `lrn`, `filings` and `documents` moved from sled to `store::table`; 4: the
+/// automatic invalidations left `timers` (the scheduler reads them from the log).
+pub const FORMAT: u32 = 4;
 /// The sled trees of format 2 that format 3 keeps in tables; dropped when the index is cleared.
 const SLED_TREES_BEFORE_TABLES: [&str; 3] = ["lrn", "filings", "documents"];
 
@@ -108,6 +119,8 @@ pub struct Index {
     checkpoint: Arc<Checkpoint>,
     /// Peer → acknowledged cursor (forwarding state; not derived from the log).
     cursors: sled::Tree,
+    /// The scheduler's place in the log (`SWEPT`; not derived from the log).
+    scheduler: sled::Tree,
     /// (peer, sequence) → refusal code and message (forwarding state; not derived from the log).
     refusals: sled::Tree,
 }
@@ -160,6 +173,7 @@ impl Index {
             timers: db.open_tree("timers")?,
             meta: db.open_tree("meta")?,
             cursors: db.open_tree("cursors")?,
+            scheduler: db.open_tree("scheduler")?,
             refusals: db.open_tree("refusals")?,
             db,
         })
@@ -297,6 +311,23 @@ impl Index {
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
             .map(u64::from_be_bytes)
             .unwrap_or(0))
+    }
+
+    /// The sequence up to which the scheduler fired the automatic invalidations the log holds
+    /// (0 when none).
+    pub fn swept(&self) -> Result<u64, IndexError> {
+        Ok(self
+            .scheduler
+            .get(SWEPT)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// Records that the scheduler fired the automatic invalidations up to `sequence`. Not
+    /// fsynced: after a crash the sweep goes over a few again, and they no longer apply.
+    pub fn set_swept(&self, sequence: u64) -> Result<(), IndexError> {
+        self.scheduler.insert(SWEPT, &sequence.to_be_bytes())?;
+        Ok(())
     }
 
     /// Moves `peer`'s cursor forward to `sequence` (never backward).
@@ -721,15 +752,18 @@ struct BatchWrites {
 }
 
 impl BatchWrites {
+    /// Every timer but the automatic invalidation: one per filing, due in the order the filings
+    /// came, the scheduler reads those from the log (`store::scheduler`), which keeps them out
+    /// of sled, where they were most of its size and memory.
     fn set_timers(&mut self, mrn: &str, timers: &[Timer]) {
-        for timer in timers {
+        for timer in timers.iter().filter(|t| !is_read_from_the_log(t)) {
             self.timers
                 .push((timer_key(mrn, timer), Some(timer.encode_to_vec())));
         }
     }
 
     fn drop_timers<'a>(&mut self, mrn: &str, timers: impl Iterator<Item = &'a Timer>) {
-        for timer in timers {
+        for timer in timers.filter(|t| !is_read_from_the_log(t)) {
             self.timers.push((timer_key(mrn, timer), None));
         }
     }

@@ -322,6 +322,8 @@ struct Shared {
     /// The last durable sequence the index has, published by the writer after each batch
     /// (`stats.durable_seq` is the log's, ahead of it while a batch is being indexed).
     durable: tokio::sync::watch::Receiver<u64>,
+    /// Whether filings get an automatic invalidation timer (the scheduler then reads the log).
+    automatic_invalidation: bool,
     /// Held for the store's lifetime: one process per data directory.
     _lock: std::fs::File,
     /// Joined by `close`; the writer exits on its own if every handle is dropped.
@@ -388,6 +390,7 @@ impl Store {
         let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
         let (durable_sender, durable) = tokio::sync::watch::channel(last_seq);
         let arrivals = Arc::new(arrivals::Arrivals::default());
+        let automatic_invalidation = rules.timers.automatic_invalidation.is_some();
         let writer = writer::Writer {
             log: Arc::clone(&log),
             index: index.clone(),
@@ -410,6 +413,7 @@ impl Store {
                 stats,
                 arrivals,
                 durable,
+                automatic_invalidation,
                 _lock: lock,
                 thread: std::sync::Mutex::new(Some(thread)),
             }),
@@ -611,6 +615,21 @@ impl Store {
         limit: usize,
     ) -> Result<index::DueTimers, StoreError> {
         Ok(self.shared.index.due_timers(now, limit)?)
+    }
+
+    /// Whether filings get an automatic invalidation, which the scheduler reads from the log.
+    pub fn invalidates_automatically(&self) -> bool {
+        self.shared.automatic_invalidation
+    }
+
+    /// How far the scheduler fired the automatic invalidations it reads from the log.
+    pub fn swept(&self) -> Result<u64, StoreError> {
+        Ok(self.shared.index.swept()?)
+    }
+
+    /// Records that the scheduler fired the automatic invalidations up to `sequence`.
+    pub fn set_swept(&self, sequence: u64) -> Result<(), StoreError> {
+        Ok(self.shared.index.set_swept(sequence)?)
     }
 
     /// Forgets a timer that no longer applies (its filing changed since it was set).

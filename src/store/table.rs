@@ -150,7 +150,8 @@ impl Table {
         let records = open_file(&records_path)?;
         let mut end = len_of(&records, &records_path)?;
         let mut secret = [0u8; SECRET_LEN];
-        if end == 0 {
+        // Shorter than its header: new, or killed before the header was written.
+        if end < RECORDS_HEADER {
             rustix::rand::getrandom(&mut secret, rustix::rand::GetRandomFlags::empty())
                 .map_err(|e| io_error(&records_path, e.into()))?;
             let mut header = RECORDS_MAGIC.to_vec();
