@@ -480,66 +480,58 @@ impl State {
     /// The key of the record at `offset`, read alone (a probe compares keys; the value and its
     /// CRC are read by whoever wants the value): one short read, for keys up to [`SHORT_KEY`].
     fn key_at(&self, offset: u64) -> Result<Vec<u8>, TableError> {
-        let corrupt_at =
-            |reason: &str| corrupt(&self.records_path, &format!("record at {offset}: {reason}"));
-        let mut bytes = vec![0u8; FRAME + SHORT_KEY];
-        let available = self.end.saturating_sub(offset).min(bytes.len() as u64) as usize;
-        if available < FRAME {
-            return Err(corrupt_at("past the end"));
-        }
-        bytes.truncate(available);
-        self.records
-            .read_exact_at(&mut bytes, offset)
-            .map_err(|e| corrupt_at(&e.to_string()))?;
-        let key_len = usize::from(u16::from_le_bytes([bytes[0], bytes[1]]));
-        if offset + (FRAME + key_len) as u64 > self.end {
-            return Err(corrupt_at("runs past the end"));
-        }
-        if FRAME + key_len > bytes.len() {
-            let have = bytes.len();
-            bytes.resize(FRAME + key_len, 0);
-            self.records
-                .read_exact_at(&mut bytes[have..], offset + have as u64)
-                .map_err(|e| corrupt_at(&e.to_string()))?;
-        }
-        bytes.truncate(FRAME + key_len);
+        let (mut bytes, _, _) = self.read_record(offset, FRAME + SHORT_KEY, false)?;
         Ok(bytes.split_off(FRAME))
     }
 
     /// The key and value of the record at `offset`, checked against its CRC.
     fn record(&self, offset: u64) -> Result<(Vec<u8>, Vec<u8>), TableError> {
-        let corrupt_at =
-            |reason: &str| corrupt(&self.records_path, &format!("record at {offset}: {reason}"));
-        let mut bytes = vec![0u8; READ_AHEAD];
-        let available = self.end.saturating_sub(offset).min(READ_AHEAD as u64) as usize;
+        let (mut bytes, key_len, crc) = self.read_record(offset, READ_AHEAD, true)?;
+        if crc32c::crc32c(&bytes[FRAME..]) != crc {
+            return Err(self.corrupt_record(offset, "CRC mismatch"));
+        }
+        let value = bytes.split_off(FRAME + key_len);
+        let key = bytes.split_off(FRAME);
+        Ok((key, value))
+    }
+
+    /// The record at `offset` up to the end of its key (or of its value, `whole`), read
+    /// `read_ahead` bytes at first and the rest only if it is longer; with its key length and CRC.
+    fn read_record(
+        &self,
+        offset: u64,
+        read_ahead: usize,
+        whole: bool,
+    ) -> Result<(Vec<u8>, usize, u32), TableError> {
+        let corrupt_at = |reason: &str| self.corrupt_record(offset, reason);
+        let available = self.end.saturating_sub(offset).min(read_ahead as u64) as usize;
         if available < FRAME {
             return Err(corrupt_at("past the end"));
         }
-        bytes.truncate(available);
+        let mut bytes = vec![0u8; available];
         self.records
             .read_exact_at(&mut bytes, offset)
             .map_err(|e| corrupt_at(&e.to_string()))?;
         let key_len = usize::from(u16::from_le_bytes([bytes[0], bytes[1]]));
         let value_len = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]) as usize;
         let crc = u32::from_le_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]);
-        let whole = FRAME + key_len + value_len;
-        if offset + whole as u64 > self.end {
+        let wanted = FRAME + key_len + if whole { value_len } else { 0 };
+        if offset + wanted as u64 > self.end {
             return Err(corrupt_at("runs past the end"));
         }
-        if whole > bytes.len() {
+        if wanted > bytes.len() {
             let have = bytes.len();
-            bytes.resize(whole, 0);
+            bytes.resize(wanted, 0);
             self.records
                 .read_exact_at(&mut bytes[have..], offset + have as u64)
                 .map_err(|e| corrupt_at(&e.to_string()))?;
         }
-        bytes.truncate(whole);
-        if crc32c::crc32c(&bytes[FRAME..]) != crc {
-            return Err(corrupt_at("CRC mismatch"));
-        }
-        let value = bytes.split_off(FRAME + key_len);
-        let key = bytes.split_off(FRAME);
-        Ok((key, value))
+        bytes.truncate(wanted);
+        Ok((bytes, key_len, crc))
+    }
+
+    fn corrupt_record(&self, offset: u64, reason: &str) -> TableError {
+        corrupt(&self.records_path, &format!("record at {offset}: {reason}"))
     }
 
     fn write_header(&self) -> Result<(), TableError> {
