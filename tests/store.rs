@@ -33,15 +33,31 @@ fn filing(lrn: &str) -> NewFiling {
     common::new_filing(lrn)
 }
 
-async fn register_all(store: &Store, lrns: impl IntoIterator<Item = String>) -> Vec<u64> {
-    let mut sequences = Vec::new();
+async fn register_receipts(
+    store: &Store,
+    lrns: impl IntoIterator<Item = String>,
+) -> Vec<aci_gateway::pb::Receipt> {
+    let mut receipts = Vec::new();
     for lrn in lrns {
         match store.register(filing(&lrn)).await.expect("register") {
-            Registration::Registered(receipt) => sequences.push(receipt.sequence),
+            Registration::Registered(receipt) => receipts.push(receipt),
             other => panic!("unexpected {other:?}"),
         }
     }
-    sequences
+    receipts
+}
+
+/// Registers each LRN; the sequences of their records.
+async fn register_all(store: &Store, lrns: impl IntoIterator<Item = String>) -> Vec<u64> {
+    let receipts = register_receipts(store, lrns).await;
+    receipts.into_iter().map(|r| r.sequence).collect()
+}
+
+/// Registers `<prefix>-0` … `<prefix>-<count - 1>`; their MRNs.
+async fn registered_mrns(store: &Store, prefix: &str, count: usize) -> Vec<String> {
+    let lrns = (0..count).map(|i| format!("{prefix}-{i}"));
+    let receipts = register_receipts(store, lrns).await;
+    receipts.into_iter().map(|r| r.mrn).collect()
 }
 
 fn newest_segment(data: &Path) -> PathBuf {
@@ -664,17 +680,7 @@ async fn change_each_way(store: &Store, prefix: &str, mrns: &[String]) {
 async fn applying_records_again_after_a_crash_between_their_effects_changes_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (store, _) = Store::open(tmp.path(), options(64 * 1024 * 1024)).expect("open");
-    let mut mrns = Vec::new();
-    for i in 0..6 {
-        match store
-            .register(filing(&format!("IDEM-{i}")))
-            .await
-            .expect("register")
-        {
-            Registration::Registered(receipt) => mrns.push(receipt.mrn),
-            other => panic!("{other:?}"),
-        }
-    }
+    let mrns = registered_mrns(&store, "IDEM", 6).await;
     change_each_way(&store, "IDEM", &mrns).await;
     let records = common::log_records(&store);
     store.caught_up().await.expect("indexed");
@@ -732,17 +738,7 @@ async fn an_index_whose_sled_part_lags_its_tables_after_a_crash_is_made_whole_by
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
     let (store, _) = open(&data);
-    let mut mrns = Vec::new();
-    for i in 0..4 {
-        match store
-            .register(filing(&format!("LAG-{i}")))
-            .await
-            .expect("register")
-        {
-            Registration::Registered(receipt) => mrns.push(receipt.mrn),
-            other => panic!("{other:?}"),
-        }
-    }
+    let mrns = registered_mrns(&store, "LAG", 4).await;
     store.close().await;
     // What a crash would leave of sled and of the mark: their state now.
     let saved = tmp.path().join("sled-before");
@@ -849,19 +845,11 @@ async fn automatic_invalidations_come_from_the_log_and_fire_once() {
         options
     };
     let (store, _) = Store::open(data, quick()).expect("open");
-    let mut mrns = Vec::new();
-    for i in 0..3 {
-        match store
-            .register(filing(&format!("AUTO-{i}")))
-            .await
-            .expect("register")
-        {
-            Registration::Registered(receipt) => {
-                mrns.push(aci_gateway::ids::Mrn::parse(&receipt.mrn).expect("mrn"))
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    let mrns: Vec<_> = registered_mrns(&store, "AUTO", 3)
+        .await
+        .iter()
+        .map(|mrn| aci_gateway::ids::Mrn::parse(mrn).expect("mrn"))
+        .collect();
     let arrival = store::Change::Arrive {
         at: SystemTime::now(),
         facts: None,

@@ -179,29 +179,28 @@ impl Sweep {
         let indexed = *store.durable().borrow();
         let mut swept = Swept::default();
         loop {
-            if self.read.is_empty() {
+            let Some((sequence, invalidation)) = self.read.pop_front() else {
                 let records = self.reader.read(indexed, READ)?;
                 if records.is_empty() {
                     return Ok((swept, None));
                 }
                 self.read
                     .extend(records.iter().map(|r| (r.sequence, invalidation_of(r))));
-            }
-            let Some((sequence, invalidation)) = self.read.front() else {
                 continue;
             };
-            if let Some((mrn, timer)) = invalidation {
+            if let Some((mrn, timer)) = &invalidation {
                 let at = timer
                     .due
                     .and_then(|t| SystemTime::try_from(t).ok())
                     .unwrap_or(SystemTime::UNIX_EPOCH);
                 if at > now || swept.due.len() >= limit {
+                    // Not yet: it stays first, for the next look.
+                    self.read.push_front((sequence, invalidation));
                     return Ok((swept, Some(at)));
                 }
                 swept.due.push((mrn.clone(), timer.clone()));
             }
-            swept.through = Some(*sequence);
-            self.read.pop_front();
+            swept.through = Some(sequence);
         }
     }
 }
