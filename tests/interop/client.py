@@ -13,9 +13,11 @@ real gateway; exits non-zero with a message on the first thing that does not wor
 """
 
 import argparse
+import atexit
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def stubs():
     """Generates the aci.v1 stubs with stock protoc (grpc_tools) and imports them."""
     out = tempfile.mkdtemp(prefix="aci-stubs-")
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     includes = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
     protos = [os.path.join("aci", "v1", name) for name in
               ("carrier.proto", "exchange.proto", "manifest.proto", "constraints.proto")]
