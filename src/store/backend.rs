@@ -42,6 +42,7 @@ use crate::pb::store::LogRecord;
 
 use super::disk::Disk;
 use super::log::{LogError, LogReader, Mark, Recovery, SegmentLog};
+use super::record::RecordHead;
 
 /// What appending one batch cost, for the metrics.
 #[derive(Debug, Clone, Copy, Default)]
@@ -95,6 +96,15 @@ pub trait LogCursor: Send + std::fmt::Debug {
     fn next_seq(&self) -> u64;
     /// Records from the next one up to `last` (inclusive, durable), at most `max`.
     fn read(&mut self, last: u64, max: usize) -> Result<Vec<LogRecord>, LogError>;
+    /// As [`LogCursor::read`], only the records' heads: for a reader that looks at every record
+    /// for a few of them. A log that can read heads alone for less says so by overriding this.
+    fn read_heads(&mut self, last: u64, max: usize) -> Result<Vec<RecordHead>, LogError> {
+        Ok(self
+            .read(last, max)?
+            .into_iter()
+            .map(RecordHead::from)
+            .collect())
+    }
 }
 
 impl LogCursor for LogReader {
@@ -103,6 +113,9 @@ impl LogCursor for LogReader {
     }
     fn read(&mut self, last: u64, max: usize) -> Result<Vec<LogRecord>, LogError> {
         LogReader::read(self, last, max)
+    }
+    fn read_heads(&mut self, last: u64, max: usize) -> Result<Vec<RecordHead>, LogError> {
+        LogReader::read_heads(self, last, max)
     }
 }
 

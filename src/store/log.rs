@@ -14,7 +14,7 @@ use crate::ids::Seq;
 use crate::pb::store::LogRecord;
 
 use super::disk::{AppendFile, Disk, OsDisk};
-use super::record::{self, FrameError, GENESIS};
+use super::record::{self, FrameError, GENESIS, Opened, RecordHead};
 
 /// What opening the log found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -407,6 +407,15 @@ impl LogReader {
 
     /// Reads records from the next one up to `last` (inclusive, durable), at most `max`.
     pub fn read(&mut self, last: u64, max: usize) -> Result<Vec<LogRecord>, LogError> {
+        self.read_as(last, max)
+    }
+
+    /// As [`LogReader::read`], each record decoded only as far as its head (still verified).
+    pub fn read_heads(&mut self, last: u64, max: usize) -> Result<Vec<RecordHead>, LogError> {
+        self.read_as(last, max)
+    }
+
+    fn read_as<R: Opened>(&mut self, last: u64, max: usize) -> Result<Vec<R>, LogError> {
         let mut out = Vec::new();
         while self.next <= last && out.len() < max {
             let record = match self.read_one()? {
@@ -462,7 +471,7 @@ impl LogReader {
         self.segment = Some((path.clone(), std::io::BufReader::new(file), 0));
         self.next = *first;
         while self.next < seq {
-            if self.read_one()?.is_none() {
+            if self.read_one::<RecordHead>()?.is_none() {
                 return Err(self.corrupt(format!("the segment ends before record {seq}")));
             }
         }
@@ -470,7 +479,7 @@ impl LogReader {
     }
 
     /// The record at the reader's position, or `None` at the end of the segment.
-    fn read_one(&mut self) -> Result<Option<LogRecord>, LogError> {
+    fn read_one<R: Opened>(&mut self) -> Result<Option<R>, LogError> {
         use std::io::{Seek, SeekFrom};
         if self.segment.is_none() {
             self.open_segment_of(self.next, false)?;
@@ -497,13 +506,13 @@ impl LogReader {
         *offset += frame.len() as u64;
         let checked = record::read_frame(&frame)
             .map_err(|e| e.to_string())
-            .and_then(|(payload, _)| record::open(payload).map_err(|e| e.to_string()));
+            .and_then(|(payload, _)| R::open(payload).map_err(|e| e.to_string()));
         let rec = checked.map_err(|reason| self.corrupt(format!("record {seq}: {reason}")))?;
-        if rec.sequence != seq {
-            return Err(self.corrupt(format!("expected record {seq}, found {}", rec.sequence)));
+        if rec.sequence() != seq {
+            return Err(self.corrupt(format!("expected record {seq}, found {}", rec.sequence())));
         }
         if let Some(prev) = self.prev_hash
-            && rec.prev_hash != prev
+            && rec.prev_hash() != prev
         {
             return Err(self.corrupt(format!("record {seq} breaks the hash chain")));
         }

@@ -94,25 +94,106 @@ pub fn read_frame(bytes: &[u8]) -> Result<(&[u8], usize), FrameError> {
 
 /// Decodes an intact payload and verifies the record's own hash (not yet its place in the chain).
 pub fn open(payload: &[u8]) -> Result<LogRecord, RecordError> {
-    let record = LogRecord::decode(payload).map_err(|e| RecordError::Decode(e.to_string()))?;
-    if record.format != FORMAT {
-        return Err(RecordError::Format(record.format));
+    Opened::open(payload)
+}
+
+/// The fields of a log record that say where it stands and which timers it sets, decoded
+/// without the rest (prost skips the manifest and the original as bytes, allocating nothing):
+/// for a reader that looks at every record for a few of them (the scheduler's sweep). Its tags
+/// are `LogRecord`'s (a test holds them together).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RecordHead {
+    #[prost(uint32, tag = "1")]
+    pub format: u32,
+    #[prost(uint64, tag = "2")]
+    pub sequence: u64,
+    #[prost(enumeration = "crate::pb::store::RecordKind", tag = "3")]
+    pub kind: i32,
+    #[prost(string, tag = "4")]
+    pub mrn: String,
+    #[prost(bytes = "vec", tag = "14")]
+    pub prev_hash: Vec<u8>,
+    #[prost(bytes = "vec", tag = "15")]
+    pub hash: Vec<u8>,
+    #[prost(message, repeated, tag = "32")]
+    pub timers: Vec<crate::pb::store::Timer>,
+}
+
+impl From<LogRecord> for RecordHead {
+    fn from(record: LogRecord) -> RecordHead {
+        RecordHead {
+            format: record.format,
+            sequence: record.sequence,
+            kind: record.kind,
+            mrn: record.mrn,
+            prev_hash: record.prev_hash,
+            hash: record.hash,
+            timers: record.timers,
+        }
     }
-    // A payload that decodes yet is shorter than the hash field reaches here only when a caller
-    // skipped `read_frame` (which enforces the length): refuse it, never underflow.
-    let split = payload
-        .len()
-        .checked_sub(HASH_FIELD_LEN)
-        .ok_or(RecordError::Hash)?;
-    let (body, hash_field) = payload.split_at(split);
-    if hash_field[..2] != HASH_FIELD_PREFIX || hash_field[2..] != record.hash[..] {
-        return Err(RecordError::Hash);
+}
+
+/// What a payload is decoded into by a log reader: the whole record or its head, either one
+/// verified against the record's hash.
+pub trait Opened: Message + Default {
+    fn format(&self) -> u32;
+    fn sequence(&self) -> u64;
+    fn prev_hash(&self) -> &[u8];
+    fn hash(&self) -> &[u8];
+
+    /// Decodes an intact payload and verifies the record's own hash (not yet its place in the
+    /// chain).
+    fn open(payload: &[u8]) -> Result<Self, RecordError> {
+        let record = Self::decode(payload).map_err(|e| RecordError::Decode(e.to_string()))?;
+        if record.format() != FORMAT {
+            return Err(RecordError::Format(record.format()));
+        }
+        // A payload that decodes yet is shorter than the hash field reaches here only when a
+        // caller skipped `read_frame` (which enforces the length): refuse it, never underflow.
+        let split = payload
+            .len()
+            .checked_sub(HASH_FIELD_LEN)
+            .ok_or(RecordError::Hash)?;
+        let (body, hash_field) = payload.split_at(split);
+        if hash_field[..2] != HASH_FIELD_PREFIX || hash_field[2..] != *record.hash() {
+            return Err(RecordError::Hash);
+        }
+        let computed: [u8; 32] = Sha256::digest(body).into();
+        if computed[..] != *record.hash() {
+            return Err(RecordError::Hash);
+        }
+        Ok(record)
     }
-    let computed: [u8; 32] = Sha256::digest(body).into();
-    if computed[..] != record.hash[..] {
-        return Err(RecordError::Hash);
+}
+
+impl Opened for LogRecord {
+    fn format(&self) -> u32 {
+        self.format
     }
-    Ok(record)
+    fn sequence(&self) -> u64 {
+        self.sequence
+    }
+    fn prev_hash(&self) -> &[u8] {
+        &self.prev_hash
+    }
+    fn hash(&self) -> &[u8] {
+        &self.hash
+    }
+}
+
+impl Opened for RecordHead {
+    fn format(&self) -> u32 {
+        self.format
+    }
+    fn sequence(&self) -> u64 {
+        self.sequence
+    }
+    fn prev_hash(&self) -> &[u8] {
+        &self.prev_hash
+    }
+    fn hash(&self) -> &[u8] {
+        &self.hash
+    }
 }
 
 /// The media type of a filing submitted as protobuf.
@@ -131,8 +212,8 @@ pub fn original_of(record: &LogRecord) -> Cow<'_, [u8]> {
 }
 
 /// The record's hash as an array (present and 32 bytes in every record `open` accepted).
-pub fn hash_of(record: &LogRecord) -> [u8; 32] {
-    record.hash.as_slice().try_into().unwrap_or(GENESIS)
+pub fn hash_of(record: &impl Opened) -> [u8; 32] {
+    record.hash().try_into().unwrap_or(GENESIS)
 }
 
 /// The bytes a sealed record takes in its segment (header and payload).
@@ -179,6 +260,34 @@ mod tests {
         let read2 = open(payload).expect("second record");
         assert_eq!(read2.prev_hash, hash1.to_vec());
         assert_eq!(hash_of(&read2), hash2);
+    }
+
+    /// A head decoded from a record's payload is the record's, field for field: the tags of
+    /// `RecordHead` are `LogRecord`'s.
+    #[test]
+    fn a_head_is_its_record_without_the_rest() {
+        use crate::pb::store::{RecordKind, Timer};
+        let mut full = LogRecord {
+            kind: RecordKind::Filing as i32,
+            timers: vec![Timer {
+                administration: "GB".into(),
+                due: Some(prost_types::Timestamp {
+                    seconds: 1_900_000_000,
+                    nanos: 0,
+                }),
+                ..Timer::default()
+            }],
+            manifest: Some(crate::pb::aci::v1::Manifest {
+                lrn: "LRN-7".into(),
+                ..Default::default()
+            }),
+            ..record(7)
+        };
+        let (frame, _) = seal(&mut full, [9; 32]);
+        let (payload, _) = read_frame(&frame).expect("frame");
+        let head = RecordHead::open(payload).expect("head");
+        assert_eq!(head, RecordHead::from(full.clone()));
+        assert_eq!(hash_of(&head), hash_of(&full));
     }
 
     #[test]

@@ -18,9 +18,10 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use super::record::RecordHead;
 use super::{Change, Changed, LogCursor, Store, StoreError};
 use crate::ids::{Mrn, Seq};
-use crate::pb::store::{LogRecord, RecordKind, Timer};
+use crate::pb::store::{RecordKind, Timer};
 
 /// Timers fired per pass (the rest wait for the next one, a moment later).
 const PASS: usize = 256;
@@ -180,7 +181,7 @@ impl Sweep {
         let mut swept = Swept::default();
         loop {
             let Some((sequence, invalidation)) = self.read.pop_front() else {
-                let records = self.reader.read(indexed, READ)?;
+                let records = self.reader.read_heads(indexed, READ)?;
                 if records.is_empty() {
                     return Ok((swept, None));
                 }
@@ -206,7 +207,7 @@ impl Sweep {
 }
 
 /// A filing record's automatic invalidation, if it has one.
-fn invalidation_of(record: &LogRecord) -> Option<(Mrn, Timer)> {
+fn invalidation_of(record: &RecordHead) -> Option<(Mrn, Timer)> {
     if record.kind() != RecordKind::Filing {
         return None;
     }
