@@ -1,10 +1,11 @@
 //! The index: maps derived from the log, so queries need not read it.
 //!
-//! The three that grow with every filing are hash tables on disk (`store::table`, whose memory
-//! and start-up do not grow with them): `lrn` ((filer, LRN) → MRN), `filings` (MRN →
-//! `FilingEntry`), `documents` ((filer, master transport document) → MRN and filing time,
-//! big-endian seconds). The rest are sled trees: `meta` (the format), `awaiting` (partial
-//! filings), `received` (delivered envelopes), `notices` ((filer, sequence) → `Notification`,
+//! The four that grow with every filing or delivery are hash tables on disk (`store::table`,
+//! whose memory and start-up do not grow with them): `lrn` ((filer, LRN) → MRN), `filings` (MRN
+//! → `FilingEntry`), `documents` ((filer, master transport document) → MRN and filing time,
+//! big-endian seconds), `received` ((origin, its sequence) → what became of a delivered
+//! envelope). The rest are sled trees: `meta` (the format), `awaiting` (partial
+//! filings), `notices` ((filer, sequence) → `Notification`,
 //! the carriers' feeds), `notice_ids` ((peer, notice id) → sequence), `timers` ((due, MRN,
 //! timer) → the timer: what the scheduler fires, but the automatic invalidations, which it reads
 //! from the log; a timer leaves it when its record is applied, when its filing arrives or is
@@ -47,10 +48,11 @@ const FORMAT_KEY: &[u8] = b"format";
 /// What the entries hold, as this binary derives them. An index of another format (entries
 /// without the items notices target, without their links) is rebuilt from the log at start.
 /// Format 3: `lrn`, `filings` and `documents` moved from sled to `store::table`; 4: the
-/// automatic invalidations left `timers` (the scheduler reads them from the log).
-pub const FORMAT: u32 = 4;
-/// The sled trees of format 2 that format 3 keeps in tables; dropped when the index is cleared.
-const SLED_TREES_BEFORE_TABLES: [&str; 3] = ["lrn", "filings", "documents"];
+/// automatic invalidations left `timers` (the scheduler reads them from the log); 5: `received`
+/// moved from sled to a table (a gateway receiving from peers grew sled by a key per record).
+pub const FORMAT: u32 = 5;
+/// The sled trees of earlier formats that are tables now; dropped when the index is cleared.
+const SLED_TREES_BEFORE_TABLES: [&str; 4] = ["lrn", "filings", "documents", "received"];
 
 /// sled's page cache (its default, 1 GiB, let a gateway with a million filings grow past 800 MB
 /// of RSS when the filings were in sled; the trees left there are small).
@@ -104,10 +106,10 @@ pub struct Index {
     by_lrn: Arc<Table>,
     filings: Arc<Table>,
     documents: Arc<Table>,
+    received: Arc<Table>,
     /// Master document of a partial filing → its MRN and next filing party.
     awaiting: sled::Tree,
     /// (origin gateway, origin sequence) of each delivered envelope → what became of it.
-    received: sled::Tree,
     /// (filer, sequence) → the notification, for the carriers' feeds.
     notices: sled::Tree,
     /// (peer, notice id) → the notice's sequence, so a retried notice is one notice.
@@ -156,18 +158,24 @@ impl Index {
         let by_lrn = Arc::new(Table::open(dir, "lrn")?);
         let filings = Arc::new(Table::open(dir, "filings")?);
         let documents = Arc::new(Table::open(dir, "documents")?);
+        let received = Arc::new(Table::open(dir, "received")?);
         let checkpoint = Checkpoint::open(
             &dir.join("mark"),
-            vec![by_lrn.clone(), filings.clone(), documents.clone()],
+            vec![
+                by_lrn.clone(),
+                filings.clone(),
+                documents.clone(),
+                received.clone(),
+            ],
             db.clone(),
         )?;
         Ok(Index {
             by_lrn,
             filings,
             documents,
+            received,
             checkpoint: Arc::new(checkpoint),
             awaiting: db.open_tree("awaiting")?,
-            received: db.open_tree("received")?,
             notices: db.open_tree("notices")?,
             notice_ids: db.open_tree("notice_ids")?,
             timers: db.open_tree("timers")?,
@@ -261,7 +269,7 @@ impl Index {
         origin: &str,
         origin_sequence: u64,
     ) -> Result<Option<Received>, IndexError> {
-        let Some(value) = self.received.get(received_key(origin, origin_sequence))? else {
+        let Some(value) = self.received.get(&received_key(origin, origin_sequence))? else {
             return Ok(None);
         };
         decode_received(&value)
@@ -429,7 +437,6 @@ impl Index {
         // after an fdatasync, and replay makes up for whatever a crash cut short.
         for (tree, writes) in [
             (&self.awaiting, batch.awaiting),
-            (&self.received, batch.received),
             (&self.notices, batch.notices),
             (&self.notice_ids, batch.notice_ids),
         ] {
@@ -439,6 +446,7 @@ impl Index {
         }
         self.by_lrn.insert_all(&batch.by_lrn.0)?;
         self.documents.insert_all(&batch.documents.0)?;
+        self.received.insert_all(&batch.received.0)?;
         let filings: Vec<_> = batch
             .entries
             .iter()
@@ -452,9 +460,9 @@ impl Index {
     /// Makes room for a batch of `records` before the log takes it: what `apply` then writes
     /// to the tables cannot meet a full disk (a disk too full refuses the batch instead).
     pub fn reserve(&self, records: usize) -> Result<(), IndexError> {
-        // A record adds at most one filing, one LRN and a few documents.
+        // A record adds at most one filing, one LRN and a few documents, or one delivery.
         let keys = records as u64 * 4;
-        for table in [&self.by_lrn, &self.filings, &self.documents] {
+        for table in [&self.by_lrn, &self.filings, &self.documents, &self.received] {
             table.reserve(keys)?;
         }
         Ok(())
@@ -669,8 +677,8 @@ impl Index {
         self.by_lrn.clear()?;
         self.filings.clear()?;
         self.documents.clear()?;
-        self.awaiting.clear()?;
         self.received.clear()?;
+        self.awaiting.clear()?;
         self.notices.clear()?;
         self.notice_ids.clear()?;
         self.timers.clear()?;
@@ -692,6 +700,7 @@ impl Index {
             ("lrn", &self.by_lrn),
             ("filings", &self.filings),
             ("documents", &self.documents),
+            ("received", &self.received),
         ] {
             for (k, v) in table.entries()? {
                 out.push((name, k, v));
@@ -704,7 +713,6 @@ impl Index {
         ));
         for (name, tree) in [
             ("awaiting", &self.awaiting),
-            ("received", &self.received),
             ("notices", &self.notices),
             ("notice_ids", &self.notice_ids),
             ("timers", &self.timers),
