@@ -166,35 +166,27 @@ pub trait Opened: Message + Default {
     }
 }
 
-impl Opened for LogRecord {
-    fn format(&self) -> u32 {
-        self.format
-    }
-    fn sequence(&self) -> u64 {
-        self.sequence
-    }
-    fn prev_hash(&self) -> &[u8] {
-        &self.prev_hash
-    }
-    fn hash(&self) -> &[u8] {
-        &self.hash
-    }
+/// Both carry the fields under the same names (the head's are the record's).
+macro_rules! opened_by_fields {
+    ($($message:ty),*) => {$(
+        impl Opened for $message {
+            fn format(&self) -> u32 {
+                self.format
+            }
+            fn sequence(&self) -> u64 {
+                self.sequence
+            }
+            fn prev_hash(&self) -> &[u8] {
+                &self.prev_hash
+            }
+            fn hash(&self) -> &[u8] {
+                &self.hash
+            }
+        }
+    )*};
 }
 
-impl Opened for RecordHead {
-    fn format(&self) -> u32 {
-        self.format
-    }
-    fn sequence(&self) -> u64 {
-        self.sequence
-    }
-    fn prev_hash(&self) -> &[u8] {
-        &self.prev_hash
-    }
-    fn hash(&self) -> &[u8] {
-        &self.hash
-    }
-}
+opened_by_fields!(LogRecord, RecordHead);
 
 /// The media type of a filing submitted as protobuf.
 pub const PROTOBUF: &str = "application/x-protobuf";
