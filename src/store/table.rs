@@ -369,32 +369,24 @@ impl Table {
             }
             return Ok(());
         };
-        let owed = state.owed + MOVES_PER_INSERT;
-        let to = (*from + owed).min(old.capacity);
-        if owed < MOVE_BLOCK && to < old.capacity {
-            state.owed = owed;
-            return Ok(());
-        }
-        let mut block = vec![0u8; ((to - *from) * SLOT) as usize];
-        old.read_at(&mut block, SLOTS_HEADER + *from * SLOT)?;
-        let done = to == old.capacity;
-        let moving: Vec<(u64, u64)> = block
-            .chunks_exact(SLOT as usize)
-            .map(decode_slot)
-            .filter(|&(_, offset)| offset != 0)
-            .collect();
-        state.move_into_slots(moving)?;
-        state.owed = 0;
-        if done {
-            if let Some((old, _)) = state.old.take() {
-                state.write_header()?;
-                remove(&old.path)?;
-                state.renamed.store(true, Ordering::Release);
-            }
-        } else if let Some((_, moved)) = &mut state.old {
-            *moved = to;
+        state.owed += MOVES_PER_INSERT;
+        if state.owed >= MOVE_BLOCK || *from + state.owed >= old.capacity {
+            state.move_block()?;
         }
         Ok(())
+    }
+
+    /// Moves the next block of a doubling in progress, if one is: for the index's checkpoint,
+    /// so that a doubling also ends while no filings come (inserts move it otherwise). Whether
+    /// the doubling still goes on.
+    pub fn move_ahead(&self) -> Result<bool, TableError> {
+        let mut state = self.write();
+        if state.old.is_none() {
+            return Ok(false);
+        }
+        state.move_block()?;
+        state.write_header()?;
+        Ok(state.old.is_some())
     }
 
     /// A slots file of twice the capacity takes every insert from now on; the old one moves
@@ -453,6 +445,35 @@ impl State {
                 Ok(())
             }
         }
+    }
+
+    /// Moves the next block of old slots into the current slots, and ends the doubling after
+    /// the last.
+    fn move_block(&mut self) -> Result<(), TableError> {
+        let Some((old, from)) = &self.old else {
+            return Ok(());
+        };
+        let to = (*from + MOVE_BLOCK).min(old.capacity);
+        let mut block = vec![0u8; ((to - *from) * SLOT) as usize];
+        old.read_at(&mut block, SLOTS_HEADER + *from * SLOT)?;
+        let done = to == old.capacity;
+        let moving: Vec<(u64, u64)> = block
+            .chunks_exact(SLOT as usize)
+            .map(decode_slot)
+            .filter(|&(_, offset)| offset != 0)
+            .collect();
+        self.move_into_slots(moving)?;
+        self.owed = 0;
+        if done {
+            if let Some((old, _)) = self.old.take() {
+                self.write_header()?;
+                remove(&old.path)?;
+                self.renamed.store(true, Ordering::Release);
+            }
+        } else if let Some((_, moved)) = &mut self.old {
+            *moved = to;
+        }
+        Ok(())
     }
 
     /// Puts moved slots (hash, record offset) into the current slots, unless their key is there
@@ -889,6 +910,36 @@ mod tests {
         assert!(state.old.is_none(), "the move finished");
         assert_eq!(state.slots.count, u64::from(keys));
         drop(state);
+        for i in 0..keys {
+            assert_eq!(
+                table.get(&key(i)).expect("get"),
+                Some(i.to_le_bytes().to_vec())
+            );
+        }
+    }
+
+    /// A doubling left half done by the last inserts is finished by the checkpoint's moves.
+    #[test]
+    fn a_doubling_ends_without_inserts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = Table::open(dir.path(), "filings").expect("open");
+        let keys = 2_100u32;
+        let batch: Vec<_> = (0..keys)
+            .map(|i| (key(i), i.to_le_bytes().to_vec()))
+            .collect();
+        table.insert_all(&batch).expect("insert");
+        assert!(table.read().old.is_some(), "doubling, with old slots left");
+        let old = dir.path().join("filings.slots.old");
+        assert!(old.exists());
+        let mut moves = 0;
+        while table.move_ahead().expect("move") {
+            moves += 1;
+        }
+        assert!(moves > 0);
+        assert!(!old.exists(), "the old slots are gone");
+        drop(table);
+        let table = Table::open(dir.path(), "filings").expect("reopen");
+        assert_eq!(table.read().slots.count, u64::from(keys));
         for i in 0..keys {
             assert_eq!(
                 table.get(&key(i)).expect("get"),
