@@ -217,3 +217,37 @@ impl Shared {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A doubling the last inserts left half done ends with no insert after it: the checkpoint
+    /// moves it (an idle gateway keeps no `*.slots.old`).
+    #[test]
+    fn the_checkpoint_ends_a_doubling_no_insert_moves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = Arc::new(Table::open(dir.path(), "filings").expect("open"));
+        let batch: Vec<_> = (0..2_100u32)
+            .map(|i| (format!("key {i}").into_bytes(), i.to_le_bytes().to_vec()))
+            .collect();
+        table.insert_all(&batch).expect("insert");
+        let old = dir.path().join("filings.slots.old");
+        assert!(old.exists(), "doubling, with old slots left");
+        let sled = sled::Config::new().temporary(true).open().expect("sled");
+        let checkpoint = Checkpoint::open(&dir.path().join("mark"), vec![Arc::clone(&table)], sled)
+            .expect("checkpoint");
+        // Its first tick is at once; the bound is only there so a broken thread fails the test.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while old.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!old.exists(), "the checkpoint finished the doubling");
+        drop(checkpoint);
+        for (key, value) in &batch {
+            assert_eq!(table.get(key).expect("get").as_ref(), Some(value));
+        }
+    }
+}

@@ -106,10 +106,10 @@ pub struct Index {
     by_lrn: Arc<Table>,
     filings: Arc<Table>,
     documents: Arc<Table>,
+    /// (origin gateway, origin sequence) of each delivered envelope → what became of it.
     received: Arc<Table>,
     /// Master document of a partial filing → its MRN and next filing party.
     awaiting: sled::Tree,
-    /// (origin gateway, origin sequence) of each delivered envelope → what became of it.
     /// (filer, sequence) → the notification, for the carriers' feeds.
     notices: sled::Tree,
     /// (peer, notice id) → the notice's sequence, so a retried notice is one notice.
