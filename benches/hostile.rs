@@ -216,9 +216,9 @@ async fn rogue(target: Arc<Target>, stop: Arc<AtomicBool>) -> u64 {
                 aci_gateway::pb::carrier_gateway_client::CarrierGatewayClient::new(channel);
             let _ = client
                 .submit(aci_gateway::pb::SubmitRequest {
-                    filing: Some(aci_gateway::pb::submit_request::Filing::Manifest(
+                    filing: Some(aci_gateway::pb::submit_request::Filing::Manifest(Box::new(
                         sea_filing("ROGUE"),
-                    )),
+                    ))),
                 })
                 .await;
         }

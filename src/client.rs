@@ -140,9 +140,9 @@ impl CarrierClient {
         request
     }
 
-    pub async fn submit(&mut self, manifest: Manifest) -> Result<Receipt, Status> {
+    pub async fn submit(&mut self, manifest: impl Into<Box<Manifest>>) -> Result<Receipt, Status> {
         let request = self.request(SubmitRequest {
-            filing: Some(submit_request::Filing::Manifest(manifest)),
+            filing: Some(submit_request::Filing::Manifest(manifest.into())),
         });
         Ok(self.inner.submit(request).await?.into_inner())
     }
@@ -165,10 +165,14 @@ impl CarrierClient {
     }
 
     /// Files a new version of a filing (protobuf).
-    pub async fn amend(&mut self, mrn: &str, manifest: Manifest) -> Result<Receipt, Status> {
+    pub async fn amend(
+        &mut self,
+        mrn: &str,
+        manifest: impl Into<Box<Manifest>>,
+    ) -> Result<Receipt, Status> {
         let request = self.request(AmendRequest {
             mrn: mrn.to_owned(),
-            filing: Some(amend_request::Filing::Manifest(manifest)),
+            filing: Some(amend_request::Filing::Manifest(manifest.into())),
         });
         Ok(self.inner.amend(request).await?.into_inner())
     }

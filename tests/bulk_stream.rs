@@ -28,7 +28,7 @@ async fn ten_thousand_filings_get_one_answer_each_and_only_the_valid_are_stored_
             }
             expected_lrn.push((lrn, invalid));
             SubmitRequest {
-                filing: Some(submit_request::Filing::Manifest(manifest)),
+                filing: Some(submit_request::Filing::Manifest(Box::new(manifest))),
             }
         })
         .collect();

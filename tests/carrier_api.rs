@@ -299,7 +299,9 @@ async fn call_with(endpoint: &str, tls: ClientTlsConfig) -> tonic::Status {
     let mut client = CarrierGatewayClient::new(channel);
     client
         .submit(SubmitRequest {
-            filing: Some(submit_request::Filing::Manifest(sea_filing("NOPE"))),
+            filing: Some(submit_request::Filing::Manifest(Box::new(sea_filing(
+                "NOPE",
+            )))),
         })
         .await
         .expect_err("must be refused")

@@ -499,7 +499,7 @@ async fn wrong_certificates_and_identities_are_refused_both_ways() {
         origin_sequence: 1,
         kind: EnvelopeKind::Filing as i32,
         mrn: "26GB00000000000010".into(),
-        manifest: Some(sea_filing("Z-1")),
+        manifest: Some(Box::new(sea_filing("Z-1"))),
         ..Default::default()
     };
     // A valid administration certificate of a gateway B does not exchange with.

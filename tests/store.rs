@@ -445,7 +445,8 @@ fn envelope(origin: &str, sequence: u64, with_manifest: bool) -> aci_gateway::pb
         filer: "NL812345678".into(),
         lrn: format!("NL-LRN-{sequence}"),
         version: 1,
-        manifest: with_manifest.then(|| common::sea_filing(&format!("NL-LRN-{sequence}"))),
+        manifest: with_manifest
+            .then(|| Box::new(common::sea_filing(&format!("NL-LRN-{sequence}")))),
         ..Default::default()
     }
 }

@@ -164,7 +164,7 @@ pub fn request(payload: &Payload, run: &str, n: u64) -> SubmitRequest {
                     document.number = unique_document(&document.number, run, n * 16 + i as u64);
                 }
             }
-            submit_request::Filing::Manifest(manifest)
+            submit_request::Filing::Manifest(Box::new(manifest))
         }
         Payload::Xml {
             text,

@@ -571,7 +571,7 @@ mod tests {
                 .expect("sample");
         let routes = routes();
         let filing = LogRecord {
-            manifest: Some(sea.clone()),
+            manifest: Some(Box::new(sea.clone())),
             ..record(RecordKind::Filing)
         };
         assert!(is_for(&routes, "NL-1", &filing));
@@ -599,7 +599,7 @@ mod tests {
             RecordKind::TimerFired,
         ] {
             let other = LogRecord {
-                manifest: Some(sea.clone()),
+                manifest: Some(Box::new(sea.clone())),
                 origin: "NL-1".into(),
                 ..record(kind)
             };

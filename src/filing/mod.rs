@@ -73,7 +73,7 @@ pub enum Incoming {
 impl Incoming {
     fn of_submit(filing: Option<submit_request::Filing>) -> Result<Incoming, FilingError> {
         match filing {
-            Some(submit_request::Filing::Manifest(m)) => Ok(Incoming::Manifest(Box::new(m))),
+            Some(submit_request::Filing::Manifest(m)) => Ok(Incoming::Manifest(m)),
             Some(submit_request::Filing::Xml(xml)) => Ok(Incoming::Xml(xml)),
             None => Err(no_filing()),
         }
@@ -81,7 +81,7 @@ impl Incoming {
 
     fn of_amend(filing: Option<amend_request::Filing>) -> Result<Incoming, FilingError> {
         match filing {
-            Some(amend_request::Filing::Manifest(m)) => Ok(Incoming::Manifest(Box::new(m))),
+            Some(amend_request::Filing::Manifest(m)) => Ok(Incoming::Manifest(m)),
             Some(amend_request::Filing::Xml(xml)) => Ok(Incoming::Xml(xml)),
             None => Err(no_filing()),
         }
@@ -413,7 +413,7 @@ impl FilingService {
                 let validated = self
                     .pool
                     .validate(bytes, move || {
-                        span.in_scope(|| validator.validate(*manifest, received_at))
+                        span.in_scope(|| validator.validate(manifest, received_at))
                     })
                     .await?;
                 (validated, None, crate::store::record::PROTOBUF)

@@ -68,7 +68,7 @@ const READ_YOUR_WRITES_BOUND: Duration = Duration::from_secs(3);
 pub struct NewFiling {
     pub filer: Eori,
     pub lrn: Lrn,
-    pub manifest: Manifest,
+    pub manifest: Box<Manifest>,
     /// SHA-256 of the canonical manifest encoding.
     pub digest: [u8; 32],
     /// For a filing sent in version 1's form: the digest of that form, which is what a gateway

@@ -114,10 +114,10 @@ pub(super) fn new_entry(record: &LogRecord) -> FilingEntry {
         transport_mode: mode_of(record),
         master_documents: record.master_documents.clone(),
         next_filing_party: record.next_filing_party.clone(),
-        routing: record.manifest.as_ref().map(super::route_facts),
+        routing: record.manifest.as_deref().map(super::route_facts),
         targets: record
             .manifest
-            .as_ref()
+            .as_deref()
             .map(risk::targets_of)
             .unwrap_or_default(),
         due: record.due,
@@ -141,7 +141,7 @@ pub(super) fn evolve(mut entry: FilingEntry, record: &LogRecord) -> FilingEntry 
             ));
             entry.transport_mode = mode_of(record);
             entry.master_documents = record.master_documents.clone();
-            entry.routing = record.manifest.as_ref().map(super::route_facts);
+            entry.routing = record.manifest.as_deref().map(super::route_facts);
             if let Some(manifest) = &record.manifest {
                 entry.targets = risk::targets_of(manifest);
             }

@@ -269,10 +269,10 @@ mod tests {
                 }),
                 ..Timer::default()
             }],
-            manifest: Some(crate::pb::aci::v1::Manifest {
+            manifest: Some(Box::new(crate::pb::aci::v1::Manifest {
                 lrn: "LRN-7".into(),
                 ..Default::default()
-            }),
+            })),
             ..record(7)
         };
         let (frame, _) = seal(&mut full, [9; 32]);

@@ -155,7 +155,7 @@ enum SchemaChecked {
 pub struct Accepted {
     pub filer: Eori,
     pub lrn: Lrn,
-    pub manifest: Manifest,
+    pub manifest: Box<Manifest>,
     /// SHA-256 of the manifest's canonical protobuf encoding (what the constraints walked):
     /// equal content, equal digest, whatever the input format.
     pub digest: [u8; 32],
@@ -300,7 +300,7 @@ impl Validator {
             tracing::info_span!("filing.schema", bytes = crate::telemetry::number(xml.len()))
                 .entered();
         let (form, checked) = self.form_of(xml);
-        let manifest = read_form(form, xml, limits)?;
+        let manifest = Box::new(read_form(form, xml, limits)?);
         drop(schema_span);
         self.accept(manifest, now, checked)
     }
@@ -362,18 +362,22 @@ impl Validator {
     }
 
     /// Checks a manifest filed at `now`: accepted (with any warnings) or refused with every finding.
-    pub fn validate(&self, manifest: Manifest, now: SystemTime) -> Result<Accepted, Report> {
-        self.accept(manifest, now, SchemaChecked::No)
+    /// (A boxed manifest stays in its box: the filing path moves the pointer only.)
+    pub fn validate(
+        &self,
+        manifest: impl Into<Box<Manifest>>,
+        now: SystemTime,
+    ) -> Result<Accepted, Report> {
+        self.accept(manifest.into(), now, SchemaChecked::No)
     }
 
     fn accept(
         &self,
-        manifest: Manifest,
+        mut manifest: Box<Manifest>,
         now: SystemTime,
         schema: SchemaChecked,
     ) -> Result<Accepted, Report> {
         let _span = tracing::info_span!("filing.rules").entered();
-        let mut manifest = manifest;
         let version_1_digest =
             in_version_1_form(&manifest).then(|| Sha256::digest(manifest.encode_to_vec()).into());
         upgrade(&mut manifest);

@@ -448,7 +448,7 @@ pub async fn file_bulk(carrier: &CarrierClient, lrns: Vec<String>, streams: usiz
             .collect();
         tasks.push(tokio::spawn(async move {
             let requests = mine.into_iter().map(|lrn| SubmitRequest {
-                filing: Some(submit_request::Filing::Manifest(sea_filing(&lrn))),
+                filing: Some(submit_request::Filing::Manifest(Box::new(sea_filing(&lrn)))),
             });
             let mut answers = carrier
                 .submit_stream(tokio_stream::iter(requests))

@@ -52,10 +52,10 @@ fn filing(lrn: &str, digest: u8, documents: &[&str]) -> NewFiling {
     NewFiling {
         filer: Eori::parse("DE123456789012").expect("valid EORI"),
         lrn: Lrn::parse(lrn).expect("valid LRN"),
-        manifest: Manifest {
+        manifest: Box::new(Manifest {
             transport_mode: TransportMode::Sea as i32,
             ..Manifest::default()
-        },
+        }),
         digest: [digest; 32],
         version_1_digest: None,
         original: Vec::new(),
