@@ -19,11 +19,23 @@ pub fn receipt_of(record: &LogRecord) -> Receipt {
         filer: record.filer.clone(),
         sequence: record.sequence,
         version: record.version,
-        digest: hex::encode(&record.digest),
-        chain_hash: hex::encode(&record.hash),
+        digest: lower_hex(&record.digest),
+        chain_hash: lower_hex(&record.hash),
         received_at: record.received_at,
         warnings: record.warnings.clone(),
     }
+}
+
+/// Bytes as lowercase hex (what `hex::encode` gives, without its iterator of chars: two of
+/// these per filing showed in profiles).
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for &byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 fn transition(record: &LogRecord, event: &str, version: u32, detail: String) -> Transition {
@@ -107,7 +119,7 @@ pub(super) fn new_entry(record: &LogRecord) -> FilingEntry {
                 record,
                 "registered",
                 record.version,
-                hex::encode(&record.digest),
+                lower_hex(&record.digest),
             )],
             ..FilingStatus::default()
         }),
@@ -137,7 +149,7 @@ pub(super) fn evolve(mut entry: FilingEntry, record: &LogRecord) -> FilingEntry 
                 record,
                 "amended",
                 record.version,
-                hex::encode(&record.digest),
+                lower_hex(&record.digest),
             ));
             entry.transport_mode = mode_of(record);
             entry.master_documents = record.master_documents.clone();
@@ -414,4 +426,14 @@ pub(super) fn request_mut<'a>(
         .requests
         .iter_mut()
         .find(|r| r.request.as_ref().is_some_and(|q| q.reference == reference))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lower_hex_is_hex_encode() {
+        let every_byte: Vec<u8> = (0..=255).collect();
+        assert_eq!(super::lower_hex(&every_byte), hex::encode(&every_byte));
+        assert_eq!(super::lower_hex(&[]), "");
+    }
 }

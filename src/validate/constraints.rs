@@ -301,9 +301,10 @@ impl Constraints {
         node: Option<usize>,
     ) {
         let checks = &self.types[type_index];
-        let mut counts = vec![0usize; checks.fields.len()];
+        let counts = path.open_message(checks.fields.len());
         while !bytes.is_empty() {
             let Some(key) = varint(&mut bytes) else {
+                path.close_message(counts);
                 return;
             };
             let number = (key >> 3) as u32;
@@ -319,7 +320,10 @@ impl Constraints {
                 5 => take(&mut bytes, 4).map(|_| Raw::Other),
                 _ => None,
             };
-            let Some(value) = value else { return };
+            let Some(value) = value else {
+                path.close_message(counts);
+                return;
+            };
             let Some(&Some(position)) = usize::try_from(number)
                 .ok()
                 .and_then(|number| checks.by_number.get(number))
@@ -327,8 +331,7 @@ impl Constraints {
                 continue;
             };
             let check = &checks.fields[position];
-            let index = counts[position];
-            counts[position] += 1;
+            let index = path.count(counts, position);
             path.push(&check.name, check.list.then_some(index));
             if let (true, Some(compiled)) = (scope.constraints, &check.compiled) {
                 compiled.check_value(check.wire, &value, path, report);
@@ -343,8 +346,9 @@ impl Constraints {
             path.pop();
         }
         if scope.constraints {
-            for (check, &count) in checks.fields.iter().zip(&counts) {
+            for (position, check) in checks.fields.iter().enumerate() {
                 if let Some(compiled) = &check.compiled {
+                    let count = path.counts(counts)[position];
                     path.push(&check.name, None);
                     compiled.check_count(check.list, check.wire, count, path, report);
                     path.pop();
@@ -352,8 +356,9 @@ impl Constraints {
             }
         }
         if let (Some(column), Some(node)) = (scope.data_set, node) {
-            self.check_data_set_rows(scope.trie, checks, &counts, node, column, path, report);
+            self.check_data_set_rows(scope.trie, checks, counts, node, column, path, report);
         }
+        path.close_message(counts);
     }
 
     /// The data-set rows of the fields of one message: required ones present, others absent.
@@ -362,7 +367,7 @@ impl Constraints {
         &'s self,
         trie: &'s DataSetTrie,
         checks: &'s TypeChecks,
-        counts: &[usize],
+        counts: Frame,
         node: usize,
         column: usize,
         path: &mut Path<'s>,
@@ -374,7 +379,7 @@ impl Constraints {
             };
             let name = &checks.fields[position].name;
             let data_set = &trie.types[column];
-            let (code, rule, message) = match (cells[column], counts[position]) {
+            let (code, rule, message) = match (cells[column], path.counts(counts)[position]) {
                 (Cell::Required, 0) => (
                     Code::Missing,
                     "dataset.required",
@@ -483,13 +488,47 @@ impl Compiler {
     }
 }
 
-/// Where the walk is, kept as borrowed segments and rendered only for a finding.
+/// Where the walk is: the fields it went down, kept as borrowed segments and rendered only for
+/// a finding, and for each message on the way how often each of its fields was read so far (in
+/// one buffer for the whole walk: a manifest has hundreds of messages).
 #[derive(Default)]
 struct Path<'a> {
     segments: Vec<(&'a str, Option<usize>)>,
+    counts: Vec<usize>,
+}
+
+/// One message's field counts in [`Path::counts`].
+#[derive(Clone, Copy)]
+struct Frame {
+    start: usize,
+    fields: usize,
 }
 
 impl<'a> Path<'a> {
+    /// Counts for a message with this many fields, all zero until it is closed.
+    fn open_message(&mut self, fields: usize) -> Frame {
+        let start = self.counts.len();
+        self.counts.resize(start + fields, 0);
+        Frame { start, fields }
+    }
+
+    /// How often the field at `position` was read before, counting this read.
+    fn count(&mut self, frame: Frame, position: usize) -> usize {
+        let slot = &mut self.counts[frame.start + position];
+        let before = *slot;
+        *slot += 1;
+        before
+    }
+
+    fn counts(&self, frame: Frame) -> &[usize] {
+        &self.counts[frame.start..frame.start + frame.fields]
+    }
+
+    /// Drops a message's counts (and any its fields left, which were closed before it).
+    fn close_message(&mut self, frame: Frame) {
+        self.counts.truncate(frame.start);
+    }
+
     fn push(&mut self, name: &'a str, index: Option<usize>) {
         self.segments.push((name, index));
     }
