@@ -4,13 +4,17 @@
 //! optional tab-separated columns (e.g. a filing type's transport mode).
 
 use std::collections::HashMap;
+
+/// Code lookups are a few per field of every filing: hashed with foldhash, not SipHash (the
+/// tables are fixed at start, so a caller's codes cannot build long probe runs in them).
+type Lookup<V> = HashMap<&'static str, V, foldhash::fast::RandomState>;
 use std::sync::LazyLock;
 
 /// One code list: code → its further columns.
 #[derive(Debug)]
 pub struct CodeList {
     pub name: &'static str,
-    codes: HashMap<&'static str, Vec<&'static str>>,
+    codes: Lookup<Vec<&'static str>>,
 }
 
 impl CodeList {
@@ -53,7 +57,7 @@ impl CodeList {
 /// Every code list the gateway knows, by file name.
 #[derive(Debug)]
 pub struct CodeLists {
-    lists: HashMap<&'static str, CodeList>,
+    lists: Lookup<CodeList>,
 }
 
 macro_rules! lists {
