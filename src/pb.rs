@@ -118,3 +118,31 @@ pub fn to_json<T: prost::Message + prost::Name>(message: &T) -> serde_json::Valu
         .serialize_with_options(serde_json::value::Serializer, &options)
         .expect("serializing to a JSON value cannot fail")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// build.rs boxes the manifest wherever a message holds one: held inline (2 KB), it made
+    /// every future of the filing path that kept a request or a record kilobytes to move.
+    #[test]
+    fn messages_that_hold_a_manifest_hold_a_pointer() {
+        let manifest = std::mem::size_of::<Manifest>();
+        assert!(
+            manifest > 1024,
+            "the manifest itself is large: {manifest} bytes"
+        );
+        for (name, size) in [
+            ("SubmitRequest", std::mem::size_of::<SubmitRequest>()),
+            ("AmendRequest", std::mem::size_of::<AmendRequest>()),
+            ("Envelope", std::mem::size_of::<Envelope>()),
+            ("LogRecord", std::mem::size_of::<store::LogRecord>()),
+        ] {
+            // Holding one inline, it would be at least as large as the manifest.
+            assert!(
+                size < manifest,
+                "{name} is {size} bytes: is its manifest inline?"
+            );
+        }
+    }
+}

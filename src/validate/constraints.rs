@@ -301,10 +301,10 @@ impl Constraints {
         node: Option<usize>,
     ) {
         let checks = &self.types[type_index];
-        let counts = path.open_message(checks.fields.len());
+        let frame = path.open_message(checks.fields.len());
         while !bytes.is_empty() {
             let Some(key) = varint(&mut bytes) else {
-                path.close_message(counts);
+                path.close_message(frame);
                 return;
             };
             let number = (key >> 3) as u32;
@@ -321,7 +321,7 @@ impl Constraints {
                 _ => None,
             };
             let Some(value) = value else {
-                path.close_message(counts);
+                path.close_message(frame);
                 return;
             };
             let Some(&Some(position)) = usize::try_from(number)
@@ -331,7 +331,7 @@ impl Constraints {
                 continue;
             };
             let check = &checks.fields[position];
-            let index = path.count(counts, position);
+            let index = path.count(frame, position);
             path.push(&check.name, check.list.then_some(index));
             if let (true, Some(compiled)) = (scope.constraints, &check.compiled) {
                 compiled.check_value(check.wire, &value, path, report);
@@ -348,7 +348,7 @@ impl Constraints {
         if scope.constraints {
             for (position, check) in checks.fields.iter().enumerate() {
                 if let Some(compiled) = &check.compiled {
-                    let count = path.counts(counts)[position];
+                    let count = path.counts(frame)[position];
                     path.push(&check.name, None);
                     compiled.check_count(check.list, check.wire, count, path, report);
                     path.pop();
@@ -356,9 +356,9 @@ impl Constraints {
             }
         }
         if let (Some(column), Some(node)) = (scope.data_set, node) {
-            self.check_data_set_rows(scope.trie, checks, counts, node, column, path, report);
+            self.check_data_set_rows(scope.trie, checks, frame, node, column, path, report);
         }
-        path.close_message(counts);
+        path.close_message(frame);
     }
 
     /// The data-set rows of the fields of one message: required ones present, others absent.
@@ -367,7 +367,7 @@ impl Constraints {
         &'s self,
         trie: &'s DataSetTrie,
         checks: &'s TypeChecks,
-        counts: Frame,
+        frame: Frame,
         node: usize,
         column: usize,
         path: &mut Path<'s>,
@@ -379,7 +379,7 @@ impl Constraints {
             };
             let name = &checks.fields[position].name;
             let data_set = &trie.types[column];
-            let (code, rule, message) = match (cells[column], path.counts(counts)[position]) {
+            let (code, rule, message) = match (cells[column], path.counts(frame)[position]) {
                 (Cell::Required, 0) => (
                     Code::Missing,
                     "dataset.required",
