@@ -127,7 +127,7 @@ fn unique_documents(cx: &mut Context<'_>) {
     for (i, consignment) in cx.manifest.consignments.iter().enumerate() {
         if let Some(document) = &consignment.transport_document
             && !document.number.is_empty()
-            && !seen.insert((document.r#type.clone(), document.number.clone()))
+            && !seen.insert((document.r#type.as_str(), document.number.as_str()))
         {
             repeats.push((
                 format!("consignments[{i}].transport_document.number"),
@@ -167,15 +167,20 @@ fn departure_before_arrival(cx: &mut Context<'_>) {
     }
 }
 
-fn country_of(location: &Option<crate::pb::Location>) -> Option<String> {
+fn country_of(location: &Option<crate::pb::Location>) -> Option<&str> {
     let location = location.as_ref()?;
     if !location.country.is_empty() {
-        Some(location.country.clone())
+        Some(&location.country)
     } else if location.locode.len() == 5 {
-        location.locode.get(..2).map(str::to_owned)
+        location.locode.get(..2)
     } else {
         None
     }
+}
+
+/// Whether `countries` holds `country`.
+fn holds(countries: &[String], country: &str) -> bool {
+    countries.iter().any(|c| c == country)
 }
 
 /// The means of transport's routing includes the country of loading; each consignment's routing
@@ -189,12 +194,12 @@ fn routing(cx: &mut Context<'_>) {
     let mut findings = Vec::new();
     if let Some(loading) = country_of(&itinerary.place_of_loading)
         && !means.is_empty()
-        && !means.contains(&loading)
+        && !holds(means, loading)
     {
         findings.push((
             "cross.routing_includes_loading",
             "itinerary.countries_of_routing".to_owned(),
-            loading,
+            loading.to_owned(),
         ));
     }
     for (i, consignment) in cx.manifest.consignments.iter().enumerate() {
@@ -233,9 +238,13 @@ fn routing(cx: &mut Context<'_>) {
         }
         for (rule, place, name) in places.into_iter().flatten() {
             if let Some(country) = country_of(place)
-                && !routing.contains(&country)
+                && !holds(routing, country)
             {
-                findings.push((rule, format!("consignments[{i}].{name}"), country));
+                findings.push((
+                    rule,
+                    format!("consignments[{i}].{name}"),
+                    country.to_owned(),
+                ));
             }
         }
     }

@@ -139,41 +139,37 @@ fn air_waybills(cx: &mut Context<'_>) {
 }
 
 fn locode_countries(cx: &mut Context<'_>) {
-    let mut places = Vec::new();
-    if let Some(itinerary) = &cx.manifest.itinerary {
+    let manifest = cx.manifest;
+    let countries = cx.codes.list(COUNTRIES);
+    // `get`: a multi-byte character across the country's end is the pattern's finding, not a
+    // reason to slice inside a character.
+    let wrong_country =
+        |locode: &str| locode.len() == 5 && locode.get(..2).is_some_and(|c| !countries.contains(c));
+    const MESSAGE: &str = "a UN/LOCODE starts with an ISO 3166 country code";
+    if let Some(itinerary) = &manifest.itinerary {
         for (name, place) in [
             ("place_of_loading", &itinerary.place_of_loading),
             ("place_of_first_entry", &itinerary.place_of_first_entry),
         ] {
-            if let Some(place) = place {
-                places.push((format!("itinerary.{name}.locode"), place.locode.clone()));
+            if let Some(place) = place
+                && wrong_country(&place.locode)
+            {
+                let path = format!("itinerary.{name}.locode");
+                cx.report("ids.locode_country", &path, &place.locode, MESSAGE);
             }
         }
     }
-    for (i, consignment) in cx.manifest.consignments.iter().enumerate() {
+    for (i, consignment) in manifest.consignments.iter().enumerate() {
         for (name, place) in [
             ("place_of_acceptance", &consignment.place_of_acceptance),
             ("place_of_delivery", &consignment.place_of_delivery),
         ] {
-            if let Some(place) = place {
-                places.push((
-                    format!("consignments[{i}].{name}.locode"),
-                    place.locode.clone(),
-                ));
+            if let Some(place) = place
+                && wrong_country(&place.locode)
+            {
+                let path = format!("consignments[{i}].{name}.locode");
+                cx.report("ids.locode_country", &path, &place.locode, MESSAGE);
             }
-        }
-    }
-    let countries = cx.codes.list(COUNTRIES);
-    for (path, locode) in places {
-        // `get`: a multi-byte character across the country's end is the pattern's finding,
-        // not a reason to slice inside a character.
-        if locode.len() == 5 && locode.get(..2).is_some_and(|c| !countries.contains(c)) {
-            cx.report(
-                "ids.locode_country",
-                &path,
-                &locode,
-                "a UN/LOCODE starts with an ISO 3166 country code",
-            );
         }
     }
 }

@@ -490,33 +490,57 @@ pub(super) fn due(
     deadline::due(&cx).map(|(at, _, _)| at)
 }
 
-/// Every party of a filing with its path.
-fn parties(manifest: &Manifest) -> Vec<(String, &crate::pb::Party)> {
-    let mut out = Vec::new();
-    for (name, party) in [
+/// Where a party stands in a manifest; written out (`consignments[2].consignee`) only for a
+/// finding, so that walking every party of a filing allocates nothing.
+#[derive(Debug, Clone, Copy)]
+struct PartyPath {
+    consignment: Option<usize>,
+    name: &'static str,
+}
+
+impl std::fmt::Display for PartyPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.consignment {
+            Some(i) => write!(f, "consignments[{i}].{}", self.name),
+            None => f.write_str(self.name),
+        }
+    }
+}
+
+/// Every party of a filing with its path (the same parties as [`each_party`]).
+fn parties(manifest: &Manifest) -> impl Iterator<Item = (PartyPath, &crate::pb::Party)> {
+    let top = [
         ("declarant", &manifest.declarant),
         ("representative", &manifest.representative),
         ("carrier", &manifest.carrier),
         ("next_filing_party", &manifest.next_filing_party),
-    ] {
-        if let Some(party) = party {
-            out.push((name.to_owned(), party));
-        }
-    }
-    for (i, consignment) in manifest.consignments.iter().enumerate() {
-        for (name, party) in [
-            ("consignor", &consignment.consignor),
-            ("consignee", &consignment.consignee),
-            ("notify_party", &consignment.notify_party),
-            ("buyer", &consignment.buyer),
-            ("seller", &consignment.seller),
-        ] {
-            if let Some(party) = party {
-                out.push((format!("consignments[{i}].{name}"), party));
-            }
-        }
-    }
-    out
+    ]
+    .into_iter()
+    .map(|(name, party)| {
+        let path = PartyPath {
+            consignment: None,
+            name,
+        };
+        (path, party)
+    });
+    let in_consignments = manifest.consignments.iter().enumerate().flat_map(|(i, c)| {
+        [
+            ("consignor", &c.consignor),
+            ("consignee", &c.consignee),
+            ("notify_party", &c.notify_party),
+            ("buyer", &c.buyer),
+            ("seller", &c.seller),
+        ]
+        .map(|(name, party)| {
+            let path = PartyPath {
+                consignment: Some(i),
+                name,
+            };
+            (path, party)
+        })
+    });
+    top.chain(in_consignments)
+        .filter_map(|(path, party)| party.as_ref().map(|party| (path, party)))
 }
 
 /// Every party of a manifest, without their paths (the same parties as [`parties`]).

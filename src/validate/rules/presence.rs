@@ -1,7 +1,7 @@
 //! Conditional presence: what a filing must (or must not) carry given its mode, type and goods.
 
 use super::Context;
-use crate::pb::TransportMode;
+use crate::pb::{Conveyance, TransportMode};
 use crate::validate::codes::FILING_TYPES;
 
 /// Package types for goods in bulk or unpacked: no number of packages is given.
@@ -90,7 +90,8 @@ fn filing_type_mode(cx: &mut Context<'_>) {
 
 fn conveyance(cx: &mut Context<'_>) {
     let Some(mode) = mode(cx) else { return };
-    let conveyance = cx.manifest.conveyance.clone().unwrap_or_default();
+    let none = Conveyance::default();
+    let conveyance = cx.manifest.conveyance.as_ref().unwrap_or(&none);
     let (field, value, what) = match mode {
         TransportMode::Sea | TransportMode::InlandWaterway => (
             "imo_number",
@@ -153,12 +154,12 @@ fn placi(cx: &mut Context<'_>) {
             ));
         }
         for (name, party) in [("consignor", &c.consignor), ("consignee", &c.consignee)] {
-            let party = party.clone().unwrap_or_default();
-            if party.name.is_empty() {
+            let party = party.as_ref();
+            if party.is_none_or(|p| p.name.is_empty()) {
                 missing.push((at(&format!("{name}.name")), "the name"));
             }
-            let address = party.address.unwrap_or_default();
-            if address.city.is_empty() || address.country.is_empty() {
+            let address = party.and_then(|p| p.address.as_ref());
+            if address.is_none_or(|a| a.city.is_empty() || a.country.is_empty()) {
                 missing.push((
                     at(&format!("{name}.address")),
                     "the address (city and country)",
