@@ -70,6 +70,10 @@ serve() { # name port [serve flags...] ; sets SERVER_PID and STARTUP (seconds un
   local name=$1 port=$2; shift 2
   [ -f "$WORK/$name.toml" ] || config "$name" "$port"
   rm -f "$WORK/$name.ready"
+  # The previous run's writes go to disk before this one starts, not while it is measured: with
+  # the kernel still writing back the earlier sections' data, the XML section measured 9 404
+  # filings/s, and 12 549 with this sync (the same binary, one run after the other).
+  sync
   local started; started=$(date +%s.%N)
   RUST_LOG=warn $pin_server "$BIN" serve --config "$WORK/$name.toml" --ready-file "$WORK/$name.ready" "$@" \
     >>"$WORK/$name.log" 2>&1 &
