@@ -507,7 +507,7 @@ impl std::fmt::Display for PartyPath {
     }
 }
 
-/// Every party of a filing with its path (the same parties as [`each_party`]).
+/// Every party of a filing with its path.
 fn parties(manifest: &Manifest) -> impl Iterator<Item = (PartyPath, &crate::pb::Party)> {
     let top = [
         ("declarant", &manifest.declarant),
@@ -543,25 +543,9 @@ fn parties(manifest: &Manifest) -> impl Iterator<Item = (PartyPath, &crate::pb::
         .filter_map(|(path, party)| party.as_ref().map(|party| (path, party)))
 }
 
-/// Every party of a manifest, without their paths (the same parties as [`parties`]).
+/// Every party of a manifest, without their paths.
 pub(crate) fn each_party(manifest: &Manifest) -> impl Iterator<Item = &crate::pb::Party> {
-    [
-        &manifest.declarant,
-        &manifest.representative,
-        &manifest.carrier,
-        &manifest.next_filing_party,
-    ]
-    .into_iter()
-    .chain(manifest.consignments.iter().flat_map(|c| {
-        [
-            &c.consignor,
-            &c.consignee,
-            &c.notify_party,
-            &c.buyer,
-            &c.seller,
-        ]
-    }))
-    .filter_map(Option::as_ref)
+    parties(manifest).map(|(_, party)| party)
 }
 
 /// Every party of a manifest, to change (the same parties as [`parties`]).
@@ -583,4 +567,58 @@ pub(crate) fn parties_mut(manifest: &mut Manifest) -> impl Iterator<Item = &mut 
         ]
     }))
     .filter_map(Option::as_mut)
+}
+
+#[cfg(test)]
+mod party_tests {
+    use super::*;
+    use crate::pb::{Consignment, Party};
+
+    fn party(name: &str) -> Option<Party> {
+        Some(Party {
+            name: name.into(),
+            ..Party::default()
+        })
+    }
+
+    /// The paths findings name: a top-level party by its field, one of a consignment's under it.
+    #[test]
+    fn parties_come_with_the_paths_findings_name() {
+        let mut manifest = Manifest {
+            declarant: party("declarant"),
+            carrier: party("carrier"),
+            consignments: vec![
+                Consignment {
+                    consignee: party("first consignee"),
+                    ..Consignment::default()
+                },
+                Consignment {
+                    consignor: party("second consignor"),
+                    seller: party("second seller"),
+                    ..Consignment::default()
+                },
+            ],
+            ..Manifest::default()
+        };
+        let found: Vec<(String, String)> = parties(&manifest)
+            .map(|(path, party)| (path.to_string(), party.name.clone()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("declarant", "declarant"),
+                ("carrier", "carrier"),
+                ("consignments[0].consignee", "first consignee"),
+                ("consignments[1].consignor", "second consignor"),
+                ("consignments[1].seller", "second seller"),
+            ]
+            .map(|(path, name)| (path.to_owned(), name.to_owned()))
+        );
+        let names: Vec<String> = parties_mut(&mut manifest).map(|p| p.name.clone()).collect();
+        assert_eq!(
+            names,
+            found.into_iter().map(|(_, name)| name).collect::<Vec<_>>(),
+            "parties_mut walks the same parties in the same order"
+        );
+    }
 }
