@@ -48,6 +48,7 @@ fn filing() -> NewFiling {
         manifest: accepted.manifest,
         original: vec![b'x'; RECORD_BYTES.saturating_sub(manifest_len)],
         original_type: "application/x-protobuf",
+        submitted_bytes: RECORD_BYTES,
         warnings: Vec::new(),
         received_at: SystemTime::now(),
         traceparent: String::new(),

@@ -356,6 +356,56 @@ async fn concurrent_duplicates_and_conflicts_agree_with_the_log() {
     store.close().await;
 }
 
+/// A batch takes large filings only up to its budget (256 KiB as submitted, at least one), so
+/// one carrier's flood of large filings cannot make every commit long for everyone: sixteen
+/// filings of 200 KB sent at once take a batch each, the small filings sent among them are not
+/// held behind them, and every one of them is registered once.
+#[tokio::test]
+async fn large_filings_take_a_batch_each_and_small_ones_are_not_held_behind_them() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (store, _) = open(tmp.path());
+    let batches_before = store.stats().batch_size.totals().1;
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let store = store.clone();
+        let mut filing = filing(&format!("MIX-{i:02}"));
+        let large = i % 2 == 0;
+        if large {
+            filing.submitted_bytes = 200 * 1024;
+        }
+        tasks.push(tokio::spawn(async move {
+            (large, store.register(filing).await.expect("register"))
+        }));
+    }
+    let (mut large, mut small) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (is_large, answer) = task.await.expect("task");
+        let Registration::Registered(receipt) = answer else {
+            panic!("each LRN is new: {answer:?}");
+        };
+        if is_large { &mut large } else { &mut small }.push(receipt.sequence);
+    }
+    let mut sequences: Vec<u64> = large.iter().chain(&small).copied().collect();
+    sequences.sort_unstable();
+    sequences.dedup();
+    assert_eq!(sequences.len(), 32, "one sequence each");
+    assert_eq!(common::log_records(&store).len(), 32);
+    let batches = store.stats().batch_size.totals().1 - batches_before;
+    assert!(
+        batches >= 16,
+        "two 200 KB filings exceed a batch's budget: {batches} batches for 16"
+    );
+    // Sent interleaved with the large ones, the small ones are written with the first batches
+    // (in arrival order they would have followed nearly every large one).
+    let last_small = small.iter().max().copied().unwrap_or_default();
+    let large_before = large.iter().filter(|&&s| s < last_small).count();
+    assert!(
+        large_before <= 3,
+        "{large_before} large filings were written before the last small one"
+    );
+    store.close().await;
+}
+
 #[tokio::test]
 async fn a_second_store_on_the_same_data_directory_is_refused_before_recovery() {
     let tmp = tempfile::tempdir().expect("tmp");

@@ -455,6 +455,7 @@ impl FilingService {
             manifest: accepted.manifest,
             original: original.unwrap_or_default(),
             original_type,
+            submitted_bytes: bytes,
             warnings: accepted.warnings.iter().map(|f| f.to_proto()).collect(),
             received_at,
             traceparent,

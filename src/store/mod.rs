@@ -77,6 +77,9 @@ pub struct NewFiling {
     /// The bytes as submitted, and their media type.
     pub original: Vec<u8>,
     pub original_type: &'static str,
+    /// How large the filing was as submitted (protobuf or XML): what it weighs in a group
+    /// commit (a batch takes large filings only up to a budget, see `store::writer`).
+    pub submitted_bytes: usize,
     pub warnings: Vec<Violation>,
     pub received_at: SystemTime,
     pub traceparent: String,

@@ -33,6 +33,13 @@ impl Histogram {
             .fetch_add((value * 1e6).max(0.0) as u64, Ordering::Relaxed);
     }
 
+    /// The sum of the observations so far, and their count.
+    pub fn totals(&self) -> (f64, u64) {
+        let count = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        let sum = self.sum_millionths.load(Ordering::Relaxed) as f64 / 1e6;
+        (sum, count)
+    }
+
     /// Appends the exposition of this histogram as `name`.
     pub fn render(&self, name: &str, help: &str, out: &mut String) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");

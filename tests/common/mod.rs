@@ -620,6 +620,7 @@ pub fn new_filing(lrn: &str) -> aci_gateway::store::NewFiling {
         manifest: accepted.manifest,
         original: b"original bytes".to_vec(),
         original_type: "application/x-protobuf",
+        submitted_bytes: 5 * 1024,
         warnings: Vec::new(),
         received_at: std::time::SystemTime::now(),
         traceparent: String::new(),

@@ -60,6 +60,7 @@ fn filing(lrn: &str, digest: u8, documents: &[&str]) -> NewFiling {
         version_1_digest: None,
         original: Vec::new(),
         original_type: "application/x-protobuf",
+        submitted_bytes: 0,
         warnings: Vec::new(),
         received_at: SystemTime::now(),
         traceparent: String::new(),
