@@ -94,6 +94,8 @@ fn main() {
         b.stop().await.expect("B stops");
         let backlog_ingest_time = ingest(&carrier, "BACKLOG", backlog).await;
         eprintln!("backlog of {backlog} filed; B comes back");
+        // What the backlog left for the kernel to write back goes now, not during the drain.
+        let _ = std::process::Command::new("sync").status();
         let b = start(&b_site).await;
         let back = Instant::now();
         // A notices at its next attempt (backoff with jitter, at most 10 s): the drain is

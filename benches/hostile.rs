@@ -7,7 +7,10 @@
 //! large XML filings (230 KB, 999 goods items; the same limit); 5 000 idle
 //! connections, 200 slowloris and 200 silent TLS connections, renewed as they are cut; malformed
 //! and 10 000-deep nested protobuf from 16 workers; TLS handshakes with a rogue CA's certificate
-//! from 8 workers; over-size (5 MiB) filings from 8 workers.
+//! from 8 workers; over-size (5 MiB) filings from 8 workers. Under each attack's line: what the
+//! log wrote meanwhile (records/s: the carrier's 400 and what the attack got accepted) and how
+//! long its commits took. `cargo bench --bench hostile -- XML` runs the attacks whose names
+//! contain a word given.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use aci_gateway::client::{CarrierClient, ClientTls, Credentials};
 use aci_gateway::pki::{Authority, Validity};
+use aci_gateway::server::Gateway;
 use common::{GatewayBuilder, OTHER_CARRIER, sea_filing, tls_config};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -239,6 +243,64 @@ async fn oversize(target: Arc<Target>, stop: Arc<AtomicBool>) -> u64 {
     n
 }
 
+/// What the gateway's log writer did over stretches of time: batches committed, the records in
+/// them, the seconds spent writing and syncing them (from the store's histograms), and how long
+/// the stretches were.
+#[derive(Debug, Clone, Copy, Default)]
+struct Writer {
+    batches: u64,
+    records: f64,
+    commit_seconds: f64,
+    sync_seconds: f64,
+    seconds: f64,
+}
+
+impl Writer {
+    fn now(gateway: &Gateway) -> Writer {
+        let stats = gateway.store().stats();
+        let (records, batches) = stats.batch_size.totals();
+        Writer {
+            batches,
+            records,
+            commit_seconds: stats.commit_latency.totals().0,
+            sync_seconds: stats.sync_latency.totals().0,
+            seconds: 0.0,
+        }
+    }
+
+    /// Runs `stretch`, adding what the writer did meanwhile to this total.
+    async fn watch<T>(&mut self, gateway: &Gateway, stretch: impl Future<Output = T>) -> T {
+        let (before, started) = (Writer::now(gateway), Instant::now());
+        let out = stretch.await;
+        let after = Writer::now(gateway);
+        self.batches += after.batches - before.batches;
+        self.records += after.records - before.records;
+        self.commit_seconds += after.commit_seconds - before.commit_seconds;
+        self.sync_seconds += after.sync_seconds - before.sync_seconds;
+        self.seconds += started.elapsed().as_secs_f64();
+        out
+    }
+
+    fn records_per_second(&self) -> f64 {
+        self.records / self.seconds.max(f64::MIN_POSITIVE)
+    }
+
+    /// Milliseconds per batch, to write and sync it.
+    fn commit_ms(&self) -> f64 {
+        self.commit_seconds * 1e3 / self.batches.max(1) as f64
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{:.0} records/s in {:.0} batches/s, commit {:.2} ms a batch (sync {:.2} ms)",
+            self.records_per_second(),
+            self.batches as f64 / self.seconds.max(f64::MIN_POSITIVE),
+            self.commit_ms(),
+            self.sync_seconds * 1e3 / self.batches.max(1) as f64,
+        )
+    }
+}
+
 /// A different number every call (LRNs must be new across rounds).
 fn nonce() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -249,6 +311,11 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // `cargo bench --bench hostile -- xml` runs the attacks whose names contain a word given.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -299,15 +366,21 @@ fn main() {
             Attack::RogueCertificates,
             Attack::Oversize,
         ] {
+            if !filters.is_empty() && !filters.iter().any(|f| attack.name().contains(f.as_str())) {
+                continue;
+            }
             let (mut alone, mut beside, mut attempts) = (Vec::new(), Vec::new(), 0);
+            let (mut writer_alone, mut writer_beside) = (Writer::default(), Writer::default());
             for round in 0..ROUNDS {
                 // Short labels: they go into LRNs (at most 22 characters; a long one was
                 // refused, and counted as the carrier's loss).
                 let attack_number = attack as usize;
-                alone.push(behave(&good, &format!("{attack_number}a{round}")).await);
+                let label = format!("{attack_number}a{round}");
+                alone.push(writer_alone.watch(&gateway, behave(&good, &label)).await);
                 let stop = Arc::new(AtomicBool::new(false));
                 let workers = start(attack, &target, &stop);
-                beside.push(behave(&good, &format!("{attack_number}b{round}")).await);
+                let label = format!("{attack_number}b{round}");
+                beside.push(writer_beside.watch(&gateway, behave(&good, &label)).await);
                 stop.store(true, Ordering::Relaxed);
                 for worker in workers {
                     attempts += worker.await.expect("attacker");
@@ -330,6 +403,8 @@ fn main() {
                 median(&beside, rate) / median(&alone, rate),
                 attempts
             );
+            println!("    the log, alone:  {}", writer_alone.describe());
+            println!("    the log, beside: {}", writer_beside.describe());
             report.insert(
                 format!("{attack:?}"),
                 serde_json::json!({
@@ -339,6 +414,10 @@ fn main() {
                     "beside_p99_ms": median(&beside, p99),
                     "throughput_vs_alone": median(&beside, rate) / median(&alone, rate),
                     "p99_vs_alone": median(&beside, p99) / median(&alone, p99),
+                    "log_records_per_second_alone": writer_alone.records_per_second(),
+                    "log_records_per_second_beside": writer_beside.records_per_second(),
+                    "commit_ms_alone": writer_alone.commit_ms(),
+                    "commit_ms_beside": writer_beside.commit_ms(),
                 }),
             );
         }

@@ -245,11 +245,13 @@ else
 fi
 
 echo "== (k) forwarding A -> B, live and a backlog"
+sync  # as in serve(): not to pay for the sections before
 ACI_BENCH_JSON="$WORK/forward.json" ACI_BENCH_BACKLOG="${ACI_BENCH_BACKLOG:-100000}" \
   cargo bench --locked -q --features testing --bench forward 2>/dev/null | sed 's/^/  /'
 forward_json=$(cat "$WORK/forward.json")
 
 echo "== (l) a well-behaved carrier beside hostile ones"
+sync
 ACI_BENCH_JSON="$WORK/hostile.json" cargo bench --locked -q --features testing --bench hostile 2>/dev/null | sed 's/^/  /'
 hostile_json=$(cat "$WORK/hostile.json")
 xml_flood=$(sed -n 's/.*"LargeXml":{\([^}]*\)}.*/\1/p' <<<"$hostile_json")

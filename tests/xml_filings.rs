@@ -298,3 +298,27 @@ fn a_version_1_document_is_read_into_the_current_manifest() {
         );
     }
 }
+
+/// The benches flood with this filing to measure fairness; were it refused, the flood would
+/// measure the refusal, not large filings validated and written.
+#[tokio::test]
+async fn the_large_filing_of_the_benches_is_accepted_whole() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let template = common::large_xml();
+    for lrn in ["LARGE-0001", "LARGE-0002"] {
+        let xml = template.replace("{lrn}", lrn);
+        assert!(xml.len() > 200 * 1024, "about 230 KB: {} bytes", xml.len());
+        carrier
+            .submit_xml(xml.into_bytes())
+            .await
+            .expect("accepted, each copy a filing of its own");
+    }
+    let xml = template.replace("{lrn}", "LARGE-0001");
+    let records = common::log_records(gateway.store());
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].original, xml.as_bytes());
+    let manifest = records[0].manifest.as_ref().expect("the manifest");
+    assert_eq!(manifest.consignments[0].goods_items.len(), 999);
+    gateway.stop().await.expect("stop");
+}

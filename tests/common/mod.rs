@@ -727,8 +727,10 @@ pub fn records_end(segment: &std::path::Path) -> u64 {
 /// Goods items the large XML filing adds to the sample's two (a filing holds at most 999).
 const LARGE_XML_EXTRA_ITEMS: usize = 997;
 
-/// The XML sample grown to 999 goods items (about 230 KB), its LRN replaced by `{lrn}`: what
-/// a carrier flooding large filings sends (benches).
+/// The XML sample grown to 999 goods items (about 230 KB), its LRN replaced by `{lrn}` and its
+/// master transport document by `BL-{lrn}` (a filer files each master document once): what a
+/// carrier flooding large filings sends (benches). Valid, so that a flood of it is validated
+/// whole and written to the log: each added item is one carton of 1 kg, added to the totals.
 pub fn large_xml() -> String {
     let sample = include_str!("../../schemas/examples/sea-f10.xml");
     let mut items = String::new();
@@ -736,14 +738,31 @@ pub fn large_xml() -> String {
         items.push_str(&format!(
             "    <GoodsItems>\n      <Sequence>{sequence}</Sequence>\n      \
              <Description>Electric drills, hand-held, with self-contained motor</Description>\n      \
-             <HsCode>846721</HsCode>\n      <NumberOfPackages>1</NumberOfPackages>\n      \
-             <PackageType>CT</PackageType>\n      <GrossMassKg>1</GrossMassKg>\n    </GoodsItems>\n"
+             <HsCode>846721</HsCode>\n      <GrossMassKg>1</GrossMassKg>\n      <Packagings>\n        \
+             <PackageType>CT</PackageType>\n        <NumberOfPackages>1</NumberOfPackages>\n        \
+             <ShippingMarks>NSCL/SHA/2026/{sequence:03}</ShippingMarks>\n      </Packagings>\n    \
+             </GoodsItems>\n"
         ));
     }
-    let (before, after) = sample
-        .split_once("  </Consignments>")
-        .expect("the sample has consignments");
-    let grown = format!("{before}{items}  </Consignments>{after}");
+    let grown = sample
+        .replacen("NSCL2026SHA0001", "BL-{lrn}", 1)
+        .replacen("    <Buyer>", &format!("{items}    <Buyer>"), 1)
+        .replacen(
+            "<NumberOfPackages>360</NumberOfPackages>",
+            &format!(
+                "<NumberOfPackages>{}</NumberOfPackages>",
+                360 + LARGE_XML_EXTRA_ITEMS
+            ),
+            1,
+        )
+        .replacen(
+            "<GrossMassKg>5050.5</GrossMassKg>\n    <NumberOfConsignments>",
+            &format!(
+                "<GrossMassKg>{}.5</GrossMassKg>\n    <NumberOfConsignments>",
+                5050 + LARGE_XML_EXTRA_ITEMS
+            ),
+            1,
+        );
     let lrn_start = grown.find("<Lrn>").expect("an LRN") + "<Lrn>".len();
     let lrn_end = grown.find("</Lrn>").expect("an LRN");
     format!("{}{{lrn}}{}", &grown[..lrn_start], &grown[lrn_end..])
