@@ -1,6 +1,6 @@
 //! Neighbour fairness: a well-behaved carrier asks for a filing's status at a steady 200/s
 //! (4 workers, one query each per 20 ms) while another carrier floods the gateway with large XML
-//! filings (about 230 KB, 997 goods items each, 64 in flight), alternated with quiet rounds in
+//! filings (about 390 KB, 999 goods items each, 64 in flight), alternated with quiet rounds in
 //! one run. It prints the well-behaved carrier's status p50 and p99, quiet and beside the flood,
 //! and the ratio; the goal is a p99 within 2x of its quiet value.
 //!

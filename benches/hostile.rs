@@ -4,7 +4,7 @@
 //! `ACI_BENCH_JSON=FILE`, writes each attack's figures there as JSON).
 //!
 //! The attacks: a flood from another carrier (64 in flight, limit 1 000/s a carrier), and one of
-//! large XML filings (230 KB, 999 goods items; the same limit); 5 000 idle
+//! large XML filings (390 KB, 999 goods items; the same limit); 5 000 idle
 //! connections, 200 slowloris and 200 silent TLS connections, renewed as they are cut; malformed
 //! and 10 000-deep nested protobuf from 16 workers; TLS handshakes with a rogue CA's certificate
 //! from 8 workers; over-size (5 MiB) filings from 8 workers. Under each attack's line: what the
@@ -91,7 +91,7 @@ impl Attack {
     fn name(self) -> &'static str {
         match self {
             Attack::Flood => "flood (64 in flight)",
-            Attack::LargeXml => "large XML flood (230 KB, 64 in flight)",
+            Attack::LargeXml => "large XML flood (390 KB, 64 in flight)",
             Attack::Connections => "5 000 idle + 200 slowloris + 200 silent TLS",
             Attack::Malformed => "malformed + nested protobuf x16",
             Attack::RogueCertificates => "rogue-CA handshakes x8",

@@ -34,10 +34,10 @@ const LARGE_FILING: usize = 32 * 1024;
 /// ... and one batch takes large ones up to this many bytes (at least one, however large), and
 /// none if the batch before took some and this one has other work: the others wait, in order,
 /// for the next batches. Every filing of a batch waits for the whole batch to be sealed,
-/// written and synced; without this, one carrier flooding 230 KB filings made every commit take
-/// ~9 ms, and another carrier's small filing, arriving during one, waited for two (its p50 went
-/// from ~2 to ~17 ms, `benches/hostile.rs`). Now a small filing waits for at most one batch
-/// with large filings in it, and the flood pays with syncs of its own.
+/// written and synced; without this, one carrier flooding 390 KB filings made every commit take
+/// ~9 ms, and another carrier's small filing, arriving during one, waited for two (its p50 beside
+/// the flood was ~17 ms, ~3 ms now; `benches/hostile.rs`). Now a small filing waits for at most
+/// one batch with large filings in it, and the flood pays with syncs of its own.
 const LARGE_BYTES_PER_BATCH: usize = 256 * 1024;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;

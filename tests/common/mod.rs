@@ -727,7 +727,7 @@ pub fn records_end(segment: &std::path::Path) -> u64 {
 /// Goods items the large XML filing adds to the sample's two (a filing holds at most 999).
 const LARGE_XML_EXTRA_ITEMS: usize = 997;
 
-/// The XML sample grown to 999 goods items (about 230 KB), its LRN replaced by `{lrn}` and its
+/// The XML sample grown to 999 goods items (about 390 KB), its LRN replaced by `{lrn}` and its
 /// master transport document by `BL-{lrn}` (a filer files each master document once): what a
 /// carrier flooding large filings sends (benches). Valid, so that a flood of it is validated
 /// whole and written to the log: each added item is one carton of 1 kg, added to the totals.
