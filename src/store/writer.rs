@@ -2,7 +2,8 @@
 //!
 //! It runs on its own OS thread (a sync blocks). Each turn it gathers every command waiting (up
 //! to the batch limit) and, while carriers' filings are still on their way to it, waits briefly
-//! for them too (`store::arrivals`), so a burst shares one sync. Then it decides the batch
+//! for them too (`store::arrivals`), so a burst shares one sync. Large filings beyond a batch's
+//! share wait, in order, and lead the next turn ([`LARGE_BYTES_PER_BATCH`]). Then it decides the batch
 //! (`store::decide`, over the index), hands the records to the log backend, which seals, writes
 //! and syncs them, answers, and then applies them to the index and publishes the new durable
 //! (and indexed) head. Deciding here, in the one place that assigns sequences, is what makes two
@@ -196,12 +197,18 @@ impl Command {
 struct LargeShare {
     budget: usize,
     taken: usize,
+    /// A large filing had to wait: the later ones wait behind it, in order.
+    full: bool,
 }
 
 impl LargeShare {
     /// The share of a batch of `commands`, given whether the batch before took large filings.
-    fn of(commands: &[Command], last_took_large: bool) -> LargeShare {
-        let other_work = commands.iter().any(|c| {
+    fn of<'a>(
+        commands: impl IntoIterator<Item = &'a Command>,
+        last_took_large: bool,
+    ) -> LargeShare {
+        let mut commands = commands.into_iter();
+        let other_work = commands.any(|c| {
             !matches!(c, Command::Follow | Command::Close { .. }) && c.filing_bytes() < LARGE_FILING
         });
         let budget = if last_took_large && other_work {
@@ -209,7 +216,11 @@ impl LargeShare {
         } else {
             LARGE_BYTES_PER_BATCH
         };
-        LargeShare { budget, taken: 0 }
+        LargeShare {
+            budget,
+            taken: 0,
+            full: false,
+        }
     }
 
     /// Whether a filing of `bytes` goes into this batch (counting it if so) or waits.
@@ -218,7 +229,8 @@ impl LargeShare {
             return true;
         }
         let first = self.taken == 0 && self.budget > 0;
-        if !first && self.taken + bytes > self.budget {
+        if self.full || !first && self.taken + bytes > self.budget {
+            self.full = true;
             return false;
         }
         self.taken += bytes;
@@ -244,23 +256,24 @@ impl Writer {
                     Some(first) => batch.push(first),
                     None => return,
                 }
-            } else {
-                batch.append(&mut held);
             }
+            // New commands up to the batch limit besides the held ones (counted against it, a
+            // backlog of held filings would let one new command in per turn).
             self.arrivals
                 .gather(&mut commands, &mut batch, self.max_batch, GATHER_LIMIT);
-            // A close is answered after everything sent before it: nothing waits then.
-            let closes = batch.iter().any(|c| matches!(c, Command::Close { .. }));
-            let mut share = LargeShare::of(&batch, last_took_large);
+            let earlier = std::mem::take(&mut held);
+            let mut share = LargeShare::of(earlier.iter().chain(&batch), last_took_large);
             let mut closing = Vec::new();
             let mut follow = false;
-            let mut work = Vec::with_capacity(batch.len());
-            for command in batch.drain(..) {
+            let mut work = Vec::with_capacity(earlier.len() + batch.len());
+            for command in earlier.into_iter().chain(batch.drain(..)) {
                 match command {
-                    Command::Close { reply } => closing.push(reply),
                     Command::Follow => follow = true,
-                    other if !closes && !share.takes(other.filing_bytes()) => held.push(other),
-                    other => work.push(other),
+                    // A close is answered after everything sent before it, so after what waits.
+                    close @ Command::Close { .. } if !held.is_empty() => held.push(close),
+                    Command::Close { reply } => closing.push(reply),
+                    other if share.takes(other.filing_bytes()) => work.push(other),
+                    other => held.push(other),
                 }
             }
             last_took_large = share.took_large();
@@ -684,6 +697,14 @@ mod tests {
         assert!(!share.takes(LARGE_FILING), "then none");
         assert!(share.takes(LARGE_FILING - 1), "small ones still");
         assert!(share.took_large());
+
+        let mut share = LargeShare::of(&[], false);
+        assert!(share.takes(LARGE_BYTES_PER_BATCH / 2 + 1));
+        assert!(!share.takes(LARGE_BYTES_PER_BATCH / 2), "over the share");
+        assert!(
+            !share.takes(LARGE_FILING),
+            "within it, but after one that waits: large filings keep their order"
+        );
 
         let mut share = LargeShare::of(&[], false);
         for _ in 0..LARGE_BYTES_PER_BATCH / LARGE_FILING {
