@@ -244,35 +244,34 @@ async fn oversize(target: Arc<Target>, stop: Arc<AtomicBool>) -> u64 {
 }
 
 /// What the gateway's log writer did over stretches of time: batches committed, the records in
-/// them, the seconds spent writing and syncing them (from the store's histograms), and how long
-/// the stretches were.
+/// them, the seconds spent writing and syncing them (from the store's counters and histograms),
+/// and how long the stretches were.
 #[derive(Debug, Clone, Copy, Default)]
-struct Writer {
+struct LogActivity {
     batches: u64,
-    records: f64,
+    records: u64,
     commit_seconds: f64,
     sync_seconds: f64,
     seconds: f64,
 }
 
-impl Writer {
-    fn now(gateway: &Gateway) -> Writer {
+impl LogActivity {
+    fn now(gateway: &Gateway) -> LogActivity {
         let stats = gateway.store().stats();
-        let (records, batches) = stats.batch_size.totals();
-        Writer {
-            batches,
-            records,
-            commit_seconds: stats.commit_latency.totals().0,
-            sync_seconds: stats.sync_latency.totals().0,
+        LogActivity {
+            batches: stats.batches.load(Ordering::Relaxed),
+            records: stats.records.load(Ordering::Relaxed),
+            commit_seconds: stats.commit_latency.sum(),
+            sync_seconds: stats.sync_latency.sum(),
             seconds: 0.0,
         }
     }
 
     /// Runs `stretch`, adding what the writer did meanwhile to this total.
     async fn watch<T>(&mut self, gateway: &Gateway, stretch: impl Future<Output = T>) -> T {
-        let (before, started) = (Writer::now(gateway), Instant::now());
+        let (before, started) = (LogActivity::now(gateway), Instant::now());
         let out = stretch.await;
-        let after = Writer::now(gateway);
+        let after = LogActivity::now(gateway);
         self.batches += after.batches - before.batches;
         self.records += after.records - before.records;
         self.commit_seconds += after.commit_seconds - before.commit_seconds;
@@ -282,7 +281,7 @@ impl Writer {
     }
 
     fn records_per_second(&self) -> f64 {
-        self.records / self.seconds.max(f64::MIN_POSITIVE)
+        self.records as f64 / self.seconds.max(f64::MIN_POSITIVE)
     }
 
     /// Milliseconds per batch, to write and sync it.
@@ -370,17 +369,17 @@ fn main() {
                 continue;
             }
             let (mut alone, mut beside, mut attempts) = (Vec::new(), Vec::new(), 0);
-            let (mut writer_alone, mut writer_beside) = (Writer::default(), Writer::default());
+            let (mut log_alone, mut log_beside) = (LogActivity::default(), LogActivity::default());
             for round in 0..ROUNDS {
                 // Short labels: they go into LRNs (at most 22 characters; a long one was
                 // refused, and counted as the carrier's loss).
                 let attack_number = attack as usize;
                 let label = format!("{attack_number}a{round}");
-                alone.push(writer_alone.watch(&gateway, behave(&good, &label)).await);
+                alone.push(log_alone.watch(&gateway, behave(&good, &label)).await);
                 let stop = Arc::new(AtomicBool::new(false));
                 let workers = start(attack, &target, &stop);
                 let label = format!("{attack_number}b{round}");
-                beside.push(writer_beside.watch(&gateway, behave(&good, &label)).await);
+                beside.push(log_beside.watch(&gateway, behave(&good, &label)).await);
                 stop.store(true, Ordering::Relaxed);
                 for worker in workers {
                     attempts += worker.await.expect("attacker");
@@ -403,8 +402,8 @@ fn main() {
                 median(&beside, rate) / median(&alone, rate),
                 attempts
             );
-            println!("    the log, alone:  {}", writer_alone.describe());
-            println!("    the log, beside: {}", writer_beside.describe());
+            println!("    the log, alone:  {}", log_alone.describe());
+            println!("    the log, beside: {}", log_beside.describe());
             report.insert(
                 format!("{attack:?}"),
                 serde_json::json!({
@@ -414,10 +413,10 @@ fn main() {
                     "beside_p99_ms": median(&beside, p99),
                     "throughput_vs_alone": median(&beside, rate) / median(&alone, rate),
                     "p99_vs_alone": median(&beside, p99) / median(&alone, p99),
-                    "log_records_per_second_alone": writer_alone.records_per_second(),
-                    "log_records_per_second_beside": writer_beside.records_per_second(),
-                    "commit_ms_alone": writer_alone.commit_ms(),
-                    "commit_ms_beside": writer_beside.commit_ms(),
+                    "log_records_per_second_alone": log_alone.records_per_second(),
+                    "log_records_per_second_beside": log_beside.records_per_second(),
+                    "commit_ms_alone": log_alone.commit_ms(),
+                    "commit_ms_beside": log_beside.commit_ms(),
                 }),
             );
         }

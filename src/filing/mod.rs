@@ -216,7 +216,7 @@ impl FilingService {
         // validated. A large one is counted once validated: the commit must not wait for a
         // validation of milliseconds in the pool (other carriers' filings would wait with it).
         let bytes = incoming.bytes();
-        let early = (bytes < pool::INLINE_BELOW).then(|| self.store.arrival());
+        let early = (bytes < crate::store::LARGE_FILING).then(|| self.store.arrival());
         tokio::task::yield_now().await;
         let filing = self
             .accept(caller, incoming, bytes, received_at, traceparent)

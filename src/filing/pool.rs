@@ -2,7 +2,7 @@
 //! async workers that serve every call. One carrier's large XML filings then wait their turn in
 //! the pool's queue (bounded: a full queue makes the handler wait) while other carriers' status
 //! queries, notification feeds and small filings are answered by the async workers as usual.
-//! A small filing (under [`INLINE_BELOW`]) is validated where it is: its validation costs tens of
+//! A small filing (under [`LARGE_FILING`]) is validated where it is: its validation costs tens of
 //! microseconds, less than the hand-over to another thread (measured: the hop for every filing
 //! cost the protobuf and XML paths 5 to 20 % of their throughput on one core).
 //!
@@ -14,8 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
-/// Filings smaller than this (encoded bytes) are validated on the calling task.
-pub const INLINE_BELOW: usize = 32 * 1024;
+use crate::store::LARGE_FILING;
 
 /// How much lower the pool threads' priority is than the async workers' (a nice value, per
 /// thread on Linux): at 10, a worker gets about nine tenths of a core both want.
@@ -83,7 +82,7 @@ impl ValidationPool {
         bytes: usize,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PoolError> {
-        if bytes < INLINE_BELOW {
+        if bytes < LARGE_FILING {
             return Ok(work());
         }
         self.run(work).await

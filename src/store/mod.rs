@@ -63,6 +63,11 @@ const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
 /// records too).
 const READ_YOUR_WRITES_BOUND: Duration = Duration::from_secs(3);
 
+/// A filing at least this large as submitted (protobuf or XML, encoded bytes) is a large one:
+/// it is validated on the validation pool's threads (`filing::pool`), not on the calling task,
+/// and a group commit takes large ones only within a share (`store::writer`).
+pub const LARGE_FILING: usize = 32 * 1024;
+
 /// A filing that passed validation, ready to be registered.
 #[derive(Debug, Clone)]
 pub struct NewFiling {
@@ -78,7 +83,7 @@ pub struct NewFiling {
     pub original: Vec<u8>,
     pub original_type: &'static str,
     /// How large the filing was as submitted (protobuf or XML): what it weighs in a group
-    /// commit (a batch takes large filings only up to a budget, see `store::writer`).
+    /// commit (see [`LARGE_FILING`]).
     pub submitted_bytes: usize,
     pub warnings: Vec<Violation>,
     pub received_at: SystemTime,

@@ -2,14 +2,14 @@
 //!
 //! It runs on its own OS thread (a sync blocks). Each turn it gathers every command waiting (up
 //! to the batch limit) and, while carriers' filings are still on their way to it, waits briefly
-//! for them too (`store::arrivals`), so a burst shares one sync. Large filings beyond a batch's
-//! share wait, in order, and lead the next turn ([`LARGE_BYTES_PER_BATCH`]). Then it decides the batch
-//! (`store::decide`, over the index), hands the records to the log backend, which seals, writes
-//! and syncs them, answers, and then applies them to the index and publishes the new durable
-//! (and indexed) head. Deciding here, in the one place that assigns sequences, is what makes two
-//! concurrent submissions of one LRN produce exactly one record; the next batch is decided only
-//! once the index has this one, and a read that must see an acknowledged write waits until the
-//! index has it (`Store::caught_up`), so answering first costs no consistency.
+//! for them too (`store::arrivals`), so a burst shares one sync; large filings beyond a batch's
+//! share wait, in order, and lead the next turn ([`LARGE_BYTES_PER_BATCH`]). Then it decides the
+//! batch (`store::decide`, over the index), hands the records to the log backend, which seals,
+//! writes and syncs them, answers, and then applies them to the index and publishes the new
+//! durable (and indexed) head. Deciding here, in the one place that assigns sequences, is what
+//! makes two concurrent submissions of one LRN produce exactly one record; the next batch is
+//! decided only once the index has this one, and a read that must see an acknowledged write
+//! waits until the index has it (`Store::caught_up`), so answering first costs no consistency.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,21 +24,21 @@ use super::arrivals::GATHER_LIMIT;
 use super::backend::LogBackend;
 use super::decide::{Batch, Decided, Decision, Rules};
 use super::index::Index;
-use super::{Change, Changed, Delivery, NewFiling, Noticed, Registration, Stats, StoreError};
+use super::{
+    Change, Changed, Delivery, LARGE_FILING, NewFiling, Noticed, Registration, Stats, StoreError,
+};
 
 /// Span links a group commit records, at most (a batch can hold a thousand records).
 const MAX_COMMIT_LINKS: usize = 128;
 
-/// A filing (or amendment) at least this large as submitted is a large one ...
-const LARGE_FILING: usize = 32 * 1024;
-
-/// ... and one batch takes large ones up to this many bytes (at least one, however large), and
-/// none if the batch before took some and this one has other work: the others wait, in order,
-/// for the next batches. Every filing of a batch waits for the whole batch to be sealed,
-/// written and synced; without this, one carrier flooding 390 KB filings made every commit take
-/// ~9 ms, and another carrier's small filing, arriving during one, waited for two (its p50 beside
-/// the flood was ~17 ms, ~3 ms now; `benches/hostile.rs`). Now a small filing waits for at most
-/// one batch with large filings in it, and the flood pays with syncs of its own.
+/// One batch takes large filings ([`LARGE_FILING`], amendments too) up to this many bytes (at
+/// least one, however large), and none if the batch before took some and this one has other
+/// work: the others wait, in order, for the next batches. Every filing of a batch waits for the
+/// whole batch to be sealed, written and synced; without this, one carrier flooding 390 KB
+/// filings made every commit take ~9 ms, and another carrier's small filing, arriving during one,
+/// waited for two (its p50 beside the flood was ~17 ms, ~3 ms now; `benches/hostile.rs`). Now a
+/// small filing waits for at most one batch with large filings in it, and the flood pays with
+/// syncs of its own.
 const LARGE_BYTES_PER_BATCH: usize = 256 * 1024;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;

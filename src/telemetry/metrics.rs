@@ -33,11 +33,9 @@ impl Histogram {
             .fetch_add((value * 1e6).max(0.0) as u64, Ordering::Relaxed);
     }
 
-    /// The sum of the observations so far, and their count.
-    pub fn totals(&self) -> (f64, u64) {
-        let count = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
-        let sum = self.sum_millionths.load(Ordering::Relaxed) as f64 / 1e6;
-        (sum, count)
+    /// The sum of the observations so far.
+    pub fn sum(&self) -> f64 {
+        self.sum_millionths.load(Ordering::Relaxed) as f64 / 1e6
     }
 
     /// Appends the exposition of this histogram as `name`.
@@ -50,8 +48,11 @@ impl Histogram {
         }
         cumulative += self.counts[self.bounds.len()].load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-        let sum = self.sum_millionths.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum:.6}\n{name}_count {cumulative}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {:.6}\n{name}_count {cumulative}",
+            self.sum()
+        );
     }
 }
 
