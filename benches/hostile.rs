@@ -15,6 +15,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+/// The gateway's own allocator (src/main.rs): the gateway runs here as it ships, not on the
+/// system allocator a bench binary otherwise gets.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
