@@ -17,11 +17,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::ids::Seq;
+use crate::pb::DeliveryAck;
 use crate::pb::delivery_ack::Outcome;
-use crate::pb::peer_exchange_client::PeerExchangeClient;
-use crate::pb::{DeliveryAck, Envelope};
+use crate::store::record::SharedRecord;
 
-use super::{Exchange, PeerState, envelope_of, record_millis};
+use super::{Exchange, PeerState, SharedEnvelope, envelope_of, record_millis};
 
 /// Envelopes sent and not yet acknowledged, at most.
 pub const WINDOW: usize = 1024;
@@ -61,6 +61,25 @@ fn backoff() -> impl Iterator<Item = Duration> {
         .with_jitter()
         .without_max_times()
         .build()
+}
+
+/// Opens the `Deliver` stream on `channel`: the generated client's call, with envelopes that
+/// carry their manifests as the log holds them (the bytes on the wire are an `Envelope`'s).
+async fn deliver(
+    channel: tonic::transport::Channel,
+    envelopes: ReceiverStream<SharedEnvelope>,
+) -> Result<tonic::Streaming<DeliveryAck>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_ACK_BYTES);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("the peer is not ready: {e}")))?;
+    let codec = tonic_prost::ProstCodec::<SharedEnvelope, DeliveryAck>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/aci.v1.PeerExchange/Deliver");
+    let mut request = tonic::Request::new(envelopes);
+    request
+        .extensions_mut()
+        .insert(tonic::GrpcMethod::new("aci.v1.PeerExchange", "Deliver"));
+    Ok(grpc.streaming(request, path, codec).await?.into_inner())
 }
 
 struct Forwarder {
@@ -211,9 +230,10 @@ impl Forwarder {
         }
         // A read of the log may wait on the network (a shared log): off the async workers.
         let store = self.exchange.store().clone();
-        let read =
-            tokio::task::spawn_blocking(move || store.reader(Seq(cursor + 1)).read(cursor + 1, 1))
-                .await;
+        let read = tokio::task::spawn_blocking(move || {
+            store.reader(Seq(cursor + 1)).read_shared(cursor + 1, 1)
+        })
+        .await;
         if let Ok(Ok(records)) = read
             && let Some(record) = records.first()
         {
@@ -231,12 +251,8 @@ impl Forwarder {
             () = self.shutdown.cancelled() => return Ok(()),
             connected = super::connect(endpoint, &self.state.id, self.tls.config()?) => connected?,
         };
-        let mut client = PeerExchangeClient::new(channel).max_decoding_message_size(MAX_ACK_BYTES);
-        let (envelopes, outgoing) = mpsc::channel::<Envelope>(WINDOW);
-        let mut acks = client
-            .deliver(ReceiverStream::new(outgoing))
-            .await?
-            .into_inner();
+        let (envelopes, outgoing) = mpsc::channel::<SharedEnvelope>(WINDOW);
+        let mut acks = deliver(channel, ReceiverStream::new(outgoing)).await?;
         self.state.connected.store(true, Ordering::Relaxed);
         self.state.set_error(None);
         let cursor = self.state.cursor.load(Ordering::Acquire);
@@ -261,7 +277,7 @@ impl Forwarder {
                 let mut taken = reader.take().ok_or(SessionError::Closed)?;
                 let limit = room.min(READ_CHUNK);
                 let (back, records) = tokio::task::spawn_blocking(move || {
-                    let records = taken.read(durable_now, limit);
+                    let records = taken.read_shared(durable_now, limit);
                     (taken, records)
                 })
                 .await?;
@@ -297,9 +313,9 @@ impl Forwarder {
     /// Sends the records that are for this peer; the rest only move the read position.
     async fn send(
         &self,
-        records: Vec<crate::pb::store::LogRecord>,
+        records: Vec<SharedRecord>,
         window: &mut Window,
-        envelopes: &mpsc::Sender<Envelope>,
+        envelopes: &mpsc::Sender<SharedEnvelope>,
     ) -> Result<(), SessionError> {
         for record in records {
             let sequence = record.sequence;

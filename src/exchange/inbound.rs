@@ -549,7 +549,7 @@ async fn follow(
             continue;
         }
         let read = tokio::task::spawn_blocking(move || {
-            let records = taken.read(durable_now, FEED_CHUNK);
+            let records = taken.read_shared(durable_now, FEED_CHUNK);
             (taken, records)
         })
         .await;
@@ -570,7 +570,15 @@ async fn follow(
                 continue;
             }
             let sequence = record.sequence;
-            let envelope = envelope_of(&exchange.gateway_id, record);
+            // The feed's stream is typed `Envelope`: its manifest is decoded here, once.
+            let envelope = match envelope_of(&exchange.gateway_id, record).decoded() {
+                Ok(envelope) => envelope,
+                Err(e) => {
+                    tracing::error!(sequence, error = %e, "cannot decode a record for a feed");
+                    let _ = feed.send(Err(ExchangeError::LogUnreadable)).await;
+                    return;
+                }
+            };
             if feed.send(Ok(envelope)).await.is_err() {
                 return;
             }

@@ -21,8 +21,9 @@ use std::time::{Duration, SystemTime};
 
 use tonic::transport::{Channel, Endpoint};
 
-use crate::pb::store::{LogRecord, RecordKind};
+use crate::pb::store::RecordKind;
 use crate::pb::{DeliveryState, Envelope, EnvelopeKind, FilingStatus, PeerDelivery};
+use crate::store::record::SharedRecord;
 use crate::store::{Store, StoreError};
 use crate::tls::Identity;
 
@@ -220,7 +221,7 @@ impl Exchange {
     }
 
     /// Whether `record` goes to `peer`.
-    pub fn is_for(&self, peer: &str, record: &LogRecord) -> bool {
+    pub fn is_for(&self, peer: &str, record: &SharedRecord) -> bool {
         is_for(&self.routes, peer, record)
     }
 
@@ -302,12 +303,20 @@ fn own_sequences(status: &FilingStatus) -> Vec<u64> {
 /// manifest, invalidations and arrivals on the routing facts they carry, a referral answer goes
 /// to the administration that asked, a control notice to the others; received envelopes,
 /// refusals, other notices and timers go nowhere.
-pub fn is_for(routes: &Routes, peer: &str, record: &LogRecord) -> bool {
+pub fn is_for(routes: &Routes, peer: &str, record: &SharedRecord) -> bool {
     match record.kind() {
-        RecordKind::Filing | RecordKind::Amendment => record
-            .manifest
-            .as_ref()
-            .is_some_and(|m| routes.sends_to(peer, &route::facts_of(m))),
+        RecordKind::Filing | RecordKind::Amendment => match record.manifest.as_deref() {
+            None => false,
+            Some(manifest) => match crate::store::route_facts_encoded(manifest) {
+                Ok(facts) => routes.sends_to(peer, &facts),
+                // The record's hash held, so this is a bug, not damage: send it on rather than
+                // lose it, and the peer's refusal (recorded) says what is wrong with it.
+                Err(e) => {
+                    tracing::error!(sequence = record.sequence, error = %e, "a stored manifest's routing facts cannot be read");
+                    true
+                }
+            },
+        },
         RecordKind::Invalidation | RecordKind::Arrival => record
             .routing
             .as_ref()
@@ -334,7 +343,7 @@ pub fn is_for(routes: &Routes, peer: &str, record: &LogRecord) -> bool {
 }
 
 /// The envelope that shares `record` with a peer.
-pub fn envelope_of(origin: &str, record: LogRecord) -> Envelope {
+pub fn envelope_of(origin: &str, record: SharedRecord) -> SharedEnvelope {
     let kind = match record.kind() {
         RecordKind::Filing => EnvelopeKind::Filing,
         RecordKind::Amendment => EnvelopeKind::Amendment,
@@ -346,7 +355,7 @@ pub fn envelope_of(origin: &str, record: LogRecord) -> Envelope {
     };
     let answering = kind == EnvelopeKind::ReferralAnswer;
     let controlling = kind == EnvelopeKind::Control;
-    Envelope {
+    SharedEnvelope {
         origin: origin.to_owned(),
         origin_sequence: record.sequence,
         kind: kind as i32,
@@ -392,8 +401,61 @@ pub fn envelope_of(origin: &str, record: LogRecord) -> Envelope {
     }
 }
 
+/// An [`Envelope`] as it leaves this gateway: the manifest as the log holds it, encoded (the
+/// bytes on the wire are the same). The forwarder sends these; a peer's feed, whose stream the
+/// generated service types as `Envelope`, decodes them ([`SharedEnvelope::decoded`]). Its tags
+/// are `Envelope`'s (a test holds them together).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SharedEnvelope {
+    #[prost(string, tag = "1")]
+    pub origin: String,
+    #[prost(uint64, tag = "2")]
+    pub origin_sequence: u64,
+    #[prost(enumeration = "EnvelopeKind", tag = "3")]
+    pub kind: i32,
+    #[prost(string, tag = "4")]
+    pub mrn: String,
+    #[prost(string, tag = "5")]
+    pub filer: String,
+    #[prost(string, tag = "6")]
+    pub lrn: String,
+    #[prost(uint32, tag = "7")]
+    pub version: u32,
+    /// The canonical manifest's encoding.
+    #[prost(bytes = "vec", optional, tag = "8")]
+    pub manifest: Option<Vec<u8>>,
+    #[prost(string, tag = "9")]
+    pub digest: String,
+    #[prost(message, optional, tag = "10")]
+    pub filed_at: Option<prost_types::Timestamp>,
+    #[prost(string, tag = "11")]
+    pub reason: String,
+    #[prost(string, tag = "12")]
+    pub traceparent: String,
+    #[prost(string, tag = "13")]
+    pub notice_id: String,
+    #[prost(string, tag = "14")]
+    pub answer: String,
+    #[prost(message, optional, tag = "15")]
+    pub referral_answer: Option<crate::pb::ReferralAnswer>,
+    #[prost(message, optional, tag = "16")]
+    pub arrival: Option<crate::pb::ArrivalFacts>,
+    #[prost(message, optional, tag = "17")]
+    pub notice: Option<crate::pb::Notice>,
+    #[prost(string, tag = "18")]
+    pub notice_administration: String,
+}
+
+impl SharedEnvelope {
+    /// The envelope with its manifest decoded, as a peer reads it.
+    pub fn decoded(&self) -> Result<Envelope, prost::DecodeError> {
+        use prost::Message;
+        Envelope::decode(self.encode_to_vec().as_slice())
+    }
+}
+
 /// When a record was received, in Unix milliseconds.
-fn record_millis(record: &LogRecord) -> u64 {
+fn record_millis(record: &SharedRecord) -> u64 {
     record.received_at.map_or(0, |t| {
         u64::try_from(t.seconds).unwrap_or(0) * 1000
             + u64::try_from(t.nanos / 1_000_000).unwrap_or(0)
@@ -496,7 +558,7 @@ pub async fn connect(
 mod tests {
     use super::*;
     use crate::pb::TransportMode;
-    use crate::pb::store::RouteFacts;
+    use crate::pb::store::{LogRecord, RouteFacts};
 
     fn routes() -> Routes {
         Routes {
@@ -508,6 +570,18 @@ mod tests {
                 modes: vec![TransportMode::Sea],
             }],
         }
+    }
+
+    /// Whether the routes give `record` to `peer`, as the forwarder reads it.
+    fn routed(routes: &Routes, peer: &str, record: &LogRecord) -> bool {
+        is_for(routes, peer, &SharedRecord::from(record.clone()))
+    }
+
+    /// The envelope of `record`, as the peer decodes it.
+    fn envelope_as_read(origin: &str, record: LogRecord) -> Envelope {
+        envelope_of(origin, record.into())
+            .decoded()
+            .expect("an envelope decodes")
     }
 
     fn record(kind: RecordKind) -> LogRecord {
@@ -544,18 +618,18 @@ mod tests {
             ..record(RecordKind::Notice)
         };
         let control = notice(crate::pb::NoticeKind::Control);
-        assert!(is_for(&routes, "BE-1", &control));
-        assert!(!is_for(&routes, "NL-1", &control), "not back to its sender");
+        assert!(routed(&routes, "BE-1", &control));
+        assert!(!routed(&routes, "NL-1", &control), "not back to its sender");
         assert!(
-            !is_for(&routes, "FR-1", &control),
+            !routed(&routes, "FR-1", &control),
             "not to one the filing skips"
         );
-        assert!(!is_for(
+        assert!(!routed(
             &routes,
             "BE-1",
             &notice(crate::pb::NoticeKind::DoNotLoad)
         ));
-        let envelope = envelope_of("GB-1", control);
+        let envelope = envelope_as_read("GB-1", control);
         assert_eq!(envelope.kind(), EnvelopeKind::Control);
         assert_eq!(envelope.notice_administration, "NL-1");
         assert_eq!(
@@ -574,14 +648,14 @@ mod tests {
             manifest: Some(Box::new(sea.clone())),
             ..record(RecordKind::Filing)
         };
-        assert!(is_for(&routes, "NL-1", &filing));
-        assert!(!is_for(&routes, "BE-1", &filing));
+        assert!(routed(&routes, "NL-1", &filing));
+        assert!(!routed(&routes, "BE-1", &filing));
         let sea_facts = route::facts_of(&sea);
         let invalidation = LogRecord {
             routing: Some(sea_facts.clone()),
             ..record(RecordKind::Invalidation)
         };
-        assert!(is_for(&routes, "NL-1", &invalidation));
+        assert!(routed(&routes, "NL-1", &invalidation));
         let air_arrival = LogRecord {
             routing: Some(RouteFacts {
                 transport_mode: TransportMode::Air as i32,
@@ -589,7 +663,7 @@ mod tests {
             }),
             ..record(RecordKind::Arrival)
         };
-        assert!(!is_for(&routes, "NL-1", &air_arrival));
+        assert!(!routed(&routes, "NL-1", &air_arrival));
         // What came from a peer, notices other than controls, and timers go nowhere,
         // whatever they carry.
         for kind in [
@@ -603,15 +677,15 @@ mod tests {
                 origin: "NL-1".into(),
                 ..record(kind)
             };
-            assert!(!is_for(&routes, "NL-1", &other), "{kind:?}");
+            assert!(!routed(&routes, "NL-1", &other), "{kind:?}");
         }
         // A referral answer goes to the administration that asked, routes or not.
         let answer = LogRecord {
             origin: "DE-9".into(),
             ..record(RecordKind::ReferralAnswer)
         };
-        assert!(is_for(&routes, "DE-9", &answer));
-        assert!(!is_for(&routes, "NL-1", &answer));
+        assert!(routed(&routes, "DE-9", &answer));
+        assert!(!routed(&routes, "NL-1", &answer));
     }
 
     #[test]
@@ -626,7 +700,7 @@ mod tests {
             traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
             ..record(RecordKind::ReferralAnswer)
         };
-        let envelope = envelope_of("GB-1", answer);
+        let envelope = envelope_as_read("GB-1", answer);
         assert_eq!(envelope.origin, "GB-1");
         assert_eq!(envelope.origin_sequence, 7);
         assert_eq!(envelope.kind(), EnvelopeKind::ReferralAnswer);
@@ -641,9 +715,64 @@ mod tests {
             digest: vec![0xab; 32],
             ..record(RecordKind::Invalidation)
         };
-        let envelope = envelope_of("GB-1", invalidation);
+        let envelope = envelope_as_read("GB-1", invalidation);
         assert_eq!(envelope.kind(), EnvelopeKind::Invalidation);
         assert_eq!(envelope.reason, "cancelled");
         assert_eq!(envelope.digest, "ab".repeat(32));
+    }
+
+    /// A filing's envelope carries its manifest as stored; an envelope of every field read as
+    /// a `SharedEnvelope` and back is the same envelope: the tags are `Envelope`'s.
+    #[test]
+    fn a_shared_envelope_is_an_envelope_with_its_manifest_encoded() {
+        use prost::Message;
+        let sea: crate::pb::Manifest =
+            crate::pb::from_json(include_str!("../../schemas/examples/sea-f10.json"))
+                .expect("sample");
+        let filing = LogRecord {
+            manifest: Some(Box::new(sea.clone())),
+            digest: vec![0xcd; 32],
+            ..record(RecordKind::Filing)
+        };
+        let shared = envelope_of("GB-1", filing.into());
+        assert_eq!(shared.manifest, Some(sea.encode_to_vec()));
+        let envelope = shared.decoded().expect("decodes");
+        assert_eq!(envelope.manifest.as_deref(), Some(&sea));
+        assert_eq!(envelope.digest, "cd".repeat(32));
+
+        let every_field = Envelope {
+            origin: "GB-1".into(),
+            origin_sequence: 9,
+            kind: EnvelopeKind::Control as i32,
+            mrn: "26GB00000000000070".into(),
+            filer: "GB123456789000".into(),
+            lrn: "LRN-1".into(),
+            version: 3,
+            manifest: Some(Box::new(sea)),
+            digest: "ab".into(),
+            filed_at: Some(prost_types::Timestamp {
+                seconds: 1_900_000_000,
+                nanos: 1,
+            }),
+            reason: "r".into(),
+            traceparent: "t".into(),
+            notice_id: "N-1".into(),
+            answer: "a".into(),
+            referral_answer: Some(crate::pb::ReferralAnswer {
+                result: "1".into(),
+                ..Default::default()
+            }),
+            arrival: Some(crate::pb::ArrivalFacts {
+                office: "GB000001".into(),
+                ..Default::default()
+            }),
+            notice: Some(crate::pb::Notice {
+                notice_id: "N-1".into(),
+                ..Default::default()
+            }),
+            notice_administration: "NL-1".into(),
+        };
+        let read = SharedEnvelope::decode(every_field.encode_to_vec().as_slice()).expect("read");
+        assert_eq!(read.decoded().expect("decodes"), every_field);
     }
 }

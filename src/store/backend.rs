@@ -42,7 +42,7 @@ use crate::pb::store::LogRecord;
 
 use super::disk::Disk;
 use super::log::{LogError, LogReader, Mark, Recovery, SegmentLog};
-use super::record::RecordHead;
+use super::record::{RecordHead, SharedRecord};
 
 /// What appending one batch cost, for the metrics.
 #[derive(Debug, Clone, Copy, Default)]
@@ -105,6 +105,15 @@ pub trait LogCursor: Send + std::fmt::Debug {
             .map(RecordHead::from)
             .collect())
     }
+    /// As [`LogCursor::read`], the records as they are shared with peers (their manifests
+    /// left encoded): for the forwarder and the peers' feeds.
+    fn read_shared(&mut self, last: u64, max: usize) -> Result<Vec<SharedRecord>, LogError> {
+        Ok(self
+            .read(last, max)?
+            .into_iter()
+            .map(SharedRecord::from)
+            .collect())
+    }
 }
 
 impl LogCursor for LogReader {
@@ -116,6 +125,9 @@ impl LogCursor for LogReader {
     }
     fn read_heads(&mut self, last: u64, max: usize) -> Result<Vec<RecordHead>, LogError> {
         LogReader::read_heads(self, last, max)
+    }
+    fn read_shared(&mut self, last: u64, max: usize) -> Result<Vec<SharedRecord>, LogError> {
+        LogReader::read_shared(self, last, max)
     }
 }
 

@@ -14,7 +14,7 @@ use crate::ids::Seq;
 use crate::pb::store::LogRecord;
 
 use super::disk::{AppendFile, Disk, OsDisk};
-use super::record::{self, FrameError, GENESIS, Opened, RecordHead};
+use super::record::{self, FrameError, GENESIS, Opened, RecordHead, SharedRecord};
 
 /// What opening the log found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -412,6 +412,12 @@ impl LogReader {
 
     /// As [`LogReader::read`], each record decoded only as far as its head (still verified).
     pub fn read_heads(&mut self, last: u64, max: usize) -> Result<Vec<RecordHead>, LogError> {
+        self.read_as(last, max)
+    }
+
+    /// As [`LogReader::read`], each record as it is shared with peers (its manifest left
+    /// encoded; still verified).
+    pub fn read_shared(&mut self, last: u64, max: usize) -> Result<Vec<SharedRecord>, LogError> {
         self.read_as(last, max)
     }
 

@@ -46,7 +46,7 @@ pub use self::arrivals::Arrival;
 pub use self::backend::{Appended, EmbeddedLog, LogBackend, LogCursor};
 pub use self::decide::StateView;
 pub use self::disk::{Disk, OsDisk};
-pub use self::facts::route_facts;
+pub use self::facts::{route_facts, route_facts_encoded};
 pub use self::index::{Entry as IndexEntry, Index, IndexError, Received};
 pub use self::jetstream::{Held, JetStreamLog, JetStreamSettings, LEASE_TTL, Leases};
 pub use self::log::{LogError, Recovery, TornTail, list_segments};

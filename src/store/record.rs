@@ -186,7 +186,82 @@ macro_rules! opened_by_fields {
     )*};
 }
 
-opened_by_fields!(LogRecord, RecordHead);
+/// A log record as it is shared with peers: the fields an envelope carries and routing reads,
+/// with the manifest left as its encoding. The forwarder sends that encoding on as it is, so a
+/// record on its way to a peer is never decoded into a manifest and encoded again (which was
+/// most of what forwarding cost: perf of a backlog's drain). Its tags are `LogRecord`'s (a
+/// test holds them together).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SharedRecord {
+    #[prost(uint32, tag = "1")]
+    pub format: u32,
+    #[prost(uint64, tag = "2")]
+    pub sequence: u64,
+    #[prost(enumeration = "crate::pb::store::RecordKind", tag = "3")]
+    pub kind: i32,
+    #[prost(string, tag = "4")]
+    pub mrn: String,
+    #[prost(string, tag = "5")]
+    pub filer: String,
+    #[prost(string, tag = "6")]
+    pub lrn: String,
+    #[prost(uint32, tag = "7")]
+    pub version: u32,
+    #[prost(message, optional, tag = "8")]
+    pub received_at: Option<prost_types::Timestamp>,
+    /// The canonical manifest's encoding, as stored.
+    #[prost(bytes = "vec", optional, tag = "9")]
+    pub manifest: Option<Vec<u8>>,
+    #[prost(bytes = "vec", tag = "12")]
+    pub digest: Vec<u8>,
+    #[prost(bytes = "vec", tag = "14")]
+    pub prev_hash: Vec<u8>,
+    #[prost(bytes = "vec", tag = "15")]
+    pub hash: Vec<u8>,
+    #[prost(string, tag = "16")]
+    pub traceparent: String,
+    #[prost(string, tag = "18")]
+    pub reason: String,
+    #[prost(string, tag = "21")]
+    pub origin: String,
+    #[prost(message, optional, tag = "26")]
+    pub notice: Option<crate::pb::Notice>,
+    #[prost(message, optional, tag = "27")]
+    pub routing: Option<crate::pb::store::RouteFacts>,
+    #[prost(message, optional, tag = "28")]
+    pub referral_answer: Option<crate::pb::ReferralAnswer>,
+    #[prost(message, optional, tag = "29")]
+    pub arrival: Option<crate::pb::ArrivalFacts>,
+}
+
+impl From<LogRecord> for SharedRecord {
+    /// For a log that reads whole records only: the manifest is encoded again.
+    fn from(record: LogRecord) -> SharedRecord {
+        SharedRecord {
+            format: record.format,
+            sequence: record.sequence,
+            kind: record.kind,
+            mrn: record.mrn,
+            filer: record.filer,
+            lrn: record.lrn,
+            version: record.version,
+            received_at: record.received_at,
+            manifest: record.manifest.map(|m| m.encode_to_vec()),
+            digest: record.digest,
+            prev_hash: record.prev_hash,
+            hash: record.hash,
+            traceparent: record.traceparent,
+            reason: record.reason,
+            origin: record.origin,
+            notice: record.notice,
+            routing: record.routing,
+            referral_answer: record.referral_answer,
+            arrival: record.arrival,
+        }
+    }
+}
+
+opened_by_fields!(LogRecord, RecordHead, SharedRecord);
 
 /// The media type of a filing submitted as protobuf.
 pub const PROTOBUF: &str = "application/x-protobuf";
@@ -280,6 +355,55 @@ mod tests {
         let head = RecordHead::open(payload).expect("head");
         assert_eq!(head, RecordHead::from(full.clone()));
         assert_eq!(hash_of(&head), hash_of(&full));
+    }
+
+    /// A shared record decoded from a record's payload is the record's, field for field, its
+    /// manifest encoded: the tags of `SharedRecord` are `LogRecord`'s.
+    #[test]
+    fn a_shared_record_is_its_record_with_the_manifest_encoded() {
+        use crate::pb::store::{RecordKind, RouteFacts};
+        let manifest: crate::pb::Manifest =
+            crate::pb::from_json(include_str!("../../schemas/examples/sea-f10.json"))
+                .expect("sample");
+        let mut full = LogRecord {
+            kind: RecordKind::Filing as i32,
+            filer: "GB123456789000".into(),
+            lrn: "LRN-7".into(),
+            version: 2,
+            received_at: Some(prost_types::Timestamp {
+                seconds: 1_900_000_000,
+                nanos: 5,
+            }),
+            manifest: Some(Box::new(manifest.clone())),
+            digest: vec![3; 32],
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            reason: "withdrawn".into(),
+            origin: "NL-1".into(),
+            notice: Some(crate::pb::Notice {
+                notice_id: "N-1".into(),
+                ..crate::pb::Notice::default()
+            }),
+            routing: Some(RouteFacts {
+                first_entry_country: "NL".into(),
+                ..RouteFacts::default()
+            }),
+            referral_answer: Some(crate::pb::ReferralAnswer {
+                result: "1".into(),
+                ..crate::pb::ReferralAnswer::default()
+            }),
+            arrival: Some(crate::pb::ArrivalFacts {
+                office: "GB000001".into(),
+                ..crate::pb::ArrivalFacts::default()
+            }),
+            original: b"<xml/>".to_vec(),
+            ..record(7)
+        };
+        let (frame, _) = seal(&mut full, [9; 32]);
+        let (payload, _) = read_frame(&frame).expect("frame");
+        let shared = SharedRecord::open(payload).expect("shared");
+        assert_eq!(shared, SharedRecord::from(full.clone()));
+        assert_eq!(shared.manifest, Some(manifest.encode_to_vec()));
+        assert_eq!(hash_of(&shared), hash_of(&full));
     }
 
     #[test]
