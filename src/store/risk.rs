@@ -16,35 +16,63 @@ use crate::pb::{
 };
 
 /// What a notice may target in a filing: its consignments' own documents, its containers, its
-/// postal receptacles and its goods items (`<consignment>/<item>`), each once.
+/// postal receptacles and its goods items (`<consignment>/<item>`), each once, in order. The
+/// log's writer derives these for every filing it indexes (999 goods items in a large one): a
+/// reference is built in one allocation, and the list sorted once.
 pub fn targets_of(manifest: &Manifest) -> Vec<NoticeTarget> {
-    let mut targets = BTreeSet::new();
-    let mut add = |kind: TargetType, reference: &str| {
+    let mut targets = Vec::new();
+    let mut add = |kind: TargetType, reference: String| {
         if !reference.is_empty() {
-            targets.insert((kind as i32, reference.to_owned()));
+            targets.push(NoticeTarget {
+                r#type: kind as i32,
+                reference,
+            });
         }
     };
     for consignment in &manifest.consignments {
         if let Some(document) = &consignment.transport_document {
-            add(TargetType::HouseDocument, &document.number);
+            add(TargetType::HouseDocument, document.number.clone());
         }
         for receptacle in &consignment.receptacle_ids {
-            add(TargetType::Receptacle, receptacle);
+            add(TargetType::Receptacle, receptacle.clone());
         }
         for item in &consignment.goods_items {
             add(
                 TargetType::GoodsItem,
-                &format!("{}/{}", consignment.sequence, item.sequence),
+                goods_item_reference(consignment.sequence, item.sequence),
             );
         }
     }
     for equipment in &manifest.transport_equipment {
-        add(TargetType::Container, &equipment.container_number);
+        add(TargetType::Container, equipment.container_number.clone());
     }
+    targets.sort_unstable_by(|a, b| (a.r#type, &a.reference).cmp(&(b.r#type, &b.reference)));
+    targets.dedup();
     targets
-        .into_iter()
-        .map(|(r#type, reference)| NoticeTarget { r#type, reference })
-        .collect()
+}
+
+/// `<consignment>/<item>`, in decimal.
+fn goods_item_reference(consignment: u32, item: u32) -> String {
+    let mut reference = String::with_capacity(21);
+    push_decimal(&mut reference, consignment);
+    reference.push('/');
+    push_decimal(&mut reference, item);
+    reference
+}
+
+fn push_decimal(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// How a target is written in messages and on the command line: `container:MSKU1234565`.
@@ -224,6 +252,70 @@ pub fn assess(status: &mut FilingStatus) {
 mod tests {
     use super::*;
     use crate::pb::Notification;
+
+    /// Every sample, and one with repeated references: each target once, ordered by kind and
+    /// reference, goods items numbered `<consignment>/<item>` in decimal.
+    #[test]
+    fn a_filings_targets_are_each_once_in_order() {
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
+        let mut manifests: Vec<Manifest> = std::fs::read_dir(examples)
+            .expect("the samples")
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|e| e == "json"))
+            .map(|path| {
+                let json = std::fs::read_to_string(&path).expect("a sample");
+                crate::pb::from_json(&json).expect("sample")
+            })
+            .collect();
+        let mut repeated = manifests
+            .iter()
+            .find(|m| !m.transport_equipment.is_empty())
+            .cloned()
+            .expect("a sample with containers");
+        let consignment = repeated.consignments[0].clone();
+        repeated.consignments.push(consignment);
+        repeated.consignments[0].sequence = 4_294_967_295;
+        let equipment = repeated.transport_equipment[0].clone();
+        repeated.transport_equipment.push(equipment);
+        manifests.push(repeated);
+        for manifest in &manifests {
+            // What the targets are, said the plain way.
+            let mut expected = BTreeSet::new();
+            for c in &manifest.consignments {
+                if let Some(d) = c
+                    .transport_document
+                    .as_ref()
+                    .filter(|d| !d.number.is_empty())
+                {
+                    expected.insert((TargetType::HouseDocument as i32, d.number.clone()));
+                }
+                for r in c.receptacle_ids.iter().filter(|r| !r.is_empty()) {
+                    expected.insert((TargetType::Receptacle as i32, r.clone()));
+                }
+                for item in &c.goods_items {
+                    let reference = format!("{}/{}", c.sequence, item.sequence);
+                    expected.insert((TargetType::GoodsItem as i32, reference));
+                }
+            }
+            for e in manifest.transport_equipment.iter() {
+                if !e.container_number.is_empty() {
+                    expected.insert((TargetType::Container as i32, e.container_number.clone()));
+                }
+            }
+            let targets: Vec<(i32, String)> = targets_of(manifest)
+                .into_iter()
+                .map(|t| (t.r#type, t.reference))
+                .collect();
+            assert_eq!(
+                targets,
+                expected.into_iter().collect::<Vec<_>>(),
+                "{}",
+                manifest.lrn
+            );
+        }
+        let last = targets_of(manifests.last().expect("one"));
+        assert!(last.iter().any(|t| t.reference.starts_with("4294967295/")));
+    }
 
     fn container(reference: &str) -> NoticeTarget {
         NoticeTarget {
