@@ -72,7 +72,7 @@ async fn deliver(
     let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_ACK_BYTES);
     grpc.ready()
         .await
-        .map_err(|e| tonic::Status::unavailable(format!("the peer is not ready: {e}")))?;
+        .map_err(|e| tonic::Status::unavailable(format!("the channel to the peer: {e}")))?;
     let codec = tonic_prost::ProstCodec::<SharedEnvelope, DeliveryAck>::default();
     let path = tonic::codegen::http::uri::PathAndQuery::from_static("/aci.v1.PeerExchange/Deliver");
     let mut request = tonic::Request::new(envelopes);
@@ -111,6 +111,8 @@ enum SessionError {
     Index(#[from] crate::store::IndexError),
     #[error("log reader task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("the local log: {0}")]
+    Unroutable(#[from] super::Unroutable),
 }
 
 /// An envelope sent and not yet acknowledged.
@@ -320,7 +322,7 @@ impl Forwarder {
         for record in records {
             let sequence = record.sequence;
             window.read_upto = sequence;
-            if !self.exchange.is_for(&self.state.id, &record) {
+            if !self.exchange.is_for(&self.state.id, &record)? {
                 continue;
             }
             let received_ms = record_millis(&record);

@@ -566,11 +566,18 @@ async fn follow(
             }
         };
         for record in records {
-            if !exchange.is_for(&peer.id, &record) {
-                continue;
+            match exchange.is_for(&peer.id, &record) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot route a record for a feed");
+                    let _ = feed.send(Err(ExchangeError::LogUnreadable)).await;
+                    return;
+                }
             }
             let sequence = record.sequence;
-            // The feed's stream is typed `Envelope`: its manifest is decoded here, once.
+            // The feed's stream is typed `Envelope`: the shared envelope is read back as one
+            // (its manifest decoded).
             let envelope = match envelope_of(&exchange.gateway_id, record).decoded() {
                 Ok(envelope) => envelope,
                 Err(e) => {

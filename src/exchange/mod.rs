@@ -221,7 +221,7 @@ impl Exchange {
     }
 
     /// Whether `record` goes to `peer`.
-    pub fn is_for(&self, peer: &str, record: &SharedRecord) -> bool {
+    pub fn is_for(&self, peer: &str, record: &SharedRecord) -> Result<bool, Unroutable> {
         is_for(&self.routes, peer, record)
     }
 
@@ -299,23 +299,32 @@ fn own_sequences(status: &FilingStatus) -> Vec<u64> {
         .collect()
 }
 
+/// A filing whose stored manifest cannot be read for routing. Its hash held, so this is a bug
+/// or a manifest this build cannot read, not damage; a reader stops there, as at a record it
+/// cannot read, rather than send it to peers the routes may not give it or skip it unseen.
+#[derive(Debug, thiserror::Error)]
+#[error("record {sequence}: its manifest cannot be read for routing: {source}")]
+pub struct Unroutable {
+    pub sequence: u64,
+    pub source: prost::DecodeError,
+}
+
 /// Whether the routes give `record` to `peer`. Filings and amendments are routed on their
 /// manifest, invalidations and arrivals on the routing facts they carry, a referral answer goes
 /// to the administration that asked, a control notice to the others; received envelopes,
 /// refusals, other notices and timers go nowhere.
-pub fn is_for(routes: &Routes, peer: &str, record: &SharedRecord) -> bool {
-    match record.kind() {
+pub fn is_for(routes: &Routes, peer: &str, record: &SharedRecord) -> Result<bool, Unroutable> {
+    Ok(match record.kind() {
         RecordKind::Filing | RecordKind::Amendment => match record.manifest.as_deref() {
             None => false,
-            Some(manifest) => match crate::store::route_facts_encoded(manifest) {
-                Ok(facts) => routes.sends_to(peer, &facts),
-                // The record's hash held, so this is a bug, not damage: send it on rather than
-                // lose it, and the peer's refusal (recorded) says what is wrong with it.
-                Err(e) => {
-                    tracing::error!(sequence = record.sequence, error = %e, "a stored manifest's routing facts cannot be read");
-                    true
-                }
-            },
+            Some(manifest) => {
+                let facts =
+                    crate::store::route_facts_encoded(manifest).map_err(|source| Unroutable {
+                        sequence: record.sequence,
+                        source,
+                    })?;
+                routes.sends_to(peer, &facts)
+            }
         },
         RecordKind::Invalidation | RecordKind::Arrival => record
             .routing
@@ -339,7 +348,7 @@ pub fn is_for(routes: &Routes, peer: &str, record: &SharedRecord) -> bool {
         | RecordKind::ReceivedRefused
         | RecordKind::TimerFired
         | RecordKind::Unspecified => false,
-    }
+    })
 }
 
 /// The envelope that shares `record` with a peer.
@@ -574,7 +583,7 @@ mod tests {
 
     /// Whether the routes give `record` to `peer`, as the forwarder reads it.
     fn routed(routes: &Routes, peer: &str, record: &LogRecord) -> bool {
-        is_for(routes, peer, &SharedRecord::from(record.clone()))
+        is_for(routes, peer, &SharedRecord::from(record.clone())).expect("routable")
     }
 
     /// The envelope of `record`, as the peer decodes it.
@@ -756,7 +765,7 @@ mod tests {
             }),
             reason: "r".into(),
             traceparent: "t".into(),
-            notice_id: "N-1".into(),
+            notice_id: "N-2".into(),
             answer: "a".into(),
             referral_answer: Some(crate::pb::ReferralAnswer {
                 result: "1".into(),
@@ -773,6 +782,63 @@ mod tests {
             notice_administration: "NL-1".into(),
         };
         let read = SharedEnvelope::decode(every_field.encode_to_vec().as_slice()).expect("read");
+        // Field by field, each under its own name (a swapped pair of tags would pass a round
+        // trip, not this).
+        let e = &every_field;
+        assert_eq!(
+            (
+                read.origin.as_str(),
+                read.origin_sequence,
+                read.kind,
+                read.version
+            ),
+            (e.origin.as_str(), e.origin_sequence, e.kind, e.version)
+        );
+        assert_eq!(
+            [
+                &read.mrn,
+                &read.filer,
+                &read.lrn,
+                &read.digest,
+                &read.reason,
+                &read.traceparent
+            ],
+            [
+                &e.mrn,
+                &e.filer,
+                &e.lrn,
+                &e.digest,
+                &e.reason,
+                &e.traceparent
+            ]
+        );
+        assert_eq!(
+            [&read.notice_id, &read.answer, &read.notice_administration],
+            [&e.notice_id, &e.answer, &e.notice_administration]
+        );
+        assert_eq!(read.filed_at, e.filed_at);
+        assert_eq!(
+            (&read.referral_answer, &read.arrival, &read.notice),
+            (&e.referral_answer, &e.arrival, &e.notice)
+        );
+        assert_eq!(
+            read.manifest,
+            e.manifest.as_ref().map(|m| m.encode_to_vec())
+        );
         assert_eq!(read.decoded().expect("decodes"), every_field);
+    }
+
+    /// A filing whose stored manifest cannot be read is an error for the reader, not a
+    /// guess: neither sent to every peer nor skipped.
+    #[test]
+    fn a_filing_whose_manifest_cannot_be_read_is_routed_nowhere_but_reported() {
+        let filing = SharedRecord {
+            kind: RecordKind::Filing as i32,
+            sequence: 9,
+            manifest: Some(vec![0xff, 0xff, 0xff]),
+            ..SharedRecord::default()
+        };
+        let error = is_for(&routes(), "NL-1", &filing).expect_err("unreadable");
+        assert_eq!(error.sequence, 9);
     }
 }

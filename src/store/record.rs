@@ -133,8 +133,8 @@ impl From<LogRecord> for RecordHead {
     }
 }
 
-/// What a payload is decoded into by a log reader: the whole record or its head, either one
-/// verified against the record's hash.
+/// What a payload is decoded into by a log reader: the whole record, its head, or the record as
+/// shared with peers, each verified against the record's hash.
 pub trait Opened: Message + Default {
     fn format(&self) -> u32;
     fn sequence(&self) -> u64;
@@ -166,7 +166,8 @@ pub trait Opened: Message + Default {
     }
 }
 
-/// Both carry the fields under the same names (the head's are the record's).
+/// Each carries the fields under the same names (the head's and the shared record's are the
+/// record's).
 macro_rules! opened_by_fields {
     ($($message:ty),*) => {$(
         impl Opened for $message {
