@@ -119,6 +119,31 @@ pub fn to_json<T: prost::Message + prost::Name>(message: &T) -> serde_json::Valu
         .expect("serializing to a JSON value cannot fail")
 }
 
+/// Every JSON sample of `schemas/examples` (not the invalid ones below it), by file name: for
+/// tests that hold a function to its meaning over all of them.
+#[cfg(test)]
+pub(crate) fn sample_manifests() -> Vec<(String, Manifest)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
+    let mut samples: Vec<(String, Manifest)> = std::fs::read_dir(&dir)
+        .expect("the samples")
+        .map(|entry| entry.expect("an entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| {
+            let name = path.display().to_string();
+            let json = std::fs::read_to_string(&path).expect("a sample");
+            let manifest = from_json(&json).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            (name, manifest)
+        })
+        .collect();
+    samples.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(
+        samples.len() >= 8,
+        "a sample for every mode: {}",
+        samples.len()
+    );
+    samples
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

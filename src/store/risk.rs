@@ -257,15 +257,9 @@ mod tests {
     /// reference, goods items numbered `<consignment>/<item>` in decimal.
     #[test]
     fn a_filings_targets_are_each_once_in_order() {
-        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
-        let mut manifests: Vec<Manifest> = std::fs::read_dir(examples)
-            .expect("the samples")
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.extension().is_some_and(|e| e == "json"))
-            .map(|path| {
-                let json = std::fs::read_to_string(&path).expect("a sample");
-                crate::pb::from_json(&json).expect("sample")
-            })
+        let mut manifests: Vec<Manifest> = crate::pb::sample_manifests()
+            .into_iter()
+            .map(|(_, manifest)| manifest)
             .collect();
         let mut repeated = manifests
             .iter()
