@@ -423,6 +423,52 @@ async fn large_filings_take_a_batch_each_and_small_ones_are_not_held_behind_them
 }
 
 #[tokio::test]
+async fn large_records_extend_the_segment_past_its_zeros_and_survive_a_restart() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    let (store, _) = open(data);
+    // Records of 300 KB (the bytes as submitted are stored) between small ones: each large one
+    // is written past the preallocated zeros, the small ones over the zeros it leaves.
+    let register_mixed = |store: &Store, from: usize, to: usize| {
+        let store = store.clone();
+        async move {
+            for i in from..to {
+                let mut filing = filing(&format!("EXT-{i}"));
+                if i % 2 == 0 {
+                    filing.original = vec![b'<'; 300 * 1024];
+                }
+                let answer = store.register(filing).await.expect("register");
+                assert!(matches!(answer, Registration::Registered(_)), "{answer:?}");
+            }
+        }
+    };
+    register_mixed(&store, 0, 7).await;
+    store.close().await;
+    let segment = newest_segment(data);
+    let end = common::records_end(&segment);
+    let len = std::fs::metadata(&segment).expect("segment").len();
+    assert!(end > 4 * 300 * 1024, "four large records: {end} bytes");
+    assert!(
+        len >= end && len - end < 1024 * 1024,
+        "the file ends within a step of its records ({len} bytes for {end})"
+    );
+
+    let (store, recovery) = open(data);
+    assert_eq!(recovery.last_seq, 7);
+    assert!(recovery.cut.is_none(), "{:?}", recovery.cut);
+    register_mixed(&store, 7, 10).await;
+    store.close().await;
+    let (store, recovery) = open(data);
+    assert_eq!(recovery.last_seq, 10);
+    assert!(recovery.cut.is_none(), "{:?}", recovery.cut);
+    let records = common::log_records(&store);
+    assert_eq!(records.len(), 10);
+    let large = records.iter().filter(|r| r.original.len() == 300 * 1024);
+    assert_eq!(large.count(), 5, "every large record reads back whole");
+    store.close().await;
+}
+
+#[tokio::test]
 async fn a_second_store_on_the_same_data_directory_is_refused_before_recovery() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (store, _) = open(tmp.path());
