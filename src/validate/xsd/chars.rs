@@ -5,9 +5,15 @@
 /// carriage return, and U+FFFE / U+FFFF (UTF-8 EF BF BE / EF BF BF). Surrogates cannot occur in
 /// valid UTF-8.
 pub(super) fn forbidden_char(bytes: &[u8]) -> Option<usize> {
-    // The common case, checked in a loop the compiler vectorizes: nothing suspicious at all.
-    let suspicious = |b: &u8| *b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') || *b == 0xef;
-    if !bytes.iter().any(suspicious) {
+    // The common case: nothing suspicious at all. Checked a block at a time, each block
+    // without an early exit so that the compiler vectorizes it (`any` over the bytes stops at
+    // each one and was 8 % of the schema-only validation's time; this ~1 %).
+    let suspicious = |b: u8| {
+        u8::from(b < 0x20) & u8::from(b != b'\t') & u8::from(b != b'\n') & u8::from(b != b'\r')
+            | u8::from(b == 0xef)
+    };
+    let clean = |block: &[u8]| block.iter().fold(0u8, |found, &b| found | suspicious(b)) == 0;
+    if bytes.chunks(256).all(clean) {
         return None;
     }
     bytes.iter().enumerate().find_map(|(i, &b)| match b {
@@ -31,5 +37,58 @@ pub(super) fn predefined_entity(name: &str) -> Option<char> {
         "apos" => Some('\''),
         "quot" => Some('"'),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plain definition, byte by byte.
+    fn first_forbidden(bytes: &[u8]) -> Option<usize> {
+        (0..bytes.len()).find(|&i| match bytes[i] {
+            0x00..=0x08 | 0x0b | 0x0c | 0x0e..=0x1f => true,
+            0xef => {
+                bytes.get(i + 1) == Some(&0xbf) && matches!(bytes.get(i + 2), Some(0xbe | 0xbf))
+            }
+            _ => false,
+        })
+    }
+
+    #[test]
+    fn the_blockwise_check_finds_what_a_plain_scan_finds() {
+        let text = "<a>\tx\r\n é €  中</a>".as_bytes().repeat(40);
+        assert_eq!(forbidden_char(&text), None);
+        let planted: [&[u8]; 7] = [
+            b"\x00",
+            b"\x08",
+            b"\x0b",
+            b"\x1f",
+            "\u{fffe}".as_bytes(),
+            "\u{ffff}".as_bytes(),
+            "\u{fffd}\u{feff}".as_bytes(),
+        ];
+        for at in [
+            0,
+            1,
+            254,
+            255,
+            256,
+            257,
+            511,
+            512,
+            text.len() - 1,
+            text.len(),
+        ] {
+            for bad in planted {
+                let mut bytes = text.clone();
+                bytes.splice(at..at, bad.iter().copied());
+                assert_eq!(
+                    forbidden_char(&bytes),
+                    first_forbidden(&bytes),
+                    "{bad:?} at {at}"
+                );
+            }
+        }
     }
 }
