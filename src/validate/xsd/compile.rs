@@ -449,9 +449,7 @@ impl<'n> Compiler<'n> {
             t.patterns.push((joined, regex));
         }
         if let Some(values) = enumeration {
-            let mut values: Vec<String> = values.into_iter().collect();
-            values.sort();
-            t.enumeration = Some(values);
+            t.enumeration = Some(values.into_iter().collect());
         }
         Ok(t)
     }
