@@ -9,8 +9,8 @@
 //! zeros where a record would begin, up to the end of the file, as the end of its records.
 //!
 //! A large append ([`EXTENDING_APPEND`]) that runs past the zeros extends the file itself
-//! instead: a step's zeros cost its sync about as much as 140 KB of data, more than the new
-//! size costs, so a flood of 390 KB filings spent most of its tail in syncs of zero steps.
+//! instead: a step's zeros cost its sync more than a new size does once few appends share the
+//! step, and a flood of 390 KB filings spent most of its tail in syncs of zero steps.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -64,15 +64,17 @@ static ZEROS: [u8; PREALLOCATE as usize] = [0; PREALLOCATE as usize];
 
 /// An append at least this large that runs past the preallocated zeros is written past the
 /// file's end, not over a zero step written first. Measured on this machine's disk (a sync
-/// after each write, the writes 2 ms apart): a 1 MiB step of zeros added ~700 us to its sync
-/// whatever the data (954 B to 390 KB), a new size ~70-250 us (390 KB: 530 us extending the
-/// file against 960 us for the one append in three that crosses a step). Below this size the
-/// steps, shared by many appends, cost less.
-pub const EXTENDING_APPEND: u64 = 128 * 1024;
+/// after each write, the writes 2 ms apart): a 1 MiB step of zeros added ~700 us to the sync
+/// that carried it, whatever the data (954 B to 390 KB); a new size 70-250 us. Shared by the
+/// appends a step holds, the step costs ~700 us x size / 1 MiB an append: more than a new size
+/// from about 150-350 KB on (390 KB: 530 us a sync extending the file, against 960 us for the
+/// one append in three that crossed a step). Below this size the steps stay.
+pub const EXTENDING_APPEND: u64 = 256 * 1024;
 
-/// The zeros an extending append leaves after itself (up to this boundary), so that the small
-/// appends after it, another carrier's filings among them, do not each start a step.
-pub const EXTENDING_TAIL: u64 = 64 * 1024;
+/// An extending append leaves zeros after itself up to the next multiple of this (at least one
+/// byte of them), so that the small appends after it, another carrier's filings among them, do
+/// not each start a step.
+pub const EXTENDING_ALIGN: u64 = 64 * 1024;
 
 /// Permissions of every file the store writes: the records hold names, addresses, phone
 /// numbers; only the gateway's own user reads them, whatever the umask.
@@ -202,36 +204,43 @@ struct PreallocatedFile {
 impl AppendFile for PreallocatedFile {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
+        let end = self.len + bytes.len() as u64;
+        let extending = end > self.allocated && bytes.len() as u64 >= EXTENDING_APPEND;
+        // Where the file will end: where it does, or past a large append and zeros up to the
+        // next boundary after it, or at the end of the zero steps that take the append.
+        let target = if end <= self.allocated {
+            self.allocated
+        } else if extending {
+            (end / EXTENDING_ALIGN + 1) * EXTENDING_ALIGN
+        } else {
+            end.div_ceil(PREALLOCATE) * PREALLOCATE
+        };
         // Space preallocated is not a licence to run the file system dry: like an appending
-        // log, refuse when it has no room for these bytes. Otherwise the index would be first
-        // to find the disk full, and sled does not recover from that without a restart.
+        // log, refuse when it has no room for these bytes (or for what the file grows by).
+        // Otherwise the index would be first to find the disk full, and sled does not recover
+        // from that without a restart.
+        let needed = (bytes.len() as u64).max(target - self.allocated);
         let free = rustix::fs::fstatvfs(&self.file).map_err(io::Error::from)?;
-        if free.f_bavail.saturating_mul(free.f_frsize) < bytes.len() as u64 {
+        if free.f_bavail.saturating_mul(free.f_frsize) < needed {
             return Err(io::ErrorKind::StorageFull.into());
         }
-        let end = self.len + bytes.len() as u64;
-        if end > self.allocated && bytes.len() as u64 >= EXTENDING_APPEND {
-            let target = end.div_ceil(EXTENDING_TAIL) * EXTENDING_TAIL;
+        if extending {
             self.file.write_all_at(bytes, self.len)?;
             self.file
                 .write_all_at(&ZEROS[..(target - end) as usize], end)?;
-            self.allocated = target;
-            self.len = end;
-            return Ok(());
-        }
-        if end > self.allocated {
+        } else {
             // Real zeros, not a hole or fallocate's unwritten extents: writing over either
             // changes the file's metadata again, which is what this avoids. The next sync_data
             // makes them and the new size durable together with the data.
-            let target = end.div_ceil(PREALLOCATE) * PREALLOCATE;
-            while self.allocated < target {
-                let step = (target - self.allocated).min(PREALLOCATE);
-                self.file
-                    .write_all_at(&ZEROS[..step as usize], self.allocated)?;
-                self.allocated += step;
+            let mut at = self.allocated;
+            while at < target {
+                let step = (target - at).min(PREALLOCATE);
+                self.file.write_all_at(&ZEROS[..step as usize], at)?;
+                at += step;
             }
+            self.file.write_all_at(bytes, self.len)?;
         }
-        self.file.write_all_at(bytes, self.len)?;
+        self.allocated = target;
         self.len = end;
         Ok(())
     }
@@ -281,7 +290,7 @@ mod tests {
         file.sync_data().expect("sync");
         let start = 12 + filler.len();
         let end = start + small.len() + big.len();
-        let extended = (end as u64).div_ceil(EXTENDING_TAIL) * EXTENDING_TAIL;
+        let extended = (end as u64 / EXTENDING_ALIGN + 1) * EXTENDING_ALIGN;
         assert_eq!(
             fs::metadata(&path).expect("meta").len(),
             extended,
