@@ -12,7 +12,7 @@ use quick_xml::NsReader;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 
-use super::types::{Builtin, Decimal, SimpleType, Whitespace, translate_pattern};
+use super::types::{Builtin, Decimal, Enumeration, SimpleType, Whitespace, translate_pattern};
 use super::{Attribute, ComplexType, ElementDecl, Model, Schema, TypeRef};
 
 const XS: &str = "http://www.w3.org/2001/XMLSchema";
@@ -360,7 +360,7 @@ impl<'n> Compiler<'n> {
             }
         };
         t.name = name.to_owned();
-        let mut enumeration: Option<HashSet<String>> = None;
+        let mut enumeration: Option<Enumeration> = None;
         let mut patterns = Vec::new();
         for facet in restriction.content() {
             let value = facet.attr("value").ok_or(SchemaError {
@@ -407,7 +407,7 @@ impl<'n> Compiler<'n> {
                 "pattern" => patterns.push(value.to_owned()),
                 "enumeration" => {
                     enumeration
-                        .get_or_insert_with(HashSet::new)
+                        .get_or_insert_with(Enumeration::default)
                         .insert(value.to_owned());
                 }
                 "minInclusive" => {
@@ -449,7 +449,7 @@ impl<'n> Compiler<'n> {
             t.patterns.push((joined, regex));
         }
         if let Some(values) = enumeration {
-            t.enumeration = Some(values.into_iter().collect());
+            t.enumeration = Some(values);
         }
         Ok(t)
     }
