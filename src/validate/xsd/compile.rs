@@ -448,8 +448,8 @@ impl<'n> Compiler<'n> {
             })?;
             t.patterns.push((joined, regex));
         }
-        if let Some(values) = enumeration {
-            t.enumeration = Some(values);
+        if enumeration.is_some() {
+            t.enumeration = enumeration;
         }
         Ok(t)
     }
