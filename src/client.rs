@@ -278,6 +278,7 @@ impl CarrierClient {
 #[derive(Clone, Debug)]
 pub struct PeerClient {
     inner: PeerExchangeClient<Channel>,
+    channel: Channel,
 }
 
 impl PeerClient {
@@ -292,7 +293,9 @@ impl PeerClient {
         let tls = crate::tls::client_config(&files.cert, &files.key, &files.ca)?;
         let channel = crate::exchange::connect(endpoint, peer_id, tls).await?;
         Ok(PeerClient {
-            inner: PeerExchangeClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
+            inner: PeerExchangeClient::new(channel.clone())
+                .max_decoding_message_size(64 * 1024 * 1024),
+            channel,
         })
     }
 
@@ -312,12 +315,14 @@ impl PeerClient {
             .into_inner())
     }
 
-    /// Delivers envelopes; the acknowledgements come back in order.
-    pub async fn deliver(
+    /// Delivers envelopes (an `Envelope`, or any message with its tags, such as a
+    /// [`crate::pb::ReceivedEnvelope`] whose manifest is bytes); the acknowledgements come back
+    /// in order.
+    pub async fn deliver<T: prost::Message + 'static>(
         &mut self,
-        envelopes: impl tokio_stream::Stream<Item = Envelope> + Send + 'static,
+        envelopes: impl tokio_stream::Stream<Item = T> + Send + 'static,
     ) -> Result<tonic::Streaming<DeliveryAck>, Status> {
-        Ok(self.inner.deliver(envelopes).await?.into_inner())
+        crate::exchange::forward::deliver(self.channel.clone(), envelopes).await
     }
 }
 

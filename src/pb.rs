@@ -22,7 +22,10 @@ pub mod aci {
 pub use aci::store::v1 as store;
 pub use aci::v1::*;
 
+pub mod envelope;
 pub mod wire;
+
+pub use envelope::ReceivedEnvelope;
 
 /// The encoded `FileDescriptorSet` of every `.proto` in `proto/` (for reflection and JSON).
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/aci_descriptor.bin"));

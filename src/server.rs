@@ -15,7 +15,7 @@ use tonic::transport::Server;
 
 use crate::config::Config;
 use crate::exchange::inbound::Inbound;
-use crate::exchange::service::PeerService;
+use crate::exchange::service::{PeerApi, PeerService};
 use crate::exchange::{Exchange, forward};
 use crate::filing::{Access, FilingService};
 use crate::http2::{ListenerLimits, MessageBudget};
@@ -503,10 +503,7 @@ impl Serving<'_> {
                 "aci/v1/exchange.proto",
                 "aci.v1.PeerExchange",
             )?)
-            .add_service(
-                PeerExchangeServer::new(PeerService::new(inbound))
-                    .max_decoding_message_size(max_message),
-            )
+            .add_service(PeerApi::new(PeerService::new(inbound), max_message))
             .serve_with_incoming_shutdown(incoming, self.shutdown.clone().cancelled_owned());
         Ok(Box::pin(server))
     }

@@ -554,6 +554,90 @@ async fn wrong_certificates_and_identities_are_refused_both_ways() {
     b.stop().await.expect("stop B");
 }
 
+/// A receiver stores each manifest as it came, without decoding it: what arrives must still
+/// decode, and a manifest that would not is refused with a code, durably, while the stream
+/// goes on; a redelivery of it gets the same refusal.
+#[tokio::test]
+async fn a_manifest_that_does_not_decode_is_refused_and_the_stream_goes_on() {
+    use aci_gateway::pb::ReceivedEnvelope;
+    use aci_gateway::pb::delivery_ack::Outcome;
+    use prost::Message;
+    let network = GatewayBuilder::default().id("TEST-N").site();
+    let b_port = free_port();
+    let b_site = peer_site(&network, "TEST-B", b_port);
+    let b = start(&b_site).await;
+    let a_files = admin_files(&b_site, "a", &network.pki.admin_ca, "TEST-A");
+    let mut client_a =
+        PeerClient::connect(&format!("https://127.0.0.1:{b_port}"), "TEST-B", &a_files)
+            .await
+            .expect("connects");
+    let envelope = |sequence: u64, manifest: Vec<u8>| ReceivedEnvelope {
+        origin: "TEST-A".into(),
+        origin_sequence: sequence,
+        kind: EnvelopeKind::Filing as i32,
+        mrn: aci_gateway::ids::Mrn::issue(2026, "GB", aci_gateway::ids::Seq(sequence)).to_string(),
+        manifest_parts: vec![manifest.into()],
+        ..Default::default()
+    };
+    let good = |lrn: &str| {
+        let mut manifest = sea_filing(lrn).encode_to_vec();
+        // A field this build does not know: stored and passed on as it came.
+        prost::encoding::string::encode(4000, &"later".to_owned(), &mut manifest);
+        manifest
+    };
+    let mut bad = good("A-2");
+    // A known field (2, the LRN) whose length runs past the manifest's end.
+    bad.extend_from_slice(&[(2 << 3) | 2, 10, b'x']);
+    let sent = [
+        envelope(1, good("A-1")),
+        envelope(2, bad),
+        envelope(3, good("A-3")),
+    ];
+    let mut acks = client_a
+        .deliver(tokio_stream::iter(sent.clone()))
+        .await
+        .expect("stream opens");
+    let mut outcomes = Vec::new();
+    while let Some(ack) = acks.message().await.expect("acks") {
+        outcomes.push((ack.origin_sequence, ack.outcome.expect("an outcome")));
+        if outcomes.len() == 3 {
+            break;
+        }
+    }
+    assert!(
+        matches!(outcomes[0], (1, Outcome::Delivered(_))),
+        "{outcomes:?}"
+    );
+    match &outcomes[1] {
+        (2, Outcome::Refused(r)) => {
+            assert_eq!(r.code, "INVALID_ENVELOPE");
+            assert!(r.message.contains("manifest"), "{r:?}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(
+        matches!(outcomes[2], (3, Outcome::Delivered(_))),
+        "{outcomes:?}"
+    );
+    let stored = received(&b, "TEST-A");
+    assert_eq!(stored.len(), 2);
+    for (record, sent) in stored.iter().zip([&sent[0], &sent[2]]) {
+        let expected = Manifest::decode(sent.manifest_parts[0].as_ref()).expect("decodes");
+        assert_eq!(record.manifest.as_deref(), Some(&expected));
+    }
+    // The refusal was made durable: redelivered, the envelope gets it again.
+    let mut acks = client_a
+        .deliver(tokio_stream::iter([sent[1].clone()]))
+        .await
+        .expect("stream opens");
+    let ack = acks.message().await.expect("ack").expect("one ack");
+    match ack.outcome {
+        Some(Outcome::Refused(r)) => assert_eq!(r.code, "INVALID_ENVELOPE"),
+        other => panic!("expected the refusal again, got {other:?}"),
+    }
+    b.stop().await.expect("stop B");
+}
+
 #[tokio::test]
 async fn notices_reach_the_carrier_stream_and_referral_answers_reach_the_peer() {
     let network = GatewayBuilder::default().id("TEST-N").site();

@@ -1059,7 +1059,7 @@ fn the_embedded_backend_keeps_the_log_backend_contract() {
     };
     let mut out_of_order = vec![record(2)];
     assert!(matches!(
-        log.append(&mut out_of_order),
+        log.append(&mut out_of_order, &Default::default()),
         Err(LogError::OutOfOrder {
             expected: 1,
             found: 2
@@ -1070,7 +1070,7 @@ fn the_embedded_backend_keeps_the_log_backend_contract() {
     assert_eq!(*head.borrow(), 0);
 
     let mut batch = vec![record(1), record(2), record(3)];
-    let appended = log.append(&mut batch).expect("append");
+    let appended = log.append(&mut batch, &Default::default()).expect("append");
     assert_eq!((appended.first, appended.last), (1, 3));
     assert!(head.has_changed().expect("open") && *head.borrow() == 3);
     assert_eq!(batch[1].prev_hash, batch[0].hash, "sealed into one chain");

@@ -63,17 +63,18 @@ fn backoff() -> impl Iterator<Item = Duration> {
         .build()
 }
 
-/// Opens the `Deliver` stream on `channel`: the generated client's call, with envelopes that
-/// carry their manifests as the log holds them (the bytes on the wire are an `Envelope`'s).
-async fn deliver(
+/// Opens the `Deliver` stream on `channel`: the generated client's call, with envelopes of any
+/// type with `Envelope`'s tags; the forwarder's carry their manifests as the log holds them
+/// (the bytes on the wire are an `Envelope`'s).
+pub(crate) async fn deliver<T: prost::Message + 'static>(
     channel: tonic::transport::Channel,
-    envelopes: ReceiverStream<SharedEnvelope>,
+    envelopes: impl tokio_stream::Stream<Item = T> + Send + 'static,
 ) -> Result<tonic::Streaming<DeliveryAck>, tonic::Status> {
     let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_ACK_BYTES);
     grpc.ready()
         .await
         .map_err(|e| tonic::Status::unavailable(format!("the channel to the peer: {e}")))?;
-    let codec = tonic_prost::ProstCodec::<SharedEnvelope, DeliveryAck>::default();
+    let codec = tonic_prost::ProstCodec::<T, DeliveryAck>::default();
     let path = tonic::codegen::http::uri::PathAndQuery::from_static("/aci.v1.PeerExchange/Deliver");
     let mut request = tonic::Request::new(envelopes);
     request

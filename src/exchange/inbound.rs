@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::ids::{Mrn, Seq};
 use crate::pb::delivery_ack::Outcome;
 use crate::pb::{
-    Delivered, DeliveryAck, Envelope, Notice, NoticeAck, NoticeKind, NoticeTarget, Refusal,
-    TargetType,
+    Delivered, DeliveryAck, Envelope, Notice, NoticeAck, NoticeKind, NoticeTarget,
+    ReceivedEnvelope, Refusal, TargetType,
 };
 use crate::store::{Delivery, LogCursor, Noticed, StoreError};
 use crate::telemetry::Metrics;
@@ -108,10 +108,12 @@ impl Inbound {
 
     /// Takes the envelopes `peer` delivers, in order: each is stored (or refused) durably once
     /// per origin sequence, and acknowledged in the stream's order. Many envelopes of a stream
-    /// share one group commit.
-    pub fn deliver<S, E>(&self, peer: Arc<PeerState>, inbound: S) -> Answers<DeliveryAck>
+    /// share one group commit. The envelopes come as the peer API reads them (with their
+    /// manifests left encoded: [`ReceivedEnvelope`]) or decoded.
+    pub fn deliver<S, T, E>(&self, peer: Arc<PeerState>, inbound: S) -> Answers<DeliveryAck>
     where
-        S: Stream<Item = Result<Envelope, E>> + Send + Unpin + 'static,
+        S: Stream<Item = Result<T, E>> + Send + Unpin + 'static,
+        T: Into<ReceivedEnvelope> + Send + 'static,
         E: std::fmt::Display + Send + 'static,
     {
         let (pending_tx, pending_rx) = mpsc::channel::<Pending>(DELIVER_WINDOW);
@@ -406,21 +408,22 @@ fn check_control(notice: &Notice, kind: NoticeKind) -> Result<(), ExchangeError>
 }
 
 /// Reads a delivery stream and queues each envelope for the writer, in order.
-async fn queue_envelopes<S, E>(
+async fn queue_envelopes<S, T, E>(
     store: crate::store::Store,
     origin: String,
     mut inbound: S,
     pending: mpsc::Sender<Pending>,
     shutdown: CancellationToken,
 ) where
-    S: Stream<Item = Result<Envelope, E>> + Send + Unpin,
+    S: Stream<Item = Result<T, E>> + Send + Unpin,
+    T: Into<ReceivedEnvelope>,
     E: std::fmt::Display,
 {
     loop {
         let envelope = tokio::select! {
             () = shutdown.cancelled() => return,
             message = inbound.next() => match message {
-                Some(Ok(envelope)) => envelope,
+                Some(Ok(envelope)) => envelope.into(),
                 None => return,
                 Some(Err(error)) => {
                     tracing::debug!(peer = %origin, %error, "delivery stream ended");
@@ -428,6 +431,7 @@ async fn queue_envelopes<S, E>(
                 }
             },
         };
+        let envelope: ReceivedEnvelope = envelope;
         let sequence = envelope.origin_sequence;
         let next = if envelope.origin != origin {
             Pending::Ready(refusal(

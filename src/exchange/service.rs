@@ -2,6 +2,10 @@
 //! from a configured peer, proven by its certificate (`urn:aci:admin:<id>` from the peer CA);
 //! anyone else is refused before anything is read. Each method then calls one use-case and
 //! maps its error with [`crate::status`].
+//!
+//! [`PeerApi`] serves it: the generated server, but for `Deliver`, whose envelopes it reads
+//! with their manifests left encoded ([`ReceivedEnvelope`]): a receiver stores a manifest as
+//! it came, and decoding each one only to encode it again was a third of a backlog's drain.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,8 +15,8 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
-use crate::pb::peer_exchange_server::PeerExchange;
-use crate::pb::{DeliveryAck, Envelope, Notice, NoticeAck, SubscribeRequest};
+use crate::pb::peer_exchange_server::{PeerExchange, PeerExchangeServer};
+use crate::pb::{DeliveryAck, Envelope, Notice, NoticeAck, ReceivedEnvelope, SubscribeRequest};
 use crate::tls::{Identity, PeerInfo};
 
 use super::PeerState;
@@ -29,6 +33,20 @@ pub struct PeerService {
 impl PeerService {
     pub fn new(inbound: Inbound) -> PeerService {
         PeerService { inbound }
+    }
+
+    /// The envelopes of one delivery stream, stored in order, and their acknowledgements.
+    fn deliver_stream<T>(
+        &self,
+        request: Request<Streaming<T>>,
+    ) -> Result<Response<BoxStream<DeliveryAck>>, Status>
+    where
+        T: Into<ReceivedEnvelope> + Send + 'static,
+        Streaming<T>: Stream<Item = Result<T, Status>> + Send + Unpin + 'static,
+    {
+        let peer = self.caller(&request)?;
+        let answers = self.inbound.deliver(peer, request.into_inner());
+        Ok(Response::new(streamed(answers)))
     }
 
     /// The configured peer behind a request.
@@ -56,13 +74,13 @@ fn streamed<T: Send + 'static>(answers: Answers<T>) -> BoxStream<T> {
 impl PeerExchange for PeerService {
     type DeliverStream = BoxStream<DeliveryAck>;
 
+    /// Envelopes decoded whole (the generated server's `Deliver`; [`PeerApi`] reads them with
+    /// the manifests encoded instead).
     async fn deliver(
         &self,
         request: Request<Streaming<Envelope>>,
     ) -> Result<Response<Self::DeliverStream>, Status> {
-        let peer = self.caller(&request)?;
-        let answers = self.inbound.deliver(peer, request.into_inner());
-        Ok(Response::new(streamed(answers)))
+        self.deliver_stream(request)
     }
 
     type SubscribeStream = BoxStream<Envelope>;
@@ -98,5 +116,77 @@ impl PeerExchange for PeerService {
         span.record("mrn", notice.mrn.as_str());
         let ack = self.inbound.notice(&peer, notice).instrument(span).await?;
         Ok(Response::new(ack))
+    }
+}
+
+/// The peer API's gRPC service: [`PeerExchangeServer`] over a [`PeerService`], but for
+/// `Deliver`, served here with envelopes read as [`ReceivedEnvelope`]s.
+#[derive(Debug, Clone)]
+pub struct PeerApi {
+    generated: PeerExchangeServer<PeerService>,
+    service: PeerService,
+    max_message: usize,
+}
+
+impl PeerApi {
+    /// The service, taking messages of up to `max_message` bytes.
+    pub fn new(service: PeerService, max_message: usize) -> PeerApi {
+        PeerApi {
+            generated: PeerExchangeServer::new(service.clone())
+                .max_decoding_message_size(max_message),
+            service,
+            max_message,
+        }
+    }
+}
+
+impl tonic::server::NamedService for PeerApi {
+    const NAME: &'static str =
+        <PeerExchangeServer<PeerService> as tonic::server::NamedService>::NAME;
+}
+
+type HttpResponse = http::Response<tonic::body::Body>;
+
+impl<B> tower::Service<http::Request<B>> for PeerApi
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, Self::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != "/aci.v1.PeerExchange/Deliver" {
+            return self.generated.call(request);
+        }
+        let deliver = Deliver(self.service.clone());
+        let max_message = self.max_message;
+        Box::pin(async move {
+            let codec = tonic_prost::ProstCodec::<DeliveryAck, ReceivedEnvelope>::default();
+            let mut grpc = tonic::server::Grpc::new(codec)
+                .apply_max_message_size_config(Some(max_message), None);
+            Ok(grpc.streaming(deliver, request).await)
+        })
+    }
+}
+
+/// `Deliver` over envelopes with their manifests left encoded.
+struct Deliver(PeerService);
+
+impl tonic::server::StreamingService<ReceivedEnvelope> for Deliver {
+    type Response = DeliveryAck;
+    type ResponseStream = BoxStream<DeliveryAck>;
+    type Future = std::future::Ready<Result<Response<BoxStream<DeliveryAck>>, Status>>;
+
+    fn call(&mut self, request: Request<Streaming<ReceivedEnvelope>>) -> Self::Future {
+        std::future::ready(self.0.deliver_stream(request))
     }
 }

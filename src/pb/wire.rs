@@ -275,8 +275,8 @@ fn varint(bytes: &mut &[u8]) -> Result<u64, WireError> {
 
 #[cfg(test)]
 mod tests {
-    use prost::Message;
     use proptest::prelude::*;
+    use prost::Message;
 
     use super::*;
     use crate::pb::Envelope;
@@ -322,8 +322,14 @@ mod tests {
             (&[0x80, 0x01], true),
             (&[0x80], false),
             (&[0xff; 9][..], false),
-            (&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], true),
-            (&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], false),
+            (
+                &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+                true,
+            ),
+            (
+                &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+                false,
+            ),
             (&[0xff; 11][..], false),
         ] {
             let mut rest = bytes;

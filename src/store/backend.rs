@@ -42,7 +42,7 @@ use crate::pb::store::LogRecord;
 
 use super::disk::Disk;
 use super::log::{LogError, LogReader, Mark, Recovery, SegmentLog};
-use super::record::{RecordHead, SharedRecord};
+use super::record::{EncodedManifests, RecordHead, SharedRecord};
 
 /// What appending one batch cost, for the metrics.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,9 +59,14 @@ pub struct Appended {
 pub trait LogBackend: Send + Sync + std::fmt::Debug {
     /// The sequence the next appended record gets (1 for an empty log).
     fn next_seq(&self) -> Seq;
-    /// Seals and appends `records`, which carry the sequences `next_seq()..`, and returns once
-    /// all of them are durable. An empty batch is a no-op.
-    fn append(&self, records: &mut [LogRecord]) -> Result<Appended, LogError>;
+    /// Seals and appends `records`, which carry the sequences `next_seq()..`, each with its
+    /// manifest from `manifests` if it came encoded, and returns once all of them are durable.
+    /// An empty batch is a no-op.
+    fn append(
+        &self,
+        records: &mut [LogRecord],
+        manifests: &EncodedManifests,
+    ) -> Result<Appended, LogError>;
     /// Undoes what a failed append left, if anything; `Ok` once appends can go on.
     fn repair(&self) -> Result<(), LogError>;
     /// A reader of the log from `from` on.
@@ -192,7 +197,11 @@ impl LogBackend for EmbeddedLog {
         self.appender().log.next_seq()
     }
 
-    fn append(&self, records: &mut [LogRecord]) -> Result<Appended, LogError> {
+    fn append(
+        &self,
+        records: &mut [LogRecord],
+        manifests: &EncodedManifests,
+    ) -> Result<Appended, LogError> {
         let Some(first) = records.first().map(|r| r.sequence) else {
             return Ok(Appended::default());
         };
@@ -202,7 +211,10 @@ impl LogBackend for EmbeddedLog {
         let (syncs, sync_time) = (log.syncs, log.sync_time);
         let written = records
             .iter_mut()
-            .map(|record| log.seal_next(record))
+            .map(|record| {
+                let manifest = manifests.get(record.sequence);
+                log.seal_next(record, manifest)
+            })
             .collect::<Result<Vec<_>, _>>()
             .and_then(|frames| log.write_batch(first, &frames));
         if let Err(error) = written {

@@ -45,7 +45,7 @@ use crate::pb::store::LogRecord;
 
 use super::backend::{Appended, LogBackend, LogCursor};
 use super::log::LogError;
-use super::record;
+use super::record::{self, EncodedManifests};
 
 /// How long a JetStream request (publish acknowledgement, read) may take before the log counts
 /// as unavailable.
@@ -527,7 +527,11 @@ impl LogBackend for JetStreamLog {
         Seq(self.inner.tail().next_seq)
     }
 
-    fn append(&self, records: &mut [LogRecord]) -> Result<Appended, LogError> {
+    fn append(
+        &self,
+        records: &mut [LogRecord],
+        manifests: &EncodedManifests,
+    ) -> Result<Appended, LogError> {
         let Some(first) = records.first().map(|r| r.sequence) else {
             return Ok(Appended::default());
         };
@@ -544,7 +548,8 @@ impl LogBackend for JetStreamLog {
         let mut sealed = *tail;
         let mut payload = Vec::new();
         for record in records.iter_mut() {
-            let (frame, hash) = record::seal(record, sealed.last_hash);
+            let (frame, hash) =
+                record::seal(record, manifests.get(record.sequence), sealed.last_hash);
             sealed.last_hash = hash;
             sealed.next_seq += 1;
             payload.extend_from_slice(&frame);

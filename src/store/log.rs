@@ -183,16 +183,21 @@ impl SegmentLog {
         Seq(self.next_seq)
     }
 
-    /// Seals `record`, which must carry the next sequence, into the chain and returns its
-    /// frame. Nothing is written until [`SegmentLog::write_batch`].
-    pub fn seal_next(&mut self, record: &mut LogRecord) -> Result<Vec<u8>, LogError> {
+    /// Seals `record`, which must carry the next sequence, into the chain (with its encoded
+    /// `manifest`, if it came so) and returns its frame. Nothing is written until
+    /// [`SegmentLog::write_batch`].
+    pub fn seal_next(
+        &mut self,
+        record: &mut LogRecord,
+        manifest: Option<&[u8]>,
+    ) -> Result<Vec<u8>, LogError> {
         if record.sequence != self.next_seq {
             return Err(LogError::OutOfOrder {
                 expected: self.next_seq,
                 found: record.sequence,
             });
         }
-        let (frame, hash) = record::seal(record, self.last_hash);
+        let (frame, hash) = record::seal(record, manifest, self.last_hash);
         self.next_seq += 1;
         self.last_hash = hash;
         Ok(frame)

@@ -570,8 +570,11 @@ impl Store {
 
     /// Takes an envelope a peer delivered: stores it, or refuses it, durably and once per
     /// (origin, origin sequence); a redelivery gets the first answer again.
-    pub async fn receive(&self, envelope: crate::pb::Envelope) -> Result<Delivery, StoreError> {
-        self.queue_receive(envelope).await?.await
+    pub async fn receive(
+        &self,
+        envelope: impl Into<crate::pb::ReceivedEnvelope>,
+    ) -> Result<Delivery, StoreError> {
+        self.queue_receive(envelope.into()).await?.await
     }
 
     /// Queues an envelope for the writer and returns how to await its answer. Envelopes queued
@@ -579,7 +582,7 @@ impl Store {
     /// order while many envelopes share one commit.
     pub async fn queue_receive(
         &self,
-        envelope: crate::pb::Envelope,
+        envelope: crate::pb::ReceivedEnvelope,
     ) -> Result<impl Future<Output = Result<Delivery, StoreError>> + use<>, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.shared

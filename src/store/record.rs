@@ -6,7 +6,9 @@
 //! and the hash covers exactly the bytes before it: verification never re-encodes anything.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
+use bytes::Bytes;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -47,19 +49,67 @@ pub enum RecordError {
     Hash,
 }
 
+/// `LogRecord.manifest`'s field number (a test holds it to the generated type).
+const MANIFEST_FIELD: u32 = 9;
+
+/// Manifests of a batch's records that arrived encoded (a peer's deliveries), by the record's
+/// sequence: sealed into their records as they came ([`seal`]), never decoded. Such a record
+/// carries no `manifest` of its own.
+#[derive(Debug, Clone, Default)]
+pub struct EncodedManifests(HashMap<u64, Bytes>);
+
+impl EncodedManifests {
+    /// The encoded manifest of the record with `sequence`, if it has one.
+    pub fn get(&self, sequence: u64) -> Option<&[u8]> {
+        self.0.get(&sequence).map(|m| m.as_ref())
+    }
+
+    pub fn insert(&mut self, sequence: u64, manifest: Bytes) {
+        self.0.insert(sequence, manifest);
+    }
+
+    /// What the manifest of the record with `sequence` adds to its encoding.
+    pub fn encoded_len(&self, sequence: u64) -> usize {
+        self.get(sequence).map_or(0, manifest_field_len)
+    }
+}
+
+/// An encoded manifest as the record's field: key, length and the manifest.
+fn manifest_field_len(manifest: &[u8]) -> usize {
+    prost::encoding::key_len(MANIFEST_FIELD)
+        + prost::encoding::encoded_len_varint(manifest.len() as u64)
+        + manifest.len()
+}
+
 /// Seals `record` into the chain after `prev_hash`: sets `format` and `prev_hash`, computes the
-/// hash, and returns the framed bytes and the record's hash.
-pub fn seal(record: &mut LogRecord, prev_hash: [u8; 32]) -> (Vec<u8>, [u8; 32]) {
+/// hash, and returns the framed bytes and the record's hash. `manifest`, an encoded manifest
+/// (of a record without one of its own), goes into the payload as the record's manifest field.
+pub fn seal(
+    record: &mut LogRecord,
+    manifest: Option<&[u8]>,
+    prev_hash: [u8; 32],
+) -> (Vec<u8>, [u8; 32]) {
+    debug_assert!(manifest.is_none() || record.manifest.is_none());
     record.format = FORMAT;
     record.prev_hash = prev_hash.to_vec();
     record.hash.clear();
     let body_len = record.encoded_len();
-    let payload_len = body_len + HASH_FIELD_LEN;
+    let payload_len = body_len + manifest.map_or(0, manifest_field_len) + HASH_FIELD_LEN;
     let mut frame = Vec::with_capacity(HEADER_LEN + payload_len);
     frame.extend_from_slice(&[0; HEADER_LEN]);
     record
         .encode(&mut frame)
         .expect("a Vec grows to fit any message");
+    // Fields merge in any order: the manifest after the rest decodes as if encoded with it.
+    if let Some(manifest) = manifest {
+        prost::encoding::encode_key(
+            MANIFEST_FIELD,
+            prost::encoding::WireType::LengthDelimited,
+            &mut frame,
+        );
+        prost::encoding::encode_varint(manifest.len() as u64, &mut frame);
+        frame.extend_from_slice(manifest);
+    }
     let hash: [u8; 32] = Sha256::digest(&frame[HEADER_LEN..]).into();
     frame.extend_from_slice(&HASH_FIELD_PREFIX);
     frame.extend_from_slice(&hash);
@@ -313,9 +363,9 @@ mod tests {
     #[test]
     fn sealed_frames_read_back_and_chain() {
         let mut first = record(1);
-        let (frame1, hash1) = seal(&mut first, GENESIS);
+        let (frame1, hash1) = seal(&mut first, None, GENESIS);
         let mut second = record(2);
-        let (frame2, hash2) = seal(&mut second, hash1);
+        let (frame2, hash2) = seal(&mut second, None, hash1);
         let mut segment = frame1.clone();
         segment.extend_from_slice(&frame2);
 
@@ -328,6 +378,44 @@ mod tests {
         let read2 = open(payload).expect("second record");
         assert_eq!(read2.prev_hash, hash1.to_vec());
         assert_eq!(hash_of(&read2), hash2);
+    }
+
+    /// A record sealed with an encoded manifest reads back as if it had been sealed with the
+    /// manifest decoded, its hash verified; a shared reader gets the manifest's bytes as they
+    /// came (unknown fields and all), and `framed_len` plus what the manifests add is the frame.
+    #[test]
+    fn an_encoded_manifest_is_sealed_as_the_record_s_manifest() {
+        use crate::pb::store::RecordKind;
+        let manifest: crate::pb::Manifest =
+            crate::pb::from_json(include_str!("../../schemas/examples/sea-f10.json"))
+                .expect("sample");
+        let mut encoded = manifest.encode_to_vec();
+        // A field this build does not know, as a newer peer might send.
+        prost::encoding::string::encode(4000, &"later".to_owned(), &mut encoded);
+        let mut manifests = EncodedManifests::default();
+        manifests.insert(3, Bytes::from(encoded.clone()));
+        let mut received = LogRecord {
+            kind: RecordKind::Received as i32,
+            origin: "NL-1".into(),
+            ..record(3)
+        };
+        let (frame, hash) = seal(&mut received, manifests.get(3), [4; 32]);
+        assert_eq!(
+            frame.len() as u64,
+            framed_len(&received) + manifests.encoded_len(3) as u64
+        );
+        let (payload, _) = read_frame(&frame).expect("frame");
+        let read = open(payload).expect("opens: its hash verifies");
+        assert_eq!(hash_of(&read), hash);
+        assert_eq!(
+            read,
+            LogRecord {
+                manifest: Some(Box::new(manifest)),
+                ..received.clone()
+            }
+        );
+        let shared = SharedRecord::open(payload).expect("shared");
+        assert_eq!(shared.manifest, Some(encoded));
     }
 
     /// A head decoded from a record's payload is the record's, field for field: the tags of
@@ -351,7 +439,7 @@ mod tests {
             })),
             ..record(7)
         };
-        let (frame, _) = seal(&mut full, [9; 32]);
+        let (frame, _) = seal(&mut full, None, [9; 32]);
         let (payload, _) = read_frame(&frame).expect("frame");
         let head = RecordHead::open(payload).expect("head");
         assert_eq!(head, RecordHead::from(full.clone()));
@@ -399,7 +487,7 @@ mod tests {
             original: b"<xml/>".to_vec(),
             ..record(7)
         };
-        let (frame, _) = seal(&mut full, [9; 32]);
+        let (frame, _) = seal(&mut full, None, [9; 32]);
         let (payload, _) = read_frame(&frame).expect("frame");
         let shared = SharedRecord::open(payload).expect("shared");
         assert_eq!(shared, SharedRecord::from(full.clone()));
@@ -409,7 +497,7 @@ mod tests {
 
     #[test]
     fn any_truncation_is_reported_as_truncated() {
-        let (frame, _) = seal(&mut record(1), GENESIS);
+        let (frame, _) = seal(&mut record(1), None, GENESIS);
         for cut in 0..frame.len() {
             assert_eq!(
                 read_frame(&frame[..cut]),
@@ -421,7 +509,7 @@ mod tests {
 
     #[test]
     fn flipped_payload_bits_fail_the_crc() {
-        let (frame, _) = seal(&mut record(1), GENESIS);
+        let (frame, _) = seal(&mut record(1), None, GENESIS);
         for i in HEADER_LEN..frame.len() {
             let mut damaged = frame.clone();
             damaged[i] ^= 0x10;
@@ -431,7 +519,7 @@ mod tests {
 
     #[test]
     fn a_rewritten_record_with_a_fresh_crc_fails_the_hash() {
-        let (frame, _) = seal(&mut record(1), GENESIS);
+        let (frame, _) = seal(&mut record(1), None, GENESIS);
         let mut forged = frame.clone();
         // Change the LRN and recompute only the CRC, as a careless tamperer would.
         let at = forged

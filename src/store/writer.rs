@@ -24,6 +24,7 @@ use super::arrivals::GATHER_LIMIT;
 use super::backend::LogBackend;
 use super::decide::{Batch, Decided, Decision, Rules};
 use super::index::Index;
+use super::record::EncodedManifests;
 use super::{
     Change, Changed, Delivery, LARGE_FILING, NewFiling, Noticed, Registration, Stats, StoreError,
 };
@@ -55,7 +56,7 @@ pub(super) enum Command {
         reply: Reply<Changed>,
     },
     Receive {
-        envelope: Box<crate::pb::Envelope>,
+        envelope: Box<crate::pb::ReceivedEnvelope>,
         at: std::time::SystemTime,
         reply: Reply<Delivery>,
     },
@@ -77,7 +78,7 @@ pub(super) enum Command {
 enum Request {
     Register(Box<NewFiling>),
     Change(Mrn, Box<Change>, String),
-    Receive(Box<crate::pb::Envelope>, std::time::SystemTime),
+    Receive(Box<crate::pb::ReceivedEnvelope>, std::time::SystemTime),
     Notify(String, Box<crate::pb::Notice>, std::time::SystemTime),
 }
 
@@ -382,12 +383,12 @@ impl Writer {
             };
             let mut decided = batch.finish();
             if let Some(limit) = self.log.max_append_bytes() {
-                let bytes = sealed_bytes(&decided.records);
+                let bytes = sealed_bytes(&decided.records, &decided.manifests);
                 if bytes > limit {
                     return self.commit_in_halves(requests, repliers, bytes, limit);
                 }
             }
-            let durable = self.make_durable(&mut decided.records);
+            let durable = self.make_durable(&mut decided.records, &decided.manifests);
             match durable {
                 Err(Failed { behind: true, .. }) if started.elapsed() < MAX_CONTENTION => {
                     // Lost the race for the stream's next sequence: a random pause, growing with
@@ -493,7 +494,11 @@ impl Writer {
     }
 
     /// Appends the batch's records durably (sealing them).
-    fn make_durable(&mut self, records: &mut [LogRecord]) -> Result<(), Failed> {
+    fn make_durable(
+        &mut self,
+        records: &mut [LogRecord],
+        manifests: &EncodedManifests,
+    ) -> Result<(), Failed> {
         if records.is_empty() {
             return Ok(());
         }
@@ -514,7 +519,7 @@ impl Writer {
         }
         let _entered = span.enter();
         let started = Instant::now();
-        match self.log.append(records) {
+        match self.log.append(records, manifests) {
             Ok(appended) => self.stats.record_batch(
                 records.len() as u64,
                 appended.syncs,
@@ -666,12 +671,14 @@ fn refuse(repliers: Vec<Replier>, error: &WriteError) {
 }
 
 /// What records take once sealed (their hashes) and framed.
-fn sealed_bytes(records: &[LogRecord]) -> u64 {
+fn sealed_bytes(records: &[LogRecord], manifests: &EncodedManifests) -> u64 {
     /// The two hash fields sealing adds, their tags, and the format field, at most.
     const SEAL_BYTES: u64 = 96;
     records
         .iter()
-        .map(|r| super::record::framed_len(r) + SEAL_BYTES)
+        .map(|r| {
+            super::record::framed_len(r) + manifests.encoded_len(r.sequence) as u64 + SEAL_BYTES
+        })
         .sum()
 }
 

@@ -8,6 +8,7 @@ use crate::pb::store::{FilingEntry, LogRecord, RecordKind};
 
 use super::Decision;
 use crate::store::projection::{evolve, receipt_of};
+use crate::store::record::EncodedManifests;
 use crate::store::{Changed, Delivery, Noticed, Registration, StoreError};
 
 /// A decided batch: its records, and what turning its decisions into answers needs once the
@@ -15,12 +16,22 @@ use crate::store::{Changed, Delivery, Noticed, Registration, StoreError};
 #[derive(Debug)]
 pub struct Decided {
     pub records: Vec<LogRecord>,
+    /// The manifests of the records that came encoded, to seal with them.
+    pub manifests: EncodedManifests,
     before: HashMap<Mrn, FilingEntry>,
 }
 
 impl Decided {
-    pub(super) fn new(records: Vec<LogRecord>, before: HashMap<Mrn, FilingEntry>) -> Decided {
-        Decided { records, before }
+    pub(super) fn new(
+        records: Vec<LogRecord>,
+        manifests: EncodedManifests,
+        before: HashMap<Mrn, FilingEntry>,
+    ) -> Decided {
+        Decided {
+            records,
+            manifests,
+            before,
+        }
     }
 
     /// The answer to a registration.

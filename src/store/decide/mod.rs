@@ -30,6 +30,7 @@ pub use self::answer::Decided;
 use self::records::{awaits, lifecycle_record, new_record, received_record};
 use super::index::{Index, IndexError, Received};
 use super::projection::{evolve, referral, referral_mut, request_mut};
+use super::record::EncodedManifests;
 use super::risk::target_label;
 use super::{
     Change, ChangeRefusal, Changed, Delivery, NewFiling, Noticed, Registration, StoreError,
@@ -125,6 +126,8 @@ pub struct Batch<'a, V: StateView> {
     received: HashMap<(String, u64), usize>,
     /// (peer, notice id) of notices received in this batch → record position.
     notices: HashMap<(String, String), usize>,
+    /// The manifests of received envelopes, sealed as they came.
+    manifests: EncodedManifests,
 }
 
 impl<'a, V: StateView> Batch<'a, V> {
@@ -142,12 +145,13 @@ impl<'a, V: StateView> Batch<'a, V> {
             last_change: HashMap::new(),
             received: HashMap::new(),
             notices: HashMap::new(),
+            manifests: EncodedManifests::default(),
         }
     }
 
     /// Ends the decisions: the records to append, and what the answers need.
     pub fn finish(self) -> Decided {
-        Decided::new(self.records, self.before)
+        Decided::new(self.records, self.manifests, self.before)
     }
 
     /// Adds a record with the batch's next sequence; returns its position.
@@ -454,7 +458,11 @@ impl<'a, V: StateView> Batch<'a, V> {
 
     /// Decides a delivered envelope: the first answer again for a redelivery, otherwise a new
     /// record (stored, or refused with its code).
-    pub fn receive(&mut self, envelope: crate::pb::Envelope, at: SystemTime) -> Decision<Delivery> {
+    pub fn receive(
+        &mut self,
+        envelope: crate::pb::ReceivedEnvelope,
+        at: SystemTime,
+    ) -> Decision<Delivery> {
         let key = (envelope.origin.clone(), envelope.origin_sequence);
         if let Some(&i) = self.received.get(&key) {
             return Decision::Repeat(i);
@@ -476,7 +484,11 @@ impl<'a, V: StateView> Batch<'a, V> {
             }
             Ok(None) => {}
         }
-        let i = self.push(received_record(envelope, at));
+        let (record, manifest) = received_record(envelope, at);
+        let i = self.push(record);
+        if let Some(manifest) = manifest {
+            self.manifests.insert(self.records[i].sequence, manifest);
+        }
         self.received.insert(key, i);
         Decision::New(i)
     }

@@ -3,15 +3,33 @@
 
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use prost_types::Timestamp;
 
 use crate::ids::{Mrn, Seq};
+use crate::pb::ReceivedEnvelope;
 use crate::pb::store::{FilingEntry, LogRecord, RecordKind};
 use crate::store::NewFiling;
 
-/// The record of a delivered envelope: stored, or refused with its code.
-pub(super) fn received_record(envelope: crate::pb::Envelope, at: SystemTime) -> LogRecord {
-    let problem = envelope_problem(&envelope);
+/// The record of a delivered envelope, stored or refused with its code, and the manifest it
+/// carries, encoded, to seal into the record as it came.
+pub(super) fn received_record(
+    envelope: ReceivedEnvelope,
+    at: SystemTime,
+) -> (LogRecord, Option<Bytes>) {
+    let (manifest, problem) = match envelope.manifest() {
+        Ok(manifest) => {
+            let problem = envelope_problem(&envelope, manifest.is_some());
+            (manifest, problem)
+        }
+        Err(e) => (
+            None,
+            Some((
+                "INVALID_ENVELOPE",
+                format!("the manifest does not decode: {e}"),
+            )),
+        ),
+    };
     let mut record = LogRecord {
         kind: if problem.is_some() {
             RecordKind::ReceivedRefused
@@ -27,13 +45,12 @@ pub(super) fn received_record(envelope: crate::pb::Envelope, at: SystemTime) -> 
     if let Some((code, message)) = problem {
         record.refusal = code.to_owned();
         record.reason = message;
-        return record;
+        return (record, None);
     }
     record.mrn = envelope.mrn;
     record.filer = envelope.filer;
     record.lrn = envelope.lrn;
     record.version = envelope.version;
-    record.manifest = envelope.manifest;
     record.origin_digest = envelope.digest;
     record.traceparent = envelope.traceparent;
     record.arrival = envelope.arrival;
@@ -54,11 +71,14 @@ pub(super) fn received_record(envelope: crate::pb::Envelope, at: SystemTime) -> 
         }
         _ => record.reason = envelope.reason,
     }
-    record
+    (record, manifest)
 }
 
 /// Why an envelope cannot be taken, if it cannot: (code, message).
-fn envelope_problem(envelope: &crate::pb::Envelope) -> Option<(&'static str, String)> {
+fn envelope_problem(
+    envelope: &ReceivedEnvelope,
+    has_manifest: bool,
+) -> Option<(&'static str, String)> {
     use crate::pb::EnvelopeKind;
     let kind = EnvelopeKind::try_from(envelope.kind).unwrap_or(EnvelopeKind::Unspecified);
     if kind == EnvelopeKind::Unspecified {
@@ -70,8 +90,7 @@ fn envelope_problem(envelope: &crate::pb::Envelope) -> Option<(&'static str, Str
     if let Err(e) = Mrn::parse(&envelope.mrn) {
         return Some(("INVALID_ENVELOPE", format!("MRN {:?}: {e}", envelope.mrn)));
     }
-    if matches!(kind, EnvelopeKind::Filing | EnvelopeKind::Amendment) && envelope.manifest.is_none()
-    {
+    if matches!(kind, EnvelopeKind::Filing | EnvelopeKind::Amendment) && !has_manifest {
         return Some((
             "INVALID_ENVELOPE",
             "a filing or amendment carries its manifest".into(),
