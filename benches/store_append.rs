@@ -46,6 +46,7 @@ fn filing() -> NewFiling {
         digest: accepted.digest,
         version_1_digest: accepted.version_1_digest,
         manifest: accepted.manifest,
+        manifest_encoding: Some(accepted.encoded),
         original: vec![b'x'; RECORD_BYTES.saturating_sub(manifest_len)],
         original_type: "application/x-protobuf",
         submitted_bytes: RECORD_BYTES,

@@ -453,6 +453,7 @@ impl FilingService {
             digest: accepted.digest,
             version_1_digest: accepted.version_1_digest,
             manifest: accepted.manifest,
+            manifest_encoding: Some(accepted.encoded),
             original: original.unwrap_or_default(),
             original_type,
             submitted_bytes: bytes,

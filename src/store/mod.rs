@@ -74,6 +74,9 @@ pub struct NewFiling {
     pub filer: Eori,
     pub lrn: Lrn,
     pub manifest: Box<Manifest>,
+    /// The manifest's canonical encoding (the validator's), sealed into the record as it is;
+    /// `None`: encoded when sealed.
+    pub manifest_encoding: Option<bytes::Bytes>,
     /// SHA-256 of the canonical manifest encoding.
     pub digest: [u8; 32],
     /// For a filing sent in version 1's form: the digest of that form, which is what a gateway

@@ -52,9 +52,10 @@ pub enum RecordError {
 /// `LogRecord.manifest`'s field number (a test holds it to the generated type).
 const MANIFEST_FIELD: u32 = 9;
 
-/// Manifests of a batch's records that arrived encoded (a peer's deliveries), by the record's
-/// sequence: sealed into their records as they came ([`seal`]), never decoded. Such a record
-/// carries no `manifest` of its own.
+/// Manifests of a batch's records that come encoded, by the record's sequence, sealed into
+/// their records as they are ([`seal`]): a peer's deliveries (never decoded; such a record has
+/// no `manifest` of its own) and carriers' filings (the canonical encoding the validator made
+/// and the digest covers, not made again).
 #[derive(Debug, Clone, Default)]
 pub struct EncodedManifests(HashMap<u64, Bytes>);
 
@@ -68,9 +69,16 @@ impl EncodedManifests {
         self.0.insert(sequence, manifest);
     }
 
-    /// What the manifest of the record with `sequence` adds to its encoding.
-    pub fn encoded_len(&self, sequence: u64) -> usize {
-        self.get(sequence).map_or(0, manifest_field_len)
+    /// The bytes `record` takes in its segment once sealed with its manifest from here (its
+    /// header and payload; the hash fields only once sealed).
+    pub fn framed_len(&self, record: &LogRecord) -> u64 {
+        let Some(encoded) = self.get(record.sequence) else {
+            return framed_len(record);
+        };
+        let typed = record.manifest.as_deref().map_or(0, |m| {
+            prost::encoding::message::encoded_len(MANIFEST_FIELD, m)
+        });
+        framed_len(record) - typed as u64 + manifest_field_len(encoded) as u64
     }
 }
 
@@ -82,17 +90,30 @@ fn manifest_field_len(manifest: &[u8]) -> usize {
 }
 
 /// Seals `record` into the chain after `prev_hash`: sets `format` and `prev_hash`, computes the
-/// hash, and returns the framed bytes and the record's hash. `manifest`, an encoded manifest
-/// (of a record without one of its own), goes into the payload as the record's manifest field.
+/// hash, and returns the framed bytes and the record's hash. `manifest`, the record's manifest
+/// encoded, goes into the payload as its manifest field instead of the record's own (which
+/// must be the same manifest, if it has one).
 pub fn seal(
     record: &mut LogRecord,
     manifest: Option<&[u8]>,
     prev_hash: [u8; 32],
 ) -> (Vec<u8>, [u8; 32]) {
-    debug_assert!(manifest.is_none() || record.manifest.is_none());
+    debug_assert!(
+        manifest.is_none()
+            || record
+                .manifest
+                .as_ref()
+                .is_none_or(|m| m.encode_to_vec() == manifest.unwrap_or_default()),
+        "an encoded manifest is the record's own"
+    );
     record.format = FORMAT;
     record.prev_hash = prev_hash.to_vec();
     record.hash.clear();
+    // Out of the record while it is encoded, back after: its bytes are `manifest`.
+    let typed = match manifest {
+        Some(_) => record.manifest.take(),
+        None => None,
+    };
     let body_len = record.encoded_len();
     let payload_len = body_len + manifest.map_or(0, manifest_field_len) + HASH_FIELD_LEN;
     let mut frame = Vec::with_capacity(HEADER_LEN + payload_len);
@@ -100,6 +121,9 @@ pub fn seal(
     record
         .encode(&mut frame)
         .expect("a Vec grows to fit any message");
+    if typed.is_some() {
+        record.manifest = typed;
+    }
     // Fields merge in any order: the manifest after the rest decodes as if encoded with it.
     if let Some(manifest) = manifest {
         prost::encoding::encode_key(
@@ -400,10 +424,7 @@ mod tests {
             ..record(3)
         };
         let (frame, hash) = seal(&mut received, manifests.get(3), [4; 32]);
-        assert_eq!(
-            frame.len() as u64,
-            framed_len(&received) + manifests.encoded_len(3) as u64
-        );
+        assert_eq!(frame.len() as u64, manifests.framed_len(&received));
         let (payload, _) = read_frame(&frame).expect("frame");
         let read = open(payload).expect("opens: its hash verifies");
         assert_eq!(hash_of(&read), hash);
@@ -414,6 +435,32 @@ mod tests {
                 ..received.clone()
             }
         );
+        let shared = SharedRecord::open(payload).expect("shared");
+        assert_eq!(shared.manifest, Some(encoded));
+    }
+
+    /// A filing sealed with its manifest's encoding (the validator's) holds those bytes and
+    /// reads back as the record it is, manifest included.
+    #[test]
+    fn a_filing_is_sealed_with_its_manifest_s_encoding() {
+        use crate::pb::store::RecordKind;
+        let manifest: crate::pb::Manifest =
+            crate::pb::from_json(include_str!("../../schemas/examples/sea-f10.json"))
+                .expect("sample");
+        let encoded = manifest.encode_to_vec();
+        let mut manifests = EncodedManifests::default();
+        manifests.insert(5, Bytes::from(encoded.clone()));
+        let mut filing = LogRecord {
+            kind: RecordKind::Filing as i32,
+            manifest: Some(Box::new(manifest)),
+            ..record(5)
+        };
+        let (frame, hash) = seal(&mut filing, manifests.get(5), GENESIS);
+        assert!(filing.manifest.is_some(), "the record keeps its manifest");
+        assert_eq!(frame.len() as u64, manifests.framed_len(&filing));
+        let (payload, _) = read_frame(&frame).expect("frame");
+        assert_eq!(open(payload).expect("opens"), filing);
+        assert_eq!(hash_of(&filing), hash);
         let shared = SharedRecord::open(payload).expect("shared");
         assert_eq!(shared.manifest, Some(encoded));
     }

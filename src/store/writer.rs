@@ -676,9 +676,7 @@ fn sealed_bytes(records: &[LogRecord], manifests: &EncodedManifests) -> u64 {
     const SEAL_BYTES: u64 = 96;
     records
         .iter()
-        .map(|r| {
-            super::record::framed_len(r) + manifests.encoded_len(r.sequence) as u64 + SEAL_BYTES
-        })
+        .map(|r| manifests.framed_len(r) + SEAL_BYTES)
         .sum()
 }
 

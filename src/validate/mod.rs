@@ -156,8 +156,10 @@ pub struct Accepted {
     pub filer: Eori,
     pub lrn: Lrn,
     pub manifest: Box<Manifest>,
-    /// SHA-256 of the manifest's canonical protobuf encoding (what the constraints walked):
-    /// equal content, equal digest, whatever the input format.
+    /// The manifest's canonical protobuf encoding (what the constraints walked), which the
+    /// log stores as it is.
+    pub encoded: bytes::Bytes,
+    /// SHA-256 of `encoded`: equal content, equal digest, whatever the input format.
     pub digest: [u8; 32],
     /// For a filing in version 1's form: the digest of that form (what gateways before version
     /// 2 registered it under), so that a retry across the upgrade is still the same filing.
@@ -420,6 +422,7 @@ impl Validator {
             filer,
             lrn,
             digest: Sha256::digest(&encoded).into(),
+            encoded: encoded.into(),
             version_1_digest,
             manifest,
             warnings: report.findings,

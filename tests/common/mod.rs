@@ -618,6 +618,7 @@ pub fn new_filing(lrn: &str) -> aci_gateway::store::NewFiling {
         digest: accepted.digest,
         version_1_digest: accepted.version_1_digest,
         manifest: accepted.manifest,
+        manifest_encoding: Some(accepted.encoded),
         original: b"original bytes".to_vec(),
         original_type: "application/x-protobuf",
         submitted_bytes: 5 * 1024,

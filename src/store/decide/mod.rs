@@ -199,6 +199,7 @@ impl<'a, V: StateView> Batch<'a, V> {
             },
         };
         let position = self.records.len();
+        let encoding = filing.manifest_encoding.clone();
         for document in &filing.master_documents {
             self.documents
                 .insert((filing.filer.clone(), document.clone()), position);
@@ -207,6 +208,9 @@ impl<'a, V: StateView> Batch<'a, V> {
         record.links = links;
         record.timers = filing_timers(&self.rules.timers, &record);
         let i = self.push(record);
+        if let Some(encoding) = encoding {
+            self.manifests.insert(self.records[i].sequence, encoding);
+        }
         self.lrns.insert(key, i);
         Decision::New(i)
     }

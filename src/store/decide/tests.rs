@@ -56,6 +56,7 @@ fn filing(lrn: &str, digest: u8, documents: &[&str]) -> NewFiling {
             transport_mode: TransportMode::Sea as i32,
             ..Manifest::default()
         }),
+        manifest_encoding: None,
         digest: [digest; 32],
         version_1_digest: None,
         original: Vec::new(),
