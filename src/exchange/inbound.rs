@@ -16,13 +16,13 @@ use tokio_util::sync::CancellationToken;
 use crate::ids::{Mrn, Seq};
 use crate::pb::delivery_ack::Outcome;
 use crate::pb::{
-    Delivered, DeliveryAck, Envelope, Notice, NoticeAck, NoticeKind, NoticeTarget,
-    ReceivedEnvelope, Refusal, TargetType,
+    Delivered, DeliveryAck, Notice, NoticeAck, NoticeKind, NoticeTarget, ReceivedEnvelope, Refusal,
+    TargetType,
 };
 use crate::store::{Delivery, LogCursor, Noticed, StoreError};
 use crate::telemetry::Metrics;
 
-use super::{Exchange, PeerState, envelope_of};
+use super::{Exchange, PeerState, SharedEnvelope, envelope_of};
 
 /// Envelopes of one delivery stream being stored at once, and acknowledgements waiting to be
 /// read: a sender that does not read its acknowledgements stops being read.
@@ -136,12 +136,13 @@ impl Inbound {
     }
 
     /// `peer`'s feed after `after`: the records the routes give it, in log order, then each new
-    /// one as it is made durable. Asking from a cursor says everything up to it arrived.
+    /// one as it is made durable, with manifests as the log holds them. Asking from a cursor
+    /// says everything up to it arrived.
     pub fn feed(
         &self,
         peer: Arc<PeerState>,
         after: u64,
-    ) -> Result<Answers<Envelope>, ExchangeError> {
+    ) -> Result<Answers<SharedEnvelope>, ExchangeError> {
         let store = self.exchange.store().clone();
         let durable_now = *store.durable().borrow();
         self.exchange.acknowledge(&peer, after.min(durable_now))?;
@@ -529,7 +530,7 @@ async fn follow(
     exchange: &Exchange,
     peer: &PeerState,
     reader: Box<dyn LogCursor>,
-    feed: &mpsc::Sender<Result<Envelope, ExchangeError>>,
+    feed: &mpsc::Sender<Result<SharedEnvelope, ExchangeError>>,
     shutdown: &CancellationToken,
 ) {
     let mut reader = Some(reader);
@@ -580,17 +581,11 @@ async fn follow(
                 }
             }
             let sequence = record.sequence;
-            // The feed's stream is typed `Envelope`: the shared envelope is read back as one
-            // (its manifest decoded).
-            let envelope = match envelope_of(&exchange.gateway_id, record).decoded() {
-                Ok(envelope) => envelope,
-                Err(e) => {
-                    tracing::error!(sequence, error = %e, "cannot decode a record for a feed");
-                    let _ = feed.send(Err(ExchangeError::LogUnreadable)).await;
-                    return;
-                }
-            };
-            if feed.send(Ok(envelope)).await.is_err() {
+            if feed
+                .send(Ok(envelope_of(&exchange.gateway_id, record)))
+                .await
+                .is_err()
+            {
                 return;
             }
             peer.sent.fetch_max(sequence, Ordering::AcqRel);

@@ -411,9 +411,8 @@ pub fn envelope_of(origin: &str, record: SharedRecord) -> SharedEnvelope {
 }
 
 /// An [`Envelope`] as it leaves this gateway: the manifest as the log holds it, encoded (the
-/// bytes on the wire are the same). The forwarder sends these; a peer's feed, whose stream the
-/// generated service types as `Envelope`, decodes them ([`SharedEnvelope::decoded`]). Its tags
-/// are `Envelope`'s (a test holds them together).
+/// bytes on the wire are the same). The forwarder sends these, and the peer API's feed
+/// (`service::PeerApi`). Its tags are `Envelope`'s (a test holds them together).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SharedEnvelope {
     #[prost(string, tag = "1")]

@@ -3,9 +3,10 @@
 //! anyone else is refused before anything is read. Each method then calls one use-case and
 //! maps its error with [`crate::status`].
 //!
-//! [`PeerApi`] serves it: the generated server, but for `Deliver`, whose envelopes it reads
-//! with their manifests left encoded ([`ReceivedEnvelope`]): a receiver stores a manifest as
-//! it came, and decoding each one only to encode it again was a third of a backlog's drain.
+//! [`PeerApi`] serves it: the generated server, but for the two streams of envelopes, whose
+//! manifests stay encoded: `Deliver` reads them as [`ReceivedEnvelope`]s (a receiver stores a
+//! manifest as it came; decoding each one only to encode it again was a third of a backlog's
+//! drain) and `Subscribe` writes them as [`SharedEnvelope`]s (manifests as the log holds them).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,8 +20,8 @@ use crate::pb::peer_exchange_server::{PeerExchange, PeerExchangeServer};
 use crate::pb::{DeliveryAck, Envelope, Notice, NoticeAck, ReceivedEnvelope, SubscribeRequest};
 use crate::tls::{Identity, PeerInfo};
 
-use super::PeerState;
 use super::inbound::{Answers, Inbound};
+use super::{PeerState, SharedEnvelope};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -47,6 +48,18 @@ impl PeerService {
         let peer = self.caller(&request)?;
         let answers = self.inbound.deliver(peer, request.into_inner());
         Ok(Response::new(streamed(answers)))
+    }
+
+    /// The caller's feed from its cursor.
+    fn feed(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<BoxStream<SharedEnvelope>>, Status> {
+        let peer = self.caller(&request)?;
+        let feed = self
+            .inbound
+            .feed(peer, request.into_inner().after_sequence)?;
+        Ok(Response::new(streamed(feed)))
     }
 
     /// The configured peer behind a request.
@@ -85,15 +98,18 @@ impl PeerExchange for PeerService {
 
     type SubscribeStream = BoxStream<Envelope>;
 
+    /// The feed with each envelope decoded whole (the generated server's `Subscribe`;
+    /// [`PeerApi`] sends them with the manifests as stored instead).
     async fn subscribe(
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let peer = self.caller(&request)?;
-        let feed = self
-            .inbound
-            .feed(peer, request.into_inner().after_sequence)?;
-        Ok(Response::new(streamed(feed)))
+        let feed = self.feed(request)?.into_inner();
+        Ok(Response::new(Box::pin(feed.map(|envelope| {
+            envelope?
+                .decoded()
+                .map_err(|e| Status::internal(format!("a record of the feed: {e}")))
+        }))))
     }
 
     async fn notify(&self, request: Request<Notice>) -> Result<Response<NoticeAck>, Status> {
@@ -164,17 +180,23 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.uri().path() != "/aci.v1.PeerExchange/Deliver" {
-            return self.generated.call(request);
+        let service = self.service.clone();
+        let max_message = Some(self.max_message);
+        match request.uri().path() {
+            "/aci.v1.PeerExchange/Deliver" => Box::pin(async move {
+                let codec = tonic_prost::ProstCodec::<DeliveryAck, ReceivedEnvelope>::default();
+                let mut grpc = tonic::server::Grpc::new(codec)
+                    .apply_max_message_size_config(max_message, None);
+                Ok(grpc.streaming(Deliver(service), request).await)
+            }),
+            "/aci.v1.PeerExchange/Subscribe" => Box::pin(async move {
+                let codec = tonic_prost::ProstCodec::<SharedEnvelope, SubscribeRequest>::default();
+                let mut grpc = tonic::server::Grpc::new(codec)
+                    .apply_max_message_size_config(max_message, None);
+                Ok(grpc.server_streaming(Subscribe(service), request).await)
+            }),
+            _ => self.generated.call(request),
         }
-        let deliver = Deliver(self.service.clone());
-        let max_message = self.max_message;
-        Box::pin(async move {
-            let codec = tonic_prost::ProstCodec::<DeliveryAck, ReceivedEnvelope>::default();
-            let mut grpc = tonic::server::Grpc::new(codec)
-                .apply_max_message_size_config(Some(max_message), None);
-            Ok(grpc.streaming(deliver, request).await)
-        })
     }
 }
 
@@ -188,5 +210,18 @@ impl tonic::server::StreamingService<ReceivedEnvelope> for Deliver {
 
     fn call(&mut self, request: Request<Streaming<ReceivedEnvelope>>) -> Self::Future {
         std::future::ready(self.0.deliver_stream(request))
+    }
+}
+
+/// `Subscribe` with envelopes whose manifests are as the log holds them.
+struct Subscribe(PeerService);
+
+impl tonic::server::ServerStreamingService<SubscribeRequest> for Subscribe {
+    type Response = SharedEnvelope;
+    type ResponseStream = BoxStream<SharedEnvelope>;
+    type Future = std::future::Ready<Result<Response<BoxStream<SharedEnvelope>>, Status>>;
+
+    fn call(&mut self, request: Request<SubscribeRequest>) -> Self::Future {
+        std::future::ready(self.0.feed(request))
     }
 }
