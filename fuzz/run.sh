@@ -14,10 +14,11 @@ declare -A seeds=(
   [xml_mapping]=seeds/xml
   [protobuf_constraints]=seeds/protobuf
   [log_record]=seeds/log_record
+  [manifest_wire]=seeds/protobuf
 )
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O -s none
-for target in xml_schema xml_mapping protobuf_constraints log_record; do
+for target in xml_schema xml_mapping protobuf_constraints log_record manifest_wire; do
   mkdir -p "corpus/$target"
   status=0
   if [ -n "${FUZZ_RUNS:-}" ]; then

@@ -1,5 +1,7 @@
 //! The log's frame and record decoder on arbitrary bytes (what a damaged disk can hand back):
-//! an error, never a panic; a record that opens re-seals to the same frame.
+//! an error, never a panic; a record that opens re-seals to the same frame (its fields in
+//! encoding order, as in the seeds: a frame whose manifest was sealed from its encoding has
+//! that field last, and nothing re-seals records read back).
 #![no_main]
 
 use aci_gateway::store::record;
@@ -13,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(mut opened) = record::open(payload) {
             let prev = opened.prev_hash.clone().try_into().unwrap_or([0u8; 32]);
             if opened.prev_hash.len() == 32 {
-                let (frame, _) = record::seal(&mut opened, prev);
+                let (frame, _) = record::seal(&mut opened, None, prev);
                 assert_eq!(frame, rest[..used], "an opened record re-seals to its frame");
             }
         }

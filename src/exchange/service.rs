@@ -136,7 +136,8 @@ impl PeerExchange for PeerService {
 }
 
 /// The peer API's gRPC service: [`PeerExchangeServer`] over a [`PeerService`], but for
-/// `Deliver`, served here with envelopes read as [`ReceivedEnvelope`]s.
+/// `Deliver` and `Subscribe`, served here with envelopes read as [`ReceivedEnvelope`]s and
+/// written as [`SharedEnvelope`]s (the generated trait's methods for them decode whole).
 #[derive(Debug, Clone)]
 pub struct PeerApi {
     generated: PeerExchangeServer<PeerService>,

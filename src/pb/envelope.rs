@@ -52,10 +52,13 @@ pub struct ReceivedEnvelope {
     pub notice_administration: String,
 }
 
+/// A received envelope's manifest, encoded, if it has one; or why it would not decode.
+pub type ReceivedManifest = Result<Option<Bytes>, super::wire::WireError>;
+
 impl ReceivedEnvelope {
     /// The manifest's encoding, if the envelope carries one: `Err` where it would not decode as
     /// a `Manifest` (prost's verdict, from [`super::wire`]).
-    pub fn manifest(&self) -> Result<Option<Bytes>, super::wire::WireError> {
+    pub fn manifest(&self) -> ReceivedManifest {
         for part in &self.manifest_parts {
             super::wire::manifest().check_field_value(part)?;
         }
@@ -67,7 +70,8 @@ impl ReceivedEnvelope {
     }
 
     /// The envelope decoded whole, as a stock client would read it.
-    pub fn decoded(&self) -> Result<Envelope, prost::DecodeError> {
+    #[cfg(test)]
+    fn decoded(&self) -> Result<Envelope, prost::DecodeError> {
         Envelope::decode(self.encode_to_vec().as_slice())
     }
 }

@@ -353,17 +353,23 @@ mod tests {
             out.extend(key_of(1000, END_GROUP).repeat(depth));
             out
         };
+        // Field 99 is not the manifest's: skipped, as prost skips it.
+        let unknown = |wire_type: u8, rest: &[u8]| [key_of(99, wire_type), rest.to_vec()].concat();
         let mut cases: Vec<Vec<u8>> = vec![
             vec![],
             vec![0x00],
-            vec![(99 << 3) | END_GROUP],
-            vec![(99 << 3) | 6, 0],
-            vec![(99 << 3) | 7, 0],
-            vec![(99 << 3) | START_GROUP, (98 << 3) | END_GROUP],
-            vec![(99 << 3) | START_GROUP, (99 << 3) | END_GROUP],
-            vec![(99 << 3) | START_GROUP],
-            vec![(99 << 3) | FIXED32, 1, 2, 3],
-            vec![(99 << 3) | FIXED64, 1, 2, 3, 4, 5, 6, 7, 8],
+            unknown(END_GROUP, &[]),
+            [key_of(99, VARINT), vec![0]].concat(),
+            vec![0x9e, 0x06, 0], // field 99, wire type 6
+            vec![0x9f, 0x06, 0], // field 99, wire type 7
+            unknown(START_GROUP, &key_of(98, END_GROUP)),
+            unknown(START_GROUP, &key_of(99, END_GROUP)),
+            unknown(START_GROUP, &[]),
+            unknown(FIXED32, &[1, 2, 3]),
+            unknown(FIXED32, &[1, 2, 3, 4]),
+            unknown(FIXED64, &[1, 2, 3, 4, 5, 6, 7, 8]),
+            unknown(FIXED64, &[1, 2, 3, 4, 5, 6, 7]),
+            unknown(LENGTH_DELIMITED, &[3, 1, 2]),
             vec![0xf8, 0xff, 0xff, 0xff, 0x0f, 0],
             vec![0xf8, 0xff, 0xff, 0xff, 0x1f, 0],
         ];

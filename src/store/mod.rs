@@ -585,13 +585,18 @@ impl Store {
     /// order while many envelopes share one commit.
     pub async fn queue_receive(
         &self,
-        envelope: crate::pb::ReceivedEnvelope,
+        mut envelope: crate::pb::ReceivedEnvelope,
     ) -> Result<impl Future<Output = Result<Delivery, StoreError>> + use<>, StoreError> {
+        // Checked here, on the receiving stream's task, not on the writer's thread; the parts
+        // go once merged.
+        let manifest = envelope.manifest();
+        envelope.manifest_parts.clear();
         let (reply, answer) = oneshot::channel();
         self.shared
             .commands
             .send(writer::Command::Receive {
                 envelope: Box::new(envelope),
+                manifest,
                 at: SystemTime::now(),
                 reply,
             })

@@ -1,9 +1,11 @@
 //! One log record on disk: framing (`len | crc32c | payload`), sealing into the hash chain, and
 //! the checks that tell a torn write from corruption.
 //!
-//! The payload is a `LogRecord` without its `hash` field, followed by that field encoded by hand
-//! (tag 15, 32 bytes). Protobuf merges fields in any order, so the payload decodes as one message,
-//! and the hash covers exactly the bytes before it: verification never re-encodes anything.
+//! The payload is a `LogRecord` without its `hash` field, then its manifest (field 9) where the
+//! manifest came encoded ([`EncodedManifests`]: a filing's canonical encoding, a peer's bytes
+//! as delivered), then the hash field encoded by hand (tag 15, 32 bytes). Protobuf merges fields
+//! in any order, so the payload decodes as one message, and the hash covers exactly the bytes
+//! before it: verification never re-encodes anything.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -284,7 +286,8 @@ pub struct SharedRecord {
     pub version: u32,
     #[prost(message, optional, tag = "8")]
     pub received_at: Option<prost_types::Timestamp>,
-    /// The canonical manifest's encoding, as stored.
+    /// The manifest's encoding, as stored (a filing's canonical one; a received envelope's as
+    /// the peer sent it).
     #[prost(bytes = "vec", optional, tag = "9")]
     pub manifest: Option<Vec<u8>>,
     #[prost(bytes = "vec", tag = "12")]

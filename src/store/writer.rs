@@ -28,6 +28,7 @@ use super::record::EncodedManifests;
 use super::{
     Change, Changed, Delivery, LARGE_FILING, NewFiling, Noticed, Registration, Stats, StoreError,
 };
+use crate::pb::envelope::ReceivedManifest;
 
 /// Span links a group commit records, at most (a batch can hold a thousand records).
 const MAX_COMMIT_LINKS: usize = 128;
@@ -57,6 +58,7 @@ pub(super) enum Command {
     },
     Receive {
         envelope: Box<crate::pb::ReceivedEnvelope>,
+        manifest: ReceivedManifest,
         at: std::time::SystemTime,
         reply: Reply<Delivery>,
     },
@@ -78,7 +80,11 @@ pub(super) enum Command {
 enum Request {
     Register(Box<NewFiling>),
     Change(Mrn, Box<Change>, String),
-    Receive(Box<crate::pb::ReceivedEnvelope>, std::time::SystemTime),
+    Receive(
+        Box<crate::pb::ReceivedEnvelope>,
+        ReceivedManifest,
+        std::time::SystemTime,
+    ),
     Notify(String, Box<crate::pb::Notice>, std::time::SystemTime),
 }
 
@@ -599,9 +605,13 @@ fn split(command: Command) -> Option<(Request, Replier)> {
         ),
         Command::Receive {
             envelope,
+            manifest,
             at,
             reply,
-        } => (Request::Receive(envelope, at), Replier::Receive(reply)),
+        } => (
+            Request::Receive(envelope, manifest, at),
+            Replier::Receive(reply),
+        ),
         Command::Notify {
             peer,
             notice,
@@ -619,7 +629,9 @@ fn decide(batch: &mut Batch<'_, Index>, request: Request) -> Pending {
         Request::Change(mrn, change, traceparent) => {
             Pending::Change(Box::new(batch.change(&mrn, *change, traceparent)))
         }
-        Request::Receive(envelope, at) => Pending::Receive(batch.receive(*envelope, at)),
+        Request::Receive(envelope, manifest, at) => {
+            Pending::Receive(batch.receive(*envelope, manifest, at))
+        }
         Request::Notify(peer, notice, at) => Pending::Notify(batch.notify(peer, *notice, at)),
     }
 }

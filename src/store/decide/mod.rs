@@ -341,6 +341,10 @@ impl<'a, V: StateView> Batch<'a, V> {
 
     /// Decides a lifecycle change against the filing's current state.
     pub fn change(&mut self, mrn: &Mrn, change: Change, traceparent: String) -> Decision<Changed> {
+        let encoding = match &change {
+            Change::Amend(filing) => filing.manifest_encoding.clone(),
+            _ => None,
+        };
         match self.change_record(mrn, change) {
             Err(e) => Decision::Now(Err(e)),
             // Unchanged from what a record of this batch left: its status is only complete
@@ -354,6 +358,9 @@ impl<'a, V: StateView> Batch<'a, V> {
                     record.traceparent = traceparent;
                 }
                 let i = self.push(record);
+                if let Some(encoding) = encoding {
+                    self.manifests.insert(self.records[i].sequence, encoding);
+                }
                 let after = evolve(entry, &self.records[i]);
                 self.entries.insert(mrn.clone(), after);
                 self.last_change.insert(mrn.clone(), i);
@@ -465,6 +472,7 @@ impl<'a, V: StateView> Batch<'a, V> {
     pub fn receive(
         &mut self,
         envelope: crate::pb::ReceivedEnvelope,
+        manifest: crate::pb::envelope::ReceivedManifest,
         at: SystemTime,
     ) -> Decision<Delivery> {
         let key = (envelope.origin.clone(), envelope.origin_sequence);
@@ -488,7 +496,7 @@ impl<'a, V: StateView> Batch<'a, V> {
             }
             Ok(None) => {}
         }
-        let (record, manifest) = received_record(envelope, at);
+        let (record, manifest) = received_record(envelope, manifest, at);
         let i = self.push(record);
         if let Some(manifest) = manifest {
             self.manifests.insert(self.records[i].sequence, manifest);

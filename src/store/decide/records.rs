@@ -8,6 +8,7 @@ use prost_types::Timestamp;
 
 use crate::ids::{Mrn, Seq};
 use crate::pb::ReceivedEnvelope;
+use crate::pb::envelope::ReceivedManifest;
 use crate::pb::store::{FilingEntry, LogRecord, RecordKind};
 use crate::store::NewFiling;
 
@@ -15,9 +16,10 @@ use crate::store::NewFiling;
 /// carries, encoded, to seal into the record as it came.
 pub(super) fn received_record(
     envelope: ReceivedEnvelope,
+    manifest: ReceivedManifest,
     at: SystemTime,
 ) -> (LogRecord, Option<Bytes>) {
-    let (manifest, problem) = match envelope.manifest() {
+    let (manifest, problem) = match manifest {
         Ok(manifest) => {
             let problem = envelope_problem(&envelope, manifest.is_some());
             (manifest, problem)
