@@ -316,7 +316,7 @@ impl PeerClient {
     }
 
     /// Delivers envelopes (an `Envelope`, or any message with its tags, such as a
-    /// [`crate::pb::ReceivedEnvelope`] whose manifest is bytes); the acknowledgements come back
+    /// [`crate::pb::EncodedEnvelope`] whose manifest is bytes); the acknowledgements come back
     /// in order.
     pub async fn deliver<T: prost::Message + 'static>(
         &mut self,

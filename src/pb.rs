@@ -25,7 +25,7 @@ pub use aci::v1::*;
 pub mod envelope;
 pub mod wire;
 
-pub use envelope::ReceivedEnvelope;
+pub use envelope::EncodedEnvelope;
 
 /// The encoded `FileDescriptorSet` of every `.proto` in `proto/` (for reflection and JSON).
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/aci_descriptor.bin"));

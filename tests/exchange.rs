@@ -559,7 +559,7 @@ async fn wrong_certificates_and_identities_are_refused_both_ways() {
 /// goes on; a redelivery of it gets the same refusal.
 #[tokio::test]
 async fn a_manifest_that_does_not_decode_is_refused_and_the_stream_goes_on() {
-    use aci_gateway::pb::ReceivedEnvelope;
+    use aci_gateway::pb::EncodedEnvelope;
     use aci_gateway::pb::delivery_ack::Outcome;
     use prost::Message;
     let network = GatewayBuilder::default().id("TEST-N").site();
@@ -571,7 +571,7 @@ async fn a_manifest_that_does_not_decode_is_refused_and_the_stream_goes_on() {
         PeerClient::connect(&format!("https://127.0.0.1:{b_port}"), "TEST-B", &a_files)
             .await
             .expect("connects");
-    let envelope = |sequence: u64, manifest: Vec<u8>| ReceivedEnvelope {
+    let envelope = |sequence: u64, manifest: Vec<u8>| EncodedEnvelope {
         origin: "TEST-A".into(),
         origin_sequence: sequence,
         kind: EnvelopeKind::Filing as i32,

@@ -21,7 +21,7 @@ use crate::pb::DeliveryAck;
 use crate::pb::delivery_ack::Outcome;
 use crate::store::record::SharedRecord;
 
-use super::{Exchange, PeerState, SharedEnvelope, envelope_of, record_millis};
+use super::{EncodedEnvelope, Exchange, PeerState, envelope_of, record_millis};
 
 /// Envelopes sent and not yet acknowledged, at most.
 pub const WINDOW: usize = 1024;
@@ -254,7 +254,7 @@ impl Forwarder {
             () = self.shutdown.cancelled() => return Ok(()),
             connected = super::connect(endpoint, &self.state.id, self.tls.config()?) => connected?,
         };
-        let (envelopes, outgoing) = mpsc::channel::<SharedEnvelope>(WINDOW);
+        let (envelopes, outgoing) = mpsc::channel::<EncodedEnvelope>(WINDOW);
         let mut acks = deliver(channel, ReceiverStream::new(outgoing)).await?;
         self.state.connected.store(true, Ordering::Relaxed);
         self.state.set_error(None);
@@ -318,7 +318,7 @@ impl Forwarder {
         &self,
         records: Vec<SharedRecord>,
         window: &mut Window,
-        envelopes: &mpsc::Sender<SharedEnvelope>,
+        envelopes: &mpsc::Sender<EncodedEnvelope>,
     ) -> Result<(), SessionError> {
         for record in records {
             let sequence = record.sequence;

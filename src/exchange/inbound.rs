@@ -16,13 +16,13 @@ use tokio_util::sync::CancellationToken;
 use crate::ids::{Mrn, Seq};
 use crate::pb::delivery_ack::Outcome;
 use crate::pb::{
-    Delivered, DeliveryAck, Notice, NoticeAck, NoticeKind, NoticeTarget, ReceivedEnvelope, Refusal,
+    Delivered, DeliveryAck, EncodedEnvelope, Notice, NoticeAck, NoticeKind, NoticeTarget, Refusal,
     TargetType,
 };
 use crate::store::{Delivery, LogCursor, Noticed, StoreError};
 use crate::telemetry::Metrics;
 
-use super::{Exchange, PeerState, SharedEnvelope, envelope_of};
+use super::{Exchange, PeerState, envelope_of};
 
 /// Envelopes of one delivery stream being stored at once, and acknowledgements waiting to be
 /// read: a sender that does not read its acknowledgements stops being read.
@@ -109,11 +109,11 @@ impl Inbound {
     /// Takes the envelopes `peer` delivers, in order: each is stored (or refused) durably once
     /// per origin sequence, and acknowledged in the stream's order. Many envelopes of a stream
     /// share one group commit. The envelopes come as the peer API reads them (with their
-    /// manifests left encoded: [`ReceivedEnvelope`]) or decoded.
+    /// manifests left encoded: [`EncodedEnvelope`]) or decoded.
     pub fn deliver<S, T, E>(&self, peer: Arc<PeerState>, inbound: S) -> Answers<DeliveryAck>
     where
         S: Stream<Item = Result<T, E>> + Send + Unpin + 'static,
-        T: Into<ReceivedEnvelope> + Send + 'static,
+        T: Into<EncodedEnvelope> + Send + 'static,
         E: std::fmt::Display + Send + 'static,
     {
         let (pending_tx, pending_rx) = mpsc::channel::<Pending>(DELIVER_WINDOW);
@@ -142,7 +142,7 @@ impl Inbound {
         &self,
         peer: Arc<PeerState>,
         after: u64,
-    ) -> Result<Answers<SharedEnvelope>, ExchangeError> {
+    ) -> Result<Answers<EncodedEnvelope>, ExchangeError> {
         let store = self.exchange.store().clone();
         let durable_now = *store.durable().borrow();
         self.exchange.acknowledge(&peer, after.min(durable_now))?;
@@ -417,7 +417,7 @@ async fn queue_envelopes<S, T, E>(
     shutdown: CancellationToken,
 ) where
     S: Stream<Item = Result<T, E>> + Send + Unpin,
-    T: Into<ReceivedEnvelope>,
+    T: Into<EncodedEnvelope>,
     E: std::fmt::Display,
 {
     loop {
@@ -432,7 +432,7 @@ async fn queue_envelopes<S, T, E>(
                 }
             },
         };
-        let envelope: ReceivedEnvelope = envelope;
+        let envelope: EncodedEnvelope = envelope;
         let sequence = envelope.origin_sequence;
         let next = if envelope.origin != origin {
             Pending::Ready(refusal(
@@ -530,7 +530,7 @@ async fn follow(
     exchange: &Exchange,
     peer: &PeerState,
     reader: Box<dyn LogCursor>,
-    feed: &mpsc::Sender<Result<SharedEnvelope, ExchangeError>>,
+    feed: &mpsc::Sender<Result<EncodedEnvelope, ExchangeError>>,
     shutdown: &CancellationToken,
 ) {
     let mut reader = Some(reader);

@@ -22,7 +22,9 @@ use std::time::{Duration, SystemTime};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::pb::store::RecordKind;
-use crate::pb::{DeliveryState, Envelope, EnvelopeKind, FilingStatus, PeerDelivery};
+use bytes::Bytes;
+
+use crate::pb::{DeliveryState, EncodedEnvelope, EnvelopeKind, FilingStatus, PeerDelivery};
 use crate::store::record::SharedRecord;
 use crate::store::{Store, StoreError};
 use crate::tls::Identity;
@@ -352,7 +354,7 @@ pub fn is_for(routes: &Routes, peer: &str, record: &SharedRecord) -> Result<bool
 }
 
 /// The envelope that shares `record` with a peer.
-pub fn envelope_of(origin: &str, record: SharedRecord) -> SharedEnvelope {
+pub fn envelope_of(origin: &str, record: SharedRecord) -> EncodedEnvelope {
     let kind = match record.kind() {
         RecordKind::Filing => EnvelopeKind::Filing,
         RecordKind::Amendment => EnvelopeKind::Amendment,
@@ -364,7 +366,7 @@ pub fn envelope_of(origin: &str, record: SharedRecord) -> SharedEnvelope {
     };
     let answering = kind == EnvelopeKind::ReferralAnswer;
     let controlling = kind == EnvelopeKind::Control;
-    SharedEnvelope {
+    EncodedEnvelope {
         origin: origin.to_owned(),
         origin_sequence: record.sequence,
         kind: kind as i32,
@@ -377,7 +379,7 @@ pub fn envelope_of(origin: &str, record: SharedRecord) -> SharedEnvelope {
         filer: record.filer,
         lrn: record.lrn,
         version: record.version,
-        manifest: record.manifest,
+        manifest_parts: record.manifest.map(Bytes::from).into_iter().collect(),
         filed_at: record.received_at,
         notice_id: if answering {
             record
@@ -407,58 +409,6 @@ pub fn envelope_of(origin: &str, record: SharedRecord) -> SharedEnvelope {
             record.reason
         },
         traceparent: record.traceparent,
-    }
-}
-
-/// An [`Envelope`] as it leaves this gateway: the manifest as the log holds it, encoded (the
-/// bytes on the wire are the same). The forwarder sends these, and the peer API's feed
-/// (`service::PeerApi`). Its tags are `Envelope`'s (a test holds them together).
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SharedEnvelope {
-    #[prost(string, tag = "1")]
-    pub origin: String,
-    #[prost(uint64, tag = "2")]
-    pub origin_sequence: u64,
-    #[prost(enumeration = "EnvelopeKind", tag = "3")]
-    pub kind: i32,
-    #[prost(string, tag = "4")]
-    pub mrn: String,
-    #[prost(string, tag = "5")]
-    pub filer: String,
-    #[prost(string, tag = "6")]
-    pub lrn: String,
-    #[prost(uint32, tag = "7")]
-    pub version: u32,
-    /// The canonical manifest's encoding.
-    #[prost(bytes = "vec", optional, tag = "8")]
-    pub manifest: Option<Vec<u8>>,
-    #[prost(string, tag = "9")]
-    pub digest: String,
-    #[prost(message, optional, tag = "10")]
-    pub filed_at: Option<prost_types::Timestamp>,
-    #[prost(string, tag = "11")]
-    pub reason: String,
-    #[prost(string, tag = "12")]
-    pub traceparent: String,
-    #[prost(string, tag = "13")]
-    pub notice_id: String,
-    #[prost(string, tag = "14")]
-    pub answer: String,
-    #[prost(message, optional, tag = "15")]
-    pub referral_answer: Option<crate::pb::ReferralAnswer>,
-    #[prost(message, optional, tag = "16")]
-    pub arrival: Option<crate::pb::ArrivalFacts>,
-    #[prost(message, optional, tag = "17")]
-    pub notice: Option<crate::pb::Notice>,
-    #[prost(string, tag = "18")]
-    pub notice_administration: String,
-}
-
-impl SharedEnvelope {
-    /// The envelope with its manifest decoded, as a peer reads it.
-    pub fn decoded(&self) -> Result<Envelope, prost::DecodeError> {
-        use prost::Message;
-        Envelope::decode(self.encode_to_vec().as_slice())
     }
 }
 
@@ -565,8 +515,8 @@ pub async fn connect(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pb::TransportMode;
     use crate::pb::store::{LogRecord, RouteFacts};
+    use crate::pb::{Envelope, TransportMode};
 
     fn routes() -> Routes {
         Routes {
@@ -730,7 +680,7 @@ mod tests {
     }
 
     /// A filing's envelope carries its manifest as stored; an envelope of every field read as
-    /// a `SharedEnvelope` and back is the same envelope: the tags are `Envelope`'s.
+    /// a `EncodedEnvelope` and back is the same envelope: the tags are `Envelope`'s.
     #[test]
     fn a_shared_envelope_is_an_envelope_with_its_manifest_encoded() {
         use prost::Message;
@@ -743,44 +693,16 @@ mod tests {
             ..record(RecordKind::Filing)
         };
         let shared = envelope_of("GB-1", filing.into());
-        assert_eq!(shared.manifest, Some(sea.encode_to_vec()));
+        assert_eq!(
+            shared.manifest_parts,
+            vec![Bytes::from(sea.encode_to_vec())]
+        );
         let envelope = shared.decoded().expect("decodes");
         assert_eq!(envelope.manifest.as_deref(), Some(&sea));
         assert_eq!(envelope.digest, "cd".repeat(32));
 
-        let every_field = Envelope {
-            origin: "GB-1".into(),
-            origin_sequence: 9,
-            kind: EnvelopeKind::Control as i32,
-            mrn: "26GB00000000000070".into(),
-            filer: "GB123456789000".into(),
-            lrn: "LRN-1".into(),
-            version: 3,
-            manifest: Some(Box::new(sea)),
-            digest: "ab".into(),
-            filed_at: Some(prost_types::Timestamp {
-                seconds: 1_900_000_000,
-                nanos: 1,
-            }),
-            reason: "r".into(),
-            traceparent: "t".into(),
-            notice_id: "N-2".into(),
-            answer: "a".into(),
-            referral_answer: Some(crate::pb::ReferralAnswer {
-                result: "1".into(),
-                ..Default::default()
-            }),
-            arrival: Some(crate::pb::ArrivalFacts {
-                office: "GB000001".into(),
-                ..Default::default()
-            }),
-            notice: Some(crate::pb::Notice {
-                notice_id: "N-1".into(),
-                ..Default::default()
-            }),
-            notice_administration: "NL-1".into(),
-        };
-        let read = SharedEnvelope::decode(every_field.encode_to_vec().as_slice()).expect("read");
+        let every_field = crate::pb::envelope::every_field();
+        let read = EncodedEnvelope::decode(every_field.encode_to_vec().as_slice()).expect("read");
         // Field by field, each under its own name (a swapped pair of tags would pass a round
         // trip, not this).
         let e = &every_field;
@@ -821,8 +743,8 @@ mod tests {
             (&e.referral_answer, &e.arrival, &e.notice)
         );
         assert_eq!(
-            read.manifest,
-            e.manifest.as_ref().map(|m| m.encode_to_vec())
+            read.manifest_parts,
+            Vec::from_iter(e.manifest.as_ref().map(|m| Bytes::from(m.encode_to_vec())))
         );
         assert_eq!(read.decoded().expect("decodes"), every_field);
     }

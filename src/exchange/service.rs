@@ -3,10 +3,10 @@
 //! anyone else is refused before anything is read. Each method then calls one use-case and
 //! maps its error with [`crate::status`].
 //!
-//! [`PeerApi`] serves it: the generated server, but for the two streams of envelopes, whose
-//! manifests stay encoded: `Deliver` reads them as [`ReceivedEnvelope`]s (a receiver stores a
-//! manifest as it came; decoding each one only to encode it again was a third of a backlog's
-//! drain) and `Subscribe` writes them as [`SharedEnvelope`]s (manifests as the log holds them).
+//! [`PeerApi`] serves it: the generated server, but for the two streams of envelopes, which it
+//! reads and writes as [`EncodedEnvelope`]s, manifests left encoded: a receiver stores a
+//! manifest as it came (decoding each one only to encode it again was a third of a backlog's
+//! drain), and the feed sends manifests as the log holds them.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,11 +17,11 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use crate::pb::peer_exchange_server::{PeerExchange, PeerExchangeServer};
-use crate::pb::{DeliveryAck, Envelope, Notice, NoticeAck, ReceivedEnvelope, SubscribeRequest};
+use crate::pb::{DeliveryAck, EncodedEnvelope, Envelope, Notice, NoticeAck, SubscribeRequest};
 use crate::tls::{Identity, PeerInfo};
 
+use super::PeerState;
 use super::inbound::{Answers, Inbound};
-use super::{PeerState, SharedEnvelope};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -42,7 +42,7 @@ impl PeerService {
         request: Request<Streaming<T>>,
     ) -> Result<Response<BoxStream<DeliveryAck>>, Status>
     where
-        T: Into<ReceivedEnvelope> + Send + 'static,
+        T: Into<EncodedEnvelope> + Send + 'static,
         Streaming<T>: Stream<Item = Result<T, Status>> + Send + Unpin + 'static,
     {
         let peer = self.caller(&request)?;
@@ -54,7 +54,7 @@ impl PeerService {
     fn feed(
         &self,
         request: Request<SubscribeRequest>,
-    ) -> Result<Response<BoxStream<SharedEnvelope>>, Status> {
+    ) -> Result<Response<BoxStream<EncodedEnvelope>>, Status> {
         let peer = self.caller(&request)?;
         let feed = self
             .inbound
@@ -136,8 +136,8 @@ impl PeerExchange for PeerService {
 }
 
 /// The peer API's gRPC service: [`PeerExchangeServer`] over a [`PeerService`], but for
-/// `Deliver` and `Subscribe`, served here with envelopes read as [`ReceivedEnvelope`]s and
-/// written as [`SharedEnvelope`]s (the generated trait's methods for them decode whole).
+/// `Deliver` and `Subscribe`, served here with [`EncodedEnvelope`]s (the generated trait's
+/// methods for them decode whole).
 #[derive(Debug, Clone)]
 pub struct PeerApi {
     generated: PeerExchangeServer<PeerService>,
@@ -185,13 +185,13 @@ where
         let max_message = Some(self.max_message);
         match request.uri().path() {
             "/aci.v1.PeerExchange/Deliver" => Box::pin(async move {
-                let codec = tonic_prost::ProstCodec::<DeliveryAck, ReceivedEnvelope>::default();
+                let codec = tonic_prost::ProstCodec::<DeliveryAck, EncodedEnvelope>::default();
                 let mut grpc = tonic::server::Grpc::new(codec)
                     .apply_max_message_size_config(max_message, None);
                 Ok(grpc.streaming(Deliver(service), request).await)
             }),
             "/aci.v1.PeerExchange/Subscribe" => Box::pin(async move {
-                let codec = tonic_prost::ProstCodec::<SharedEnvelope, SubscribeRequest>::default();
+                let codec = tonic_prost::ProstCodec::<EncodedEnvelope, SubscribeRequest>::default();
                 let mut grpc = tonic::server::Grpc::new(codec)
                     .apply_max_message_size_config(max_message, None);
                 Ok(grpc.server_streaming(Subscribe(service), request).await)
@@ -204,12 +204,12 @@ where
 /// `Deliver` over envelopes with their manifests left encoded.
 struct Deliver(PeerService);
 
-impl tonic::server::StreamingService<ReceivedEnvelope> for Deliver {
+impl tonic::server::StreamingService<EncodedEnvelope> for Deliver {
     type Response = DeliveryAck;
     type ResponseStream = BoxStream<DeliveryAck>;
     type Future = std::future::Ready<Result<Response<BoxStream<DeliveryAck>>, Status>>;
 
-    fn call(&mut self, request: Request<Streaming<ReceivedEnvelope>>) -> Self::Future {
+    fn call(&mut self, request: Request<Streaming<EncodedEnvelope>>) -> Self::Future {
         std::future::ready(self.0.deliver_stream(request))
     }
 }
@@ -218,9 +218,9 @@ impl tonic::server::StreamingService<ReceivedEnvelope> for Deliver {
 struct Subscribe(PeerService);
 
 impl tonic::server::ServerStreamingService<SubscribeRequest> for Subscribe {
-    type Response = SharedEnvelope;
-    type ResponseStream = BoxStream<SharedEnvelope>;
-    type Future = std::future::Ready<Result<Response<BoxStream<SharedEnvelope>>, Status>>;
+    type Response = EncodedEnvelope;
+    type ResponseStream = BoxStream<EncodedEnvelope>;
+    type Future = std::future::Ready<Result<Response<BoxStream<EncodedEnvelope>>, Status>>;
 
     fn call(&mut self, request: Request<SubscribeRequest>) -> Self::Future {
         std::future::ready(self.0.feed(request))

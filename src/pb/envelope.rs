@@ -1,6 +1,8 @@
-//! An `Envelope` as a peer delivers it, read with its manifest left encoded: the receiver
-//! checks the manifest's encoding ([`super::wire`]) and stores it as it came, instead of
-//! decoding every manifest into a `Manifest` only to encode it again for the log.
+//! An `Envelope` with its manifest left encoded, as it leaves this gateway (the forwarder, the
+//! pull feed: the manifest as the log holds it) and as it arrives (a peer's delivery: the
+//! receiver checks the manifest's encoding with [`super::wire`] and stores it as it came).
+//! Decoding every manifest into a `Manifest` only to encode it again was most of what
+//! receiving and sending one cost.
 #![warn(clippy::all)]
 
 use bytes::Bytes;
@@ -8,10 +10,10 @@ use prost::Message;
 
 use super::{ArrivalFacts, Envelope, EnvelopeKind, Notice, ReferralAnswer};
 
-/// `aci.v1.Envelope` with field 8 (the manifest) as the encodings it arrived in. Its tags are
-/// `Envelope`'s (a test holds them together), so a stock client's envelope reads as this.
+/// `aci.v1.Envelope` with field 8 (the manifest) as encoded bytes. Its tags are `Envelope`'s (a
+/// test holds them together): a stock client's envelope reads as this, and this reads as one.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct ReceivedEnvelope {
+pub struct EncodedEnvelope {
     #[prost(string, tag = "1")]
     pub origin: String,
     #[prost(uint64, tag = "2")]
@@ -26,8 +28,9 @@ pub struct ReceivedEnvelope {
     pub lrn: String,
     #[prost(uint32, tag = "7")]
     pub version: u32,
-    /// Each occurrence of the manifest field, in order. Protobuf merges a message field that
-    /// occurs more than once; merging encodings is concatenating them ([`Self::manifest`]).
+    /// Each occurrence of the manifest field, in order (one, or none, as this gateway sends
+    /// it). Protobuf merges a message field that occurs more than once; merging encodings is
+    /// concatenating them ([`Self::manifest`]).
     #[prost(bytes = "bytes", repeated, tag = "8")]
     pub manifest_parts: Vec<Bytes>,
     #[prost(string, tag = "9")]
@@ -55,7 +58,7 @@ pub struct ReceivedEnvelope {
 /// A received envelope's manifest, encoded, if it has one; or why it would not decode.
 pub type ReceivedManifest = Result<Option<Bytes>, super::wire::WireError>;
 
-impl ReceivedEnvelope {
+impl EncodedEnvelope {
     /// The manifest's encoding, if the envelope carries one: `Err` where it would not decode as
     /// a `Manifest` (prost's verdict, from [`super::wire`]).
     pub fn manifest(&self) -> ReceivedManifest {
@@ -69,18 +72,56 @@ impl ReceivedEnvelope {
         })
     }
 
-    /// The envelope decoded whole, as a stock client would read it.
-    #[cfg(test)]
-    fn decoded(&self) -> Result<Envelope, prost::DecodeError> {
+    /// The envelope decoded whole, as a stock client reads it.
+    pub fn decoded(&self) -> Result<Envelope, prost::DecodeError> {
         Envelope::decode(self.encode_to_vec().as_slice())
     }
 }
 
-impl From<Envelope> for ReceivedEnvelope {
-    fn from(envelope: Envelope) -> ReceivedEnvelope {
+impl From<Envelope> for EncodedEnvelope {
+    fn from(envelope: Envelope) -> EncodedEnvelope {
         // The same bytes read the other way: the tags are the same.
-        ReceivedEnvelope::decode(envelope.encode_to_vec().as_slice())
+        EncodedEnvelope::decode(envelope.encode_to_vec().as_slice())
             .expect("an envelope's encoding reads as a received envelope")
+    }
+}
+
+/// An envelope with every field set (a manifest too), each to a value of its own: for the tests
+/// that hold hand-written types to `Envelope`'s tags.
+#[cfg(test)]
+pub(crate) fn every_field() -> Envelope {
+    let (_, manifest) = crate::pb::sample_manifests().swap_remove(0);
+    Envelope {
+        origin: "GB-1".into(),
+        origin_sequence: 9,
+        kind: EnvelopeKind::Control as i32,
+        mrn: "26GB00000000000070".into(),
+        filer: "GB123456789000".into(),
+        lrn: "LRN-1".into(),
+        version: 3,
+        manifest: Some(Box::new(manifest)),
+        digest: "ab".into(),
+        filed_at: Some(prost_types::Timestamp {
+            seconds: 1_900_000_000,
+            nanos: 1,
+        }),
+        reason: "r".into(),
+        traceparent: "t".into(),
+        notice_id: "N-2".into(),
+        answer: "a".into(),
+        referral_answer: Some(ReferralAnswer {
+            result: "1".into(),
+            ..Default::default()
+        }),
+        arrival: Some(ArrivalFacts {
+            office: "GB000001".into(),
+            ..Default::default()
+        }),
+        notice: Some(Notice {
+            notice_id: "N-1".into(),
+            ..Default::default()
+        }),
+        notice_administration: "NL-1".into(),
     }
 }
 
@@ -89,46 +130,10 @@ mod tests {
     use super::*;
     use crate::pb::wire;
 
-    fn every_field() -> Envelope {
-        let (_, manifest) = crate::pb::sample_manifests().swap_remove(0);
-        Envelope {
-            origin: "GB-1".into(),
-            origin_sequence: 9,
-            kind: EnvelopeKind::Control as i32,
-            mrn: "26GB00000000000070".into(),
-            filer: "GB123456789000".into(),
-            lrn: "LRN-1".into(),
-            version: 3,
-            manifest: Some(Box::new(manifest)),
-            digest: "ab".into(),
-            filed_at: Some(prost_types::Timestamp {
-                seconds: 1_900_000_000,
-                nanos: 1,
-            }),
-            reason: "r".into(),
-            traceparent: "t".into(),
-            notice_id: "N-2".into(),
-            answer: "a".into(),
-            referral_answer: Some(ReferralAnswer {
-                result: "1".into(),
-                ..Default::default()
-            }),
-            arrival: Some(ArrivalFacts {
-                office: "GB000001".into(),
-                ..Default::default()
-            }),
-            notice: Some(Notice {
-                notice_id: "N-1".into(),
-                ..Default::default()
-            }),
-            notice_administration: "NL-1".into(),
-        }
-    }
-
     #[test]
     fn tags_are_the_envelope_s() {
         let e = every_field();
-        let read = ReceivedEnvelope::from(e.clone());
+        let read = EncodedEnvelope::from(e.clone());
         // Field by field, each under its own name (a swapped pair of tags would pass a round
         // trip, not this).
         assert_eq!(
@@ -192,7 +197,7 @@ mod tests {
         prost::encoding::message::encode(8, &first, &mut bytes);
         prost::encoding::message::encode(8, &rest, &mut bytes);
         let stock = Envelope::decode(bytes.as_slice()).expect("decodes");
-        let read = ReceivedEnvelope::decode(bytes.as_slice()).expect("reads");
+        let read = EncodedEnvelope::decode(bytes.as_slice()).expect("reads");
         assert_eq!(read.manifest_parts.len(), 2);
         let merged = read.manifest().expect("checks").expect("a manifest");
         assert_eq!(
@@ -203,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_manifest_that_would_not_decode_is_an_error() {
-        let mut read = ReceivedEnvelope::from(every_field());
+        let mut read = EncodedEnvelope::from(every_field());
         let mut bad = read.manifest_parts[0].to_vec();
         // A string field (the first consignment's first) cut inside: its length runs past.
         bad.truncate(bad.len() - 1);

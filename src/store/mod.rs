@@ -575,7 +575,7 @@ impl Store {
     /// (origin, origin sequence); a redelivery gets the first answer again.
     pub async fn receive(
         &self,
-        envelope: impl Into<crate::pb::ReceivedEnvelope>,
+        envelope: impl Into<crate::pb::EncodedEnvelope>,
     ) -> Result<Delivery, StoreError> {
         self.queue_receive(envelope.into()).await?.await
     }
@@ -585,7 +585,7 @@ impl Store {
     /// order while many envelopes share one commit.
     pub async fn queue_receive(
         &self,
-        mut envelope: crate::pb::ReceivedEnvelope,
+        mut envelope: crate::pb::EncodedEnvelope,
     ) -> Result<impl Future<Output = Result<Delivery, StoreError>> + use<>, StoreError> {
         // Checked here, on the receiving stream's task, not on the writer's thread; the parts
         // go once merged.

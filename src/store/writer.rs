@@ -57,7 +57,7 @@ pub(super) enum Command {
         reply: Reply<Changed>,
     },
     Receive {
-        envelope: Box<crate::pb::ReceivedEnvelope>,
+        envelope: Box<crate::pb::EncodedEnvelope>,
         manifest: ReceivedManifest,
         at: std::time::SystemTime,
         reply: Reply<Delivery>,
@@ -81,7 +81,7 @@ enum Request {
     Register(Box<NewFiling>),
     Change(Mrn, Box<Change>, String),
     Receive(
-        Box<crate::pb::ReceivedEnvelope>,
+        Box<crate::pb::EncodedEnvelope>,
         ReceivedManifest,
         std::time::SystemTime,
     ),

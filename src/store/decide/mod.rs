@@ -471,7 +471,7 @@ impl<'a, V: StateView> Batch<'a, V> {
     /// record (stored, or refused with its code).
     pub fn receive(
         &mut self,
-        envelope: crate::pb::ReceivedEnvelope,
+        envelope: crate::pb::EncodedEnvelope,
         manifest: crate::pb::envelope::ReceivedManifest,
         at: SystemTime,
     ) -> Decision<Delivery> {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use prost_types::Timestamp;
 
 use crate::ids::{Mrn, Seq};
-use crate::pb::ReceivedEnvelope;
+use crate::pb::EncodedEnvelope;
 use crate::pb::envelope::ReceivedManifest;
 use crate::pb::store::{FilingEntry, LogRecord, RecordKind};
 use crate::store::NewFiling;
@@ -15,7 +15,7 @@ use crate::store::NewFiling;
 /// The record of a delivered envelope, stored or refused with its code, and the manifest it
 /// carries, encoded, to seal into the record as it came.
 pub(super) fn received_record(
-    envelope: ReceivedEnvelope,
+    envelope: EncodedEnvelope,
     manifest: ReceivedManifest,
     at: SystemTime,
 ) -> (LogRecord, Option<Bytes>) {
@@ -78,7 +78,7 @@ pub(super) fn received_record(
 
 /// Why an envelope cannot be taken, if it cannot: (code, message).
 fn envelope_problem(
-    envelope: &ReceivedEnvelope,
+    envelope: &EncodedEnvelope,
     has_manifest: bool,
 ) -> Option<(&'static str, String)> {
     use crate::pb::EnvelopeKind;
