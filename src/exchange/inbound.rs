@@ -421,7 +421,7 @@ async fn queue_envelopes<S, T, E>(
     E: std::fmt::Display,
 {
     loop {
-        let envelope = tokio::select! {
+        let envelope: EncodedEnvelope = tokio::select! {
             () = shutdown.cancelled() => return,
             message = inbound.next() => match message {
                 Some(Ok(envelope)) => envelope.into(),
@@ -432,7 +432,6 @@ async fn queue_envelopes<S, T, E>(
                 }
             },
         };
-        let envelope: EncodedEnvelope = envelope;
         let sequence = envelope.origin_sequence;
         let next = if envelope.origin != origin {
             Pending::Ready(refusal(

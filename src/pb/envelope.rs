@@ -86,49 +86,47 @@ impl From<Envelope> for EncodedEnvelope {
     }
 }
 
-/// An envelope with every field set (a manifest too), each to a value of its own: for the tests
-/// that hold hand-written types to `Envelope`'s tags.
-#[cfg(test)]
-pub(crate) fn every_field() -> Envelope {
-    let (_, manifest) = crate::pb::sample_manifests().swap_remove(0);
-    Envelope {
-        origin: "GB-1".into(),
-        origin_sequence: 9,
-        kind: EnvelopeKind::Control as i32,
-        mrn: "26GB00000000000070".into(),
-        filer: "GB123456789000".into(),
-        lrn: "LRN-1".into(),
-        version: 3,
-        manifest: Some(Box::new(manifest)),
-        digest: "ab".into(),
-        filed_at: Some(prost_types::Timestamp {
-            seconds: 1_900_000_000,
-            nanos: 1,
-        }),
-        reason: "r".into(),
-        traceparent: "t".into(),
-        notice_id: "N-2".into(),
-        answer: "a".into(),
-        referral_answer: Some(ReferralAnswer {
-            result: "1".into(),
-            ..Default::default()
-        }),
-        arrival: Some(ArrivalFacts {
-            office: "GB000001".into(),
-            ..Default::default()
-        }),
-        notice: Some(Notice {
-            notice_id: "N-1".into(),
-            ..Default::default()
-        }),
-        notice_administration: "NL-1".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pb::wire;
+
+    /// An envelope with every field set (a manifest too), each to a value of its own: for the tests
+    /// that hold hand-written types to `Envelope`'s tags.
+    fn every_field() -> Envelope {
+        let (_, manifest) = crate::pb::sample_manifests().swap_remove(0);
+        Envelope {
+            origin: "GB-1".into(),
+            origin_sequence: 9,
+            kind: EnvelopeKind::Control as i32,
+            mrn: "26GB00000000000070".into(),
+            filer: "GB123456789000".into(),
+            lrn: "LRN-1".into(),
+            version: 3,
+            manifest: Some(Box::new(manifest)),
+            digest: "ab".into(),
+            filed_at: Some(prost_types::Timestamp {
+                seconds: 1_900_000_000,
+                nanos: 1,
+            }),
+            reason: "r".into(),
+            traceparent: "t".into(),
+            notice_id: "N-2".into(),
+            answer: "a".into(),
+            referral_answer: Some(ReferralAnswer {
+                result: "1".into(),
+                ..Default::default()
+            }),
+            arrival: Some(ArrivalFacts {
+                office: "GB000001".into(),
+                ..Default::default()
+            }),
+            notice: Some(Notice {
+                notice_id: "N-1".into(),
+                ..Default::default()
+            }),
+            notice_administration: "NL-1".into(),
+        }
+    }
 
     #[test]
     fn tags_are_the_envelope_s() {
@@ -210,13 +208,9 @@ mod tests {
     fn a_manifest_that_would_not_decode_is_an_error() {
         let mut read = EncodedEnvelope::from(every_field());
         let mut bad = read.manifest_parts[0].to_vec();
-        // A string field (the first consignment's first) cut inside: its length runs past.
+        // Its last byte cut off: the last field runs past the end.
         bad.truncate(bad.len() - 1);
-        read.manifest_parts = vec![Bytes::from(bad.clone())];
-        assert_eq!(
-            read.manifest().is_err(),
-            wire::manifest().check_field_value(&bad).is_err()
-        );
+        read.manifest_parts = vec![Bytes::from(bad)];
         assert!(read.manifest().is_err());
         assert!(read.decoded().is_err(), "nor does a stock client read it");
     }

@@ -17,6 +17,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
+
 use crate::ids::{Eori, Lrn, Mrn, Seq};
 use crate::pb::store::{FilingEntry, Link, LogRecord, RecordKind, Timer, TimerKind};
 use crate::pb::{FilingState, FilingStatus};
@@ -126,7 +128,8 @@ pub struct Batch<'a, V: StateView> {
     received: HashMap<(String, u64), usize>,
     /// (peer, notice id) of notices received in this batch → record position.
     notices: HashMap<(String, String), usize>,
-    /// The manifests of received envelopes, sealed as they came.
+    /// The encodings of the batch's manifests that come encoded (filings, amendments, received
+    /// envelopes), sealed as they are.
     manifests: EncodedManifests,
 }
 
@@ -154,9 +157,13 @@ impl<'a, V: StateView> Batch<'a, V> {
         Decided::new(self.records, self.manifests, self.before)
     }
 
-    /// Adds a record with the batch's next sequence; returns its position.
-    fn push(&mut self, mut record: LogRecord) -> usize {
+    /// Adds a record with the batch's next sequence, and its manifest's encoding if it has one
+    /// to seal as it is; returns its position.
+    fn push(&mut self, mut record: LogRecord, manifest: Option<Bytes>) -> usize {
         record.sequence = self.first_seq.0 + self.records.len() as u64;
+        if let Some(manifest) = manifest {
+            self.manifests.insert(record.sequence, manifest);
+        }
         self.records.push(record);
         self.records.len() - 1
     }
@@ -207,10 +214,7 @@ impl<'a, V: StateView> Batch<'a, V> {
         let mut record = new_record(filing, self.next_seq(), &self.rules.country);
         record.links = links;
         record.timers = filing_timers(&self.rules.timers, &record);
-        let i = self.push(record);
-        if let Some(encoding) = encoding {
-            self.manifests.insert(self.records[i].sequence, encoding);
-        }
+        let i = self.push(record, encoding);
         self.lrns.insert(key, i);
         Decision::New(i)
     }
@@ -357,10 +361,7 @@ impl<'a, V: StateView> Batch<'a, V> {
                 if !traceparent.is_empty() {
                     record.traceparent = traceparent;
                 }
-                let i = self.push(record);
-                if let Some(encoding) = encoding {
-                    self.manifests.insert(self.records[i].sequence, encoding);
-                }
+                let i = self.push(record, encoding);
                 let after = evolve(entry, &self.records[i]);
                 self.entries.insert(mrn.clone(), after);
                 self.last_change.insert(mrn.clone(), i);
@@ -497,10 +498,7 @@ impl<'a, V: StateView> Batch<'a, V> {
             Ok(None) => {}
         }
         let (record, manifest) = received_record(envelope, manifest, at);
-        let i = self.push(record);
-        if let Some(manifest) = manifest {
-            self.manifests.insert(self.records[i].sequence, manifest);
-        }
+        let i = self.push(record, manifest);
         self.received.insert(key, i);
         Decision::New(i)
     }
@@ -557,7 +555,7 @@ impl<'a, V: StateView> Batch<'a, V> {
             });
         }
         record.notice = Some(notice);
-        let i = self.push(record);
+        let i = self.push(record, None);
         self.entries
             .insert(mrn.clone(), evolve(entry, &self.records[i]));
         self.last_change.insert(mrn, i);
