@@ -796,10 +796,22 @@ async fn batches_fit_the_servers_messages_and_a_filing_too_large_for_one_is_refu
             let endpoint = a.endpoint(n % 2);
             let carrier = a.carrier.clone();
             tokio::spawn(async move {
-                client(&endpoint, &carrier)
-                    .await
-                    .submit(sea_filing(&format!("SMALL-{n}")))
-                    .await
+                let mut carrier = client(&endpoint, &carrier).await;
+                let filing = sea_filing(&format!("SMALL-{n}"));
+                // A replica that cannot append in time (48 filings contending for one stream on
+                // a loaded machine) answers UNAVAILABLE, "retry"; a carrier retries, and the LRN
+                // keeps a retry from filing twice (48 records, checked below).
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    match carrier.submit(filing.clone()).await {
+                        Err(status)
+                            if status.code() == Code::Unavailable && Instant::now() < deadline =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        answer => break answer,
+                    }
+                }
             })
         })
         .collect();
