@@ -50,6 +50,11 @@ pub trait AppendFile: Send {
     fn sync_data(&mut self) -> io::Result<()>;
     /// Bytes appended so far (preallocated zeros after them do not count).
     fn len(&self) -> io::Result<u64>;
+    /// Lets the operating system drop its cached copy of bytes `from..to`, which are synced and
+    /// will not be read again soon. Advice: nothing is lost if it is not taken.
+    fn release_cache(&mut self, _from: u64, _to: u64) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// How far ahead of its contents an append file on the operating system's disk is zero-filled.
@@ -251,6 +256,14 @@ impl AppendFile for PreallocatedFile {
 
     fn len(&self) -> io::Result<u64> {
         Ok(self.len)
+    }
+
+    fn release_cache(&mut self, from: u64, to: u64) -> io::Result<()> {
+        let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) else {
+            return Ok(());
+        };
+        rustix::fs::fadvise(&self.file, from, Some(len), rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
     }
 }
 

@@ -86,6 +86,17 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
 /// The largest batch buffer kept for the next batch (one of huge filings is let go).
 const BATCH_BUFFER_KEPT: usize = 8 * 1024 * 1024;
 
+/// How much of the log, counted back from its end, stays in the operating system's page cache
+/// once synced. Readers that keep up (forwarders, pull feeds) read records just after they are
+/// written; the rest of the log is read, if ever, front to back by a reader catching up, which
+/// the kernel's read-ahead serves well from disk. The memory is the index's: its reads (a
+/// status, a duplicate check) go anywhere in its files, and 10 000 000 filings write ~10 GB of
+/// log beside ~7 GB of index. Where memory is limited (a container's limit counts the page
+/// cache), the log's cold pages would otherwise compete with the index's.
+const CACHED_TAIL: u64 = 32 * 1024 * 1024;
+/// The log's cache is released behind [`CACHED_TAIL`] this many bytes at a time.
+const RELEASE_STEP: u64 = 4 * 1024 * 1024;
+
 /// The appending side of the segment log (held by [`super::EmbeddedLog`] for the writer).
 /// Readers need no handle: [`LogReader`] tails the files, [`read_from`] reads them through.
 pub struct SegmentLog {
@@ -95,6 +106,10 @@ pub struct SegmentLog {
     file: Box<dyn AppendFile>,
     file_path: PathBuf,
     file_len: u64,
+    /// How far from its start the newest segment's page cache was released.
+    released: u64,
+    /// The segment before the newest, while its end is still within [`CACHED_TAIL`].
+    finished: Option<FinishedSegment>,
     next_seq: u64,
     last_hash: [u8; 32],
     /// A batch's bytes on their way to the file. Kept from batch to batch: a buffer allocated
@@ -107,6 +122,14 @@ pub struct SegmentLog {
     pub sync_time: std::time::Duration,
     /// Whether batches are synced (always, but for benchmarks measuring the cost of the sync).
     pub sync_data: bool,
+}
+
+/// A finished segment whose page cache is not all released yet.
+struct FinishedSegment {
+    file: Box<dyn AppendFile>,
+    path: PathBuf,
+    len: u64,
+    released: u64,
 }
 
 /// Where the log stood before a batch: what [`SegmentLog::roll_back`] returns it to.
@@ -167,6 +190,8 @@ impl SegmentLog {
                 file,
                 file_path: newest_path,
                 file_len,
+                released: 0,
+                finished: None,
                 next_seq: last_seq + 1,
                 last_hash,
                 batch: Vec::new(),
@@ -237,6 +262,9 @@ impl SegmentLog {
             .map_err(io_error(&mark.file_path))?;
         self.file_path = mark.file_path.clone();
         self.file_len = mark.file_len;
+        // Released from the start again: advice over bytes already released costs little.
+        self.released = 0;
+        self.finished = None;
         self.next_seq = mark.next_seq;
         self.last_hash = mark.last_hash;
         Ok(())
@@ -289,7 +317,36 @@ impl SegmentLog {
         }
         self.file_len += pending.len() as u64;
         pending.clear();
+        if self.sync_data {
+            self.release_behind();
+        }
         Ok(())
+    }
+
+    /// Releases the page cache of the synced log more than [`CACHED_TAIL`] behind its end.
+    fn release_behind(&mut self) {
+        let keep_from = self.file_len.saturating_sub(CACHED_TAIL);
+        if keep_from >= self.released + RELEASE_STEP {
+            release(&mut *self.file, &self.file_path, self.released, keep_from);
+            self.released = keep_from;
+        }
+        if let Some(finished) = &mut self.finished {
+            let keep_from = finished
+                .len
+                .saturating_sub(CACHED_TAIL.saturating_sub(self.file_len));
+            if keep_from == finished.len || keep_from >= finished.released + RELEASE_STEP {
+                release(
+                    &mut *finished.file,
+                    &finished.path,
+                    finished.released,
+                    keep_from,
+                );
+                finished.released = keep_from;
+            }
+            if finished.released == finished.len {
+                self.finished = None;
+            }
+        }
     }
 
     fn roll(&mut self, first_seq: u64) -> Result<(), LogError> {
@@ -300,11 +357,29 @@ impl SegmentLog {
             .map_err(io_error(&self.file_path))?;
         let path = segment_path(&self.dir, first_seq);
         create_segment(&*self.disk, &self.dir, &path)?;
-        self.file = self.disk.open_append(&path, 0).map_err(io_error(&path))?;
-        self.file_path = path;
+        let file = self.disk.open_append(&path, 0).map_err(io_error(&path))?;
+        // Segments smaller than the cached tail: the one before this one's end goes now.
+        if let Some(mut older) = self.finished.take() {
+            release(&mut *older.file, &older.path, older.released, older.len);
+        }
+        self.finished = Some(FinishedSegment {
+            file: std::mem::replace(&mut self.file, file),
+            path: std::mem::replace(&mut self.file_path, path),
+            len: self.file_len,
+            released: self.released,
+        });
         self.file_len = 0;
+        self.released = 0;
         self.syncs += 3;
         Ok(())
+    }
+}
+
+/// Releases the page cache of `from..to` of a segment (see [`CACHED_TAIL`]). Advice only: a
+/// failure is logged and costs nothing but memory.
+fn release(file: &mut dyn AppendFile, path: &Path, from: u64, to: u64) {
+    if let Err(error) = file.release_cache(from, to) {
+        tracing::debug!(path = %path.display(), %error, "releasing the log's page cache failed");
     }
 }
 
@@ -703,4 +778,84 @@ fn cut_tail(
         reason,
         kept_in,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::disk::OsDisk;
+
+    /// Bytes of `path` in the page cache, as util-linux's `fincore` counts them.
+    fn cached_bytes(path: &Path) -> u64 {
+        let out = std::process::Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--output", "RES"])
+            .arg(path)
+            .output()
+            .expect("fincore (util-linux) runs");
+        assert!(out.status.success(), "fincore: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a byte count")
+    }
+
+    #[test]
+    fn once_synced_only_the_newest_bytes_of_the_log_stay_cached() {
+        // Under the build's folder, on a disk: a tmpfs (/tmp on some machines) keeps every page.
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        std::fs::create_dir_all(&target).expect("target folder");
+        let tmp = tempfile::tempdir_in(&target).expect("tmp");
+        const TMPFS: u64 = 0x0102_1994;
+        let fs = rustix::fs::statfs(tmp.path()).expect("statfs");
+        if u64::try_from(fs.f_type).ok() == Some(TMPFS) {
+            eprintln!(
+                "skipped: {} is on a tmpfs, whose pages stay",
+                tmp.path().display()
+            );
+            return;
+        }
+        let (mut log, _) = SegmentLog::open(Arc::new(OsDisk), tmp.path(), 64 << 20).expect("open");
+        // 80 records of 1 MiB, each its own batch and sync: a full segment and 17 MiB of the next.
+        for sequence in 1..=80 {
+            let mut record = LogRecord {
+                sequence,
+                lrn: "x".repeat(1 << 20),
+                ..Default::default()
+            };
+            let frame = log.seal_next(&mut record, None).expect("seal");
+            log.write_batch(sequence, &[frame]).expect("write");
+        }
+        let segments = list_segments_on(&OsDisk, tmp.path()).expect("segments");
+        assert_eq!(segments.len(), 2, "{segments:?}");
+        let cached: Vec<u64> = segments
+            .iter()
+            .map(|(_, path)| cached_bytes(path))
+            .collect();
+        let page = 4096;
+        let newest_len = log.file_len;
+        assert!(
+            cached[1] >= newest_len,
+            "the newest segment stays cached ({newest_len} bytes written): {cached:?}"
+        );
+        let previous_len = std::fs::metadata(&segments[0].1).expect("meta").len();
+        assert!(
+            cached[0] + page >= (CACHED_TAIL - RELEASE_STEP - newest_len).min(previous_len),
+            "so does the end of the one before it: {cached:?}"
+        );
+        let total: u64 = cached.iter().sum();
+        assert!(
+            total <= CACHED_TAIL + RELEASE_STEP + crate::store::disk::PREALLOCATE + 2 * page,
+            "{total} bytes cached, of {previous_len} + {newest_len} written: {cached:?}"
+        );
+        // Released, the records still read back, from disk, as written.
+        let mut read = 0;
+        read_from::<LogError>(tmp.path(), Seq(1), |record| {
+            read += 1;
+            assert_eq!(record.sequence, read);
+            assert_eq!(record.lrn.len(), 1 << 20);
+            Ok(())
+        })
+        .expect("the log reads back");
+        assert_eq!(read, 80);
+    }
 }
