@@ -258,6 +258,7 @@ impl AppendFile for PreallocatedFile {
         Ok(self.len)
     }
 
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     fn release_cache(&mut self, from: u64, to: u64) -> io::Result<()> {
         let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) else {
             return Ok(());

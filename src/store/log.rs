@@ -243,15 +243,21 @@ impl SegmentLog {
     /// a failed batch wrote was never acknowledged nor read (readers stop at the durable
     /// sequence), so it can go. On success the log appends again, from the mark.
     pub fn roll_back(&mut self, mark: &Mark) -> Result<(), LogError> {
-        let mut removed = false;
+        let mut removed = Vec::new();
         for (first, path) in list_segments_on(&*self.disk, &self.dir)? {
             if first >= mark.next_seq && path != mark.file_path {
                 self.disk.remove(&path).map_err(io_error(&path))?;
-                removed = true;
+                removed.push(path);
             }
         }
-        if removed {
+        if !removed.is_empty() {
             self.disk.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
+        }
+        // The finished segment is followed on, unless it is gone or appended to again.
+        if self.finished.as_ref().is_some_and(|finished| {
+            finished.path == mark.file_path || removed.contains(&finished.path)
+        }) {
+            self.finished = None;
         }
         self.disk
             .truncate(&mark.file_path, mark.file_len)
@@ -262,9 +268,8 @@ impl SegmentLog {
             .map_err(io_error(&mark.file_path))?;
         self.file_path = mark.file_path.clone();
         self.file_len = mark.file_len;
-        // Released from the start again: advice over bytes already released costs little.
+        // Released from its start again: advice over bytes already released costs little.
         self.released = 0;
-        self.finished = None;
         self.next_seq = mark.next_seq;
         self.last_hash = mark.last_hash;
         Ok(())
@@ -324,16 +329,25 @@ impl SegmentLog {
     }
 
     /// Releases the page cache of the synced log more than [`CACHED_TAIL`] behind its end.
+    ///
+    /// Release points are multiples of [`RELEASE_STEP`] (so of the page size): the kernel keeps
+    /// a page the range covers only in part, and the next range starting inside it would keep
+    /// it again.
     fn release_behind(&mut self) {
-        let keep_from = self.file_len.saturating_sub(CACHED_TAIL);
+        let keep_from = step_down(self.file_len.saturating_sub(CACHED_TAIL));
         if keep_from >= self.released + RELEASE_STEP {
             release(&mut *self.file, &self.file_path, self.released, keep_from);
             self.released = keep_from;
         }
         if let Some(finished) = &mut self.finished {
-            let keep_from = finished
+            let keep_from = match finished
                 .len
-                .saturating_sub(CACHED_TAIL.saturating_sub(self.file_len));
+                .saturating_sub(CACHED_TAIL.saturating_sub(self.file_len))
+            {
+                // Its end: the last page goes too (a range to the file's end takes it).
+                all if all == finished.len => all,
+                part => step_down(part),
+            };
             if keep_from == finished.len || keep_from >= finished.released + RELEASE_STEP {
                 release(
                     &mut *finished.file,
@@ -358,7 +372,8 @@ impl SegmentLog {
         let path = segment_path(&self.dir, first_seq);
         create_segment(&*self.disk, &self.dir, &path)?;
         let file = self.disk.open_append(&path, 0).map_err(io_error(&path))?;
-        // Segments smaller than the cached tail: the one before this one's end goes now.
+        // Only one finished segment is followed: the one before it goes whole now, even within
+        // the cached tail when segments are smaller than it.
         if let Some(mut older) = self.finished.take() {
             release(&mut *older.file, &older.path, older.released, older.len);
         }
@@ -373,6 +388,11 @@ impl SegmentLog {
         self.syncs += 3;
         Ok(())
     }
+}
+
+/// `offset` rounded down to a multiple of [`RELEASE_STEP`].
+fn step_down(offset: u64) -> u64 {
+    offset / RELEASE_STEP * RELEASE_STEP
 }
 
 /// Releases the page cache of `from..to` of a segment (see [`CACHED_TAIL`]). Advice only: a
@@ -785,18 +805,29 @@ mod tests {
     use super::*;
     use crate::store::disk::OsDisk;
 
-    /// Bytes of `path` in the page cache, as util-linux's `fincore` counts them.
+    /// Bytes of `path` in the page cache, as `fincore` (util-linux) counts them.
     fn cached_bytes(path: &Path) -> u64 {
         let out = std::process::Command::new("fincore")
             .args(["--bytes", "--noheadings", "--output", "RES"])
             .arg(path)
             .output()
-            .expect("fincore (util-linux) runs");
+            .expect("fincore (util-linux; Debian's util-linux-extra, which .ci/run installs) runs");
         assert!(out.status.success(), "fincore: {out:?}");
         String::from_utf8_lossy(&out.stdout)
             .trim()
             .parse()
             .expect("a byte count")
+    }
+
+    fn segment_lens(dir: &Path) -> Vec<(PathBuf, u64)> {
+        list_segments_on(&OsDisk, dir)
+            .expect("segments")
+            .into_iter()
+            .map(|(_, path)| {
+                let len = std::fs::metadata(&path).expect("meta").len();
+                (path, len)
+            })
+            .collect()
     }
 
     #[test]
@@ -814,9 +845,11 @@ mod tests {
             );
             return;
         }
-        let (mut log, _) = SegmentLog::open(Arc::new(OsDisk), tmp.path(), 64 << 20).expect("open");
-        // 80 records of 1 MiB, each its own batch and sync: a full segment and 17 MiB of the next.
-        for sequence in 1..=80 {
+        let page = rustix::param::page_size() as u64;
+        let bound = CACHED_TAIL + RELEASE_STEP + crate::store::disk::PREALLOCATE + 2 * page;
+        let (mut log, _) = SegmentLog::open(Arc::new(OsDisk), tmp.path(), 48 << 20).expect("open");
+        // Records of 1 MiB, each its own batch and sync: 47 to a segment.
+        let mut append = |sequence: u64| {
             let mut record = LogRecord {
                 sequence,
                 lrn: "x".repeat(1 << 20),
@@ -824,29 +857,43 @@ mod tests {
             };
             let frame = log.seal_next(&mut record, None).expect("seal");
             log.write_batch(sequence, &[frame]).expect("write");
+        };
+        // Within the first segment: released behind its newest bytes.
+        for sequence in 1..=45 {
+            append(sequence);
         }
-        let segments = list_segments_on(&OsDisk, tmp.path()).expect("segments");
-        assert_eq!(segments.len(), 2, "{segments:?}");
+        let segments = segment_lens(tmp.path());
+        assert_eq!(segments.len(), 1);
+        let cached = cached_bytes(&segments[0].0);
+        assert!(cached <= bound, "{cached} bytes of one segment cached");
+        assert!(cached >= CACHED_TAIL, "its newest bytes stay: {cached}");
+
+        // Three segments on: the first released whole, the second's end and the third cached.
+        for sequence in 46..=110 {
+            append(sequence);
+        }
+        let segments = segment_lens(tmp.path());
+        assert_eq!(segments.len(), 3, "{segments:?}");
         let cached: Vec<u64> = segments
             .iter()
-            .map(|(_, path)| cached_bytes(path))
+            .map(|(path, _)| cached_bytes(path))
             .collect();
-        let page = 4096;
+        assert_eq!(cached[0], 0, "the oldest segment is released: {cached:?}");
         let newest_len = log.file_len;
         assert!(
-            cached[1] >= newest_len,
+            cached[2] >= newest_len,
             "the newest segment stays cached ({newest_len} bytes written): {cached:?}"
         );
-        let previous_len = std::fs::metadata(&segments[0].1).expect("meta").len();
         assert!(
-            cached[0] + page >= (CACHED_TAIL - RELEASE_STEP - newest_len).min(previous_len),
+            cached[1] + page >= (CACHED_TAIL - RELEASE_STEP - newest_len).min(segments[1].1),
             "so does the end of the one before it: {cached:?}"
         );
         let total: u64 = cached.iter().sum();
         assert!(
-            total <= CACHED_TAIL + RELEASE_STEP + crate::store::disk::PREALLOCATE + 2 * page,
-            "{total} bytes cached, of {previous_len} + {newest_len} written: {cached:?}"
+            total <= bound,
+            "{total} bytes cached: {cached:?} of {segments:?}"
         );
+
         // Released, the records still read back, from disk, as written.
         let mut read = 0;
         read_from::<LogError>(tmp.path(), Seq(1), |record| {
@@ -856,6 +903,6 @@ mod tests {
             Ok(())
         })
         .expect("the log reads back");
-        assert_eq!(read, 80);
+        assert_eq!(read, 110);
     }
 }
