@@ -406,6 +406,24 @@ async fn file_all(
     }
 }
 
+/// Submits `filing` as a carrier told UNAVAILABLE ("retry") does: again, with the same LRN,
+/// for up to `seconds`; the first other answer, or the last UNAVAILABLE.
+async fn submit_while_unavailable(
+    carrier: &mut aci_gateway::client::CarrierClient,
+    filing: &Manifest,
+    seconds: u64,
+) -> Result<aci_gateway::pb::Receipt, tonic::Status> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        match carrier.submit(filing.clone()).await {
+            Err(status) if status.code() == Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            answer => return answer,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_filings_survive_node_and_replica_failures_and_reach_the_peer_once() {
     let Some(mut cluster) = Cluster::start() else {
@@ -754,17 +772,9 @@ async fn without_nats_filings_are_unavailable_and_the_gateway_resumes_on_its_own
     for i in 0..3 {
         cluster.wait_healthy(i);
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let receipt = loop {
-        match carrier.submit(sea_filing("DOWN-1")).await {
-            Ok(receipt) => break receipt,
-            Err(status) if status.code() == Code::Unavailable => {
-                assert!(Instant::now() < deadline, "never resumed: {status:?}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(status) => panic!("{status:?}"),
-        }
-    };
+    let receipt = submit_while_unavailable(&mut carrier, &sea_filing("DOWN-1"), 60)
+        .await
+        .expect("resumed");
     assert!(!receipt.mrn.is_empty());
     let deadline = Instant::now() + Duration::from_secs(20);
     while !common::admin_get(admin, "/readyz")
@@ -796,22 +806,11 @@ async fn batches_fit_the_servers_messages_and_a_filing_too_large_for_one_is_refu
             let endpoint = a.endpoint(n % 2);
             let carrier = a.carrier.clone();
             tokio::spawn(async move {
-                let mut carrier = client(&endpoint, &carrier).await;
-                let filing = sea_filing(&format!("SMALL-{n}"));
                 // A replica that cannot append in time (48 filings contending for one stream on
-                // a loaded machine) answers UNAVAILABLE, "retry"; a carrier retries, and the LRN
-                // keeps a retry from filing twice (48 records, checked below).
-                let deadline = Instant::now() + Duration::from_secs(60);
-                loop {
-                    match carrier.submit(filing.clone()).await {
-                        Err(status)
-                            if status.code() == Code::Unavailable && Instant::now() < deadline =>
-                        {
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                        }
-                        answer => break answer,
-                    }
-                }
+                // a loaded machine) answers UNAVAILABLE, "retry"; the LRN keeps a retry from
+                // filing twice (48 records, checked below).
+                let mut carrier = client(&endpoint, &carrier).await;
+                submit_while_unavailable(&mut carrier, &sea_filing(&format!("SMALL-{n}")), 60).await
             })
         })
         .collect();

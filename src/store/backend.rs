@@ -88,6 +88,9 @@ pub trait LogBackend: Send + Sync + std::fmt::Debug {
     fn max_append_bytes(&self) -> Option<u64> {
         None
     }
+    /// Housekeeping for after a batch's callers are answered, off the acknowledgement's path
+    /// (the embedded log releases the page cache behind its end). Nothing by default.
+    fn after_answers(&self) {}
     /// The last record the log holds now, asked of the log itself (for a shared log, one round
     /// trip): what a read must wait for to see every write acknowledged before it.
     fn latest(&self) -> Result<u64, LogError> {
@@ -195,6 +198,10 @@ impl EmbeddedLog {
 impl LogBackend for EmbeddedLog {
     fn next_seq(&self) -> Seq {
         self.appender().log.next_seq()
+    }
+
+    fn after_answers(&self) {
+        self.appender().log.release_behind();
     }
 
     fn append(

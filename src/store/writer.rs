@@ -432,6 +432,7 @@ impl Writer {
             Ok(()) => self.publish_durable(&decided.records),
             Err(_) => self.stats.writable.store(false, Ordering::Relaxed),
         }
+        self.log.after_answers();
         indexed
             .map_err(|Failed { error, damage, .. }| damage.map(|damage| Broken { error, damage }))
     }
