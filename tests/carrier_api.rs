@@ -540,6 +540,88 @@ async fn server_reflection_lists_the_services() {
     gateway.stop().await.expect("clean stop");
 }
 
+/// A status query whose index pages left memory (a filing not looked at for long, in a large
+/// store) is answered as any other, by a thread that may wait for the disk: the async workers
+/// serve every caller and must not. The metrics count it.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn status_of_a_filing_whose_index_left_memory_is_read_from_disk() {
+    let (site, gateway) = GatewayBuilder::default().start().await;
+    let index = site.data_dir().join("index");
+    const TMPFS: u64 = 0x0102_1994;
+    let fs = rustix::fs::statfs(&index).expect("statfs");
+    if u64::try_from(fs.f_type).ok() == Some(TMPFS) {
+        eprintln!(
+            "skipped: {} is on a tmpfs, whose pages stay",
+            index.display()
+        );
+        return;
+    }
+    let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
+    let mut receipts = Vec::new();
+    for i in 0..20 {
+        let lrn = format!("COLD-{i}");
+        receipts.push(carrier.submit(sea_filing(&lrn)).await.expect("accepted"));
+    }
+    // Read once, so the index has every filing.
+    carrier.status_by_lrn("COLD-19").await.expect("status");
+    // Its written pages go to disk, and then leave the page cache.
+    let evict_index = || {
+        for file in std::fs::read_dir(&index).expect("index folder") {
+            let path = file.expect("entry").path();
+            if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("records" | "slots")
+            ) {
+                let file = std::fs::File::open(&path).expect("open");
+                file.sync_data().expect("sync");
+                rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+            }
+        }
+    };
+    let from_disk = async || {
+        let metrics = common::admin_get(gateway.admin_addr, "/metrics").await;
+        common::metric(&metrics, "aci_status_reads_from_disk_total")
+    };
+    let before = from_disk().await;
+
+    evict_index();
+    let by_lrn = carrier
+        .status_by_lrn("COLD-7")
+        .await
+        .expect("status by LRN");
+    assert_eq!(by_lrn.mrn, receipts[7].mrn);
+    assert_eq!(by_lrn.lrn, "COLD-7");
+    assert_eq!(by_lrn.state, FilingState::Registered as i32);
+    assert_eq!(
+        from_disk().await,
+        before + 1,
+        "the query waited for the disk"
+    );
+
+    evict_index();
+    let by_mrn = carrier
+        .status_by_mrn(&receipts[12].mrn)
+        .await
+        .expect("status by MRN");
+    assert_eq!(by_mrn.lrn, "COLD-12");
+    assert_eq!(
+        from_disk().await,
+        before + 2,
+        "the query waited for the disk"
+    );
+
+    // Another carrier is still told that it is absent.
+    evict_index();
+    let mut other = client(&endpoint(&gateway), &site.carrier_as(OTHER_CARRIER)).await;
+    let absent = other
+        .status_by_mrn(&receipts[7].mrn)
+        .await
+        .expect_err("not the caller's");
+    assert_eq!(absent.code(), Code::NotFound);
+    gateway.stop().await.expect("clean stop");
+}
+
 #[tokio::test]
 async fn the_metrics_endpoint_follows_the_filings() {
     let (site, gateway) = GatewayBuilder::default().start().await;

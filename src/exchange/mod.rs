@@ -236,16 +236,16 @@ impl Exchange {
         Ok(())
     }
 
-    /// Where a filing stands with each peer the routes share it with: the state of its latest
-    /// own record (filing, amendment, invalidation, arrival) there.
-    pub fn deliveries(&self, status: &FilingStatus) -> Result<Vec<PeerDelivery>, StoreError> {
-        let Ok(mrn) = crate::ids::Mrn::parse(&status.mrn) else {
+    /// Where a filing stands with each peer the routes share it with (by its routing facts):
+    /// the state of its latest own record (filing, amendment, invalidation, arrival) there.
+    pub fn deliveries(
+        &self,
+        status: &FilingStatus,
+        routing: Option<&crate::pb::store::RouteFacts>,
+    ) -> Result<Vec<PeerDelivery>, StoreError> {
+        let Some(facts) = routing else {
             return Ok(Vec::new());
         };
-        let Some(facts) = self.store.entry(&mrn)?.and_then(|entry| entry.routing) else {
-            return Ok(Vec::new());
-        };
-        let facts = &facts;
         let own = own_sequences(status);
         let Some(&latest) = own.last() else {
             return Ok(Vec::new());

@@ -24,11 +24,12 @@ use tracing::Instrument;
 
 use crate::exchange::Exchange;
 use crate::ids::{Eori, Lrn, Mrn};
+use crate::pb::store::FilingEntry;
 use crate::pb::{
     AmendRequest, ArriveRequest, FilingStatus, GetStatusRequest, InvalidateRequest, Manifest,
     Receipt, SubmitRequest, amend_request, arrive_request, get_status_request, submit_request,
 };
-use crate::store::{Change, Changed, NewFiling, Registration, Store};
+use crate::store::{Change, Changed, NewFiling, Reads, Registration, Store, StoreError};
 use crate::telemetry::{self, FilingAnswer, Metrics};
 use crate::validate::Validator;
 
@@ -365,19 +366,35 @@ impl FilingService {
     ) -> Result<FilingStatus, FilingError> {
         self.throttle_read(caller)?;
         self.store.caught_up().await?;
-        let found = match request.key {
-            Some(get_status_request::Key::Mrn(text)) => self.store.status(&parse_mrn(&text)?)?,
-            Some(get_status_request::Key::Lrn(text)) => {
-                let lrn = Lrn::parse(&text)
-                    .ok_or_else(|| FilingError::Malformed(format!("{text:?} is not an LRN")))?;
-                self.store.status_by_lrn(caller, &lrn)?
-            }
+        let key = match request.key {
+            Some(get_status_request::Key::Mrn(text)) => StatusKey::Mrn(parse_mrn(&text)?),
+            Some(get_status_request::Key::Lrn(text)) => StatusKey::Lrn(
+                caller.clone(),
+                Lrn::parse(&text)
+                    .ok_or_else(|| FilingError::Malformed(format!("{text:?} is not an LRN")))?,
+            ),
             None => return Err(FilingError::Malformed("give an MRN or an LRN".into())),
         };
+        // This async worker serves every caller: it reads only what the page cache holds. Where
+        // the index's pages are on disk only (a filing not read for long, in a large store), the
+        // lookup is done again on a thread that may wait for the disk.
+        let found = match key.entry(&self.store, Reads::CachedOnly) {
+            Err(e) if e.is_not_cached() => {
+                self.metrics.status_read_from_disk();
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || key.entry(&store, Reads::MayWait))
+                    .await
+                    .map_err(|e| FilingError::Internal(format!("a status lookup failed: {e}")))??
+            }
+            found => found?,
+        };
         // Another filer's filing is reported as absent: its existence is not the caller's business.
-        match found {
+        let Some(mut entry) = found else {
+            return Err(not_yours());
+        };
+        match entry.status.take() {
             Some(mut status) if self.access.may_act_for(caller, &status.filer) => {
-                status.deliveries = self.exchange.deliveries(&status)?;
+                status.deliveries = self.exchange.deliveries(&status, entry.routing.as_ref())?;
                 Ok(status)
             }
             _ => Err(not_yours()),
@@ -610,6 +627,25 @@ impl FilingService {
 
 fn parse_mrn(text: &str) -> Result<Mrn, FilingError> {
     Mrn::parse(text).map_err(|e| FilingError::Malformed(format!("{text:?} is not an MRN: {e}")))
+}
+
+/// What a status query names: an MRN, or a filer's LRN.
+enum StatusKey {
+    Mrn(Mrn),
+    Lrn(Eori, Lrn),
+}
+
+impl StatusKey {
+    /// The index entry of the filing named, read as `reads` allows.
+    fn entry(&self, store: &Store, reads: Reads) -> Result<Option<FilingEntry>, StoreError> {
+        match self {
+            StatusKey::Mrn(mrn) => store.entry(mrn, reads),
+            StatusKey::Lrn(filer, lrn) => match store.mrn_for(filer, lrn, reads)? {
+                Some(mrn) => store.entry(&mrn, reads),
+                None => Ok(None),
+            },
+        }
+    }
 }
 
 fn not_yours() -> FilingError {

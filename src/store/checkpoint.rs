@@ -247,7 +247,10 @@ mod tests {
         assert!(!old.exists(), "the checkpoint finished the doubling");
         drop(checkpoint);
         for (key, value) in &batch {
-            assert_eq!(table.get(key).expect("get").as_ref(), Some(value));
+            assert_eq!(
+                table.get(key, table::Reads::MayWait).expect("get").as_ref(),
+                Some(value)
+            );
         }
     }
 }

@@ -268,6 +268,51 @@ impl AppendFile for PreallocatedFile {
     }
 }
 
+/// What the tests that watch the page cache share.
+#[cfg(test)]
+pub(super) mod page_cache {
+    use std::path::Path;
+
+    /// Bytes of `path` in the page cache, as `fincore` (util-linux) counts them.
+    pub fn cached_bytes(path: &Path) -> u64 {
+        let out = std::process::Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--output", "RES"])
+            .arg(path)
+            .output()
+            .expect("fincore (util-linux; Debian's util-linux-extra, which .ci/run installs) runs");
+        assert!(out.status.success(), "fincore: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a byte count")
+    }
+
+    /// A folder under the build's, on a disk: a tmpfs (/tmp on some machines) keeps every page,
+    /// so there the cache tests are skipped (`None`).
+    pub fn folder_on_disk() -> Option<tempfile::TempDir> {
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        std::fs::create_dir_all(&target).expect("target folder");
+        let tmp = tempfile::tempdir_in(&target).expect("tmp");
+        const TMPFS: u64 = 0x0102_1994;
+        let fs = rustix::fs::statfs(tmp.path()).expect("statfs");
+        if u64::try_from(fs.f_type).ok() == Some(TMPFS) {
+            eprintln!(
+                "skipped: {} is on a tmpfs, whose pages stay",
+                tmp.path().display()
+            );
+            return None;
+        }
+        Some(tmp)
+    }
+
+    /// Drops what the page cache holds of `path` (its written pages, once on disk).
+    #[cfg(target_os = "linux")]
+    pub fn evict(path: &Path) {
+        let file = std::fs::File::open(path).expect("open");
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,7 @@ use crate::pb::{FilingStatus, NoticeKind, Notification};
 
 use super::checkpoint::{Checkpoint, CheckpointError};
 use super::projection::{evolve, holds, link_house_filing, new_entry, pushed};
-use super::table::{Table, TableError};
+use super::table::{Reads, Table, TableError};
 
 /// Where sled held the high-water mark before the checkpoint (`store::checkpoint`) did: an
 /// index that has it and no format is of format 1.
@@ -96,6 +96,11 @@ impl IndexError {
             IndexError::Table(e) => e.is_disk_full(),
             _ => false,
         }
+    }
+
+    /// Whether a [`Reads::CachedOnly`] lookup would have had to wait for the disk.
+    pub fn is_not_cached(&self) -> bool {
+        matches!(self, IndexError::Table(e) if e.is_not_cached())
     }
 }
 
@@ -213,8 +218,16 @@ impl Index {
     }
 
     /// The MRN registered for a filer's LRN.
-    pub fn mrn_for(&self, filer: &Eori, lrn: &Lrn) -> Result<Option<Mrn>, IndexError> {
-        let Some(value) = self.by_lrn.get(&lrn_key(filer.as_str(), lrn.as_str()))? else {
+    pub fn mrn_for(
+        &self,
+        filer: &Eori,
+        lrn: &Lrn,
+        reads: Reads,
+    ) -> Result<Option<Mrn>, IndexError> {
+        let Some(value) = self
+            .by_lrn
+            .get(&lrn_key(filer.as_str(), lrn.as_str()), reads)?
+        else {
             return Ok(None);
         };
         let text = String::from_utf8_lossy(&value);
@@ -230,7 +243,8 @@ impl Index {
         filer: &Eori,
         document: &str,
     ) -> Result<Option<(Mrn, std::time::SystemTime)>, IndexError> {
-        let Some(value) = self.documents.get(&lrn_key(filer.as_str(), document))? else {
+        let key = lrn_key(filer.as_str(), document);
+        let Some(value) = self.documents.get(&key, Reads::MayWait)? else {
             return Ok(None);
         };
         let decode = |reason: &str| IndexError::Decode {
@@ -269,7 +283,8 @@ impl Index {
         origin: &str,
         origin_sequence: u64,
     ) -> Result<Option<Received>, IndexError> {
-        let Some(value) = self.received.get(&received_key(origin, origin_sequence))? else {
+        let key = received_key(origin, origin_sequence);
+        let Some(value) = self.received.get(&key, Reads::MayWait)? else {
             return Ok(None);
         };
         decode_received(&value)
@@ -382,23 +397,18 @@ impl Index {
 
     /// What is known about an MRN.
     pub fn status(&self, mrn: &Mrn) -> Result<Option<FilingStatus>, IndexError> {
-        let Some(value) = self.filings.get(mrn.as_str().as_bytes())? else {
-            return Ok(None);
-        };
-        let entry = FilingEntry::decode(value.as_ref()).map_err(|e| IndexError::Decode {
-            key: mrn.to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok(entry.status)
+        Ok(self
+            .entry(mrn, Reads::MayWait)?
+            .and_then(|entry| entry.status))
     }
 
     /// The whole index entry of an MRN (status and what an amendment may not change).
-    pub fn entry(&self, mrn: &Mrn) -> Result<Option<FilingEntry>, IndexError> {
-        self.stored_entry(mrn.as_str())
+    pub fn entry(&self, mrn: &Mrn, reads: Reads) -> Result<Option<FilingEntry>, IndexError> {
+        self.stored_entry(mrn.as_str(), reads)
     }
 
-    fn stored_entry(&self, mrn: &str) -> Result<Option<FilingEntry>, IndexError> {
-        let Some(value) = self.filings.get(mrn.as_bytes())? else {
+    fn stored_entry(&self, mrn: &str, reads: Reads) -> Result<Option<FilingEntry>, IndexError> {
+        let Some(value) = self.filings.get(mrn.as_bytes(), reads)? else {
             return Ok(None);
         };
         FilingEntry::decode(value.as_ref())
@@ -663,7 +673,7 @@ impl Index {
     ) -> Result<Option<FilingEntry>, IndexError> {
         match changed.get(mrn) {
             Some(entry) => Ok(Some(entry.clone())),
-            None => self.stored_entry(mrn),
+            None => self.stored_entry(mrn, Reads::MayWait),
         }
     }
 

@@ -806,20 +806,7 @@ fn cut_tail(
 mod tests {
     use super::*;
     use crate::store::disk::OsDisk;
-
-    /// Bytes of `path` in the page cache, as `fincore` (util-linux) counts them.
-    fn cached_bytes(path: &Path) -> u64 {
-        let out = std::process::Command::new("fincore")
-            .args(["--bytes", "--noheadings", "--output", "RES"])
-            .arg(path)
-            .output()
-            .expect("fincore (util-linux; Debian's util-linux-extra, which .ci/run installs) runs");
-        assert!(out.status.success(), "fincore: {out:?}");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("a byte count")
-    }
+    use crate::store::disk::page_cache::{cached_bytes, folder_on_disk};
 
     fn segment_lens(dir: &Path) -> Vec<(PathBuf, u64)> {
         list_segments_on(&OsDisk, dir)
@@ -830,24 +817,6 @@ mod tests {
                 (path, len)
             })
             .collect()
-    }
-
-    /// A folder under the build's, on a disk: a tmpfs (/tmp on some machines) keeps every page,
-    /// so there the cache tests are skipped (`None`).
-    fn folder_on_disk() -> Option<tempfile::TempDir> {
-        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-        std::fs::create_dir_all(&target).expect("target folder");
-        let tmp = tempfile::tempdir_in(&target).expect("tmp");
-        const TMPFS: u64 = 0x0102_1994;
-        let fs = rustix::fs::statfs(tmp.path()).expect("statfs");
-        if u64::try_from(fs.f_type).ok() == Some(TMPFS) {
-            eprintln!(
-                "skipped: {} is on a tmpfs, whose pages stay",
-                tmp.path().display()
-            );
-            return None;
-        }
-        Some(tmp)
     }
 
     /// Appends a record of 1 MiB as a batch of its own, as the writer does: synced, then the

@@ -54,6 +54,7 @@ pub use self::projection::receipt_of;
 #[cfg(feature = "testing")]
 pub use self::sim::{PowerLoss, SimDisk};
 pub use self::stats::Stats;
+pub use self::table::Reads;
 
 /// Commands waiting for the writer before `register` callers wait for room (backpressure).
 const QUEUE_DEPTH: usize = 8192;
@@ -273,6 +274,13 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl StoreError {
+    /// Whether a [`Reads::CachedOnly`] lookup would have had to wait for the disk.
+    pub fn is_not_cached(&self) -> bool {
+        matches!(self, StoreError::Index(e) if e.is_not_cached())
+    }
 }
 
 /// Settings of an open store.
@@ -657,8 +665,22 @@ impl Store {
     }
 
     /// Everything the index holds about an MRN (status, routing facts).
-    pub fn entry(&self, mrn: &Mrn) -> Result<Option<crate::pb::store::FilingEntry>, StoreError> {
-        Ok(self.shared.index.entry(mrn)?)
+    pub fn entry(
+        &self,
+        mrn: &Mrn,
+        reads: Reads,
+    ) -> Result<Option<crate::pb::store::FilingEntry>, StoreError> {
+        Ok(self.shared.index.entry(mrn, reads)?)
+    }
+
+    /// The MRN of a filer's LRN.
+    pub fn mrn_for(
+        &self,
+        filer: &Eori,
+        lrn: &Lrn,
+        reads: Reads,
+    ) -> Result<Option<Mrn>, StoreError> {
+        Ok(self.shared.index.mrn_for(filer, lrn, reads)?)
     }
 
     /// [`Store::entry`], looked for again once the index caught up with a shared log when this
@@ -667,11 +689,11 @@ impl Store {
         &self,
         mrn: &Mrn,
     ) -> Result<Option<crate::pb::store::FilingEntry>, StoreError> {
-        if let Some(entry) = self.entry(mrn)? {
+        if let Some(entry) = self.entry(mrn, Reads::MayWait)? {
             return Ok(Some(entry));
         }
         self.caught_up().await?;
-        self.entry(mrn)
+        self.entry(mrn, Reads::MayWait)
     }
 
     /// The last durable sequence the index has, and its changes: what a reader of the log that
@@ -700,7 +722,7 @@ impl Store {
         filer: &Eori,
         lrn: &Lrn,
     ) -> Result<Option<FilingStatus>, StoreError> {
-        match self.shared.index.mrn_for(filer, lrn)? {
+        match self.mrn_for(filer, lrn, Reads::MayWait)? {
             Some(mrn) => self.status(&mrn),
             None => Ok(None),
         }

@@ -80,6 +80,9 @@ pub enum TableError {
     Corrupt { path: PathBuf, reason: String },
     #[error("a {what} of {len} bytes is longer than the index takes")]
     TooLong { what: &'static str, len: usize },
+    /// A lookup made with [`Reads::CachedOnly`] needed a page the page cache did not hold.
+    #[error("{path}: not in memory (look up again where waiting for the disk is allowed)")]
+    NotCached { path: PathBuf },
 }
 
 impl TableError {
@@ -90,6 +93,24 @@ impl TableError {
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
         ))
     }
+
+    /// Whether a [`Reads::CachedOnly`] lookup would have had to wait for the disk.
+    pub fn is_not_cached(&self) -> bool {
+        matches!(self, TableError::NotCached { .. })
+    }
+}
+
+/// How a lookup may read the map's files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// Waits for the disk where the page cache does not hold what is read.
+    MayWait,
+    /// Reads only what the page cache holds, and fails with [`TableError::NotCached`] at once
+    /// where it would wait (`RWF_NOWAIT`). An async worker, which serves every caller, looks up
+    /// this way first; a lookup that would wait is done again on a thread that may block.
+    /// Where the system cannot tell (not Linux, or a file system without `RWF_NOWAIT`), it
+    /// waits as [`Reads::MayWait`] does.
+    CachedOnly,
 }
 
 /// A key and its value.
@@ -226,15 +247,24 @@ impl Table {
         })
     }
 
-    /// The value of `key`, if it has one.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, TableError> {
+    /// The value of `key`, if it has one: a read of a group of slots and one of the record,
+    /// unless hashes collide.
+    pub fn get(&self, key: &[u8], reads: Reads) -> Result<Option<Vec<u8>>, TableError> {
         let state = self.read();
         let tag = self.tag(key);
         for slots in state.all_slots() {
-            if let Probe::Found(index) = state.probe(slots, tag, Key::Bytes(key))? {
-                let (_, offset) = slots.slot(index)?;
-                let (_, value) = state.record(offset)?;
-                return Ok(Some(value));
+            let mut value = None;
+            // The whole record is read at once, its key compared and its value kept.
+            state.probe(slots, tag, reads, |offset| {
+                let (found_key, found_value) = state.record(offset, reads)?;
+                let same = found_key == key;
+                if same {
+                    value = Some(found_value);
+                }
+                Ok(same)
+            })?;
+            if value.is_some() {
+                return Ok(value);
             }
         }
         Ok(None)
@@ -321,7 +351,7 @@ impl Table {
             for index in 0..slots.capacity {
                 let (_, offset) = slots.slot(index)?;
                 if offset != 0 {
-                    let (key, value) = state.record(offset)?;
+                    let (key, value) = state.record(offset, Reads::MayWait)?;
                     out.entry(key).or_insert(value);
                 }
             }
@@ -437,7 +467,9 @@ impl State {
 
     /// Points `key` (whose hash is `tag`) at the record at `offset` in the current slots.
     fn place(&mut self, tag: u64, key: Key<'_>, offset: u64) -> Result<(), TableError> {
-        match self.probe(&self.slots, tag, key)? {
+        match self.probe(&self.slots, tag, Reads::MayWait, |at| {
+            self.same_key(at, key)
+        })? {
             Probe::Found(index) => self.slots.set(index, tag, offset),
             Probe::Vacant(index) => {
                 self.slots.set(index, tag, offset)?;
@@ -455,7 +487,7 @@ impl State {
         };
         let to = (*from + MOVE_BLOCK).min(old.capacity);
         let mut block = vec![0u8; ((to - *from) * SLOT) as usize];
-        old.read_at(&mut block, SLOTS_HEADER + *from * SLOT)?;
+        old.read_at(&mut block, SLOTS_HEADER + *from * SLOT, Reads::MayWait)?;
         let done = to == old.capacity;
         let moving: Vec<(u64, u64)> = block
             .chunks_exact(SLOT as usize)
@@ -501,7 +533,7 @@ impl State {
             let end = (last_home + len as u64 + WINDOW_SPILL).min(self.slots.capacity);
             let mut window = vec![0u8; ((end - start) * SLOT) as usize];
             self.slots
-                .read_at(&mut window, SLOTS_HEADER + start * SLOT)?;
+                .read_at(&mut window, SLOTS_HEADER + start * SLOT, Reads::MayWait)?;
             let mut placed = 0;
             for &(tag, offset) in cluster {
                 match self.place_in_window(&mut window, start, tag, offset)? {
@@ -516,7 +548,8 @@ impl State {
             }
         }
         for (tag, offset) in alone {
-            if let Probe::Vacant(index) = self.probe(&self.slots, tag, Key::At(offset))? {
+            let same = |at| self.same_key(at, Key::At(offset));
+            if let Probe::Vacant(index) = self.probe(&self.slots, tag, Reads::MayWait, same)? {
                 self.slots.set(index, tag, offset)?;
                 self.slots.count += 1;
             }
@@ -548,8 +581,15 @@ impl State {
         Ok(None)
     }
 
-    /// The slot holding `key` in `slots`, or the empty one where it would go.
-    fn probe(&self, slots: &Slots, tag: u64, key: Key<'_>) -> Result<Probe, TableError> {
+    /// The slot of `slots` whose record `is_key` accepts (of those whose hash is `tag`), or the
+    /// empty one where the key would go.
+    fn probe(
+        &self,
+        slots: &Slots,
+        tag: u64,
+        reads: Reads,
+        mut is_key: impl FnMut(u64) -> Result<bool, TableError>,
+    ) -> Result<Probe, TableError> {
         let mask = slots.capacity - 1;
         let mut index = tag & mask;
         let mut group = [0u8; GROUP * SLOT as usize];
@@ -557,14 +597,14 @@ impl State {
         while seen < slots.capacity {
             let n = (GROUP as u64).min(slots.capacity - index);
             let bytes = &mut group[..(n * SLOT) as usize];
-            slots.read_at(bytes, SLOTS_HEADER + index * SLOT)?;
+            slots.read_at(bytes, SLOTS_HEADER + index * SLOT, reads)?;
             for (i, slot) in bytes.chunks_exact(SLOT as usize).enumerate() {
                 let (found_tag, offset) = decode_slot(slot);
                 let at = index + i as u64;
                 if offset == 0 {
                     return Ok(Probe::Vacant(at));
                 }
-                if found_tag == tag && self.same_key(offset, key)? {
+                if found_tag == tag && is_key(offset)? {
                     return Ok(Probe::Found(at));
                 }
             }
@@ -582,16 +622,17 @@ impl State {
         })
     }
 
-    /// The key of the record at `offset`, read alone (a probe compares keys; the value and its
+    /// The key of the record at `offset`, read alone (an insert compares keys; the value and its
     /// CRC are read by whoever wants the value): one short read, for keys up to [`SHORT_KEY`].
     fn key_at(&self, offset: u64) -> Result<Vec<u8>, TableError> {
-        let (mut bytes, _, _) = self.read_record(offset, FRAME + SHORT_KEY, false)?;
+        let (mut bytes, _, _) =
+            self.read_record(offset, FRAME + SHORT_KEY, false, Reads::MayWait)?;
         Ok(bytes.split_off(FRAME))
     }
 
     /// The key and value of the record at `offset`, checked against its CRC.
-    fn record(&self, offset: u64) -> Result<(Vec<u8>, Vec<u8>), TableError> {
-        let (mut bytes, key_len, crc) = self.read_record(offset, READ_AHEAD, true)?;
+    fn record(&self, offset: u64, reads: Reads) -> Result<(Vec<u8>, Vec<u8>), TableError> {
+        let (mut bytes, key_len, crc) = self.read_record(offset, READ_AHEAD, true, reads)?;
         if crc32c::crc32c(&bytes[FRAME..]) != crc {
             return Err(self.corrupt_record(offset, "CRC mismatch"));
         }
@@ -607,16 +648,19 @@ impl State {
         offset: u64,
         read_ahead: usize,
         whole: bool,
+        reads: Reads,
     ) -> Result<(Vec<u8>, usize, u32), TableError> {
         let corrupt_at = |reason: &str| self.corrupt_record(offset, reason);
+        let read_error = |e: io::Error| match e.kind() {
+            io::ErrorKind::WouldBlock => io_error(&self.records_path, e),
+            _ => corrupt_at(&e.to_string()),
+        };
         let available = self.end.saturating_sub(offset).min(read_ahead as u64) as usize;
         if available < FRAME {
             return Err(corrupt_at("past the end"));
         }
         let mut bytes = vec![0u8; available];
-        self.records
-            .read_exact_at(&mut bytes, offset)
-            .map_err(|e| corrupt_at(&e.to_string()))?;
+        read_exact_at(&self.records, &mut bytes, offset, reads).map_err(read_error)?;
         let key_len = usize::from(u16::from_le_bytes([bytes[0], bytes[1]]));
         let value_len = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]) as usize;
         let crc = u32::from_le_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]);
@@ -627,9 +671,13 @@ impl State {
         if wanted > bytes.len() {
             let have = bytes.len();
             bytes.resize(wanted, 0);
-            self.records
-                .read_exact_at(&mut bytes[have..], offset + have as u64)
-                .map_err(|e| corrupt_at(&e.to_string()))?;
+            read_exact_at(
+                &self.records,
+                &mut bytes[have..],
+                offset + have as u64,
+                reads,
+            )
+            .map_err(read_error)?;
         }
         bytes.truncate(wanted);
         Ok((bytes, key_len, crc))
@@ -702,7 +750,7 @@ impl Slots {
 
     fn slot(&self, index: u64) -> Result<(u64, u64), TableError> {
         let mut bytes = [0u8; SLOT as usize];
-        self.read_at(&mut bytes, SLOTS_HEADER + index * SLOT)?;
+        self.read_at(&mut bytes, SLOTS_HEADER + index * SLOT, Reads::MayWait)?;
         Ok(decode_slot(&bytes))
     }
 
@@ -716,10 +764,8 @@ impl Slots {
             .map_err(|e| io_error(&self.path, e))
     }
 
-    fn read_at(&self, bytes: &mut [u8], at: u64) -> Result<(), TableError> {
-        self.file
-            .read_exact_at(bytes, at)
-            .map_err(|e| io_error(&self.path, e))
+    fn read_at(&self, bytes: &mut [u8], at: u64, reads: Reads) -> Result<(), TableError> {
+        read_exact_at(&self.file, bytes, at, reads).map_err(|e| io_error(&self.path, e))
     }
 
     fn write_header(&self, old_capacity: u64, moved: u64) -> Result<(), TableError> {
@@ -735,6 +781,32 @@ impl Slots {
             .write_all_at(&header, 0)
             .map_err(|e| io_error(&self.path, e))
     }
+}
+
+/// Reads `bytes.len()` bytes of `file` at `at`; with [`Reads::CachedOnly`], only from the page
+/// cache (an [`io::ErrorKind::WouldBlock`] error where a page is not there).
+fn read_exact_at(file: &File, bytes: &mut [u8], at: u64, reads: Reads) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if reads == Reads::CachedOnly {
+        use rustix::io::{Errno, ReadWriteFlags};
+        let mut done = 0;
+        while done < bytes.len() {
+            let mut rest = [io::IoSliceMut::new(&mut bytes[done..])];
+            match rustix::io::preadv2(file, &mut rest, at + done as u64, ReadWriteFlags::NOWAIT) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => done += n,
+                Err(Errno::AGAIN) => return Err(io::ErrorKind::WouldBlock.into()),
+                Err(Errno::INTR) => {}
+                // A file system that cannot tell: the rest is read as any other.
+                Err(Errno::OPNOTSUPP) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        return file.read_exact_at(&mut bytes[done..], at + done as u64);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = reads;
+    file.read_exact_at(bytes, at)
 }
 
 fn encode_slot(tag: u64, offset: u64) -> [u8; SLOT as usize] {
@@ -805,6 +877,11 @@ fn remove(path: &Path) -> Result<(), TableError> {
 }
 
 fn io_error(path: &Path, source: io::Error) -> TableError {
+    if source.kind() == io::ErrorKind::WouldBlock {
+        return TableError::NotCached {
+            path: path.to_owned(),
+        };
+    }
     TableError::Io {
         path: path.to_owned(),
         source,
@@ -834,22 +911,72 @@ mod tests {
     fn values_are_found_replaced_and_kept_across_a_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         let table = Table::open(dir.path(), "lrn").expect("open");
-        assert_eq!(table.get(b"absent").expect("get"), None);
+        assert_eq!(table.get(b"absent", Reads::MayWait).expect("get"), None);
         table
             .insert_all(&[(key(1), b"one".to_vec()), (key(2), b"two".to_vec())])
             .expect("insert");
         table
             .insert_all(&[(key(1), b"uno".to_vec()), (key(1), b"eins".to_vec())])
             .expect("replace");
-        assert_eq!(table.get(&key(1)).expect("get"), Some(b"eins".to_vec()));
+        assert_eq!(
+            table.get(&key(1), Reads::MayWait).expect("get"),
+            Some(b"eins".to_vec())
+        );
         drop(table);
         let table = Table::open(dir.path(), "lrn").expect("reopen");
-        assert_eq!(table.get(&key(1)).expect("get"), Some(b"eins".to_vec()));
-        assert_eq!(table.get(&key(2)).expect("get"), Some(b"two".to_vec()));
+        assert_eq!(
+            table.get(&key(1), Reads::MayWait).expect("get"),
+            Some(b"eins".to_vec())
+        );
+        assert_eq!(
+            table.get(&key(2), Reads::MayWait).expect("get"),
+            Some(b"two".to_vec())
+        );
         assert_eq!(table.entries().expect("entries").len(), 2);
         table.clear().expect("clear");
-        assert_eq!(table.get(&key(1)).expect("get"), None);
+        assert_eq!(table.get(&key(1), Reads::MayWait).expect("get"), None);
         assert!(table.entries().expect("entries").is_empty());
+    }
+
+    /// An async worker must not wait for the disk: a lookup from memory only reports what is
+    /// not there, and the same lookup allowed to wait finds it (and brings it back).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_lookup_from_memory_only_refuses_to_wait_for_the_disk() {
+        use crate::store::disk::page_cache::{evict, folder_on_disk};
+        let Some(dir) = folder_on_disk() else {
+            return;
+        };
+        let table = Table::open(dir.path(), "filings").expect("open");
+        let entries: Vec<KeyValue> = (0..200).map(|i| (key(i), vec![b'v'; 300])).collect();
+        table.reserve(200).expect("reserve");
+        table.insert_all(&entries).expect("insert");
+        let value = Some(vec![b'v'; 300]);
+        assert_eq!(
+            table.get(&key(7), Reads::CachedOnly).expect("in memory"),
+            value
+        );
+        // Written pages stay until they are on disk; then they can be dropped.
+        table.sync().expect("sync");
+        for file in ["filings.records", "filings.slots"] {
+            evict(&dir.path().join(file));
+        }
+        for absent_or_not in [key(7), key(1000)] {
+            let error = table
+                .get(&absent_or_not, Reads::CachedOnly)
+                .expect_err("not in memory");
+            assert!(error.is_not_cached(), "{error}");
+        }
+        assert_eq!(
+            table.get(&key(7), Reads::MayWait).expect("read from disk"),
+            value
+        );
+        assert_eq!(
+            table
+                .get(&key(7), Reads::CachedOnly)
+                .expect("back in memory"),
+            value
+        );
     }
 
     /// Many keys (several doublings), some replaced while the slots move, the table reopened in
@@ -884,7 +1011,7 @@ mod tests {
         assert!(reopened_while_moving);
         assert!(table.read().slots.capacity >= 2 * model.len() as u64 / 2);
         for (k, v) in &model {
-            assert_eq!(table.get(k).expect("get").as_ref(), Some(v));
+            assert_eq!(table.get(k, Reads::MayWait).expect("get").as_ref(), Some(v));
         }
         let entries: BTreeMap<_, _> = table.entries().expect("entries").into_iter().collect();
         assert_eq!(entries, model);
@@ -912,7 +1039,7 @@ mod tests {
         drop(state);
         for i in 0..keys {
             assert_eq!(
-                table.get(&key(i)).expect("get"),
+                table.get(&key(i), Reads::MayWait).expect("get"),
                 Some(i.to_le_bytes().to_vec())
             );
         }
@@ -942,7 +1069,7 @@ mod tests {
         assert_eq!(table.read().slots.count, u64::from(keys));
         for i in 0..keys {
             assert_eq!(
-                table.get(&key(i)).expect("get"),
+                table.get(&key(i), Reads::MayWait).expect("get"),
                 Some(i.to_le_bytes().to_vec())
             );
         }
@@ -963,7 +1090,10 @@ mod tests {
         )
         .expect("rename");
         let table = Table::open(dir.path(), "documents").expect("reopen");
-        assert_eq!(table.get(&key(7)).expect("get"), Some(b"seven".to_vec()));
+        assert_eq!(
+            table.get(&key(7), Reads::MayWait).expect("get"),
+            Some(b"seven".to_vec())
+        );
         assert!(!base.with_extension("slots.new").exists());
     }
 
@@ -979,7 +1109,9 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&records, bytes).expect("write");
-        let error = table.get(&key(1)).expect_err("a CRC mismatch");
+        let error = table
+            .get(&key(1), Reads::MayWait)
+            .expect_err("a CRC mismatch");
         assert!(error.to_string().contains("CRC"), "{error}");
     }
 
@@ -1026,7 +1158,7 @@ mod tests {
             let entries: BTreeMap<_, _> = table.entries().expect("entries").into_iter().collect();
             prop_assert_eq!(&entries, &model);
             for (k, v) in &model {
-                let found = table.get(k).expect("get");
+                let found = table.get(k, Reads::MayWait).expect("get");
                 prop_assert_eq!(found.as_ref(), Some(v));
             }
         }

@@ -191,6 +191,8 @@ pub struct Metrics {
     received: Family<(String, &'static str)>,
     /// Risk notices peers sent, by (peer, kind).
     notices: Family<(String, &'static str)>,
+    /// Status queries whose index pages were not in memory (served by a thread that waited).
+    status_reads_from_disk: AtomicU64,
 }
 
 impl Metrics {
@@ -225,6 +227,11 @@ impl Metrics {
     /// Counts an envelope a peer delivered: "stored", "duplicate" or "refused".
     pub fn received(&self, peer: &str, outcome: &'static str) {
         self.received.add((peer.to_owned(), outcome));
+    }
+
+    /// Counts a status query that had to wait for the disk.
+    pub fn status_read_from_disk(&self) {
+        self.status_reads_from_disk.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a risk notice a peer sent.
@@ -276,6 +283,14 @@ impl Metrics {
             &mut out,
         );
         render_store(store, &mut out);
+        let _ = writeln!(
+            out,
+            "# HELP aci_status_reads_from_disk_total Status queries whose index pages were not in \
+             memory: answered from a thread that waited for the disk, not from an async worker.\n\
+             # TYPE aci_status_reads_from_disk_total counter\n\
+             aci_status_reads_from_disk_total {}",
+            self.status_reads_from_disk.load(Ordering::Relaxed)
+        );
         self.received.render(
             "aci_received_envelopes_total",
             "Envelopes peers delivered, by peer and outcome (duplicate: a redelivery absorbed).",

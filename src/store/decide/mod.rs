@@ -34,6 +34,7 @@ use super::index::{Index, IndexError, Received};
 use super::projection::{evolve, referral, referral_mut, request_mut};
 use super::record::EncodedManifests;
 use super::risk::target_label;
+use super::table::Reads;
 use super::{
     Change, ChangeRefusal, Changed, Delivery, NewFiling, Noticed, Registration, StoreError,
 };
@@ -61,10 +62,10 @@ pub trait StateView {
 
 impl StateView for Index {
     fn mrn_for(&self, filer: &Eori, lrn: &Lrn) -> Result<Option<Mrn>, IndexError> {
-        Index::mrn_for(self, filer, lrn)
+        Index::mrn_for(self, filer, lrn, Reads::MayWait)
     }
     fn entry(&self, mrn: &Mrn) -> Result<Option<FilingEntry>, IndexError> {
-        Index::entry(self, mrn)
+        Index::entry(self, mrn, Reads::MayWait)
     }
     fn document(
         &self,
