@@ -540,12 +540,12 @@ async fn server_reflection_lists_the_services() {
     gateway.stop().await.expect("clean stop");
 }
 
-/// A status query whose index pages left memory (a filing not looked at for long, in a large
-/// store) is answered as any other, by a thread that may wait for the disk: the async workers
-/// serve every caller and must not. The metrics count it.
+/// A query whose index pages left memory (a filing not looked at for long, in a large store)
+/// is answered as any other, by a thread that may wait for the disk: the async workers serve
+/// every caller and must not. The metrics count it.
 #[cfg(target_os = "linux")]
 #[tokio::test]
-async fn status_of_a_filing_whose_index_left_memory_is_read_from_disk() {
+async fn a_filing_whose_index_left_memory_is_read_from_disk() {
     let (site, gateway) = GatewayBuilder::default().start().await;
     let index = site.data_dir().join("index");
     const TMPFS: u64 = 0x0102_1994;
@@ -581,7 +581,7 @@ async fn status_of_a_filing_whose_index_left_memory_is_read_from_disk() {
     };
     let from_disk = async || {
         let metrics = common::admin_get(gateway.admin_addr, "/metrics").await;
-        common::metric(&metrics, "aci_status_reads_from_disk_total")
+        common::metric(&metrics, "aci_index_reads_from_disk_total")
     };
     let before = from_disk().await;
 
@@ -609,6 +609,20 @@ async fn status_of_a_filing_whose_index_left_memory_is_read_from_disk() {
         from_disk().await,
         before + 2,
         "the query waited for the disk"
+    );
+
+    // A change names its filing by master document, then by MRN: both read from disk.
+    evict_index();
+    let arrived = carrier
+        .arrive_by_document("BL-COLD-5")
+        .await
+        .expect("arrival");
+    assert_eq!(arrived.mrn, receipts[5].mrn);
+    assert_eq!(arrived.state, FilingState::Arrived as i32);
+    assert_eq!(
+        from_disk().await,
+        before + 4,
+        "both reads waited for the disk"
     );
 
     // Another carrier is still told that it is absent.

@@ -375,19 +375,9 @@ impl FilingService {
             ),
             None => return Err(FilingError::Malformed("give an MRN or an LRN".into())),
         };
-        // This async worker serves every caller: it reads only what the page cache holds. Where
-        // the index's pages are on disk only (a filing not read for long, in a large store), the
-        // lookup is done again on a thread that may wait for the disk.
-        let found = match key.entry(&self.store, Reads::CachedOnly) {
-            Err(e) if e.is_not_cached() => {
-                self.metrics.status_read_from_disk();
-                let store = self.store.clone();
-                tokio::task::spawn_blocking(move || key.entry(&store, Reads::MayWait))
-                    .await
-                    .map_err(|e| FilingError::Internal(format!("a status lookup failed: {e}")))??
-            }
-            found => found?,
-        };
+        let found = self
+            .read_index(move |store, reads| key.entry(store, reads))
+            .await?;
         // Another filer's filing is reported as absent: its existence is not the caller's business.
         let Some(mut entry) = found else {
             return Err(not_yours());
@@ -514,7 +504,9 @@ impl FilingService {
         document: &str,
     ) -> Result<Option<Mrn>, FilingError> {
         self.store.caught_up().await?;
-        Ok(self.store.mrn_by_document(caller, document)?)
+        let (caller, document) = (caller.clone(), document.to_owned());
+        self.read_index(move |store, reads| store.mrn_by_document(&caller, &document, reads))
+            .await
     }
 
     /// With a shared log, a filing not (yet) in this replica's index is looked for again once
@@ -525,14 +517,39 @@ impl FilingService {
         mrn: &str,
     ) -> Result<(Mrn, FilingStatus), FilingError> {
         let mrn = parse_mrn(mrn)?;
-        let mut found = self.store.status(&mrn)?;
+        let status = |mrn: Mrn| {
+            move |store: &Store, reads: Reads| -> Result<Option<FilingStatus>, StoreError> {
+                Ok(store.entry(&mrn, reads)?.and_then(|entry| entry.status))
+            }
+        };
+        let mut found = self.read_index(status(mrn.clone())).await?;
         if found.is_none() {
             self.store.caught_up().await?;
-            found = self.store.status(&mrn)?;
+            found = self.read_index(status(mrn.clone())).await?;
         }
         match found {
             Some(status) if self.access.may_act_for(caller, &status.filer) => Ok((mrn, status)),
             _ => Err(not_yours()),
+        }
+    }
+
+    /// Reads the index for a caller, on this async worker, which serves every caller: from the
+    /// page cache only. Where the pages needed are on disk only (a filing not read for long, in
+    /// a large store), the read is done again on a thread that may wait for the disk.
+    async fn read_index<T: Send + 'static>(
+        &self,
+        read: impl Fn(&Store, Reads) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, FilingError> {
+        match read(&self.store, Reads::CachedOnly) {
+            Err(e) if e.is_not_cached() => {
+                self.metrics.index_read_from_disk();
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || read(&store, Reads::MayWait))
+                    .await
+                    .map_err(|e| FilingError::Internal(format!("an index read failed: {e}")))?
+                    .map_err(FilingError::from)
+            }
+            found => Ok(found?),
         }
     }
 

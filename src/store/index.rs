@@ -242,9 +242,10 @@ impl Index {
         &self,
         filer: &Eori,
         document: &str,
+        reads: Reads,
     ) -> Result<Option<(Mrn, std::time::SystemTime)>, IndexError> {
         let key = lrn_key(filer.as_str(), document);
-        let Some(value) = self.documents.get(&key, Reads::MayWait)? else {
+        let Some(value) = self.documents.get(&key, reads)? else {
             return Ok(None);
         };
         let decode = |reason: &str| IndexError::Decode {

@@ -708,11 +708,16 @@ impl Store {
     }
 
     /// The filing in which a filer declared a master transport document.
-    pub fn mrn_by_document(&self, filer: &Eori, document: &str) -> Result<Option<Mrn>, StoreError> {
+    pub fn mrn_by_document(
+        &self,
+        filer: &Eori,
+        document: &str,
+        reads: Reads,
+    ) -> Result<Option<Mrn>, StoreError> {
         Ok(self
             .shared
             .index
-            .document(filer, document)?
+            .document(filer, document, reads)?
             .map(|(mrn, _)| mrn))
     }
 

@@ -191,8 +191,8 @@ pub struct Metrics {
     received: Family<(String, &'static str)>,
     /// Risk notices peers sent, by (peer, kind).
     notices: Family<(String, &'static str)>,
-    /// Status queries whose index pages were not in memory (served by a thread that waited).
-    status_reads_from_disk: AtomicU64,
+    /// Carriers' queries whose index pages were not in memory (read by a thread that waited).
+    index_reads_from_disk: AtomicU64,
 }
 
 impl Metrics {
@@ -229,9 +229,9 @@ impl Metrics {
         self.received.add((peer.to_owned(), outcome));
     }
 
-    /// Counts a status query that had to wait for the disk.
-    pub fn status_read_from_disk(&self) {
-        self.status_reads_from_disk.fetch_add(1, Ordering::Relaxed);
+    /// Counts a carrier's query that had to wait for the disk.
+    pub fn index_read_from_disk(&self) {
+        self.index_reads_from_disk.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a risk notice a peer sent.
@@ -285,11 +285,12 @@ impl Metrics {
         render_store(store, &mut out);
         let _ = writeln!(
             out,
-            "# HELP aci_status_reads_from_disk_total Status queries whose index pages were not in \
-             memory: answered from a thread that waited for the disk, not from an async worker.\n\
-             # TYPE aci_status_reads_from_disk_total counter\n\
-             aci_status_reads_from_disk_total {}",
-            self.status_reads_from_disk.load(Ordering::Relaxed)
+            "# HELP aci_index_reads_from_disk_total Carriers' queries (status, and the filing a \
+             change names) whose index pages were not in memory: read by a thread that waited \
+             for the disk, not by an async worker.\n\
+             # TYPE aci_index_reads_from_disk_total counter\n\
+             aci_index_reads_from_disk_total {}",
+            self.index_reads_from_disk.load(Ordering::Relaxed)
         );
         self.received.render(
             "aci_received_envelopes_total",

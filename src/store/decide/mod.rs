@@ -72,7 +72,7 @@ impl StateView for Index {
         filer: &Eori,
         document: &str,
     ) -> Result<Option<(Mrn, SystemTime)>, IndexError> {
-        Index::document(self, filer, document)
+        Index::document(self, filer, document, Reads::MayWait)
     }
     fn awaiting(&self, document: &str) -> Result<Option<(Mrn, String)>, IndexError> {
         Index::awaiting(self, document)
