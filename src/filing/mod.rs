@@ -376,6 +376,7 @@ impl FilingService {
             None => return Err(FilingError::Malformed("give an MRN or an LRN".into())),
         };
         let found = self
+            .store
             .read_index(move |store, reads| key.entry(store, reads))
             .await?;
         // Another filer's filing is reported as absent: its existence is not the caller's business.
@@ -505,8 +506,9 @@ impl FilingService {
     ) -> Result<Option<Mrn>, FilingError> {
         self.store.caught_up().await?;
         let (caller, document) = (caller.clone(), document.to_owned());
-        self.read_index(move |store, reads| store.mrn_by_document(&caller, &document, reads))
-            .await
+        let document_mrn =
+            move |store: &Store, reads| store.mrn_by_document(&caller, &document, reads);
+        Ok(self.store.read_index(document_mrn).await?)
     }
 
     /// With a shared log, a filing not (yet) in this replica's index is looked for again once
@@ -522,34 +524,14 @@ impl FilingService {
                 Ok(store.entry(&mrn, reads)?.and_then(|entry| entry.status))
             }
         };
-        let mut found = self.read_index(status(mrn.clone())).await?;
+        let mut found = self.store.read_index(status(mrn.clone())).await?;
         if found.is_none() {
             self.store.caught_up().await?;
-            found = self.read_index(status(mrn.clone())).await?;
+            found = self.store.read_index(status(mrn.clone())).await?;
         }
         match found {
             Some(status) if self.access.may_act_for(caller, &status.filer) => Ok((mrn, status)),
             _ => Err(not_yours()),
-        }
-    }
-
-    /// Reads the index for a caller, on this async worker, which serves every caller: from the
-    /// page cache only. Where the pages needed are on disk only (a filing not read for long, in
-    /// a large store), the read is done again on a thread that may wait for the disk.
-    async fn read_index<T: Send + 'static>(
-        &self,
-        read: impl Fn(&Store, Reads) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, FilingError> {
-        match read(&self.store, Reads::CachedOnly) {
-            Err(e) if e.is_not_cached() => {
-                self.metrics.index_read_from_disk();
-                let store = self.store.clone();
-                tokio::task::spawn_blocking(move || read(&store, Reads::MayWait))
-                    .await
-                    .map_err(|e| FilingError::Internal(format!("an index read failed: {e}")))?
-                    .map_err(FilingError::from)
-            }
-            found => Ok(found?),
         }
     }
 

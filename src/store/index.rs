@@ -32,7 +32,7 @@ use crate::pb::{FilingStatus, NoticeKind, Notification};
 
 use super::checkpoint::{Checkpoint, CheckpointError};
 use super::projection::{evolve, holds, link_house_filing, new_entry, pushed};
-use super::table::{Reads, Table, TableError};
+use super::table::{Reads, Table, TableError, WouldWait};
 
 /// Where sled held the high-water mark before the checkpoint (`store::checkpoint`) did: an
 /// index that has it and no format is of format 1.
@@ -98,9 +98,12 @@ impl IndexError {
         }
     }
 
-    /// Whether a [`Reads::CachedOnly`] lookup would have had to wait for the disk.
-    pub fn is_not_cached(&self) -> bool {
-        matches!(self, IndexError::Table(e) if e.is_not_cached())
+    /// Why a [`Reads::NeverWait`] lookup gave up, if it did.
+    pub fn would_wait(&self) -> Option<WouldWait> {
+        match self {
+            IndexError::Table(e) => e.would_wait(),
+            _ => None,
+        }
     }
 }
 

@@ -54,7 +54,11 @@ pub use self::projection::receipt_of;
 #[cfg(feature = "testing")]
 pub use self::sim::{PowerLoss, SimDisk};
 pub use self::stats::Stats;
-pub use self::table::Reads;
+pub use self::table::{Reads, WouldWait};
+
+/// Index reads that gave up on an async worker and run on blocking threads at once, at most:
+/// enough to keep a disk's queue busy, not a thread per caller in a burst of cold reads.
+const WAITING_READS: usize = 64;
 
 /// Commands waiting for the writer before `register` callers wait for room (backpressure).
 const QUEUE_DEPTH: usize = 8192;
@@ -260,6 +264,9 @@ pub enum StoreError {
     TooLarge { bytes: u64, limit: u64 },
     #[error("the store is closed")]
     Closed,
+    /// A bug: an index read on a blocking thread panicked.
+    #[error("an index read failed: {0}")]
+    ReadFailed(String),
     #[error("cannot start the log writer: {0}")]
     Thread(std::io::Error),
     #[error("cannot make {path} private to the gateway's user: {source}")]
@@ -277,9 +284,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether a [`Reads::CachedOnly`] lookup would have had to wait for the disk.
-    pub fn is_not_cached(&self) -> bool {
-        matches!(self, StoreError::Index(e) if e.is_not_cached())
+    /// Why a [`Reads::NeverWait`] lookup gave up, if it did.
+    pub fn would_wait(&self) -> Option<WouldWait> {
+        match self {
+            StoreError::Index(e) => e.would_wait(),
+            _ => None,
+        }
     }
 }
 
@@ -347,6 +357,8 @@ struct Shared {
     _lock: std::fs::File,
     /// Joined by `close`; the writer exits on its own if every handle is dropped.
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Turns of the index reads that gave up on an async worker (see [`Store::read_index`]).
+    waiting_reads: tokio::sync::Semaphore,
 }
 
 impl Store {
@@ -435,6 +447,7 @@ impl Store {
                 automatic_invalidation,
                 _lock: lock,
                 thread: std::sync::Mutex::new(Some(thread)),
+                waiting_reads: tokio::sync::Semaphore::new(WAITING_READS),
             }),
         })
     }
@@ -664,6 +677,31 @@ impl Store {
         Ok(self.shared.index.drop_timer(mrn, timer)?)
     }
 
+    /// Reads the index for a caller on an async worker, which serves every caller: without
+    /// waiting first ([`Reads::NeverWait`]). A read that would wait, for the disk or for the
+    /// index writer, is counted and done again on a blocking thread (at most
+    /// [`WAITING_READS`] at once; more wait their turn without holding a worker).
+    pub async fn read_index<T: Send + 'static>(
+        &self,
+        read: impl Fn(&Store, Reads) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let cause = match read(self, Reads::NeverWait) {
+            Err(e) => e.would_wait().ok_or(e)?,
+            done => return done,
+        };
+        self.shared.stats.read_waited(cause);
+        let _turn = self
+            .shared
+            .waiting_reads
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || read(&store, Reads::MayWait))
+            .await
+            .map_err(|e| StoreError::ReadFailed(e.to_string()))?
+    }
+
     /// Everything the index holds about an MRN (status, routing facts).
     pub fn entry(
         &self,
@@ -689,11 +727,12 @@ impl Store {
         &self,
         mrn: &Mrn,
     ) -> Result<Option<crate::pb::store::FilingEntry>, StoreError> {
-        if let Some(entry) = self.entry(mrn, Reads::MayWait)? {
+        let entry = |mrn: Mrn| move |store: &Store, reads| store.entry(&mrn, reads);
+        if let Some(entry) = self.read_index(entry(mrn.clone())).await? {
             return Ok(Some(entry));
         }
         self.caught_up().await?;
-        self.entry(mrn, Reads::MayWait)
+        self.read_index(entry(mrn.clone())).await
     }
 
     /// The last durable sequence the index has, and its changes: what a reader of the log that

@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::table::WouldWait;
+
 /// Histogram bounds for the append path's latencies, in seconds.
 const LATENCY_BOUNDS: &[f64] = &[
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
@@ -26,6 +28,8 @@ pub struct Stats {
     pub durable_seq: AtomicU64,
     /// Whether the last batch could be written (false while the disk is full or failing).
     pub writable: AtomicBool,
+    /// Index reads that gave up on an async worker, by [`WouldWait`] (in its `ALL` order).
+    pub reads_waited: [AtomicU64; WouldWait::ALL.len()],
 }
 
 impl Default for Stats {
@@ -42,6 +46,7 @@ impl Default for Stats {
             syncs: AtomicU64::new(0),
             durable_seq: AtomicU64::new(0),
             writable: AtomicBool::new(true),
+            reads_waited: Default::default(),
         }
     }
 }
@@ -59,7 +64,18 @@ impl Stats {
             syncs: self.syncs.load(Ordering::Relaxed),
             durable_seq: self.durable_seq.load(Ordering::Relaxed),
             writable: self.writable.load(Ordering::Relaxed),
+            reads_waited: WouldWait::ALL.map(|cause| {
+                (
+                    cause.label(),
+                    self.reads_waited[cause as usize].load(Ordering::Relaxed),
+                )
+            }),
         }
+    }
+
+    /// Counts an index read that gave up on an async worker.
+    pub(super) fn read_waited(&self, cause: WouldWait) {
+        self.reads_waited[cause as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn record_batch(

@@ -20,10 +20,11 @@
 //! At half full the slots double, a little at a time: a new slots file takes every insert, each
 //! insert also moves a few slots of the old one (`<name>.slots.old`), and lookups consult the old
 //! file until it is empty. Only the index's writer inserts; readers share the map under a
-//! read-write lock held for a lookup's few reads. Records are written before the slots that point
-//! to them, so neither a reader nor a restart after a killed process meets a slot pointing at
-//! nothing. As with sled, nothing is fsynced: the log is the truth, the index is replayed from its
-//! high-water mark, and a record the disk lost in a power cut fails its CRC when read.
+//! read-write lock held for a lookup's few reads. A lookup on an async worker waits neither for
+//! that lock nor for the disk ([`Reads::NeverWait`]). Records are written before the slots that
+//! point to them, so neither a reader nor a restart after a killed process meets a slot pointing
+//! at nothing. As with sled, nothing is fsynced: the log is the truth, the index is replayed
+//! from its high-water mark, and a record the disk lost in a power cut fails its CRC when read.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -31,7 +32,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use sha2::{Digest, Sha256};
 
@@ -44,8 +45,8 @@ const SECRET_LEN: usize = 16;
 const RECORDS_HEADER: u64 = (RECORDS_MAGIC.len() + SECRET_LEN) as u64;
 /// Key length (u16), value length (u32), CRC32C of key and value (u32), all little-endian.
 const FRAME: usize = 10;
-/// The longest key a probe reads in one go (the index's keys: an EORI, a separator and an LRN
-/// or a document number).
+/// The longest key an insert's probe reads in one go (the index's keys: an EORI, a separator
+/// and an LRN or a document number); a lookup reads the whole record at once.
 const SHORT_KEY: usize = 96;
 /// What a lookup reads of a record at first; a longer one takes a second read.
 const READ_AHEAD: usize = 2048;
@@ -80,9 +81,10 @@ pub enum TableError {
     Corrupt { path: PathBuf, reason: String },
     #[error("a {what} of {len} bytes is longer than the index takes")]
     TooLong { what: &'static str, len: usize },
-    /// A lookup made with [`Reads::CachedOnly`] needed a page the page cache did not hold.
-    #[error("{path}: not in memory (look up again where waiting for the disk is allowed)")]
-    NotCached { path: PathBuf },
+    /// A lookup made with [`Reads::NeverWait`] would have waited: look up again where waiting
+    /// is allowed.
+    #[error("{path}: {}", .cause.describe())]
+    WouldWait { path: PathBuf, cause: WouldWait },
 }
 
 impl TableError {
@@ -94,23 +96,57 @@ impl TableError {
         ))
     }
 
-    /// Whether a [`Reads::CachedOnly`] lookup would have had to wait for the disk.
-    pub fn is_not_cached(&self) -> bool {
-        matches!(self, TableError::NotCached { .. })
+    /// Why a [`Reads::NeverWait`] lookup gave up, if it did.
+    pub fn would_wait(&self) -> Option<WouldWait> {
+        match self {
+            TableError::WouldWait { cause, .. } => Some(*cause),
+            _ => None,
+        }
     }
 }
 
-/// How a lookup may read the map's files.
+/// How a lookup may read the map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reads {
-    /// Waits for the disk where the page cache does not hold what is read.
+    /// Waits for the disk, and for the index writer, as long as it takes.
     MayWait,
-    /// Reads only what the page cache holds, and fails with [`TableError::NotCached`] at once
-    /// where it would wait (`RWF_NOWAIT`). An async worker, which serves every caller, looks up
-    /// this way first; a lookup that would wait is done again on a thread that may block.
-    /// Where the system cannot tell (not Linux, or a file system without `RWF_NOWAIT`), it
-    /// waits as [`Reads::MayWait`] does.
-    CachedOnly,
+    /// Gives up at once ([`TableError::WouldWait`]) where it would wait: for a page the page
+    /// cache does not hold (read with `RWF_NOWAIT`), or for the index writer, which holds the
+    /// map while it inserts a batch. An async worker, which serves every caller, looks up this
+    /// way; a lookup that gives up is done again on a thread that may wait. Where the system
+    /// cannot tell what is cached (not Linux, a file system or sandbox without `RWF_NOWAIT`),
+    /// it reads as [`Reads::MayWait`] does.
+    NeverWait,
+}
+
+/// What a [`Reads::NeverWait`] lookup would have waited for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WouldWait {
+    /// The disk: a page it needed was not in memory.
+    NotInMemory,
+    /// The index writer, inserting a batch.
+    WriterBusy,
+}
+
+impl WouldWait {
+    pub const ALL: [WouldWait; 2] = [WouldWait::NotInMemory, WouldWait::WriterBusy];
+
+    /// The metrics' label.
+    pub fn label(self) -> &'static str {
+        match self {
+            WouldWait::NotInMemory => "not_in_memory",
+            WouldWait::WriterBusy => "writer_busy",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            WouldWait::NotInMemory => {
+                "not in memory (read it where waiting for the disk is allowed)"
+            }
+            WouldWait::WriterBusy => "the index writer holds it (read it where waiting is allowed)",
+        }
+    }
 }
 
 /// A key and its value.
@@ -250,7 +286,7 @@ impl Table {
     /// The value of `key`, if it has one: a read of a group of slots and one of the record,
     /// unless hashes collide.
     pub fn get(&self, key: &[u8], reads: Reads) -> Result<Option<Vec<u8>>, TableError> {
-        let state = self.read();
+        let state = self.read_for(reads)?;
         let tag = self.tag(key);
         for slots in state.all_slots() {
             let mut value = None;
@@ -450,6 +486,21 @@ impl Table {
         self.state
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The state for a lookup; with [`Reads::NeverWait`], only if the writer does not hold it.
+    fn read_for(&self, reads: Reads) -> Result<RwLockReadGuard<'_, State>, TableError> {
+        match reads {
+            Reads::MayWait => Ok(self.read()),
+            Reads::NeverWait => match self.state.try_read() {
+                Ok(state) => Ok(state),
+                Err(TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => Err(TableError::WouldWait {
+                    path: self.base.clone(),
+                    cause: WouldWait::WriterBusy,
+                }),
+            },
+        }
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
@@ -652,7 +703,7 @@ impl State {
     ) -> Result<(Vec<u8>, usize, u32), TableError> {
         let corrupt_at = |reason: &str| self.corrupt_record(offset, reason);
         let read_error = |e: io::Error| match e.kind() {
-            io::ErrorKind::WouldBlock => io_error(&self.records_path, e),
+            io::ErrorKind::WouldBlock => not_in_memory(&self.records_path),
             _ => corrupt_at(&e.to_string()),
         };
         let available = self.end.saturating_sub(offset).min(read_ahead as u64) as usize;
@@ -700,14 +751,7 @@ impl Slots {
     /// A new slots file of `capacity` empty slots, its space allocated (writing a slot must not
     /// meet a full disk).
     fn create(path: &Path, capacity: u64, old_capacity: u64) -> Result<Slots, TableError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(PRIVATE_FILE)
-            .open(path)
-            .map_err(|e| io_error(path, e))?;
+        let file = open_with(path, true)?;
         allocate(&file, 0, SLOTS_HEADER + capacity * SLOT, false).map_err(|e| io_error(path, e))?;
         let slots = Slots {
             file,
@@ -765,7 +809,10 @@ impl Slots {
     }
 
     fn read_at(&self, bytes: &mut [u8], at: u64, reads: Reads) -> Result<(), TableError> {
-        read_exact_at(&self.file, bytes, at, reads).map_err(|e| io_error(&self.path, e))
+        read_exact_at(&self.file, bytes, at, reads).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => not_in_memory(&self.path),
+            _ => io_error(&self.path, e),
+        })
     }
 
     fn write_header(&self, old_capacity: u64, moved: u64) -> Result<(), TableError> {
@@ -777,17 +824,19 @@ impl Slots {
         {
             header[8 * (i + 1)..8 * (i + 2)].copy_from_slice(&value.to_le_bytes());
         }
-        self.file
-            .write_all_at(&header, 0)
-            .map_err(|e| io_error(&self.path, e))
+        self.write_at(&header, 0)
     }
 }
 
-/// Reads `bytes.len()` bytes of `file` at `at`; with [`Reads::CachedOnly`], only from the page
+/// Set once a read without waiting was refused as unsupported.
+#[cfg(target_os = "linux")]
+static NOWAIT_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Reads `bytes.len()` bytes of `file` at `at`; with [`Reads::NeverWait`], only from the page
 /// cache (an [`io::ErrorKind::WouldBlock`] error where a page is not there).
 fn read_exact_at(file: &File, bytes: &mut [u8], at: u64, reads: Reads) -> io::Result<()> {
     #[cfg(target_os = "linux")]
-    if reads == Reads::CachedOnly {
+    if reads == Reads::NeverWait && !NOWAIT_UNSUPPORTED.load(Ordering::Relaxed) {
         use rustix::io::{Errno, ReadWriteFlags};
         let mut done = 0;
         while done < bytes.len() {
@@ -797,8 +846,18 @@ fn read_exact_at(file: &File, bytes: &mut [u8], at: u64, reads: Reads) -> io::Re
                 Ok(n) => done += n,
                 Err(Errno::AGAIN) => return Err(io::ErrorKind::WouldBlock.into()),
                 Err(Errno::INTR) => {}
-                // A file system that cannot tell: the rest is read as any other.
-                Err(Errno::OPNOTSUPP) => break,
+                // A file system, kernel or sandbox that cannot tell: from now on every read
+                // waits as any other (said once).
+                Err(e @ (Errno::OPNOTSUPP | Errno::NOSYS | Errno::PERM | Errno::INVAL)) => {
+                    if !NOWAIT_UNSUPPORTED.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            error = %e,
+                            "reads without waiting (RWF_NOWAIT) are refused: index lookups may \
+                             wait for the disk on the async workers"
+                        );
+                    }
+                    break;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -855,14 +914,36 @@ fn allocate(file: &File, offset: u64, len: u64, keep_size: bool) -> io::Result<(
 
 /// Opens a file of the index for reading and writing, created private if new.
 pub(super) fn open_file(path: &Path) -> Result<File, TableError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(PRIVATE_FILE)
-        .open(path)
-        .map_err(|e| io_error(path, e))
+    open_with(path, false)
+}
+
+/// Opens a file of the index for reading and writing, created private if new, emptied first
+/// if `truncate`, to be read without read-ahead ([`advise_random`]). Without access-time
+/// updates where the system allows (the gateway owns the file): the writer changes the files
+/// with every batch, so with `relatime` the first read after each batch would write the inode,
+/// which may wait for the file system's journal.
+fn open_with(path: &Path, truncate: bool) -> Result<File, TableError> {
+    let open = |flags: i32| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(truncate)
+            .mode(PRIVATE_FILE)
+            .custom_flags(flags)
+            .open(path)
+    };
+    #[cfg(target_os = "linux")]
+    let opened = match open(rustix::fs::OFlags::NOATIME.bits() as i32) {
+        // Not the file's owner: access times are kept.
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => open(0),
+        opened => opened,
+    };
+    #[cfg(not(target_os = "linux"))]
+    let opened = open(0);
+    let file = opened.map_err(|e| io_error(path, e))?;
+    advise_random(&file);
+    Ok(file)
 }
 
 fn len_of(file: &File, path: &Path) -> Result<u64, TableError> {
@@ -876,12 +957,27 @@ fn remove(path: &Path) -> Result<(), TableError> {
     }
 }
 
-fn io_error(path: &Path, source: io::Error) -> TableError {
-    if source.kind() == io::ErrorKind::WouldBlock {
-        return TableError::NotCached {
-            path: path.to_owned(),
-        };
+fn not_in_memory(path: &Path) -> TableError {
+    TableError::WouldWait {
+        path: path.to_owned(),
+        cause: WouldWait::NotInMemory,
     }
+}
+
+/// Tells the kernel that reads of an index file land anywhere: no read-ahead around them. It
+/// would fill the page cache with neighbours a hash lookup rarely wants, and the pages it
+/// marks make a read without waiting give up though they are cached (`RWF_NOWAIT` starts no
+/// read-ahead). Advice only: a failure changes nothing but speed.
+fn advise_random(file: &File) {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    if let Err(e) = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Random) {
+        tracing::debug!(error = %e, "no random-access advice for an index file");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    let _ = file;
+}
+
+fn io_error(path: &Path, source: io::Error) -> TableError {
     TableError::Io {
         path: path.to_owned(),
         source,
@@ -938,11 +1034,11 @@ mod tests {
         assert!(table.entries().expect("entries").is_empty());
     }
 
-    /// An async worker must not wait for the disk: a lookup from memory only reports what is
-    /// not there, and the same lookup allowed to wait finds it (and brings it back).
+    /// An async worker must not wait for the disk: a lookup that may not wait gives up on what
+    /// is not in memory, and the same lookup allowed to wait finds it (and brings it back).
     #[cfg(target_os = "linux")]
     #[test]
-    fn a_lookup_from_memory_only_refuses_to_wait_for_the_disk() {
+    fn a_lookup_that_may_not_wait_gives_up_on_what_is_not_in_memory() {
         use crate::store::disk::page_cache::{evict, folder_on_disk};
         let Some(dir) = folder_on_disk() else {
             return;
@@ -953,29 +1049,56 @@ mod tests {
         table.insert_all(&entries).expect("insert");
         let value = Some(vec![b'v'; 300]);
         assert_eq!(
-            table.get(&key(7), Reads::CachedOnly).expect("in memory"),
+            table.get(&key(7), Reads::NeverWait).expect("in memory"),
             value
         );
-        // Written pages stay until they are on disk; then they can be dropped.
+        // Reopened, as after a restart: every page of its files may hold something. Written
+        // pages stay until they are on disk; then they can be dropped (after the opening read
+        // the headers).
         table.sync().expect("sync");
+        drop(table);
+        let table = Table::open(dir.path(), "filings").expect("reopen");
         for file in ["filings.records", "filings.slots"] {
-            evict(&dir.path().join(file));
+            if !evict(&dir.path().join(file)) {
+                return;
+            }
         }
-        for absent_or_not in [key(7), key(1000)] {
+        for present_or_not in [key(7), key(1000)] {
             let error = table
-                .get(&absent_or_not, Reads::CachedOnly)
+                .get(&present_or_not, Reads::NeverWait)
                 .expect_err("not in memory");
-            assert!(error.is_not_cached(), "{error}");
+            assert_eq!(error.would_wait(), Some(WouldWait::NotInMemory), "{error}");
         }
         assert_eq!(
-            table.get(&key(7), Reads::MayWait).expect("read from disk"),
+            table.get(&key(7), Reads::MayWait).expect("from disk"),
             value
         );
+        // No read-ahead mark on what that read brought back, so nothing makes this give up.
         assert_eq!(
             table
-                .get(&key(7), Reads::CachedOnly)
-                .expect("back in memory"),
+                .get(&key(7), Reads::NeverWait)
+                .expect("in memory again"),
             value
+        );
+    }
+
+    /// Nor must it wait for the index writer, which holds the table while it inserts a batch.
+    #[test]
+    fn a_lookup_that_may_not_wait_gives_up_while_the_writer_holds_the_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = Table::open(dir.path(), "lrn").expect("open");
+        table
+            .insert_all(&[(key(1), b"one".to_vec())])
+            .expect("insert");
+        let writer = table.write();
+        let error = table
+            .get(&key(1), Reads::NeverWait)
+            .expect_err("the writer holds it");
+        assert_eq!(error.would_wait(), Some(WouldWait::WriterBusy), "{error}");
+        drop(writer);
+        assert_eq!(
+            table.get(&key(1), Reads::NeverWait).expect("free again"),
+            Some(b"one".to_vec())
         );
     }
 

@@ -191,8 +191,6 @@ pub struct Metrics {
     received: Family<(String, &'static str)>,
     /// Risk notices peers sent, by (peer, kind).
     notices: Family<(String, &'static str)>,
-    /// Carriers' queries whose index pages were not in memory (read by a thread that waited).
-    index_reads_from_disk: AtomicU64,
 }
 
 impl Metrics {
@@ -227,11 +225,6 @@ impl Metrics {
     /// Counts an envelope a peer delivered: "stored", "duplicate" or "refused".
     pub fn received(&self, peer: &str, outcome: &'static str) {
         self.received.add((peer.to_owned(), outcome));
-    }
-
-    /// Counts a carrier's query that had to wait for the disk.
-    pub fn index_read_from_disk(&self) {
-        self.index_reads_from_disk.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a risk notice a peer sent.
@@ -283,15 +276,6 @@ impl Metrics {
             &mut out,
         );
         render_store(store, &mut out);
-        let _ = writeln!(
-            out,
-            "# HELP aci_index_reads_from_disk_total Carriers' queries (status, and the filing a \
-             change names) whose index pages were not in memory: read by a thread that waited \
-             for the disk, not by an async worker.\n\
-             # TYPE aci_index_reads_from_disk_total counter\n\
-             aci_index_reads_from_disk_total {}",
-            self.index_reads_from_disk.load(Ordering::Relaxed)
-        );
         self.received.render(
             "aci_received_envelopes_total",
             "Envelopes peers delivered, by peer and outcome (duplicate: a redelivery absorbed).",
@@ -365,6 +349,18 @@ fn render_store(store: &StoreSeries<'_>, out: &mut String) {
          # TYPE aci_log_writable gauge\naci_log_writable {}",
         u8::from(store.writable)
     );
+    out.push_str(
+        "# HELP aci_index_reads_waited_total Index reads of carriers' and peers' calls that \
+         would have waited on an async worker, done on a blocking thread instead, by what they \
+         waited for: not_in_memory (the disk), writer_busy (the index writer's batch).\n\
+         # TYPE aci_index_reads_waited_total counter\n",
+    );
+    for (cause, count) in store.reads_waited {
+        let _ = writeln!(
+            out,
+            "aci_index_reads_waited_total{{cause=\"{cause}\"}} {count}"
+        );
+    }
 }
 
 /// What the admin endpoint reads of the machine and the files the gateway runs with, at each
@@ -440,6 +436,8 @@ pub struct StoreSeries<'a> {
     pub syncs: u64,
     pub durable_seq: u64,
     pub writable: bool,
+    /// Index reads that gave up on an async worker, by cause.
+    pub reads_waited: [(&'static str, u64); 2],
 }
 
 /// One peer's forwarding progress, as the metrics endpoint renders it.
