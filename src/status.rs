@@ -359,6 +359,7 @@ pub fn store_failure(error: &StoreError) -> Status {
     tracing::error!(%error, "store failure");
     match error {
         StoreError::Closed => Status::unavailable("the gateway is shutting down; retry"),
+        StoreError::ReadFailed(_) => Status::internal("the gateway could not read its index"),
         StoreError::Unwritable {
             disk_full: true, ..
         } => retry_later(

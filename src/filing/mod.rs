@@ -519,17 +519,8 @@ impl FilingService {
         mrn: &str,
     ) -> Result<(Mrn, FilingStatus), FilingError> {
         let mrn = parse_mrn(mrn)?;
-        let status = |mrn: Mrn| {
-            move |store: &Store, reads: Reads| -> Result<Option<FilingStatus>, StoreError> {
-                Ok(store.entry(&mrn, reads)?.and_then(|entry| entry.status))
-            }
-        };
-        let mut found = self.store.read_index(status(mrn.clone())).await?;
-        if found.is_none() {
-            self.store.caught_up().await?;
-            found = self.store.read_index(status(mrn.clone())).await?;
-        }
-        match found {
+        let found = self.store.entry_caught_up(&mrn).await?;
+        match found.and_then(|entry| entry.status) {
             Some(status) if self.access.may_act_for(caller, &status.filer) => Ok((mrn, status)),
             _ => Err(not_yours()),
         }

@@ -437,7 +437,7 @@ pub struct StoreSeries<'a> {
     pub durable_seq: u64,
     pub writable: bool,
     /// Index reads that gave up on an async worker, by cause.
-    pub reads_waited: [(&'static str, u64); 2],
+    pub reads_waited: [(&'static str, u64); crate::store::WouldWait::ALL.len()],
 }
 
 /// One peer's forwarding progress, as the metrics endpoint renders it.
