@@ -353,8 +353,9 @@ const DISK_FULL_RETRY_SECONDS: u64 = 5;
 
 /// A store failure: nothing was stored or acknowledged, and the same request may be retried
 /// (a filing with the same LRN, an envelope with the same origin sequence: either is applied
-/// once). A full disk is `RESOURCE_EXHAUSTED` with a `retry-after`; anything else
-/// `UNAVAILABLE`.
+/// once). A full disk is `RESOURCE_EXHAUSTED` with a `retry-after`; records larger than a
+/// shared log takes at once `INVALID_ARGUMENT`; an index read that panicked (a bug, and a read:
+/// nothing was to be made durable) `INTERNAL`; anything else `UNAVAILABLE`.
 pub fn store_failure(error: &StoreError) -> Status {
     tracing::error!(%error, "store failure");
     match error {
@@ -447,4 +448,27 @@ fn with_details(code: Code, message: String, details: Vec<prost_types::Any>) -> 
         details,
     };
     Status::with_details(code, message, status.encode_to_vec().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_index_read_is_internal_and_claims_nothing_about_durability() {
+        let status = store_failure(&StoreError::ReadFailed("the read panicked".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(
+            !status.message().contains("durable"),
+            "{}",
+            status.message()
+        );
+        // Beside it, a write that failed says that nothing was made durable.
+        let unwritable = store_failure(&StoreError::Unwritable {
+            reason: "I/O error".into(),
+            disk_full: false,
+        });
+        assert_eq!(unwritable.code(), Code::Unavailable);
+        assert!(unwritable.message().contains("nothing was acknowledged"));
+    }
 }
