@@ -129,6 +129,18 @@ impl Mrn {
         Mrn(body)
     }
 
+    /// The sequence of the record the MRN was issued for ([`Mrn::issue`]); `None` for one
+    /// whose digits name a number past `u64` (well-formed, but never issued).
+    pub fn sequence(&self) -> Option<Seq> {
+        self.0.as_bytes()[4..4 + Self::UNIQUE_LEN]
+            .iter()
+            .try_fold(0u64, |n, &b| {
+                let digit = char::from(b).to_digit(36)?;
+                n.checked_mul(36)?.checked_add(u64::from(digit))
+            })
+            .map(Seq)
+    }
+
     /// Reads an MRN and verifies its check character.
     pub fn parse(text: &str) -> Result<Mrn, MrnError> {
         let bytes = text.as_bytes();
@@ -246,7 +258,12 @@ mod tests {
         assert!(mrn.as_str().starts_with("26GB0000000000001"));
         assert_eq!(Mrn::parse(mrn.as_str()), Ok(mrn));
         let big = Mrn::issue(2099, "DE", Seq(u64::MAX));
+        assert_eq!(big.sequence(), Some(Seq(u64::MAX)));
         assert_eq!(Mrn::parse(big.as_str()), Ok(big));
+        // Well-formed, with digits past u64: names no sequence.
+        let body = "26GBZZZZZZZZZZZZZ";
+        let past = format!("{body}{}", check_character(body.as_bytes()).expect("check"));
+        assert_eq!(Mrn::parse(&past).expect("well-formed").sequence(), None);
     }
 
     #[test]
@@ -268,6 +285,7 @@ mod tests {
         #[test]
         fn issued_mrns_always_verify(year in 2000i32..2100, seq in 1u64..u64::MAX) {
             let mrn = Mrn::issue(year, "FR", Seq(seq));
+            prop_assert_eq!(mrn.sequence(), Some(Seq(seq)));
             prop_assert_eq!(Mrn::parse(mrn.as_str()), Ok(mrn));
         }
 

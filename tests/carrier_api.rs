@@ -564,7 +564,7 @@ async fn a_filing_whose_index_left_memory_is_read_from_disk() {
             let path = file.expect("entry").path();
             if matches!(
                 path.extension().and_then(|e| e.to_str()),
-                Some("records" | "slots")
+                Some("records" | "slots" | "positions")
             ) {
                 let file = std::fs::File::open(&path).expect("open");
                 file.sync_data().expect("sync");

@@ -839,7 +839,7 @@ fn copy_sled_part(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).expect("read_dir") {
         let entry = entry.expect("entry");
         let name = entry.file_name().to_string_lossy().into_owned();
-        if [".records", ".slots", ".slots.old"]
+        if [".records", ".slots", ".slots.old", ".positions"]
             .iter()
             .any(|table| name.ends_with(table))
         {
@@ -884,7 +884,10 @@ async fn an_index_whose_sled_part_lags_its_tables_after_a_crash_is_made_whole_by
     for entry in std::fs::read_dir(&index).expect("read_dir") {
         let entry = entry.expect("entry");
         let name = entry.file_name().to_string_lossy().into_owned();
-        if [".records", ".slots"].iter().any(|t| name.ends_with(t)) {
+        if [".records", ".slots", ".positions"]
+            .iter()
+            .any(|t| name.ends_with(t))
+        {
             continue;
         }
         if entry.file_type().expect("type").is_dir() {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::table::{self, Table, TableError};
+use super::table::{self, OnDisk, TableError};
 
 /// How often the mark moves: what a killed process replays at most.
 pub const INTERVAL: Duration = Duration::from_millis(500);
@@ -41,7 +41,7 @@ struct Shared {
     /// The mark file, and what it holds; one writer at a time (the thread, or a flush at close).
     written: Mutex<(File, u64)>,
     path: PathBuf,
-    tables: Vec<Arc<Table>>,
+    tables: Vec<Arc<dyn OnDisk>>,
     sled: sled::Db,
     /// Set to stop the thread; its condition variable wakes it early.
     stop: Mutex<bool>,
@@ -50,7 +50,11 @@ struct Shared {
 
 impl Checkpoint {
     /// Opens the mark file `path` (0 when new) and starts moving it.
-    pub fn open(path: &Path, tables: Vec<Arc<Table>>, sled: sled::Db) -> Result<Self, TableError> {
+    pub fn open(
+        path: &Path,
+        tables: Vec<Arc<dyn OnDisk>>,
+        sled: sled::Db,
+    ) -> Result<Self, TableError> {
         let io = |source| TableError::Io {
             path: path.to_owned(),
             source,
@@ -223,6 +227,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::store::table::Table;
 
     /// A doubling the last inserts left half done ends with no insert after it: the checkpoint
     /// moves it (an idle gateway keeps no `*.slots.old`).
@@ -237,7 +242,7 @@ mod tests {
         let old = dir.path().join("filings.slots.old");
         assert!(old.exists(), "doubling, with old slots left");
         let sled = sled::Config::new().temporary(true).open().expect("sled");
-        let checkpoint = Checkpoint::open(&dir.path().join("mark"), vec![Arc::clone(&table)], sled)
+        let checkpoint = Checkpoint::open(&dir.path().join("mark"), vec![table.clone()], sled)
             .expect("checkpoint");
         // Its first tick is at once; the bound is only there so a broken thread fails the test.
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -1,10 +1,10 @@
 //! The index: maps derived from the log, so queries need not read it.
 //!
-//! The four that grow with every filing or delivery are hash tables on disk (`store::table`,
-//! whose memory and start-up do not grow with them): `lrn` ((filer, LRN) → MRN), `filings` (MRN
-//! → `FilingEntry`), `documents` ((filer, master transport document) → MRN and filing time,
-//! big-endian seconds), `received` ((origin, its sequence) → what became of a delivered
-//! envelope). The rest are sled trees: `meta` (the format), `awaiting` (partial
+//! The four that grow with every filing or delivery are maps on disk whose memory and start-up
+//! do not grow with them: `filings` (MRN → `FilingEntry`), placed by the sequence each MRN was
+//! issued for (`store::positions`), and three hash tables (`store::table`): `lrn` ((filer, LRN)
+//! → MRN), `documents` ((filer, master transport document) → MRN and filing time, big-endian
+//! seconds), `received` ((origin, its sequence) → what became of a delivered envelope). The rest are sled trees: `meta` (the format), `awaiting` (partial
 //! filings), `notices` ((filer, sequence) → `Notification`,
 //! the carriers' feeds), `notice_ids` ((peer, notice id) → sequence), `timers` ((due, MRN,
 //! timer) → the timer: what the scheduler fires, but the automatic invalidations, which it reads
@@ -31,6 +31,7 @@ use crate::pb::store::{FilingEntry, LogRecord, RecordKind, Timer};
 use crate::pb::{FilingStatus, NoticeKind, Notification};
 
 use super::checkpoint::{Checkpoint, CheckpointError};
+use super::positions::PositionTable;
 use super::projection::{evolve, holds, link_house_filing, new_entry, pushed};
 use super::table::{Reads, Table, TableError, WouldWait};
 
@@ -49,8 +50,9 @@ const FORMAT_KEY: &[u8] = b"format";
 /// without the items notices target, without their links) is rebuilt from the log at start.
 /// Format 3: `lrn`, `filings` and `documents` moved from sled to `store::table`; 4: the
 /// automatic invalidations left `timers` (the scheduler reads them from the log); 5: `received`
-/// moved from sled to a table (a gateway receiving from peers grew sled by a key per record).
-pub const FORMAT: u32 = 5;
+/// moved from sled to a table (a gateway receiving from peers grew sled by a key per record);
+/// 6: `filings` placed by the sequence its MRNs were issued for (`store::positions`), not hashed.
+pub const FORMAT: u32 = 6;
 /// The sled trees of earlier formats that are tables now; dropped when the index is cleared.
 const SLED_TREES_BEFORE_TABLES: [&str; 4] = ["lrn", "filings", "documents", "received"];
 
@@ -112,7 +114,8 @@ impl IndexError {
 pub struct Index {
     db: sled::Db,
     by_lrn: Arc<Table>,
-    filings: Arc<Table>,
+    /// MRN → its entry, placed by the sequence the MRN was issued for.
+    filings: Arc<PositionTable>,
     documents: Arc<Table>,
     /// (origin gateway, origin sequence) of each delivered envelope → what became of it.
     received: Arc<Table>,
@@ -163,8 +166,9 @@ impl Index {
                 Err(e) => return Err(e.into()),
             }
         };
+        remove_hashed_filings(dir)?;
         let by_lrn = Arc::new(Table::open(dir, "lrn")?);
-        let filings = Arc::new(Table::open(dir, "filings")?);
+        let filings = Arc::new(PositionTable::open(dir, "filings", mrn_position)?);
         let documents = Arc::new(Table::open(dir, "documents")?);
         let received = Arc::new(Table::open(dir, "received")?);
         let checkpoint = Checkpoint::open(
@@ -473,12 +477,17 @@ impl Index {
 
     /// Makes room for a batch of `records` before the log takes it: what `apply` then writes
     /// to the tables cannot meet a full disk (a disk too full refuses the batch instead).
-    pub fn reserve(&self, records: usize) -> Result<(), IndexError> {
-        // A record adds at most one filing, one LRN and a few documents, or one delivery.
-        let keys = records as u64 * 4;
-        for table in [&self.by_lrn, &self.filings, &self.documents, &self.received] {
+    pub fn reserve(&self, records: &[LogRecord]) -> Result<(), IndexError> {
+        let Some(last) = records.last() else {
+            return Ok(());
+        };
+        // A record adds at most one filing (at its own sequence), one LRN and a few documents,
+        // or one delivery.
+        let keys = records.len() as u64 * 4;
+        for table in [&self.by_lrn, &self.documents, &self.received] {
             table.reserve(keys)?;
         }
+        self.filings.reserve(last.sequence)?;
         Ok(())
     }
 
@@ -710,13 +719,13 @@ impl Index {
     /// Every entry of every tree, for comparing two indexes.
     pub fn dump(&self) -> Result<Vec<Entry>, IndexError> {
         let mut out = Vec::new();
-        for (name, table) in [
-            ("lrn", &self.by_lrn),
-            ("filings", &self.filings),
-            ("documents", &self.documents),
-            ("received", &self.received),
+        for (name, entries) in [
+            ("lrn", self.by_lrn.entries()?),
+            ("filings", self.filings.entries()?),
+            ("documents", self.documents.entries()?),
+            ("received", self.received.entries()?),
         ] {
-            for (k, v) in table.entries()? {
+            for (k, v) in entries {
                 out.push((name, k, v));
             }
         }
@@ -739,6 +748,30 @@ impl Index {
         }
         Ok(out)
     }
+}
+
+/// Where the `filings` map keeps an MRN: at the sequence it was issued for.
+fn mrn_position(key: &[u8]) -> Option<u64> {
+    let mrn = Mrn::parse(std::str::from_utf8(key).ok()?).ok()?;
+    mrn.sequence().map(|seq| seq.0)
+}
+
+/// Removes the `filings` map of formats before 6 (a hash table): an index of such a format is
+/// rebuilt from the log anyway, and its files would be taken for a damaged map of this one.
+fn remove_hashed_filings(dir: &std::path::Path) -> Result<(), IndexError> {
+    if !dir.join("filings.slots").exists() {
+        return Ok(());
+    }
+    for extension in ["records", "slots", "slots.old", "slots.new"] {
+        let path = dir.join("filings").with_extension(extension);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(TableError::Io { path, source: e }.into());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// `name`, the separator, and a big-endian sequence: keys that scan in sequence order.

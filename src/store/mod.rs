@@ -21,6 +21,7 @@ mod facts;
 mod index;
 mod jetstream;
 mod log;
+mod positions;
 mod projection;
 pub mod record;
 pub mod risk;

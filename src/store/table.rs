@@ -4,8 +4,9 @@
 //! Why not sled for these: sled 0.34 keeps a page-table entry and cache bookkeeping in memory
 //! for every page of its trees, cached or not (a leaf splits at 16 entries), about 30 bytes of
 //! RSS per key; and it snapshots only while starting, so the first start after N writes replays
-//! all of them. The maps that grow with every filing (`filings`, `lrn`, `documents`) live here;
-//! the small trees stay in sled.
+//! all of them. The maps that grow with every filing (`lrn`, `documents`, `received`) live here
+//! (`filings`, whose keys name their place, in `store::positions`, over the same records); the
+//! small trees stay in sled.
 //!
 //! Two files per map:
 //! - `<name>.records`: append-only records (key length, value length, CRC32C, key, value) after
@@ -81,6 +82,9 @@ pub enum TableError {
     Corrupt { path: PathBuf, reason: String },
     #[error("a {what} of {len} bytes is longer than the index takes")]
     TooLong { what: &'static str, len: usize },
+    /// A key of a map placed by position (`store::positions`) that names no position.
+    #[error("{path}: the key {key:?} names no position in this map")]
+    NoPosition { path: PathBuf, key: String },
     /// A lookup made with [`Reads::NeverWait`] would have waited: look up again where waiting
     /// is allowed.
     #[error("{path}: {}", .cause.describe())]
@@ -152,6 +156,28 @@ impl WouldWait {
 /// A key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
+/// A map of the index on disk, as the index's checkpoint sees it (`store::checkpoint`).
+pub trait OnDisk: std::fmt::Debug + Send + Sync {
+    /// Puts everything written so far on disk (fdatasync), without holding up inserts or
+    /// lookups meanwhile.
+    fn sync(&self) -> Result<(), TableError>;
+
+    /// Moves the map's background work (a doubling) ahead a step: whether more is left.
+    fn move_ahead(&self) -> Result<bool, TableError> {
+        Ok(false)
+    }
+}
+
+impl OnDisk for Table {
+    fn sync(&self) -> Result<(), TableError> {
+        Table::sync(self)
+    }
+
+    fn move_ahead(&self) -> Result<bool, TableError> {
+        Table::move_ahead(self)
+    }
+}
+
 /// One map: byte keys to byte values, on disk.
 #[derive(Debug)]
 pub struct Table {
@@ -168,12 +194,7 @@ pub struct Table {
 
 #[derive(Debug)]
 struct State {
-    records: File,
-    records_path: PathBuf,
-    /// Where the next record goes.
-    end: u64,
-    /// How far the records file has space allocated (see [`RESERVE`]).
-    reserved_to: u64,
+    records: Records,
     slots: Slots,
     /// While the slots double: the old file, and how many of its slots moved so far.
     old: Option<(Slots, u64)>,
@@ -212,31 +233,7 @@ impl Table {
     /// between its two renames.
     pub fn open(dir: &Path, name: &str) -> Result<Table, TableError> {
         let base = dir.join(name);
-        let records_path = base.with_extension("records");
-        let records = open_file(&records_path)?;
-        let mut end = len_of(&records, &records_path)?;
-        let mut secret = [0u8; SECRET_LEN];
-        // Shorter than its header: new, or killed before the header was written.
-        if end < RECORDS_HEADER {
-            rustix::rand::getrandom(&mut secret, rustix::rand::GetRandomFlags::empty())
-                .map_err(|e| io_error(&records_path, e.into()))?;
-            let mut header = RECORDS_MAGIC.to_vec();
-            header.extend_from_slice(&secret);
-            records
-                .write_all_at(&header, 0)
-                .map_err(|e| io_error(&records_path, e))?;
-            end = RECORDS_HEADER;
-        } else {
-            let mut header = [0u8; RECORDS_HEADER as usize];
-            records
-                .read_exact_at(&mut header, 0)
-                .map_err(|e| io_error(&records_path, e))?;
-            if &header[..8] != RECORDS_MAGIC {
-                return Err(corrupt(&records_path, "not an index records file"));
-            }
-            secret.copy_from_slice(&header[8..]);
-        }
-
+        let (records, secret) = Records::open(&base.with_extension("records"))?;
         let slots_path = base.with_extension("slots");
         let new_path = base.with_extension("slots.new");
         let old_path = base.with_extension("slots.old");
@@ -249,7 +246,7 @@ impl Table {
         }
         let (slots, old_capacity, moved) = if slots_path.exists() {
             Slots::open(&slots_path)?
-        } else if end > RECORDS_HEADER {
+        } else if !records.is_empty() {
             return Err(corrupt(&slots_path, "missing while its records exist"));
         } else {
             (Slots::create(&slots_path, FIRST_CAPACITY, 0)?, 0, 0)
@@ -265,9 +262,6 @@ impl Table {
         };
         let state = State {
             records,
-            records_path,
-            end,
-            reserved_to: end,
             slots,
             old,
             owed: 0,
@@ -292,7 +286,7 @@ impl Table {
             let mut value = None;
             // The whole record is read at once, its key compared and its value kept.
             state.probe(slots, tag, reads, |offset| {
-                let (found_key, found_value) = state.record(offset, reads)?;
+                let (found_key, found_value) = state.records.record(offset, reads)?;
                 let same = found_key == key;
                 if same {
                     value = Some(found_value);
@@ -310,13 +304,7 @@ impl Table {
     /// disk: space for its records, and the slots doubled ahead if it would fill them past half.
     pub fn reserve(&self, keys: u64) -> Result<(), TableError> {
         let mut state = self.write();
-        if state.end + RESERVE > state.reserved_to {
-            let from = state.reserved_to.max(state.end);
-            let to = state.end + 2 * RESERVE;
-            allocate(&state.records, from, to - from, true)
-                .map_err(|e| io_error(&state.records_path, e))?;
-            state.reserved_to = to;
-        }
+        state.records.reserve()?;
         if state.old.is_none() && (state.slots.count + keys) * 2 > state.slots.capacity {
             self.start_doubling(&mut state)?;
         }
@@ -329,18 +317,8 @@ impl Table {
             return Ok(());
         }
         let mut state = self.write();
-        // The records first, in one write: no slot may point past what is written.
-        let mut buffer = Vec::new();
-        let mut offsets = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
-            offsets.push(state.end + buffer.len() as u64);
-            encode_record(&mut buffer, key, value)?;
-        }
-        state
-            .records
-            .write_all_at(&buffer, state.end)
-            .map_err(|e| io_error(&state.records_path, e))?;
-        state.end += buffer.len() as u64;
+        // The records first: no slot may point past what is written.
+        let offsets = state.records.append(entries)?;
         for ((key, _), offset) in entries.iter().zip(offsets) {
             state.place(self.tag(key), Key::Bytes(key), offset)?;
             self.grow_step(&mut state)?;
@@ -355,12 +333,14 @@ impl Table {
         let (files, renamed) = {
             let state = self.read();
             let mut files = Vec::new();
-            for (file, path) in std::iter::once((&state.records, &state.records_path))
-                .chain(state.all_slots().map(|slots| (&slots.file, &slots.path)))
-            {
+            for (file, path) in std::iter::once(state.records.file()).chain(
+                state
+                    .all_slots()
+                    .map(|slots| (&slots.file, slots.path.as_path())),
+            ) {
                 files.push((
                     file.try_clone().map_err(|e| io_error(path, e))?,
-                    path.clone(),
+                    path.to_owned(),
                 ));
             }
             (files, state.renamed.swap(false, Ordering::AcqRel))
@@ -387,7 +367,7 @@ impl Table {
             for index in 0..slots.capacity {
                 let (_, offset) = slots.slot(index)?;
                 if offset != 0 {
-                    let (key, value) = state.record(offset, Reads::MayWait)?;
+                    let (key, value) = state.records.record(offset, Reads::MayWait)?;
                     out.entry(key).or_insert(value);
                 }
             }
@@ -398,12 +378,7 @@ impl Table {
     /// Empties the map (the secret stays).
     pub fn clear(&self) -> Result<(), TableError> {
         let mut state = self.write();
-        state
-            .records
-            .set_len(RECORDS_HEADER)
-            .map_err(|e| io_error(&state.records_path, e))?;
-        state.end = RECORDS_HEADER;
-        state.reserved_to = RECORDS_HEADER;
+        state.records.clear()?;
         if let Some((old, _)) = state.old.take() {
             remove(&old.path)?;
         }
@@ -481,33 +456,48 @@ impl Table {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
-        // A panic while holding the lock cannot leave the files inconsistent (records before
-        // slots), so a poisoned lock is still good.
-        self.state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        read_lock(&self.state)
     }
 
-    /// The state for a lookup; with [`Reads::NeverWait`], only if the writer does not hold it.
     fn read_for(&self, reads: Reads) -> Result<RwLockReadGuard<'_, State>, TableError> {
-        match reads {
-            Reads::MayWait => Ok(self.read()),
-            Reads::NeverWait => match self.state.try_read() {
-                Ok(state) => Ok(state),
-                Err(TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
-                Err(TryLockError::WouldBlock) => Err(TableError::WouldWait {
-                    path: self.base.clone(),
-                    cause: WouldWait::WriterBusy,
-                }),
-            },
-        }
+        read_lock_for(&self.state, reads, &self.base)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        write_lock(&self.state)
     }
+}
+
+/// A map's state for reading. A panic while the lock was held cannot leave the files
+/// inconsistent (records are written before what points to them), so a poisoned lock is good.
+pub(super) fn read_lock<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A map's state for a lookup; with [`Reads::NeverWait`], only if the writer does not hold it.
+pub(super) fn read_lock_for<'a, T>(
+    lock: &'a RwLock<T>,
+    reads: Reads,
+    base: &Path,
+) -> Result<RwLockReadGuard<'a, T>, TableError> {
+    match reads {
+        Reads::MayWait => Ok(read_lock(lock)),
+        Reads::NeverWait => match lock.try_read() {
+            Ok(state) => Ok(state),
+            Err(TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => Err(TableError::WouldWait {
+                path: base.to_owned(),
+                cause: WouldWait::WriterBusy,
+            }),
+        },
+    }
+}
+
+/// A map's state for the writer (see [`read_lock`] on poisoning).
+pub(super) fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl State {
@@ -668,21 +658,127 @@ impl State {
     /// Whether the record at `offset` is of `key`.
     fn same_key(&self, offset: u64, key: Key<'_>) -> Result<bool, TableError> {
         Ok(match key {
-            Key::Bytes(key) => self.key_at(offset)? == key,
-            Key::At(other) => other == offset || self.key_at(offset)? == self.key_at(other)?,
+            Key::Bytes(key) => self.records.key_at(offset)? == key,
+            Key::At(other) => {
+                other == offset || self.records.key_at(offset)? == self.records.key_at(other)?
+            }
         })
+    }
+
+    fn write_header(&self) -> Result<(), TableError> {
+        let (old_capacity, moved) = self
+            .old
+            .as_ref()
+            .map_or((0, 0), |(old, moved)| (old.capacity, *moved));
+        self.slots.write_header(old_capacity, moved)
+    }
+}
+
+/// The records file of a map: append-only records (key length, value length, CRC32C, key,
+/// value) after a header holding the map's hash secret; a record is found by its offset.
+#[derive(Debug)]
+pub(super) struct Records {
+    file: File,
+    path: PathBuf,
+    /// Where the next record goes.
+    end: u64,
+    /// How far the file has space allocated (see [`RESERVE`]).
+    reserved_to: u64,
+}
+
+impl Records {
+    /// Opens (or creates) a records file, with its secret.
+    pub(super) fn open(path: &Path) -> Result<(Records, [u8; SECRET_LEN]), TableError> {
+        let file = open_file(path)?;
+        let mut end = len_of(&file, path)?;
+        let mut secret = [0u8; SECRET_LEN];
+        // Shorter than its header: new, or killed before the header was written.
+        if end < RECORDS_HEADER {
+            rustix::rand::getrandom(&mut secret, rustix::rand::GetRandomFlags::empty())
+                .map_err(|e| io_error(path, e.into()))?;
+            let mut header = RECORDS_MAGIC.to_vec();
+            header.extend_from_slice(&secret);
+            file.write_all_at(&header, 0)
+                .map_err(|e| io_error(path, e))?;
+            end = RECORDS_HEADER;
+        } else {
+            let mut header = [0u8; RECORDS_HEADER as usize];
+            file.read_exact_at(&mut header, 0)
+                .map_err(|e| io_error(path, e))?;
+            if &header[..8] != RECORDS_MAGIC {
+                return Err(corrupt(path, "not an index records file"));
+            }
+            secret.copy_from_slice(&header[8..]);
+        }
+        let records = Records {
+            file,
+            path: path.to_owned(),
+            end,
+            reserved_to: end,
+        };
+        Ok((records, secret))
+    }
+
+    /// Whether no record was ever written.
+    pub(super) fn is_empty(&self) -> bool {
+        self.end <= RECORDS_HEADER
+    }
+
+    /// Keeps space allocated past the end for a batch's records (see [`RESERVE`]).
+    pub(super) fn reserve(&mut self) -> Result<(), TableError> {
+        if self.end + RESERVE > self.reserved_to {
+            let from = self.reserved_to.max(self.end);
+            let to = self.end + 2 * RESERVE;
+            allocate(&self.file, from, to - from, true).map_err(|e| io_error(&self.path, e))?;
+            self.reserved_to = to;
+        }
+        Ok(())
+    }
+
+    /// Appends a record for each key and value, in one write; their offsets, in order.
+    pub(super) fn append(&mut self, entries: &[KeyValue]) -> Result<Vec<u64>, TableError> {
+        let mut buffer = Vec::new();
+        let mut offsets = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            offsets.push(self.end + buffer.len() as u64);
+            encode_record(&mut buffer, key, value)?;
+        }
+        self.file
+            .write_all_at(&buffer, self.end)
+            .map_err(|e| io_error(&self.path, e))?;
+        self.end += buffer.len() as u64;
+        Ok(offsets)
+    }
+
+    /// The file and its path (to sync a duplicate of the handle outside a map's lock).
+    pub(super) fn file(&self) -> (&File, &Path) {
+        (&self.file, &self.path)
+    }
+
+    /// Drops every record (the secret stays).
+    pub(super) fn clear(&mut self) -> Result<(), TableError> {
+        self.file
+            .set_len(RECORDS_HEADER)
+            .map_err(|e| io_error(&self.path, e))?;
+        self.end = RECORDS_HEADER;
+        self.reserved_to = RECORDS_HEADER;
+        Ok(())
     }
 
     /// The key of the record at `offset`, read alone (an insert compares keys; the value and its
     /// CRC are read by whoever wants the value): one short read, for keys up to [`SHORT_KEY`].
-    fn key_at(&self, offset: u64) -> Result<Vec<u8>, TableError> {
+    pub(super) fn key_at(&self, offset: u64) -> Result<Vec<u8>, TableError> {
         let (mut bytes, _, _) =
             self.read_record(offset, FRAME + SHORT_KEY, false, Reads::MayWait)?;
         Ok(bytes.split_off(FRAME))
     }
 
     /// The key and value of the record at `offset`, checked against its CRC.
-    fn record(&self, offset: u64, reads: Reads) -> Result<(Vec<u8>, Vec<u8>), TableError> {
+    pub(super) fn record(
+        &self,
+        offset: u64,
+        reads: Reads,
+    ) -> Result<(Vec<u8>, Vec<u8>), TableError> {
         let (mut bytes, key_len, crc) = self.read_record(offset, READ_AHEAD, true, reads)?;
         if crc32c::crc32c(&bytes[FRAME..]) != crc {
             return Err(self.corrupt_record(offset, "CRC mismatch"));
@@ -703,7 +799,7 @@ impl State {
     ) -> Result<(Vec<u8>, usize, u32), TableError> {
         let corrupt_at = |reason: &str| self.corrupt_record(offset, reason);
         let read_error = |e: io::Error| match e.kind() {
-            io::ErrorKind::WouldBlock => not_in_memory(&self.records_path),
+            io::ErrorKind::WouldBlock => not_in_memory(&self.path),
             _ => corrupt_at(&e.to_string()),
         };
         let available = self.end.saturating_sub(offset).min(read_ahead as u64) as usize;
@@ -711,7 +807,7 @@ impl State {
             return Err(corrupt_at("past the end"));
         }
         let mut bytes = vec![0u8; available];
-        read_exact_at(&self.records, &mut bytes, offset, reads).map_err(read_error)?;
+        read_exact_at(&self.file, &mut bytes, offset, reads).map_err(read_error)?;
         let key_len = usize::from(u16::from_le_bytes([bytes[0], bytes[1]]));
         let value_len = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]) as usize;
         let crc = u32::from_le_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]);
@@ -722,28 +818,15 @@ impl State {
         if wanted > bytes.len() {
             let have = bytes.len();
             bytes.resize(wanted, 0);
-            read_exact_at(
-                &self.records,
-                &mut bytes[have..],
-                offset + have as u64,
-                reads,
-            )
-            .map_err(read_error)?;
+            read_exact_at(&self.file, &mut bytes[have..], offset + have as u64, reads)
+                .map_err(read_error)?;
         }
         bytes.truncate(wanted);
         Ok((bytes, key_len, crc))
     }
 
     fn corrupt_record(&self, offset: u64, reason: &str) -> TableError {
-        corrupt(&self.records_path, &format!("record at {offset}: {reason}"))
-    }
-
-    fn write_header(&self) -> Result<(), TableError> {
-        let (old_capacity, moved) = self
-            .old
-            .as_ref()
-            .map_or((0, 0), |(old, moved)| (old.capacity, *moved));
-        self.slots.write_header(old_capacity, moved)
+        corrupt(&self.path, &format!("record at {offset}: {reason}"))
     }
 }
 
@@ -834,7 +917,12 @@ static NOWAIT_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 
 /// Reads `bytes.len()` bytes of `file` at `at`; with [`Reads::NeverWait`], only from the page
 /// cache (an [`io::ErrorKind::WouldBlock`] error where a page is not there).
-fn read_exact_at(file: &File, bytes: &mut [u8], at: u64, reads: Reads) -> io::Result<()> {
+pub(super) fn read_exact_at(
+    file: &File,
+    bytes: &mut [u8],
+    at: u64,
+    reads: Reads,
+) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     if reads == Reads::NeverWait && !NOWAIT_UNSUPPORTED.load(Ordering::Relaxed) {
         use rustix::io::{Errno, ReadWriteFlags};
@@ -898,7 +986,7 @@ fn encode_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) -> Result<(), Tabl
 
 /// Allocates `len` bytes of `file` from `offset` (beyond its size only when `keep_size`); on a
 /// file system that cannot, a plain length change (nothing reserved, but nothing refused).
-fn allocate(file: &File, offset: u64, len: u64, keep_size: bool) -> io::Result<()> {
+pub(super) fn allocate(file: &File, offset: u64, len: u64, keep_size: bool) -> io::Result<()> {
     let flags = if keep_size {
         rustix::fs::FallocateFlags::KEEP_SIZE
     } else {
@@ -946,7 +1034,7 @@ fn open_with(path: &Path, truncate: bool) -> Result<File, TableError> {
     Ok(file)
 }
 
-fn len_of(file: &File, path: &Path) -> Result<u64, TableError> {
+pub(super) fn len_of(file: &File, path: &Path) -> Result<u64, TableError> {
     Ok(file.metadata().map_err(|e| io_error(path, e))?.len())
 }
 
@@ -957,7 +1045,7 @@ fn remove(path: &Path) -> Result<(), TableError> {
     }
 }
 
-fn not_in_memory(path: &Path) -> TableError {
+pub(super) fn not_in_memory(path: &Path) -> TableError {
     TableError::WouldWait {
         path: path.to_owned(),
         cause: WouldWait::NotInMemory,
@@ -977,14 +1065,14 @@ fn advise_random(file: &File) {
     let _ = file;
 }
 
-fn io_error(path: &Path, source: io::Error) -> TableError {
+pub(super) fn io_error(path: &Path, source: io::Error) -> TableError {
     TableError::Io {
         path: path.to_owned(),
         source,
     }
 }
 
-fn corrupt(path: &Path, reason: &str) -> TableError {
+pub(super) fn corrupt(path: &Path, reason: &str) -> TableError {
     TableError::Corrupt {
         path: path.to_owned(),
         reason: reason.to_owned(),

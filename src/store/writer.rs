@@ -510,7 +510,7 @@ impl Writer {
             return Ok(());
         }
         // Before anything is appended: the index must be able to take what the log does.
-        if let Err(e) = self.index.reserve(records.len()) {
+        if let Err(e) = self.index.reserve(records) {
             let error = index_failure(&e);
             tracing::error!(%error, records = records.len(), "no room for the batch in the index");
             return Err(Failed::new(error, None));
