@@ -27,13 +27,13 @@
 //! at nothing. As with sled, nothing is fsynced: the log is the truth, the index is replayed
 //! from its high-water mark, and a record the disk lost in a power cut fails its CRC when read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use sha2::{Digest, Sha256};
 
@@ -121,6 +121,10 @@ pub enum Reads {
     /// cannot tell what is cached (not Linux, a file system or sandbox without `RWF_NOWAIT`),
     /// it reads as [`Reads::MayWait`] does.
     NeverWait,
+    /// As [`Reads::MayWait`], by the index's writer deciding a batch, before it inserts the
+    /// batch's keys: where an absent key's probe ended is noted, so that inserting the key
+    /// writes that slot without probing (and hashing) again ([`Vacancies`]).
+    Deciding,
 }
 
 /// What a [`Reads::NeverWait`] lookup would have waited for.
@@ -203,6 +207,46 @@ struct State {
     owed: u64,
     /// Whether slots files were renamed or removed since the last sync (the folder needs one).
     renamed: AtomicBool,
+    /// Noted by lookups (under the read lock), taken by inserts.
+    vacancies: Mutex<Vacancies>,
+}
+
+/// Where the writer's lookups while deciding a batch ([`Reads::Deciding`]) found keys absent:
+/// the empty slot of the current slots where each probe ended. Inserting such a key next fills
+/// that slot without a probe: it is still where the key goes unless an insert took it since
+/// (the slots a probe passes were full already, and a slot is never emptied but by a doubling).
+/// So the slots filled since are kept too, and everything is forgotten when the slots change
+/// otherwise (a doubling starts, old slots move in, the map is cleared) and after each batch of
+/// inserts, which takes what its batch's decisions noted.
+#[derive(Debug, Default)]
+struct Vacancies {
+    /// Key → its hash, and its empty slot.
+    by_key: HashMap<Vec<u8>, (u64, u64)>,
+    /// Slots filled since the vacancies were noted.
+    taken: HashSet<u64>,
+}
+
+/// Vacancies noted at most between two batches of inserts (a batch decides up to a thousand
+/// filings, each noting a key or two per map).
+const MAX_VACANCIES: usize = 8192;
+
+impl Vacancies {
+    fn note(&mut self, key: &[u8], tag: u64, at: u64) {
+        if self.by_key.len() < MAX_VACANCIES {
+            self.by_key.insert(key.to_vec(), (tag, at));
+        }
+    }
+
+    /// The hash and slot noted for `key`, if the slot is still empty (it is taken now).
+    fn take(&mut self, key: &[u8]) -> Option<(u64, u64)> {
+        let (tag, at) = self.by_key.remove(key)?;
+        self.taken.insert(at).then_some((tag, at))
+    }
+
+    fn forget(&mut self) {
+        self.by_key.clear();
+        self.taken.clear();
+    }
 }
 
 #[derive(Debug)]
@@ -266,6 +310,7 @@ impl Table {
             old,
             owed: 0,
             renamed: AtomicBool::new(true),
+            vacancies: Mutex::new(Vacancies::default()),
         };
         state.write_header()?;
         Ok(Table {
@@ -282,10 +327,10 @@ impl Table {
     pub fn get(&self, key: &[u8], reads: Reads) -> Result<Option<Vec<u8>>, TableError> {
         let state = self.read_for(reads)?;
         let tag = self.tag(key);
-        for slots in state.all_slots() {
+        for (i, slots) in state.all_slots().enumerate() {
             let mut value = None;
             // The whole record is read at once, its key compared and its value kept.
-            state.probe(slots, tag, reads, |offset| {
+            let probe = state.probe(slots, tag, reads, |offset| {
                 let (found_key, found_value) = state.records.record(offset, reads)?;
                 let same = found_key == key;
                 if same {
@@ -295,6 +340,10 @@ impl Table {
             })?;
             if value.is_some() {
                 return Ok(value);
+            }
+            // The current slots (the first): where an insert of the key goes.
+            if let (0, Reads::Deciding, Probe::Vacant(at)) = (i, reads, probe) {
+                lock(&state.vacancies).note(key, tag, at);
             }
         }
         Ok(None)
@@ -320,9 +369,13 @@ impl Table {
         // The records first: no slot may point past what is written.
         let offsets = state.records.append(entries)?;
         for ((key, _), offset) in entries.iter().zip(offsets) {
-            state.place(self.tag(key), Key::Bytes(key), offset)?;
+            match state.vacancies_mut().take(key) {
+                Some((tag, at)) => state.fill(at, tag, offset)?,
+                None => state.place(self.tag(key), Key::Bytes(key), offset)?,
+            }
             self.grow_step(&mut state)?;
         }
+        state.vacancies_mut().forget();
         state.write_header()
     }
 
@@ -383,6 +436,7 @@ impl Table {
             remove(&old.path)?;
         }
         state.slots = Slots::create(&self.base.with_extension("slots"), FIRST_CAPACITY, 0)?;
+        state.vacancies_mut().forget();
         state.renamed.store(true, Ordering::Release);
         Ok(())
     }
@@ -451,6 +505,7 @@ impl Table {
         old.path = old_path;
         state.old = Some((old, 0));
         state.owed = 0;
+        state.vacancies_mut().forget();
         state.renamed.store(true, Ordering::Release);
         Ok(())
     }
@@ -482,7 +537,7 @@ pub(super) fn read_lock_for<'a, T>(
     base: &Path,
 ) -> Result<RwLockReadGuard<'a, T>, TableError> {
     match reads {
-        Reads::MayWait => Ok(read_lock(lock)),
+        Reads::MayWait | Reads::Deciding => Ok(read_lock(lock)),
         Reads::NeverWait => match lock.try_read() {
             Ok(state) => Ok(state),
             Err(TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
@@ -492,6 +547,12 @@ pub(super) fn read_lock_for<'a, T>(
             }),
         },
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A map's state for the writer (see [`read_lock`] on poisoning).
@@ -513,16 +574,33 @@ impl State {
         })? {
             Probe::Found(index) => self.slots.set(index, tag, offset),
             Probe::Vacant(index) => {
-                self.slots.set(index, tag, offset)?;
-                self.slots.count += 1;
-                Ok(())
+                self.vacancies_mut().taken.insert(index);
+                self.fill(index, tag, offset)
             }
         }
+    }
+
+    /// Points the empty slot `at` of the current slots at the record at `offset`.
+    fn fill(&mut self, at: u64, tag: u64, offset: u64) -> Result<(), TableError> {
+        self.slots.set(at, tag, offset)?;
+        self.slots.count += 1;
+        Ok(())
+    }
+
+    fn vacancies_mut(&mut self) -> &mut Vacancies {
+        self.vacancies
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Moves the next block of old slots into the current slots, and ends the doubling after
     /// the last.
     fn move_block(&mut self) -> Result<(), TableError> {
+        if self.old.is_none() {
+            return Ok(());
+        }
+        // Moved slots fill empty ones without saying which.
+        self.vacancies_mut().forget();
         let Some((old, from)) = &self.old else {
             return Ok(());
         };
@@ -1122,6 +1200,37 @@ mod tests {
         assert!(table.entries().expect("entries").is_empty());
     }
 
+    /// Keys looked up while deciding note where they would go; when two note the same empty
+    /// slot, the first inserted takes it and the second probes again: neither is lost.
+    #[test]
+    fn keys_noting_the_same_vacancy_both_land() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut table = Table::open(dir.path(), "lrn").expect("open");
+        table.tag_mask = 0; // every key at the same home
+        for i in [1, 2] {
+            assert_eq!(table.get(&key(i), Reads::Deciding).expect("get"), None);
+        }
+        assert_eq!(table.read().vacancies.lock().expect("lock").by_key.len(), 2);
+        table
+            .insert_all(&[(key(1), b"one".to_vec()), (key(2), b"two".to_vec())])
+            .expect("insert");
+        assert_eq!(
+            table.get(&key(1), Reads::MayWait).expect("get"),
+            Some(b"one".to_vec())
+        );
+        assert_eq!(
+            table.get(&key(2), Reads::MayWait).expect("get"),
+            Some(b"two".to_vec())
+        );
+        let state = table.read();
+        assert_eq!(state.slots.count, 2);
+        let vacancies = state.vacancies.lock().expect("lock");
+        assert!(
+            vacancies.by_key.is_empty() && vacancies.taken.is_empty(),
+            "forgotten"
+        );
+    }
+
     /// An async worker must not wait for the disk: a lookup that may not wait gives up on what
     /// is not in memory, and the same lookup allowed to wait finds it (and brings it back).
     #[cfg(target_os = "linux")]
@@ -1345,7 +1454,11 @@ mod tests {
         #[test]
         fn reads_like_a_map(
             batches in prop::collection::vec(
-                (prop::collection::vec((0u32..3000, any::<u16>()), 1..400), any::<bool>()),
+                (
+                    prop::collection::vec((0u32..3000, any::<u16>()), 1..400),
+                    any::<bool>(),
+                    any::<bool>(),
+                ),
                 1..20,
             )
         ) {
@@ -1353,11 +1466,20 @@ mod tests {
             let mut table = Table::open(dir.path(), "t").expect("open");
             table.tag_mask = 0xfff;
             let mut model = BTreeMap::new();
-            for (batch, reopen) in batches {
+            for (batch, reopen, decided) in batches {
                 let batch: Vec<_> = batch
                     .into_iter()
                     .map(|(k, v)| (key(k), v.to_le_bytes().to_vec()))
                     .collect();
+                // As the writer does: each key looked up while deciding, room reserved (which
+                // may start a doubling), then the inserts, which take the vacancies noted.
+                if decided {
+                    for (k, _) in &batch {
+                        let found = table.get(k, Reads::Deciding).expect("get");
+                        prop_assert_eq!(found.as_ref(), model.get(k));
+                    }
+                    table.reserve(batch.len() as u64).expect("reserve");
+                }
                 table.insert_all(&batch).expect("insert");
                 model.extend(batch);
                 if reopen {

@@ -62,7 +62,7 @@ pub trait StateView {
 
 impl StateView for Index {
     fn mrn_for(&self, filer: &Eori, lrn: &Lrn) -> Result<Option<Mrn>, IndexError> {
-        Index::mrn_for(self, filer, lrn, Reads::MayWait)
+        Index::mrn_for(self, filer, lrn, Reads::Deciding)
     }
     fn entry(&self, mrn: &Mrn) -> Result<Option<FilingEntry>, IndexError> {
         Index::entry(self, mrn, Reads::MayWait)
@@ -72,7 +72,7 @@ impl StateView for Index {
         filer: &Eori,
         document: &str,
     ) -> Result<Option<(Mrn, SystemTime)>, IndexError> {
-        Index::document(self, filer, document, Reads::MayWait)
+        Index::document(self, filer, document, Reads::Deciding)
     }
     fn awaiting(&self, document: &str) -> Result<Option<(Mrn, String)>, IndexError> {
         Index::awaiting(self, document)
