@@ -35,11 +35,10 @@
 //! - [`store`]: the writer's group-commit loop, the decisions it applies (`store::decide`, pure
 //!   functions over a [`store::StateView`]), the log behind [`store::LogBackend`] (the embedded
 //!   segment log: framing, CRC, hash chain; or a NATS JetStream stream shared by replicas,
-//!   `store::jetstream`), the index (per-filing hash tables on disk, `store::table`, small
-//!   sled trees, and the checkpoint of its mark, `store::checkpoint`) and the filing
-//!   projection, the
-//!   risk state notices make of a filing and its items (`store::risk`), and the scheduler that
-//!   fires the filings' timers once (`store::scheduler`).
+//!   `store::jetstream`), the index (per-filing maps on disk, `store::table` and
+//!   `store::positions`, small sled trees, and the checkpoint of its mark, `store::checkpoint`)
+//!   and the filing projection, the risk state notices make of a filing and its items
+//!   (`store::risk`), and the scheduler that fires the filings' timers once (`store::scheduler`).
 //! - [`ids`]: MRN, LRN, EORI and sequence types; the ISO 6346 check character.
 //! - [`tls`]: rustls configurations (client profile, CRLs, reload), the accept loop,
 //!   identities from certificates.

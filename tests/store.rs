@@ -281,6 +281,28 @@ async fn the_index_rebuilt_from_the_log_equals_the_incremental_one() {
     store.close().await;
 }
 
+/// A map of the index damaged on disk refuses to open, and says to rebuild the index:
+/// `reindex` does, rather than refuse the same way.
+#[tokio::test]
+async fn reindex_rebuilds_an_index_whose_map_files_are_missing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path();
+    let (store, _) = open(data);
+    register_all(&store, (1..=5).map(|i| format!("LRN-{i}"))).await;
+    store.caught_up().await.expect("indexed");
+    let before = store.index().dump().expect("dump");
+    store.close().await;
+    for file in ["filings.positions", "lrn.slots"] {
+        std::fs::remove_file(data.join("index").join(file)).expect("remove");
+        let refused = Store::open(data, options(64 * 1024 * 1024)).expect_err("damaged");
+        assert!(refused.to_string().contains("reindex"), "{refused}");
+        store::reindex(data, 64 * 1024 * 1024, &mut |_| {}).expect("reindex");
+        let (store, _) = open(data);
+        assert_eq!(store.index().dump().expect("dump"), before, "after {file}");
+        store.close().await;
+    }
+}
+
 #[tokio::test]
 async fn an_index_behind_the_log_catches_up_at_open() {
     let tmp = tempfile::tempdir().expect("tmp");

@@ -758,12 +758,37 @@ fn mrn_position(key: &[u8]) -> Option<u64> {
 
 /// Removes the `filings` map of formats before 6 (a hash table): an index of such a format is
 /// rebuilt from the log anyway, and its files would be taken for a damaged map of this one.
+/// Any of its slots files tells (a doubling killed between its renames leaves no `.slots`); they
+/// go last, so that one cut short is finished at the next open.
 fn remove_hashed_filings(dir: &std::path::Path) -> Result<(), IndexError> {
-    if !dir.join("filings.slots").exists() {
-        return Ok(());
+    let slots = ["slots", "slots.old", "slots.new"];
+    if slots
+        .iter()
+        .any(|extension| dir.join("filings").with_extension(extension).exists())
+    {
+        remove_files(dir, "filings", &["records"])?;
+        remove_files(dir, "filings", &slots)?;
     }
-    for extension in ["records", "slots", "slots.old", "slots.new"] {
-        let path = dir.join("filings").with_extension(extension);
+    Ok(())
+}
+
+/// Removes the files of every map on disk (`store::table`, `store::positions`), before a
+/// rebuild from the log: they hold nothing else, and a damaged one (a file missing) would refuse
+/// to open, and so the rebuild that repairs it. The sled trees stay (some are not derived).
+pub fn remove_maps(dir: &std::path::Path) -> Result<(), IndexError> {
+    for name in ["lrn", "filings", "documents", "received"] {
+        remove_files(
+            dir,
+            name,
+            &["records", "slots", "slots.old", "slots.new", "positions"],
+        )?;
+    }
+    Ok(())
+}
+
+fn remove_files(dir: &std::path::Path, name: &str, extensions: &[&str]) -> Result<(), IndexError> {
+    for extension in extensions {
+        let path = dir.join(name).with_extension(extension);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(TableError::Io { path, source: e }.into());
@@ -885,5 +910,42 @@ fn decode_received(value: &[u8]) -> Option<Received> {
             String::from_utf8_lossy(rest).into_owned(),
         )),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A format-5 index left by a process killed in the middle of a doubling of its hashed
+    /// `filings` (no `filings.slots`, only the old and new ones) still opens: every file of that
+    /// map goes, and the format check then rebuilds the index from the log.
+    #[test]
+    fn the_hashed_filings_of_an_earlier_format_go_however_they_were_left() {
+        for left in [&["slots"][..], &["slots.old", "slots.new"], &["slots.old"]] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let table = Table::open(dir.path(), "filings").expect("a format-5 filings map");
+            table
+                .insert_all(&[(b"26GB00000000000010".to_vec(), b"entry".to_vec())])
+                .expect("insert");
+            drop(table);
+            let base = dir.path().join("filings");
+            std::fs::remove_file(base.with_extension("slots")).expect("remove");
+            for extension in left {
+                std::fs::write(base.with_extension(extension), b"slots").expect("write");
+            }
+            let index = Index::open(dir.path()).expect("opens");
+            assert_eq!(
+                index.dump().expect("dump").len(),
+                1,
+                "only the mark: {left:?}"
+            );
+            for extension in ["slots", "slots.old", "slots.new"] {
+                assert!(
+                    !base.with_extension(extension).exists(),
+                    "{extension} after {left:?}"
+                );
+            }
+        }
     }
 }

@@ -5,8 +5,8 @@
 //! (`decide`, pure, over the index as a [`StateView`]) turn them into records, the log backend
 //! (`backend`, [`LogBackend`]; the embedded segment log of `log` is the one implementation)
 //! seals and makes them durable, the callers are answered, and the index takes them (`index`:
-//! per-filing hash tables of `table` and sled trees, its mark moved by `checkpoint`;
-//! `projection`, what a filing's entry becomes with each record) before the next batch is decided.
+//! per-filing maps on disk of `table` and `positions`, and sled trees, its mark moved by
+//! `checkpoint`; `projection`, what a filing's entry becomes with each record) before the next batch is decided.
 //!
 //! `<data>/log/` holds the segments, `<data>/index/` the tables, the sled database and the mark. [`Store::open`] recovers
 //! the log's tail, replays into the index whatever it has not seen, and starts the writer.
@@ -991,6 +991,8 @@ fn rebuild_index(
     last: u64,
     progress: &mut dyn FnMut(Replayed),
 ) -> Result<u64, StoreError> {
+    // First: a damaged map refuses to open, and must not refuse its own repair.
+    index::remove_maps(&data_dir.join("index"))?;
     let index = open_index(data_dir)?;
     index.clear()?;
     progress(Replayed::Total(last));

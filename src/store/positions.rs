@@ -6,7 +6,8 @@
 //! Two files:
 //! - `<name>.records`: as in `store::table`.
 //! - `<name>.positions`: a header, then one little-endian u64 per position: the offset of the
-//!   record of the key at that position (0, or past the end of the file: none). It grows
+//!   record of the key at that position (none where it is 0, past the end of the records, or
+//!   past the end of the file). It grows
 //!   8 bytes per position, 80 MB for ten million log records, and new keys come in position
 //!   order, so a batch of new filings writes its offsets in one write.
 //!
@@ -22,6 +23,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::table::{
@@ -50,6 +52,8 @@ pub struct PositionTable {
     position_of: PositionOf,
     /// Written by the index's writer only; read by everyone. Held for one lookup or one batch.
     state: RwLock<State>,
+    /// Until the first sync after opening: the folder is synced too (the files may be new).
+    unsynced_folder: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -103,6 +107,7 @@ impl PositionTable {
                 positions_path,
                 reserved_to,
             }),
+            unsynced_folder: AtomicBool::new(true),
         })
     }
 
@@ -195,7 +200,7 @@ impl PositionTable {
                 .map_err(|e| io_error(&state.positions_path, e))?;
             for bytes in chunk[..n].chunks_exact(OFFSET as usize) {
                 let offset = decode_offset(bytes);
-                if offset != 0 {
+                if offset != 0 && offset < state.records.end() {
                     let (key, value) = state.records.record(offset, Reads::MayWait)?;
                     out.insert(key, value);
                 }
@@ -250,6 +255,13 @@ impl OnDisk for PositionTable {
         for (file, path) in files {
             file.sync_data().map_err(|e| io_error(&path, e))?;
         }
+        if self.unsynced_folder.swap(false, Ordering::AcqRel) {
+            let dir = self.base.parent().unwrap_or(Path::new("."));
+            if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+                self.unsynced_folder.store(true, Ordering::Release);
+                return Err(io_error(dir, e));
+            }
+        }
         Ok(())
     }
 }
@@ -259,7 +271,9 @@ impl State {
     fn offset(&self, at: u64, reads: Reads) -> Result<Option<u64>, TableError> {
         let mut bytes = [0u8; OFFSET as usize];
         match read_exact_at(&self.positions, &mut bytes, at, reads) {
-            Ok(()) => Ok(Some(decode_offset(&bytes)).filter(|&offset| offset != 0)),
+            // Past the records' end: an offset whose record a power cut lost (the log replays it).
+            Ok(()) => Ok(Some(decode_offset(&bytes))
+                .filter(|&offset| offset != 0 && offset < self.records.end())),
             // Past the end: a position not written yet.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -471,6 +485,32 @@ mod tests {
             .get(&key(1), Reads::MayWait)
             .expect_err("a CRC mismatch");
         assert!(error.to_string().contains("CRC"), "{error}");
+    }
+
+    /// A power cut can keep an offset whose record it lost (the log replays the record): the
+    /// key is absent until then, not an error.
+    #[test]
+    fn an_offset_past_the_records_end_is_no_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let table = open(dir.path());
+        table
+            .insert_all(&[(key(1), b"kept".to_vec())])
+            .expect("insert");
+        let end = std::fs::metadata(dir.path().join("filings.records"))
+            .expect("metadata")
+            .len();
+        table
+            .insert_all(&[(key(2), b"lost".to_vec())])
+            .expect("insert");
+        drop(table);
+        let records = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("filings.records"))
+            .expect("open");
+        records.set_len(end).expect("cut");
+        let table = open(dir.path());
+        assert_eq!(get(&table, &key(2)), None);
+        assert_eq!(get(&table, &key(1)), Some(b"kept".to_vec()));
     }
 
     #[test]

@@ -797,6 +797,11 @@ impl Records {
         Ok((records, secret))
     }
 
+    /// Where the next record goes: every record is before it.
+    pub(super) fn end(&self) -> u64 {
+        self.end
+    }
+
     /// Whether no record was ever written.
     pub(super) fn is_empty(&self) -> bool {
         self.end <= RECORDS_HEADER
