@@ -281,17 +281,23 @@ async fn the_index_rebuilt_from_the_log_equals_the_incremental_one() {
     store.close().await;
 }
 
+/// A closed store in `data` holding five filings, all indexed; its index's entries.
+async fn five_filings_indexed(data: &Path) -> Vec<store::IndexEntry> {
+    let (store, _) = open(data);
+    register_all(&store, (1..=5).map(|i| format!("LRN-{i}"))).await;
+    store.caught_up().await.expect("indexed");
+    let entries = store.index().dump().expect("dump");
+    store.close().await;
+    entries
+}
+
 /// A map of the index damaged on disk refuses to open, and says to rebuild the index:
 /// `reindex` does, rather than refuse the same way.
 #[tokio::test]
 async fn reindex_rebuilds_an_index_whose_map_files_are_missing() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path();
-    let (store, _) = open(data);
-    register_all(&store, (1..=5).map(|i| format!("LRN-{i}"))).await;
-    store.caught_up().await.expect("indexed");
-    let before = store.index().dump().expect("dump");
-    store.close().await;
+    let before = five_filings_indexed(data).await;
     for file in ["filings.positions", "lrn.slots"] {
         std::fs::remove_file(data.join("index").join(file)).expect("remove");
         let refused = Store::open(data, options(64 * 1024 * 1024)).expect_err("damaged");
@@ -307,11 +313,7 @@ async fn reindex_rebuilds_an_index_whose_map_files_are_missing() {
 async fn an_index_behind_the_log_catches_up_at_open() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path();
-    let (store, _) = open(data);
-    register_all(&store, (1..=5).map(|i| format!("LRN-{i}"))).await;
-    store.caught_up().await.expect("indexed");
-    let before = store.index().dump().expect("dump");
-    store.close().await;
+    let before = five_filings_indexed(data).await;
     // Lose the index entirely, as if sled had kept nothing: replay restores it from the log.
     std::fs::remove_dir_all(data.join("index")).expect("remove index");
     let (store, _) = open(data);

@@ -234,12 +234,12 @@ mod tests {
     #[test]
     fn the_checkpoint_ends_a_doubling_no_insert_moves() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let table = Arc::new(Table::open(dir.path(), "filings").expect("open"));
+        let table = Arc::new(Table::open(dir.path(), "lrn").expect("open"));
         let batch: Vec<_> = (0..2_100u32)
             .map(|i| (format!("key {i}").into_bytes(), i.to_le_bytes().to_vec()))
             .collect();
         table.insert_all(&batch).expect("insert");
-        let old = dir.path().join("filings.slots.old");
+        let old = dir.path().join("lrn.slots.old");
         assert!(old.exists(), "doubling, with old slots left");
         let sled = sled::Config::new().temporary(true).open().expect("sled");
         let checkpoint = Checkpoint::open(&dir.path().join("mark"), vec![table.clone()], sled)

@@ -4,7 +4,8 @@
 //! do not grow with them: `filings` (MRN → `FilingEntry`), placed by the sequence each MRN was
 //! issued for (`store::positions`), and three hash tables (`store::table`): `lrn` ((filer, LRN)
 //! → MRN), `documents` ((filer, master transport document) → MRN and filing time, big-endian
-//! seconds), `received` ((origin, its sequence) → what became of a delivered envelope). The rest are sled trees: `meta` (the format), `awaiting` (partial
+//! seconds), `received` ((origin, its sequence) → what became of a delivered envelope). The
+//! rest are sled trees: `meta` (the format), `awaiting` (partial
 //! filings), `notices` ((filer, sequence) → `Notification`,
 //! the carriers' feeds), `notice_ids` ((peer, notice id) → sequence), `timers` ((due, MRN,
 //! timer) → the timer: what the scheduler fires, but the automatic invalidations, which it reads
@@ -758,44 +759,26 @@ fn mrn_position(key: &[u8]) -> Option<u64> {
 
 /// Removes the `filings` map of formats before 6 (a hash table): an index of such a format is
 /// rebuilt from the log anyway, and its files would be taken for a damaged map of this one.
-/// Any of its slots files tells (a doubling killed between its renames leaves no `.slots`); they
-/// go last, so that one cut short is finished at the next open.
+/// Any of its slots files tells (a doubling killed between its renames leaves no `.slots`).
 fn remove_hashed_filings(dir: &std::path::Path) -> Result<(), IndexError> {
-    let slots = ["slots", "slots.old", "slots.new"];
-    if slots
+    let base = dir.join("filings");
+    if ["slots", "slots.old", "slots.new"]
         .iter()
-        .any(|extension| dir.join("filings").with_extension(extension).exists())
+        .any(|extension| base.with_extension(extension).exists())
     {
-        remove_files(dir, "filings", &["records"])?;
-        remove_files(dir, "filings", &slots)?;
+        Table::remove_files(dir, "filings")?;
     }
     Ok(())
 }
 
-/// Removes the files of every map on disk (`store::table`, `store::positions`), before a
-/// rebuild from the log: they hold nothing else, and a damaged one (a file missing) would refuse
-/// to open, and so the rebuild that repairs it. The sled trees stay (some are not derived).
+/// Removes the files of every map on disk, before a rebuild from the log: they hold nothing
+/// else, and a damaged one (a file missing) would refuse to open, and so the rebuild that
+/// repairs it. The sled trees stay (some are not derived).
 pub fn remove_maps(dir: &std::path::Path) -> Result<(), IndexError> {
-    for name in ["lrn", "filings", "documents", "received"] {
-        remove_files(
-            dir,
-            name,
-            &["records", "slots", "slots.old", "slots.new", "positions"],
-        )?;
+    for name in ["lrn", "documents", "received"] {
+        Table::remove_files(dir, name)?;
     }
-    Ok(())
-}
-
-fn remove_files(dir: &std::path::Path, name: &str, extensions: &[&str]) -> Result<(), IndexError> {
-    for extension in extensions {
-        let path = dir.join(name).with_extension(extension);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(TableError::Io { path, source: e }.into());
-            }
-            _ => {}
-        }
-    }
+    PositionTable::remove_files(dir, "filings")?;
     Ok(())
 }
 

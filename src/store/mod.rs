@@ -6,7 +6,8 @@
 //! (`backend`, [`LogBackend`]; the embedded segment log of `log` is the one implementation)
 //! seals and makes them durable, the callers are answered, and the index takes them (`index`:
 //! per-filing maps on disk of `table` and `positions`, and sled trees, its mark moved by
-//! `checkpoint`; `projection`, what a filing's entry becomes with each record) before the next batch is decided.
+//! `checkpoint`; `projection`, what a filing's entry becomes with each record) before the next
+//! batch is decided.
 //!
 //! `<data>/log/` holds the segments, `<data>/index/` the tables, the sled database and the mark. [`Store::open`] recovers
 //! the log's tail, replays into the index whatever it has not seen, and starts the writer.

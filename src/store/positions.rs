@@ -7,9 +7,9 @@
 //! - `<name>.records`: as in `store::table`.
 //! - `<name>.positions`: a header, then one little-endian u64 per position: the offset of the
 //!   record of the key at that position (none where it is 0, past the end of the records, or
-//!   past the end of the file). It grows
-//!   8 bytes per position, 80 MB for ten million log records, and new keys come in position
-//!   order, so a batch of new filings writes its offsets in one write.
+//!   past the end of the file). It grows 8 bytes per position, 80 MB for ten million log
+//!   records, and new keys come in position order, so a batch of new filings writes its offsets
+//!   in one write.
 //!
 //! A lookup reads 8 bytes and the record, and compares the record's key with the one asked for,
 //! so a key whose position holds another's record (an MRN this gateway never issued) is absent.
@@ -27,8 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::table::{
-    KeyValue, OnDisk, Reads, Records, TableError, allocate, corrupt, io_error, len_of,
-    not_in_memory, open_file, read_exact_at, read_lock, read_lock_for, write_lock,
+    KeyValue, OnDisk, Reads, Records, TableError, allocate, corrupt, duplicate, io_error, len_of,
+    not_in_memory, open_file, read_exact_at, read_lock, read_lock_for, remove, sync_duplicates,
+    write_lock,
 };
 
 const POSITIONS_MAGIC: &[u8; 8] = b"ACIPOS01";
@@ -233,36 +234,26 @@ impl PositionTable {
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         write_lock(&self.state)
     }
+
+    /// Removes the files of the map `name` in `dir`.
+    pub fn remove_files(dir: &Path, name: &str) -> Result<(), TableError> {
+        let base = dir.join(name);
+        remove(&base.with_extension("records"))?;
+        remove(&base.with_extension("positions"))
+    }
 }
 
 impl OnDisk for PositionTable {
     fn sync(&self) -> Result<(), TableError> {
-        // Under the lock only to duplicate the handles: inserts and lookups do not wait for
-        // the fdatasyncs.
         let files = {
             let state = self.read();
-            let (records, records_path) = state.records.file();
-            let mut files = Vec::with_capacity(2);
-            for (file, path) in [
-                (records, records_path),
-                (&state.positions, state.positions_path.as_path()),
-            ] {
-                let copy = file.try_clone().map_err(|e| io_error(path, e))?;
-                files.push((copy, path.to_owned()));
-            }
-            files
+            let positions = (&state.positions, state.positions_path.as_path());
+            duplicate([state.records.file(), positions])?
         };
-        for (file, path) in files {
-            file.sync_data().map_err(|e| io_error(&path, e))?;
-        }
-        if self.unsynced_folder.swap(false, Ordering::AcqRel) {
-            let dir = self.base.parent().unwrap_or(Path::new("."));
-            if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
-                self.unsynced_folder.store(true, Ordering::Release);
-                return Err(io_error(dir, e));
-            }
-        }
-        Ok(())
+        let folder = self.unsynced_folder.swap(false, Ordering::AcqRel);
+        sync_duplicates(files, folder.then_some(&self.base)).inspect_err(|_| {
+            self.unsynced_folder.store(folder, Ordering::Release);
+        })
     }
 }
 

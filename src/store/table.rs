@@ -379,36 +379,27 @@ impl Table {
         state.write_header()
     }
 
-    /// Puts everything written so far on disk (fdatasync), for the index's checkpoint.
-    pub fn sync(&self) -> Result<(), TableError> {
-        // Under the lock only to duplicate the handles: an fdatasync takes milliseconds, and
-        // neither inserts nor lookups wait for it.
-        let (files, renamed) = {
-            let state = self.read();
-            let mut files = Vec::new();
-            for (file, path) in std::iter::once(state.records.file()).chain(
-                state
-                    .all_slots()
-                    .map(|slots| (&slots.file, slots.path.as_path())),
-            ) {
-                files.push((
-                    file.try_clone().map_err(|e| io_error(path, e))?,
-                    path.to_owned(),
-                ));
-            }
-            (files, state.renamed.swap(false, Ordering::AcqRel))
-        };
-        for (file, path) in files {
-            file.sync_data().map_err(|e| io_error(&path, e))?;
-        }
-        if renamed {
-            let dir = self.base.parent().unwrap_or(Path::new("."));
-            if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
-                self.read().renamed.store(true, Ordering::Release);
-                return Err(io_error(dir, e));
-            }
+    /// Removes the files of the map `name` in `dir`: the records first, the slots last, so
+    /// that a removal cut short still shows (by its slots) at the next try.
+    pub fn remove_files(dir: &Path, name: &str) -> Result<(), TableError> {
+        let base = dir.join(name);
+        for extension in ["records", "slots", "slots.old", "slots.new"] {
+            remove(&base.with_extension(extension))?;
         }
         Ok(())
+    }
+
+    /// Puts everything written so far on disk (fdatasync), for the index's checkpoint.
+    pub fn sync(&self) -> Result<(), TableError> {
+        let (files, renamed) = {
+            let state = self.read();
+            let slots = state.all_slots().map(|s| (&s.file, s.path.as_path()));
+            let files = duplicate(std::iter::once(state.records.file()).chain(slots))?;
+            (files, state.renamed.swap(false, Ordering::AcqRel))
+        };
+        sync_duplicates(files, renamed.then_some(&self.base)).inspect_err(|_| {
+            self.read().renamed.store(renamed, Ordering::Release);
+        })
     }
 
     /// Every key and its value, in key order (for comparing two indexes).
@@ -596,11 +587,6 @@ impl State {
     /// Moves the next block of old slots into the current slots, and ends the doubling after
     /// the last.
     fn move_block(&mut self) -> Result<(), TableError> {
-        if self.old.is_none() {
-            return Ok(());
-        }
-        // Moved slots fill empty ones without saying which.
-        self.vacancies_mut().forget();
         let Some((old, from)) = &self.old else {
             return Ok(());
         };
@@ -633,6 +619,8 @@ impl State {
     /// so they are placed in windows of the current slots read and written whole; one whose
     /// probe runs past its window is placed alone.
     fn move_into_slots(&mut self, mut moving: Vec<(u64, u64)>) -> Result<(), TableError> {
+        // Moved slots fill empty ones without saying which.
+        self.vacancies_mut().forget();
         let mask = self.slots.capacity - 1;
         moving.sort_unstable_by_key(|&(tag, _)| tag & mask);
         let mut alone = Vec::new();
@@ -1121,7 +1109,39 @@ pub(super) fn len_of(file: &File, path: &Path) -> Result<u64, TableError> {
     Ok(file.metadata().map_err(|e| io_error(path, e))?.len())
 }
 
-fn remove(path: &Path) -> Result<(), TableError> {
+/// Duplicates a map's file handles, so that they are synced outside its lock: an fdatasync
+/// takes milliseconds, and neither inserts nor lookups wait for it.
+pub(super) fn duplicate<'a>(
+    handles: impl IntoIterator<Item = (&'a File, &'a Path)>,
+) -> Result<Vec<(File, PathBuf)>, TableError> {
+    handles
+        .into_iter()
+        .map(|(file, path)| {
+            let copy = file.try_clone().map_err(|e| io_error(path, e))?;
+            Ok((copy, path.to_owned()))
+        })
+        .collect()
+}
+
+/// Syncs duplicated handles ([`duplicate`]), then the folder of the map at `base` if given (its
+/// files were created, renamed or removed since the last sync).
+pub(super) fn sync_duplicates(
+    files: Vec<(File, PathBuf)>,
+    base: Option<&PathBuf>,
+) -> Result<(), TableError> {
+    for (file, path) in files {
+        file.sync_data().map_err(|e| io_error(&path, e))?;
+    }
+    if let Some(base) = base {
+        let dir = base.parent().unwrap_or(Path::new("."));
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_error(dir, e))?;
+    }
+    Ok(())
+}
+
+pub(super) fn remove(path: &Path) -> Result<(), TableError> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(path, e)),
         _ => Ok(()),
