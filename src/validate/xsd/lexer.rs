@@ -302,6 +302,11 @@ impl<'a> Lexer<'a> {
 
     fn end_tag(&mut self) -> Result<Token<'a>, LexError> {
         let start = self.pos;
+        if self.closes_the_open_element() {
+            self.open.pop();
+            self.close_scope();
+            return Ok(Token::End);
+        }
         self.pos += 2;
         let name = self.qname()?.full;
         self.skip_space();
@@ -320,6 +325,31 @@ impl<'a> Lexer<'a> {
             Some(open) => Err(syntax(start, format!("</{name}> closes <{open}>"))),
             None => Err(syntax(start, format!("</{name}> closes no element"))),
         }
+    }
+
+    /// Whether the end tag at the position is, byte for byte, the open element's name and
+    /// then `>` (whitespace allowed before it); if so the position moves past it. The usual
+    /// case, read without scanning the name again: the start tag checked it already.
+    fn closes_the_open_element(&mut self) -> bool {
+        let Some(open) = self.open.last() else {
+            return false;
+        };
+        let bytes = self.text.as_bytes();
+        let name_start = self.pos + 2;
+        let name_end = name_start + open.len();
+        if bytes.get(name_start..name_end) != Some(open.as_bytes()) {
+            return false;
+        }
+        let close = name_end
+            + bytes[name_end..]
+                .iter()
+                .take_while(|&&b| is_space_byte(b))
+                .count();
+        if bytes.get(close) != Some(&b'>') {
+            return false;
+        }
+        self.pos = close + 1;
+        true
     }
 
     /// `<?target …?>`: the declaration at the start, or an ignored instruction elsewhere.
@@ -441,7 +471,7 @@ fn name_end(text: &str, start: usize) -> (usize, Colons) {
     let mut i = start;
     let mut colons = Colons::None;
     while let Some(&b) = bytes.get(i) {
-        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.') {
+        if ASCII_NAME_CHARS[usize::from(b)] {
             i += 1;
         } else if b == b':' {
             colons = match colons {
@@ -460,6 +490,19 @@ fn name_end(text: &str, start: usize) -> (usize, Colons) {
     }
     (i, colons)
 }
+
+/// The ASCII bytes of XML 1.0's NameChar but the colon (which `name_end` counts): one load
+/// per byte where the comparisons were a chain of branches.
+const ASCII_NAME_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.');
+        b += 1;
+    }
+    table
+};
 
 /// XML 1.0's NameStartChar.
 fn is_name_start(c: char) -> bool {
@@ -767,6 +810,39 @@ mod tests {
                 "<?pi?x?><a/>",
                 "a processing instruction's target must end with whitespace",
             ),
+        ];
+        for (doc, reason) in cases {
+            assert_eq!(lex(doc).err().as_deref(), Some(reason), "{doc}");
+        }
+    }
+
+    #[test]
+    fn the_ascii_name_table_is_name_char_without_the_colon() {
+        for b in 0..=255u8 {
+            let expected = b.is_ascii() && b != b':' && is_name_char(char::from(b));
+            assert_eq!(ASCII_NAME_CHARS[usize::from(b)], expected, "byte {b:#04x}");
+        }
+    }
+
+    /// An end tag that starts with the open element's name is read by comparing bytes; one
+    /// that only starts like it falls back to the name and is refused as before.
+    #[test]
+    fn end_tags_close_exactly_their_element() {
+        for doc in [
+            "<a></a>",
+            "<a></a \t\r\n>",
+            "<p:a xmlns:p='urn:p'><b/></p:a >",
+        ] {
+            assert!(lex(doc).is_ok(), "{doc}");
+        }
+        let cases = [
+            ("<a></ab>", "</ab> closes <a>"),
+            ("<a></a:b>", "</a:b> closes <a>"),
+            ("<a></a b>", "end tag </a is not closed by >"),
+            ("<a></a", "end tag </a is not closed by >"),
+            ("<ab></a>", "</a> closes <ab>"),
+            ("<a><b></a></b>", "</a> closes <b>"),
+            ("</a>", "</a> closes no element"),
         ];
         for (doc, reason) in cases {
             assert_eq!(lex(doc).err().as_deref(), Some(reason), "{doc}");
