@@ -201,3 +201,44 @@ fn unsupported_schema_constructs_are_refused_at_load() {
     }
     assert!(Schema::compile(&wrap("<xs:element name=\"a\" type=\"xs:string\"/>")).is_ok());
 }
+
+/// Each element's namespace is the binding in scope where it stands: an inner element that
+/// binds another default namespace is refused, its siblings after it are not, and a binding
+/// written with character references is still the target namespace.
+#[test]
+fn each_element_is_read_in_the_namespace_bound_where_it_stands() {
+    let schema = Schema::compile(XSD).expect("schema");
+    let codes = |doc: &str| -> Vec<(XmlCode, String)> {
+        let report = schema.validate(doc.as_bytes(), &Limits::default());
+        report
+            .findings
+            .into_iter()
+            .map(|f| (f.code, f.path))
+            .collect()
+    };
+    assert_eq!(codes(SEA), []);
+    let referenced = SEA.replace(
+        "xmlns=\"urn:aci-gateway:manifest:1\"",
+        "xmlns=\"urn&#58;aci-gateway:manifest&#x3A;1\"",
+    );
+    assert_ne!(referenced, SEA);
+    assert_eq!(codes(&referenced), []);
+    let rebound = SEA.replacen("<Lrn>", "<Lrn xmlns=\"urn:evil\">", 1);
+    let found = codes(&rebound);
+    let outside: Vec<_> = found
+        .iter()
+        .filter(|(code, _)| *code == XmlCode::Namespace)
+        .collect();
+    assert_eq!(
+        outside,
+        [&(XmlCode::Namespace, "/Manifest".to_owned())],
+        "only the rebound element is outside the namespace: {found:?}"
+    );
+    let prefixed = SEA.replacen(
+        "<Manifest xmlns=\"urn:aci-gateway:manifest:1\">",
+        "<m:Manifest xmlns:m=\"urn:aci-gateway:manifest:1\" xmlns=\"urn:aci-gateway:manifest:1\">",
+        1,
+    );
+    let prefixed = prefixed.replacen("</Manifest>", "</m:Manifest>", 1);
+    assert_eq!(codes(&prefixed), []);
+}

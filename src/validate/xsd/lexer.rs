@@ -154,16 +154,20 @@ impl<'a> Lexer<'a> {
             }
             Some(_) => {
                 let start = self.pos;
-                let end =
-                    memchr::memchr2(b'<', b'&', &bytes[start..]).map_or(bytes.len(), |i| start + i);
-                self.pos = end;
-                let text = &self.text[start..end];
-                if let Some(i) = memchr::memchr_iter(b'>', text.as_bytes())
-                    .find(|&i| i >= 2 && &text.as_bytes()[i - 2..i] == b"]]")
+                let run = text_run(bytes, start);
+                self.pos = run.end;
+                let text = &self.text[start..run.end];
+                if run.has_gt
+                    && let Some(i) = memchr::memchr_iter(b'>', text.as_bytes())
+                        .find(|&i| i >= 2 && &text.as_bytes()[i - 2..i] == b"]]")
                 {
                     return Err(syntax(start + i - 2, "]]> in character data"));
                 }
-                Ok(Token::Text(normalize_line_ends(text)))
+                Ok(Token::Text(if run.has_cr {
+                    normalize_line_ends(text)
+                } else {
+                    text.into()
+                }))
             }
         }
     }
@@ -453,6 +457,51 @@ impl<'a> Lexer<'a> {
             }
             _ => Err(syntax(start, "a name was expected")),
         }
+    }
+}
+
+/// A run of character data: where it ends (at the next `<` or `&`, or the document's end), and
+/// whether it holds a `>` or a `\r`, which need a second look.
+struct TextRun {
+    end: usize,
+    has_gt: bool,
+    has_cr: bool,
+}
+
+/// The run of character data starting at `start`. Most runs are short (indentation, values):
+/// their first bytes are read one by one, where three `memchr` calls cost more than the
+/// reading; what is left of a longer run is searched with `memchr`.
+fn text_run(bytes: &[u8], start: usize) -> TextRun {
+    const SHORT: usize = 64;
+    let rest = bytes.get(start..).unwrap_or_default();
+    let (mut has_gt, mut has_cr) = (false, false);
+    for (i, &b) in rest.iter().take(SHORT).enumerate() {
+        match b {
+            b'<' | b'&' => {
+                return TextRun {
+                    end: start + i,
+                    has_gt,
+                    has_cr,
+                };
+            }
+            b'>' => has_gt = true,
+            b'\r' => has_cr = true,
+            _ => {}
+        }
+    }
+    let Some(tail) = rest.get(SHORT..) else {
+        return TextRun {
+            end: bytes.len(),
+            has_gt,
+            has_cr,
+        };
+    };
+    let tail_len = memchr::memchr2(b'<', b'&', tail).unwrap_or(tail.len());
+    let tail = &tail[..tail_len];
+    TextRun {
+        end: start + SHORT + tail_len,
+        has_gt: has_gt || memchr::memchr(b'>', tail).is_some(),
+        has_cr: has_cr || memchr::memchr(b'\r', tail).is_some(),
     }
 }
 
@@ -813,6 +862,31 @@ mod tests {
         ];
         for (doc, reason) in cases {
             assert_eq!(lex(doc).err().as_deref(), Some(reason), "{doc}");
+        }
+    }
+
+    proptest::proptest! {
+        /// A run read in two parts (bytes, then `memchr`) is the run read plainly, on either
+        /// side of the part boundary.
+        #[test]
+        fn a_text_run_ends_where_markup_starts(
+            // Markup rare enough that many runs pass the 64 bytes read one by one.
+            bytes in proptest::collection::vec(proptest::prop_oneof![
+                60 => proptest::strategy::Just(b'a'),
+                1 => proptest::strategy::Just(b'<'),
+                1 => proptest::strategy::Just(b'&'),
+                2 => proptest::strategy::Just(b'>'),
+                2 => proptest::strategy::Just(b'\r'),
+            ], 0..300),
+            start in 0usize..300,
+        ) {
+            let start = start.min(bytes.len());
+            let rest = &bytes[start..];
+            let len = rest.iter().position(|&b| b == b'<' || b == b'&').unwrap_or(rest.len());
+            let run = text_run(&bytes, start);
+            proptest::prop_assert_eq!(run.end, start + len);
+            proptest::prop_assert_eq!(run.has_gt, rest[..len].contains(&b'>'));
+            proptest::prop_assert_eq!(run.has_cr, rest[..len].contains(&b'\r'));
         }
     }
 

@@ -51,6 +51,7 @@ pub(super) fn validate(
         counts: Vec::new(),
         value: String::new(),
         line_starts: None,
+        target_binding: None,
     };
     pass.run(xml);
     pass.report
@@ -69,6 +70,9 @@ struct Pass<'s, 'c> {
     value: String,
     /// Offsets where lines start, built at the first finding (so a valid document never pays).
     line_starts: Option<Vec<usize>>,
+    /// Where in the document the last binding found to be the target namespace is written
+    /// (address and length): every element under it then compares by address, not by bytes.
+    target_binding: Option<(usize, usize)>,
 }
 
 /// Ends the pass: the document cannot be read further.
@@ -252,8 +256,7 @@ impl<'s> Pass<'s, '_> {
                         );
                         return Err(Fatal);
                     }
-                    let in_target =
-                        lexer.namespace(name.prefix) == Some(&self.schema.target_namespace);
+                    let in_target = self.is_target(lexer.namespace(name.prefix));
                     self.start(&lexer, name.local, in_target, offset);
                     if empty {
                         self.end(offset);
@@ -296,6 +299,30 @@ impl<'s> Pass<'s, '_> {
                 Token::Ignored { .. } => {}
             }
         }
+    }
+
+    /// Whether an element's namespace is the schema's target namespace.
+    fn is_target(&mut self, namespace: Option<&str>) -> bool {
+        let Some(namespace) = namespace else {
+            return false;
+        };
+        let binding = (namespace.as_ptr() as usize, namespace.len());
+        if self.target_binding == Some(binding) {
+            return true;
+        }
+        let is_target = namespace == self.schema.target_namespace;
+        // Only a binding written in the document is remembered: the document does not change
+        // during the pass, so the same bytes are there whenever the address comes again. (A
+        // value the lexer built is freed with its scope, and its address may be reused.)
+        let in_document = self
+            .text
+            .as_bytes()
+            .as_ptr_range()
+            .contains(&namespace.as_ptr());
+        if is_target && in_document {
+            self.target_binding = Some(binding);
+        }
+        is_target
     }
 
     fn text_content(&mut self, content: &str, offset: usize) -> Result<(), Fatal> {

@@ -269,11 +269,7 @@ pub fn normalize(raw: &str, whitespace: Whitespace) -> std::borrow::Cow<'_, str>
             }
         }
         Whitespace::Collapse => {
-            let clean = !raw.starts_with(' ')
-                && !raw.ends_with(' ')
-                && !raw.contains(['\t', '\n', '\r'])
-                && !raw.contains("  ");
-            if clean {
+            if is_collapsed(raw) {
                 return raw.into();
             }
             let collapsed: Vec<&str> = raw
@@ -288,6 +284,21 @@ pub fn normalize(raw: &str, whitespace: Whitespace) -> std::borrow::Cow<'_, str>
             }
         }
     }
+}
+
+/// Whether `value` is already as the collapse facet leaves it: no tab or line end, no space
+/// at either end or beside another. One pass over the bytes (a `str::contains` of a string
+/// builds a searcher per call, and values are short).
+fn is_collapsed(value: &str) -> bool {
+    let mut after_space = true;
+    for &b in value.as_bytes() {
+        match b {
+            b'\t' | b'\n' | b'\r' => return false,
+            b' ' if after_space => return false,
+            _ => after_space = b == b' ',
+        }
+    }
+    !after_space || value.is_empty()
 }
 
 /// An exact decimal: sign, integer digits without leading zeros, fraction digits without
@@ -530,6 +541,29 @@ fn has_class_subtraction(xsd: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every string of up to six characters from a letter and the four whitespace characters:
+    /// collapsed exactly when collapsing leaves it as it is.
+    #[test]
+    fn collapsed_is_what_collapsing_leaves_alone() {
+        let alphabet = ['a', ' ', '\t', '\n', '\r'];
+        let mut strings = vec![String::new()];
+        for _ in 0..6 {
+            let longer: Vec<String> = strings
+                .iter()
+                .filter(|s| s.len() == strings.last().map_or(0, String::len))
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            strings.extend(longer);
+        }
+        for value in &strings {
+            let collapsed = value
+                .split([' ', '\t', '\n', '\r'])
+                .filter(|w| !w.is_empty());
+            let expected = collapsed.collect::<Vec<_>>().join(" ") == *value;
+            assert_eq!(is_collapsed(value), expected, "{value:?}");
+        }
+    }
 
     #[test]
     fn a_hyphen_before_a_class_is_not_a_subtraction() {
