@@ -138,6 +138,7 @@ impl From<FilingError> for Status {
             FilingError::TooManyInFlight { limit } => too_many_in_flight(limit),
             FilingError::Pool(error) => pool_failure(&error),
             FilingError::Store(error) => store_failure(&error),
+            FilingError::Unreadable(error) => read_failure(&error),
             FilingError::Internal(message) => Status::internal(message),
         }
     }
@@ -335,6 +336,23 @@ fn retry_later(code: Code, message: String, wait: std::time::Duration) -> Status
     status
 }
 
+/// A read of the gateway's records failed: the request changed nothing, so the answer says
+/// so (a write's failure speaks of durability instead).
+pub fn read_failure(error: &StoreError) -> Status {
+    match error {
+        StoreError::Closed | StoreError::ReadFailed(_) => store_failure(error),
+        _ => {
+            tracing::error!(%error, "store read failure");
+            retry_later(
+                Code::Unavailable,
+                "the gateway could not read its records just now; nothing was changed, retry"
+                    .into(),
+                std::time::Duration::from_secs(1),
+            )
+        }
+    }
+}
+
 /// The validation pool gave no answer: the gateway is stopping, or validating this filing
 /// failed (a bug, logged): either way the filing was not registered.
 pub fn pool_failure(error: &crate::filing::pool::PoolError) -> Status {
@@ -470,5 +488,31 @@ mod tests {
         });
         assert_eq!(unwritable.code(), Code::Unavailable);
         assert!(unwritable.message().contains("nothing was acknowledged"));
+    }
+
+    /// A status query whose index read failed is told to retry, and nothing about storing.
+    #[test]
+    fn a_read_that_failed_says_nothing_was_changed() {
+        let index = crate::store::IndexError::Decode {
+            key: "26GB00000000000010".into(),
+            reason: "short".into(),
+        };
+        let status = Status::from(FilingError::Unreadable(StoreError::Index(index)));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(
+            status.message().contains("could not read")
+                && status.message().contains("nothing was changed")
+                && !status.message().contains("durable")
+                && !status.message().contains("stored"),
+            "{}",
+            status.message()
+        );
+        assert_eq!(
+            status.metadata().get("retry-after").map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+        let closed = Status::from(FilingError::Unreadable(StoreError::Closed));
+        assert_eq!(closed.code(), Code::Unavailable);
+        assert!(closed.message().contains("shutting down"));
     }
 }

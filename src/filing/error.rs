@@ -68,6 +68,10 @@ pub enum FilingError {
     /// Nothing was stored: the same request may be retried.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Reading the gateway's records failed (an I/O error, a shared log out of reach): the
+    /// request changed nothing and may be retried.
+    #[error("reading the gateway's records failed: {0}")]
+    Unreadable(StoreError),
     /// A bug: what cannot happen did (logged).
     #[error("{0}")]
     Internal(String),
@@ -91,6 +95,7 @@ impl FilingError {
             FilingError::NotFound(_)
             | FilingError::Pool(_)
             | FilingError::Store(_)
+            | FilingError::Unreadable(_)
             | FilingError::Internal(_) => "failed",
         }
     }

@@ -365,7 +365,10 @@ impl FilingService {
         request: GetStatusRequest,
     ) -> Result<FilingStatus, FilingError> {
         self.throttle_read(caller)?;
-        self.store.caught_up().await?;
+        self.store
+            .caught_up()
+            .await
+            .map_err(FilingError::Unreadable)?;
         let key = match request.key {
             Some(get_status_request::Key::Mrn(text)) => StatusKey::Mrn(parse_mrn(&text)?),
             Some(get_status_request::Key::Lrn(text)) => StatusKey::Lrn(
@@ -378,7 +381,8 @@ impl FilingService {
         let found = self
             .store
             .read_index(move |store, reads| key.entry(store, reads))
-            .await?;
+            .await
+            .map_err(FilingError::Unreadable)?;
         // Another filer's filing is reported as absent: its existence is not the caller's business.
         let Some(mut entry) = found else {
             return Err(not_yours());
@@ -504,11 +508,17 @@ impl FilingService {
         caller: &Eori,
         document: &str,
     ) -> Result<Option<Mrn>, FilingError> {
-        self.store.caught_up().await?;
+        self.store
+            .caught_up()
+            .await
+            .map_err(FilingError::Unreadable)?;
         let (caller, document) = (caller.clone(), document.to_owned());
         let document_mrn =
             move |store: &Store, reads| store.mrn_by_document(&caller, &document, reads);
-        Ok(self.store.read_index(document_mrn).await?)
+        self.store
+            .read_index(document_mrn)
+            .await
+            .map_err(FilingError::Unreadable)
     }
 
     /// With a shared log, a filing not (yet) in this replica's index is looked for again once
