@@ -389,7 +389,10 @@ impl FilingService {
         };
         match entry.status.take() {
             Some(mut status) if self.access.may_act_for(caller, &status.filer) => {
-                status.deliveries = self.exchange.deliveries(&status, entry.routing.as_ref())?;
+                status.deliveries = self
+                    .exchange
+                    .deliveries(&status, entry.routing.as_ref())
+                    .map_err(FilingError::Unreadable)?;
                 Ok(status)
             }
             _ => Err(not_yours()),
