@@ -365,10 +365,6 @@ impl FilingService {
         request: GetStatusRequest,
     ) -> Result<FilingStatus, FilingError> {
         self.throttle_read(caller)?;
-        self.store
-            .caught_up()
-            .await
-            .map_err(FilingError::Unreadable)?;
         let key = match request.key {
             Some(get_status_request::Key::Mrn(text)) => StatusKey::Mrn(parse_mrn(&text)?),
             Some(get_status_request::Key::Lrn(text)) => StatusKey::Lrn(
@@ -379,10 +375,8 @@ impl FilingService {
             None => return Err(FilingError::Malformed("give an MRN or an LRN".into())),
         };
         let found = self
-            .store
-            .read_index(move |store, reads| key.entry(store, reads))
-            .await
-            .map_err(FilingError::Unreadable)?;
+            .read_acknowledged(move |store, reads| key.entry(store, reads))
+            .await?;
         // Another filer's filing is reported as absent: its existence is not the caller's business.
         let Some(mut entry) = found else {
             return Err(not_yours());
@@ -511,15 +505,24 @@ impl FilingService {
         caller: &Eori,
         document: &str,
     ) -> Result<Option<Mrn>, FilingError> {
+        let (caller, document) = (caller.clone(), document.to_owned());
+        let document_mrn =
+            move |store: &Store, reads| store.mrn_by_document(&caller, &document, reads);
+        self.read_acknowledged(document_mrn).await
+    }
+
+    /// Reads the index as of every write acknowledged before the call (with a shared log, at
+    /// any replica). A failure is a failed read: the request changed nothing.
+    async fn read_acknowledged<T: Send + 'static>(
+        &self,
+        read: impl Fn(&Store, Reads) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, FilingError> {
         self.store
             .caught_up()
             .await
             .map_err(FilingError::Unreadable)?;
-        let (caller, document) = (caller.clone(), document.to_owned());
-        let document_mrn =
-            move |store: &Store, reads| store.mrn_by_document(&caller, &document, reads);
         self.store
-            .read_index(document_mrn)
+            .read_index(read)
             .await
             .map_err(FilingError::Unreadable)
     }
