@@ -76,6 +76,10 @@ struct TypeChecks {
     /// Field number → position in `fields` (indexed by number: they are small, and a lookup is
     /// made for every field of every filing).
     by_number: Vec<Option<usize>>,
+    /// The positions whose number of values can break a constraint (required, item counts, a
+    /// number that is zero when absent), checked once the message is read; the other fields
+    /// of a type, most of them, are not looked at again.
+    counted: Vec<usize>,
 }
 
 /// The constraints of every message type reachable from `Manifest`, compiled for a walk over
@@ -346,7 +350,8 @@ impl Constraints {
             path.pop();
         }
         if scope.constraints {
-            for (position, check) in checks.fields.iter().enumerate() {
+            for &position in &checks.counted {
+                let check = &checks.fields[position];
                 if let Some(compiled) = &check.compiled {
                     let count = path.counts(frame)[position];
                     path.push(&check.name, None);
@@ -483,7 +488,20 @@ impl Compiler {
         for (position, field) in fields.iter().enumerate() {
             by_number[field.number as usize] = Some(position);
         }
-        self.types[index] = Some(TypeChecks { fields, by_number });
+        let counted = (0..fields.len())
+            .filter(|&position| {
+                let field = &fields[position];
+                field
+                    .compiled
+                    .as_ref()
+                    .is_some_and(|compiled| compiled.counts_matter(field.list, field.wire))
+            })
+            .collect();
+        self.types[index] = Some(TypeChecks {
+            fields,
+            by_number,
+            counted,
+        });
         Ok(index)
     }
 }
@@ -622,8 +640,13 @@ impl Compiled {
                     );
                     return;
                 };
-                let length = text.chars().count() as u32;
-                if length < c.min_len || (c.max_len > 0 && length > c.max_len) {
+                let bounded = c.min_len > 0 || c.max_len > 0;
+                let length = if bounded {
+                    text.chars().count() as u32
+                } else {
+                    0
+                };
+                if bounded && (length < c.min_len || (c.max_len > 0 && length > c.max_len)) {
                     let bounds = match (c.min_len, c.max_len) {
                         (0, max) => format!("at most {max} characters"),
                         (min, 0) => format!("at least {min} characters"),
@@ -668,6 +691,17 @@ impl Compiled {
                 self.check_number(f64::from_bits(*bits), path, report)
             }
             _ => {}
+        }
+    }
+
+    /// Whether [`Self::check_count`] can find anything wrong with some number of values: what
+    /// it checks, and nothing else.
+    fn counts_matter(&self, list: bool, wire: Wire) -> bool {
+        let c = &self.constraints;
+        if list {
+            c.required || c.min_items > 0 || c.max_items > 0
+        } else {
+            c.required || matches!(wire, Wire::Unsigned | Wire::Signed | Wire::Double)
         }
     }
 
@@ -841,5 +875,53 @@ fn collect_wco(
                 out.push((path, id));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::datasets::{BUILTIN, DataSets};
+
+    /// The walk checks counts only for the fields in `counted`: every other constrained field
+    /// must have nothing to say about any count of its values.
+    #[test]
+    fn a_field_left_uncounted_has_nothing_to_say_about_its_count() {
+        let data_sets = DataSets::parse(BUILTIN).expect("the shipped table");
+        let constraints = Constraints::compile(
+            crate::pb::descriptor_pool(),
+            CodeLists::builtin(),
+            &data_sets,
+        )
+        .expect("compile");
+        let (mut counted, mut uncounted) = (0, 0);
+        for checks in &constraints.types {
+            for (position, check) in checks.fields.iter().enumerate() {
+                let Some(compiled) = &check.compiled else {
+                    continue;
+                };
+                if checks.counted.contains(&position) {
+                    counted += 1;
+                    continue;
+                }
+                uncounted += 1;
+                for count in [0, 1, 2, 1000] {
+                    let mut report = Report::default();
+                    let path = Path::default();
+                    compiled.check_count(check.list, check.wire, count, &path, &mut report);
+                    assert!(
+                        report.findings().is_empty(),
+                        "{} with {count} values: {:?}",
+                        check.name,
+                        report.findings()
+                    );
+                }
+            }
+        }
+        // Both kinds exist, or the test shows nothing.
+        assert!(
+            counted > 10 && uncounted > 10,
+            "{counted} counted, {uncounted} not"
+        );
     }
 }
