@@ -770,7 +770,7 @@ impl Compiled {
             return;
         }
         if let Some(digits) = c.fraction_digits
-            && decimals(number) > digits as usize
+            && !has_at_most_decimals(number, digits)
         {
             incorrect(
                 report,
@@ -790,6 +790,28 @@ fn decimals(number: f64) -> usize {
         .to_string()
         .split_once('.')
         .map_or(0, |(_, fraction)| fraction.len())
+}
+
+/// Whether `number` has at most `digits` [`decimals`], without writing it out when it has (as
+/// almost every amount does; writing it was most of a number's check). `k / 10^digits`, with
+/// `k` the number scaled and rounded, is exact in its parts and correctly rounded, so it is the
+/// double nearest that decimal: if it is `number`, the decimal reads back as `number`, and the
+/// shortest text that does has no more digits after the point. Otherwise the text decides.
+fn has_at_most_decimals(number: f64, digits: u32) -> bool {
+    /// Powers of ten up to the last one a double holds exactly.
+    const POWERS: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    /// 2^53: every integer below it is a double.
+    const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+    if let Some(&scale) = POWERS.get(digits as usize) {
+        let scaled = (number * scale).round();
+        if scaled.abs() < EXACT_INTEGERS && scaled / scale == number {
+            return true;
+        }
+    }
+    decimals(number) <= digits as usize
 }
 
 fn missing(report: &mut Report, rule: &'static str, path: &str, message: &str) {
@@ -882,6 +904,31 @@ fn collect_wco(
 mod tests {
     use super::*;
     use crate::validate::datasets::{BUILTIN, DataSets};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The shortcut answers as writing the number out does: for decimals of a few digits
+        /// (amounts, weights), and for any double at all.
+        #[test]
+        fn the_decimals_shortcut_agrees_with_the_text(
+            units in -10_000_000_000i64..10_000_000_000,
+            places in 0u32..10,
+            bits in any::<u64>(),
+            digits in 0u32..25,
+        ) {
+            let decimal = units as f64 / 10f64.powi(places as i32);
+            let any = f64::from_bits(bits);
+            for number in [decimal, any] {
+                if number.is_finite() {
+                    prop_assert_eq!(
+                        has_at_most_decimals(number, digits),
+                        decimals(number) <= digits as usize,
+                        "{} with {} digits", number, digits
+                    );
+                }
+            }
+        }
+    }
 
     /// The walk checks counts only for the fields in `counted`: every other constrained field
     /// must have nothing to say about any count of its values.
