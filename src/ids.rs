@@ -116,17 +116,17 @@ impl Mrn {
     /// Issues the MRN for the record at `seq`, registered in `year` by a gateway in `country`.
     pub fn issue(year: i32, country: &str, seq: Seq) -> Mrn {
         debug_assert!(country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase()));
-        let mut body = format!(
-            "{:02}{}{:0>width$}",
-            year.rem_euclid(100),
-            country,
-            base36(seq.0),
-            width = Self::UNIQUE_LEN
-        );
-        let check = check_character(body.as_bytes())
+        // Written byte by byte (one per filing; `format!` showed in profiles).
+        let mut body = Vec::with_capacity(Self::LEN);
+        let year = year.rem_euclid(100) as u8;
+        body.extend([b'0' + year / 10, b'0' + year % 10]);
+        body.extend_from_slice(country.as_bytes());
+        body.extend_from_slice(&base36(seq.0));
+        let check = check_character(&body)
             .expect("digits and upper-case letters always have a check character");
-        body.push(check);
-        Mrn(body)
+        let mut mrn = String::from_utf8(body).expect("digits and the country's ASCII letters");
+        mrn.push(check);
+        Mrn(mrn)
     }
 
     /// The sequence of the record the MRN was issued for ([`Mrn::issue`]); `None` for one
@@ -207,18 +207,15 @@ pub fn check_character(chars: &[u8]) -> Option<char> {
     Some(char::from(b'0' + digit))
 }
 
-fn base36(mut n: u64) -> String {
+/// `n` in base 36, zero-padded to the MRN's unique part (13 digits hold any `u64`).
+fn base36(mut n: u64) -> [u8; Mrn::UNIQUE_LEN] {
     const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    let mut out = Vec::with_capacity(13);
-    loop {
-        out.push(DIGITS[(n % 36) as usize]);
+    let mut out = [b'0'; Mrn::UNIQUE_LEN];
+    for digit in out.iter_mut().rev() {
+        *digit = DIGITS[(n % 36) as usize];
         n /= 36;
-        if n == 0 {
-            break;
-        }
     }
-    out.reverse();
-    String::from_utf8(out).expect("base-36 digits are ASCII")
+    out
 }
 
 #[cfg(test)]
@@ -256,6 +253,8 @@ mod tests {
         let mrn = Mrn::issue(2026, "GB", Seq(1));
         assert_eq!(mrn.as_str().len(), Mrn::LEN);
         assert!(mrn.as_str().starts_with("26GB0000000000001"));
+        let padded = Mrn::issue(2005, "FR", Seq(36));
+        assert!(padded.as_str().starts_with("05FR0000000000010"), "{padded}");
         assert_eq!(Mrn::parse(mrn.as_str()), Ok(mrn));
         let big = Mrn::issue(2099, "DE", Seq(u64::MAX));
         assert_eq!(big.sequence(), Some(Seq(u64::MAX)));
