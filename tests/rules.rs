@@ -292,6 +292,34 @@ const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
         },
     ),
     (
+        // Kept another way: a country whose addresses have no postcodes.
+        "presence.postcode_or_po_box",
+        "sea",
+        |m| {
+            m.declarant
+                .as_mut()
+                .expect("d")
+                .address
+                .as_mut()
+                .expect("a")
+                .postcode
+                .clear()
+        },
+        "13",
+        "declarant.address.postcode",
+        |m| {
+            let address = m
+                .declarant
+                .as_mut()
+                .expect("d")
+                .address
+                .as_mut()
+                .expect("a");
+            address.postcode.clear();
+            address.country = "QA".into();
+        },
+    ),
+    (
         "presence.phone_e123",
         "sea",
         |m| phone(m).identifier = "01394 604500".into(),

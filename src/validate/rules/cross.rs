@@ -28,16 +28,15 @@ fn container_indicator(cx: &mut Context<'_>) {
     let unassigned = equipment.iter().any(|e| e.goods_items.is_empty());
     let mut findings = Vec::new();
     for (i, consignment) in cx.manifest.consignments.iter().enumerate() {
-        let path = format!("consignments[{i}].container_indicator");
         match consignment.container_indicator.as_str() {
             "1" if !unassigned && !carries(consignment.sequence) => findings.push((
-                path,
+                i,
                 "1",
                 "the consignment is declared in containers, but no transport equipment carries its goods",
             )),
             "0" if carries(consignment.sequence) => {
                 findings.push((
-                    path,
+                    i,
                     "0",
                     "the consignment is declared not in containers, but equipment carries its goods items",
                 ))
@@ -45,7 +44,8 @@ fn container_indicator(cx: &mut Context<'_>) {
             _ => {}
         }
     }
-    for (path, value, message) in findings {
+    for (i, value, message) in findings {
+        let path = format!("consignments[{i}].container_indicator");
         cx.report("cross.container_indicator", &path, value, message);
     }
 }
