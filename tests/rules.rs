@@ -38,6 +38,11 @@ fn packaging(m: &mut Manifest) -> &mut pb::Packaging {
     &mut item(m).packagings[0]
 }
 
+fn declarant_address(m: &mut Manifest) -> &mut pb::Address {
+    let declarant = m.declarant.as_mut().expect("declarant");
+    declarant.address.as_mut().expect("address")
+}
+
 fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })
 }
@@ -267,26 +272,11 @@ const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
     (
         "presence.postcode_or_po_box",
         "sea",
-        |m| {
-            m.declarant
-                .as_mut()
-                .expect("d")
-                .address
-                .as_mut()
-                .expect("a")
-                .postcode
-                .clear()
-        },
+        |m| declarant_address(m).postcode.clear(),
         "13",
         "declarant.address.postcode",
         |m| {
-            let address = m
-                .declarant
-                .as_mut()
-                .expect("d")
-                .address
-                .as_mut()
-                .expect("a");
+            let address = declarant_address(m);
             address.postcode.clear();
             address.po_box = "PO Box 12".into();
         },
@@ -295,26 +285,11 @@ const CASES: &[(&str, &str, Mutation, &str, &str, Mutation)] = &[
         // Kept another way: a country whose addresses have no postcodes.
         "presence.postcode_or_po_box",
         "sea",
-        |m| {
-            m.declarant
-                .as_mut()
-                .expect("d")
-                .address
-                .as_mut()
-                .expect("a")
-                .postcode
-                .clear()
-        },
+        |m| declarant_address(m).postcode.clear(),
         "13",
         "declarant.address.postcode",
         |m| {
-            let address = m
-                .declarant
-                .as_mut()
-                .expect("d")
-                .address
-                .as_mut()
-                .expect("a");
+            let address = declarant_address(m);
             address.postcode.clear();
             address.country = "QA".into();
         },
