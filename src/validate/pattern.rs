@@ -10,7 +10,7 @@
 //! `\d`) goes to the regex engine.
 
 use regex_automata::meta;
-use regex_syntax::hir::{Class, Hir, HirKind};
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 /// A compiled pattern that must match a whole value.
 #[derive(Debug, Clone)]
@@ -23,16 +23,24 @@ pub struct Pattern {
 pub type PatternError = Box<meta::BuildError>;
 
 impl Pattern {
-    /// Compiles `source` (Rust regex syntax, Unicode classes) anchored at both ends.
+    /// Compiles `source` (Rust regex syntax, Unicode classes) anchored at both ends. It is
+    /// parsed once, by the engine's own parser with the engine's settings, and the one syntax
+    /// tree serves both the engine and [`AsciiSequence`].
     pub fn whole(source: &str) -> Result<Pattern, PatternError> {
-        let regex = meta::Regex::builder()
-            .configure(meta::Config::new().onepass(false).backtrack(false))
-            .build(&format!("^(?:{source})$"))
-            .map_err(Box::new)?;
-        let ascii = regex_syntax::parse(source)
-            .ok()
-            .and_then(|hir| AsciiSequence::compile(&hir));
-        Ok(Pattern { regex, ascii })
+        let anchored = format!("^(?:{source})$");
+        let mut builder = meta::Regex::builder();
+        builder.configure(meta::Config::new().onepass(false).backtrack(false));
+        match regex_automata::util::syntax::parse(&anchored) {
+            Ok(hir) => Ok(Pattern {
+                regex: builder.build_from_hir(&hir).map_err(Box::new)?,
+                ascii: AsciiSequence::compile(&hir),
+            }),
+            // The same parse inside the engine fails the same way, and its error says why.
+            Err(_) => builder
+                .build(&anchored)
+                .map(|regex| Pattern { regex, ascii: None })
+                .map_err(Box::new),
+        }
     }
 
     /// Whether all of `value` matches.
@@ -69,12 +77,17 @@ impl AsciiSequence {
     /// Places at most: one bit each, and one for the end.
     const PLACES: usize = 63;
 
-    fn compile(hir: &Hir) -> Option<AsciiSequence> {
-        let items = match hir.kind() {
-            HirKind::Concat(items) => items.as_slice(),
-            HirKind::Empty => &[],
-            _ => std::slice::from_ref(hir),
+    /// The sequence of a pattern anchored at both ends (`^…$`), if it is a row of ASCII classes.
+    fn compile(anchored: &Hir) -> Option<AsciiSequence> {
+        let HirKind::Concat(items) = anchored.kind() else {
+            return None;
         };
+        let [start, items @ .., end] = items.as_slice() else {
+            return None;
+        };
+        if *start.kind() != HirKind::Look(Look::Start) || *end.kind() != HirKind::Look(Look::End) {
+            return None;
+        }
         let mut places: Vec<([bool; 128], Repeat)> = Vec::new();
         for item in items {
             match item.kind() {
