@@ -640,13 +640,11 @@ impl Compiled {
                     );
                     return;
                 };
-                let bounded = c.min_len > 0 || c.max_len > 0;
-                let length = if bounded {
-                    text.chars().count() as u32
-                } else {
-                    0
-                };
-                if bounded && (length < c.min_len || (c.max_len > 0 && length > c.max_len)) {
+                // Characters are counted only for a field with bounds.
+                let length = (c.min_len > 0 || c.max_len > 0).then(|| text.chars().count() as u32);
+                if let Some(length) = length
+                    && (length < c.min_len || (c.max_len > 0 && length > c.max_len))
+                {
                     let bounds = match (c.min_len, c.max_len) {
                         (0, max) => format!("at most {max} characters"),
                         (min, 0) => format!("at least {min} characters"),
