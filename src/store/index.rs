@@ -22,7 +22,6 @@
 //! (sled is not fsynced) only means a redelivery, which the peer absorbs; losing the scheduler's,
 //! that a few timers are looked at again and no longer apply.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use prost::Message;
@@ -682,7 +681,7 @@ impl Index {
     /// An entry as this batch has left it so far, else as the index has it.
     fn current(
         &self,
-        changed: &HashMap<String, FilingEntry>,
+        changed: &super::BatchMap<String, FilingEntry>,
         mrn: &str,
     ) -> Result<Option<FilingEntry>, IndexError> {
         match changed.get(mrn) {
@@ -811,7 +810,7 @@ struct BatchWrites {
     /// Timers set (with their value) and dropped (none), in the order of the records.
     timers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// The entries the batch changes, as it leaves them (two records of one MRN see each other).
-    entries: HashMap<String, FilingEntry>,
+    entries: super::BatchMap<String, FilingEntry>,
 }
 
 impl BatchWrites {

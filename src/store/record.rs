@@ -8,7 +8,6 @@
 //! before it: verification never re-encodes anything.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use bytes::Bytes;
 use prost::Message;
@@ -59,7 +58,7 @@ const MANIFEST_FIELD: u32 = 9;
 /// no `manifest` of its own) and carriers' filings (the canonical encoding the validator made
 /// and the digest covers, not made again).
 #[derive(Debug, Clone, Default)]
-pub struct EncodedManifests(HashMap<u64, Bytes>);
+pub struct EncodedManifests(super::BatchMap<u64, Bytes>);
 
 impl EncodedManifests {
     /// The encoded manifest of the record with `sequence`, if it has one.

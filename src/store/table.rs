@@ -27,7 +27,7 @@
 //! at nothing. As with sled, nothing is fsynced: the log is the truth, the index is replayed
 //! from its high-water mark, and a record the disk lost in a power cut fails its CRC when read.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -221,9 +221,9 @@ struct State {
 #[derive(Debug, Default)]
 struct Vacancies {
     /// Key → its hash, and its empty slot.
-    by_key: HashMap<Vec<u8>, (u64, u64)>,
+    by_key: super::BatchMap<Vec<u8>, (u64, u64)>,
     /// Slots filled since the vacancies were noted.
-    taken: HashSet<u64>,
+    taken: HashSet<u64, foldhash::fast::RandomState>,
 }
 
 /// Vacancies noted at most between two batches of inserts (a batch decides up to a thousand

@@ -9,7 +9,7 @@ use crate::pb::store::{FilingEntry, LogRecord, RecordKind};
 use super::Decision;
 use crate::store::projection::{evolve, receipt_of};
 use crate::store::record::EncodedManifests;
-use crate::store::{Changed, Delivery, Noticed, Registration, StoreError};
+use crate::store::{BatchMap, Changed, Delivery, Noticed, Registration, StoreError};
 
 /// A decided batch: its records, and what turning its decisions into answers needs once the
 /// records are durable (sealed: with their chain hashes, which receipts carry).
@@ -18,14 +18,14 @@ pub struct Decided {
     pub records: Vec<LogRecord>,
     /// The manifests of the records that came encoded, to seal with them.
     pub manifests: EncodedManifests,
-    before: HashMap<Mrn, FilingEntry>,
+    before: BatchMap<Mrn, FilingEntry>,
 }
 
 impl Decided {
     pub(super) fn new(
         records: Vec<LogRecord>,
         manifests: EncodedManifests,
-        before: HashMap<Mrn, FilingEntry>,
+        before: BatchMap<Mrn, FilingEntry>,
     ) -> Decided {
         Decided {
             records,

@@ -14,7 +14,6 @@
 //! record per delivered envelope (origin, origin sequence) and per peer notice id; no change to a
 //! filing that is invalidated or arrived, and none to what an amendment may not change.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -36,7 +35,8 @@ use super::record::EncodedManifests;
 use super::risk::target_label;
 use super::table::Reads;
 use super::{
-    Change, ChangeRefusal, Changed, Delivery, NewFiling, Noticed, Registration, StoreError,
+    BatchMap, Change, ChangeRefusal, Changed, Delivery, NewFiling, Noticed, Registration,
+    StoreError,
 };
 
 /// What the decisions read of the state before the batch. The index is the one implementation;
@@ -116,19 +116,19 @@ pub struct Batch<'a, V: StateView> {
     rules: &'a Rules,
     first_seq: Seq,
     records: Vec<LogRecord>,
-    lrns: HashMap<(Eori, Lrn), usize>,
-    /// (filer, master document) of this batch's new filings → record position.
-    documents: HashMap<(Eori, String), usize>,
+    lrns: BatchMap<(Eori, Lrn), usize>,
+    /// Master documents of this batch's new filings → their record positions (any filer's).
+    documents: BatchMap<String, Vec<usize>>,
     /// Entries as this batch's changes leave them (two changes to one MRN see each other).
-    entries: HashMap<Mrn, FilingEntry>,
+    entries: BatchMap<Mrn, FilingEntry>,
     /// Entries as they were before the batch, for the answers (see [`Decided::changed`]).
-    before: HashMap<Mrn, FilingEntry>,
+    before: BatchMap<Mrn, FilingEntry>,
     /// The position of the last record of this batch that changed each filing.
-    last_change: HashMap<Mrn, usize>,
+    last_change: BatchMap<Mrn, usize>,
     /// (origin, origin sequence) of envelopes received in this batch → record position.
-    received: HashMap<(String, u64), usize>,
+    received: BatchMap<(String, u64), usize>,
     /// (peer, notice id) of notices received in this batch → record position.
-    notices: HashMap<(String, String), usize>,
+    notices: BatchMap<(String, String), usize>,
     /// The encodings of the batch's manifests that come encoded (filings, amendments, received
     /// envelopes), sealed as they are.
     manifests: EncodedManifests,
@@ -142,13 +142,13 @@ impl<'a, V: StateView> Batch<'a, V> {
             rules,
             first_seq,
             records: Vec::new(),
-            lrns: HashMap::new(),
-            documents: HashMap::new(),
-            entries: HashMap::new(),
-            before: HashMap::new(),
-            last_change: HashMap::new(),
-            received: HashMap::new(),
-            notices: HashMap::new(),
+            lrns: BatchMap::default(),
+            documents: BatchMap::default(),
+            entries: BatchMap::default(),
+            before: BatchMap::default(),
+            last_change: BatchMap::default(),
+            received: BatchMap::default(),
+            notices: BatchMap::default(),
             manifests: EncodedManifests::default(),
         }
     }
@@ -210,7 +210,9 @@ impl<'a, V: StateView> Batch<'a, V> {
         let encoding = filing.manifest_encoding.clone();
         for document in &filing.master_documents {
             self.documents
-                .insert((filing.filer.clone(), document.clone()), position);
+                .entry(document.clone())
+                .or_default()
+                .push(position);
         }
         let mut record = new_record(filing, self.next_seq(), &self.rules.country);
         record.links = links;
@@ -256,10 +258,12 @@ impl<'a, V: StateView> Batch<'a, V> {
     /// window (in this batch or before).
     fn document_taken(&self, filing: &NewFiling) -> Result<Option<Registration>, StoreError> {
         for document in &filing.master_documents {
-            if let Some(&i) = self
-                .documents
-                .get(&(filing.filer.clone(), document.clone()))
-            {
+            let in_batch = self.documents.get(document.as_str()).and_then(|positions| {
+                positions
+                    .iter()
+                    .find(|&&i| self.records[i].filer == filing.filer.as_str())
+            });
+            if let Some(&i) = in_batch {
                 return Ok(Some(Registration::DuplicateDocument {
                     document: document.clone(),
                     mrn: mrn_of(&self.records[i]),

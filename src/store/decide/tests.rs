@@ -109,6 +109,16 @@ fn a_master_document_is_taken_within_the_batch() {
         batch.register(filing("L2", 2, &["MBL1"])),
         Decision::Now(Ok(Registration::DuplicateDocument { .. }))
     ));
+    // A master document is each filer's own: another's of the same number is not taken.
+    let other = NewFiling {
+        filer: Eori::parse("FR123456789012").expect("valid EORI"),
+        ..filing("L3", 3, &["MBL1"])
+    };
+    assert!(matches!(batch.register(other), Decision::New(1)));
+    assert!(matches!(
+        batch.register(filing("L4", 4, &["MBL2", "MBL1"])),
+        Decision::Now(Ok(Registration::DuplicateDocument { document, .. })) if document == "MBL1"
+    ));
 }
 
 /// The state after one filing (LRN "L1") was registered, with its record and MRN.
