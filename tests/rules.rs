@@ -619,6 +619,54 @@ fn deadlines_per_mode() {
     assert_eq!(late_findings(validator, &road, at(arrival, -0.5)).len(), 1);
 }
 
+/// The late filing's message names the deadline it missed (written only for a finding).
+#[test]
+fn a_late_filing_says_which_deadline_it_missed() {
+    let validator = Validator::standard();
+    let reason = |m: &Manifest, now: SystemTime| -> String {
+        let report = validator.check(m, now);
+        let late: Vec<_> = report
+            .findings()
+            .iter()
+            .filter(|f| f.rule == "deadline.late_filing")
+            .map(|f| f.message.clone())
+            .collect();
+        assert_eq!(late.len(), 1, "one late filing finding: {late:?}");
+        // "filed …h…m after the deadline <RFC 3339 time> (<rule>)"
+        let rule = late[0]
+            .split_once("deadline ")
+            .and_then(|(_, rest)| rest.split_once(" ("))
+            .and_then(|(_, rule)| rule.strip_suffix(')'))
+            .expect("the rule in brackets after the deadline");
+        rule.to_owned()
+    };
+    let sea = sample("sea");
+    let departure = sea.itinerary.as_ref().expect("i").estimated_departure;
+    assert_eq!(reason(&sea, at(&departure, -23.5)), "24 h before departure");
+
+    let mut short_sea = sample("sea");
+    let itinerary = short_sea.itinerary.as_mut().expect("i");
+    itinerary.place_of_loading.as_mut().expect("loading").locode = "NOOSL".into();
+    let arrival = itinerary.estimated_arrival;
+    assert_eq!(
+        reason(&short_sea, at(&arrival, -1.5)),
+        "short sea, 2 h before arrival"
+    );
+
+    let air = sample("air");
+    let arrival = air.itinerary.as_ref().expect("i").estimated_arrival;
+    assert_eq!(reason(&air, at(&arrival, -3.5)), "4 h before arrival");
+
+    let mut short = sample("air");
+    let itinerary = short.itinerary.as_mut().expect("i");
+    itinerary.estimated_departure = ts(seconds(&itinerary.estimated_arrival) - 2 * 3600);
+    let departure = itinerary.estimated_departure;
+    assert_eq!(
+        reason(&short, at(&departure, 0.1)),
+        "at departure (flight shorter than the lead time)"
+    );
+}
+
 #[test]
 fn configured_severities_apply() {
     let strict = Validator::new(RuleSettings {

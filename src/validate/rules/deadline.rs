@@ -10,6 +10,7 @@
 //! is in every sea filing and checked against the voyage, while a declared flag would let a
 //! filer choose the later deadline for itself.
 
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use super::Context;
@@ -72,8 +73,43 @@ impl Default for Deadlines {
     }
 }
 
+/// How a filing's deadline was chosen: written out only in a late filing's finding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Basis {
+    /// This many hours before the departure, or the arrival; `short_sea`: by the short-sea rule.
+    Lead {
+        hours: u64,
+        arrival: bool,
+        short_sea: bool,
+    },
+    /// A pre-loading filing: due at departure.
+    BeforeLoading,
+    /// A flight shorter than the lead time: due at departure.
+    ShortFlight,
+}
+
+impl fmt::Display for Basis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Basis::Lead {
+                hours,
+                arrival,
+                short_sea,
+            } => {
+                if short_sea {
+                    f.write_str("short sea, ")?;
+                }
+                let event = if arrival { "arrival" } else { "departure" };
+                write!(f, "{hours} h before {event}")
+            }
+            Basis::BeforeLoading => f.write_str("before loading"),
+            Basis::ShortFlight => f.write_str("at departure (flight shorter than the lead time)"),
+        }
+    }
+}
+
 /// The moment a filing is due, with the field it derives from and how it was chosen.
-pub(super) fn due(cx: &Context<'_>) -> Option<(SystemTime, &'static str, String)> {
+pub(super) fn due(cx: &Context<'_>) -> Option<(SystemTime, &'static str, Basis)> {
     let itinerary = cx.manifest.itinerary.as_ref()?;
     let departure = time(&itinerary.estimated_departure);
     let arrival = time(&itinerary.estimated_arrival);
@@ -91,8 +127,16 @@ pub(super) fn due(cx: &Context<'_>) -> Option<(SystemTime, &'static str, String)
     });
     let rule = match mode {
         TransportMode::Sea if short_sea => {
-            let (at, path, why) = apply(deadlines.short_sea, departure, arrival)?;
-            return Some((at, path, format!("short sea, {why}")));
+            let (at, path, basis) = apply(deadlines.short_sea, departure, arrival)?;
+            let basis = match basis {
+                Basis::Lead { hours, arrival, .. } => Basis::Lead {
+                    hours,
+                    arrival,
+                    short_sea: true,
+                },
+                other => other,
+            };
+            return Some((at, path, basis));
         }
         TransportMode::Sea if is_bulk(cx.manifest) => deadlines.sea_bulk,
         TransportMode::Sea => deadlines.sea_containerised,
@@ -107,12 +151,12 @@ pub(super) fn due(cx: &Context<'_>) -> Option<(SystemTime, &'static str, String)
             };
             let short_haul = matches!((departure, arrival), (Some(d), Some(a)) if a.duration_since(d).is_ok_and(|flight| flight < lead));
             if pre_loading || short_haul {
-                let why = if pre_loading {
-                    "before loading"
+                let basis = if pre_loading {
+                    Basis::BeforeLoading
                 } else {
-                    "at departure (flight shorter than the lead time)"
+                    Basis::ShortFlight
                 };
-                return departure.map(|d| (d, "itinerary.estimated_departure", why.to_owned()));
+                return departure.map(|d| (d, "itinerary.estimated_departure", basis));
             }
             deadlines.air
         }
@@ -128,20 +172,28 @@ fn apply(
     rule: Deadline,
     departure: Option<SystemTime>,
     arrival: Option<SystemTime>,
-) -> Option<(SystemTime, &'static str, String)> {
+) -> Option<(SystemTime, &'static str, Basis)> {
     match rule {
         Deadline::BeforeDeparture(lead) => departure.and_then(|d| d.checked_sub(lead)).map(|t| {
             (
                 t,
                 "itinerary.estimated_departure",
-                format!("{} h before departure", lead.as_secs() / 3600),
+                Basis::Lead {
+                    hours: lead.as_secs() / 3600,
+                    arrival: false,
+                    short_sea: false,
+                },
             )
         }),
         Deadline::BeforeArrival(lead) => arrival.and_then(|a| a.checked_sub(lead)).map(|t| {
             (
                 t,
                 "itinerary.estimated_arrival",
-                format!("{} h before arrival", lead.as_secs() / 3600),
+                Basis::Lead {
+                    hours: lead.as_secs() / 3600,
+                    arrival: true,
+                    short_sea: false,
+                },
             )
         }),
     }
