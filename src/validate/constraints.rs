@@ -266,7 +266,7 @@ impl Constraints {
             data_set: self.data_set(filing_type),
             trie: self.trie(form),
         };
-        let mut path = Path::default();
+        let mut path = Path::new();
         self.walk(self.root, encoded, &mut path, report, scope, Some(0));
     }
 
@@ -281,7 +281,7 @@ impl Constraints {
             data_set: Some(data_set),
             trie: &self.data_sets,
         };
-        let mut path = Path::default();
+        let mut path = Path::new();
         self.walk(self.root, encoded, &mut path, report, scope, Some(0));
     }
 
@@ -420,6 +420,11 @@ enum Raw<'b> {
 }
 
 fn varint(bytes: &mut &[u8]) -> Option<u64> {
+    // Most keys and lengths take one byte.
+    if let [byte @ 0..0x80, rest @ ..] = *bytes {
+        *bytes = rest;
+        return Some(u64::from(*byte));
+    }
     let mut value = 0u64;
     for (i, &byte) in bytes.iter().enumerate().take(10) {
         value |= u64::from(byte & 0x7f) << (7 * i);
@@ -523,6 +528,15 @@ struct Frame {
 }
 
 impl<'a> Path<'a> {
+    /// Room for the manifests' depth and their messages' fields on the way down, so that a
+    /// walk does not grow its buffers as it goes (it can, past that).
+    fn new() -> Self {
+        Path {
+            segments: Vec::with_capacity(16),
+            counts: Vec::with_capacity(256),
+        }
+    }
+
     /// Counts for a message with this many fields, all zero until it is closed.
     fn open_message(&mut self, fields: usize) -> Frame {
         let start = self.counts.len();
@@ -925,6 +939,21 @@ mod tests {
                     );
                 }
             }
+        }
+
+        /// The walk reads a varint as prost writes and reads it, whatever its length, and
+        /// leaves what follows it; a varint cut short reads as none.
+        #[test]
+        fn a_varint_reads_as_prost_has_it(value in prop_oneof![0u64..0x80, any::<u64>()], tail in any::<u8>()) {
+            let mut encoded = Vec::new();
+            prost::encoding::encode_varint(value, &mut encoded);
+            let len = encoded.len();
+            encoded.push(tail);
+            let mut bytes = encoded.as_slice();
+            prop_assert_eq!(varint(&mut bytes), Some(value));
+            prop_assert_eq!(bytes, &[tail][..]);
+            let mut cut = &encoded[..len - 1];
+            prop_assert_eq!(varint(&mut cut), None);
         }
     }
 
