@@ -55,6 +55,12 @@ impl Eori {
     }
 }
 
+impl From<Eori> for String {
+    fn from(id: Eori) -> String {
+        id.0
+    }
+}
+
 impl fmt::Display for Eori {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -79,6 +85,12 @@ impl Lrn {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<Lrn> for String {
+    fn from(id: Lrn) -> String {
+        id.0
     }
 }
 
@@ -168,6 +180,12 @@ impl Mrn {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl From<Mrn> for String {
+    fn from(id: Mrn) -> String {
+        id.0
     }
 }
 

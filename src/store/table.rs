@@ -808,7 +808,8 @@ impl Records {
 
     /// Appends a record for each key and value, in one write; their offsets, in order.
     pub(super) fn append(&mut self, entries: &[KeyValue]) -> Result<Vec<u64>, TableError> {
-        let mut buffer = Vec::new();
+        let size = entries.iter().map(|(k, v)| FRAME + k.len() + v.len()).sum();
+        let mut buffer = Vec::with_capacity(size);
         let mut offsets = Vec::with_capacity(entries.len());
         for (key, value) in entries {
             offsets.push(self.end + buffer.len() as u64);

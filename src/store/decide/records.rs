@@ -149,9 +149,9 @@ pub(super) fn new_record(filing: NewFiling, seq: Seq, country: &str) -> LogRecor
     let mrn = Mrn::issue(received.year(), country, seq);
     LogRecord {
         kind: RecordKind::Filing as i32,
-        mrn: mrn.to_string(),
-        filer: filing.filer.to_string(),
-        lrn: filing.lrn.to_string(),
+        mrn: mrn.into(),
+        filer: filing.filer.into(),
+        lrn: filing.lrn.into(),
         version: 1,
         received_at: Some(Timestamp::from(filing.received_at)),
         manifest: Some(filing.manifest),
