@@ -54,35 +54,39 @@ pub fn container_check_digit_ok(number: &str) -> bool {
 
 /// IMO ship number: (d1·7 + d2·6 + d3·5 + d4·4 + d5·3 + d6·2) mod 10 = d7.
 pub fn imo_check_digit_ok(number: &str) -> bool {
-    let digits: Vec<u32> = number.chars().filter_map(|c| c.to_digit(10)).collect();
-    if digits.len() != 7 || number.len() != 7 {
+    let [body @ .., check] = number.as_bytes() else {
+        return false;
+    };
+    if body.len() != 6 || !number.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
-    let sum: u32 = digits[..6]
+    let sum: u32 = body
         .iter()
         .zip((2..=7).rev())
-        .map(|(d, w)| d * w)
+        .map(|(d, w)| u32::from(d - b'0') * w)
         .sum();
-    sum % 10 == digits[6]
+    sum % 10 == u32::from(*check - b'0')
 }
 
 /// IATA air waybill `ppp-nnnnnnnn` or `pppnnnnnnnn`: the serial's last digit is its first seven
 /// digits mod 7.
 pub fn awb_check_digit_ok(number: &str) -> bool {
-    let digits = if number.len() == 12 && number.as_bytes()[3] == b'-' {
-        number.replacen('-', "", 1)
-    } else {
-        number.to_owned()
+    let bytes = number.as_bytes();
+    let (prefix, serial) = match bytes.len() {
+        12 if bytes[3] == b'-' => (&bytes[..3], &bytes[4..]),
+        11 => bytes.split_at(3),
+        _ => return false,
     };
-    if digits.len() != 11 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if !prefix.iter().chain(serial).all(u8::is_ascii_digit) {
         return false;
     }
-    let serial = &digits[3..];
+    let value = |digits: &[u8]| {
+        digits
+            .iter()
+            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'))
+    };
     let (body, check) = serial.split_at(7);
-    match (body.parse::<u32>(), check.parse::<u32>()) {
-        (Ok(body), Ok(check)) => body % 7 == check,
-        _ => false,
-    }
+    value(body) % 7 == value(check)
 }
 
 fn container_numbers(cx: &mut Context<'_>) {
@@ -251,7 +255,64 @@ mod tests {
         format!("{body}{}", sum % 10)
     }
 
+    /// The checks as first written (allocating), kept as oracles for the ones above.
+    fn imo_as_first_written(number: &str) -> bool {
+        let digits: Vec<u32> = number.chars().filter_map(|c| c.to_digit(10)).collect();
+        if digits.len() != 7 || number.len() != 7 {
+            return false;
+        }
+        let sum: u32 = digits[..6]
+            .iter()
+            .zip((2..=7).rev())
+            .map(|(d, w)| d * w)
+            .sum();
+        sum % 10 == digits[6]
+    }
+
+    fn awb_as_first_written(number: &str) -> bool {
+        let digits = if number.len() == 12 && number.as_bytes()[3] == b'-' {
+            number.replacen('-', "", 1)
+        } else {
+            number.to_owned()
+        };
+        if digits.len() != 11 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        let (body, check) = digits[3..].split_at(7);
+        match (body.parse::<u32>(), check.parse::<u32>()) {
+            (Ok(body), Ok(check)) => body % 7 == check,
+            _ => false,
+        }
+    }
+
     proptest! {
+        /// Numbers of the right shape (half of them with a correct check digit), near misses
+        /// (a dash elsewhere, a letter, one digit more or less, twelve digits) and any text: the
+        /// same verdicts.
+        #[test]
+        fn the_imo_and_awb_checks_answer_as_first_written(
+            imo in "[0-9]{6}",
+            awb in "[0-9]{3}-?[0-9]{7}",
+            twelve in "[0-9]{12}",
+            any in "[0-9A-Z-]{0,13}|\\PC{0,13}",
+            wrong in 0u32..2,
+        ) {
+            let imo = if wrong == 0 { imo_with_check(&imo) } else { format!("{imo}{}", imo.len() % 10) };
+            let serial: u32 = awb[awb.len() - 7..].parse().expect("digits");
+            let awb = format!("{awb}{}", (serial + wrong) % 7);
+            let mut dashed = awb.clone();
+            dashed.insert(1, '-');
+            let mut lettered = awb.clone();
+            lettered.replace_range(5..6, "A");
+            let longer = format!("{awb}1");
+            let numbers: [&str; 8] =
+                [&imo, &awb, &dashed, &lettered, &awb[1..], &longer, &twelve, &any];
+            for number in numbers {
+                prop_assert_eq!(imo_check_digit_ok(number), imo_as_first_written(number), "IMO {}", number);
+                prop_assert_eq!(awb_check_digit_ok(number), awb_as_first_written(number), "AWB {}", number);
+            }
+        }
+
         #[test]
         fn any_container_with_its_check_digit_passes_and_a_changed_digit_fails(
             owner in "[A-Z]{3}", category in "[UJZ]", serial in "[0-9]{6}", pos in 4usize..10, delta in 1u8..10,
