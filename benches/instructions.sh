@@ -23,6 +23,9 @@ rm -rf "$WORK" && mkdir -p "$WORK/payloads"
 cp schemas/examples/*."$MODE" "$WORK/payloads/" && rm -f "$WORK/payloads/"*large*
 WORK=$(cd "$WORK" && pwd)
 
+server=
+trap '[ -n "$server" ] && kill -9 "$server" 2> /dev/null; true' EXIT
+
 count() { # name, serve flags...
   local name=$1; shift
   rm -rf "$WORK/data" "$WORK/ready"
@@ -34,14 +37,21 @@ count() { # name, serve flags...
   RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
       --callgrind-out-file="$WORK/$name.out" "$BIN" serve --config "$WORK/gateway.toml" \
       --ready-file "$WORK/ready" "$@" > "$WORK/$name.log" 2>&1 &
-  local server=$!
-  until [ -f "$WORK/ready" ]; do sleep 0.1; done
+  server=$!
+  until [ -f "$WORK/ready" ]; do
+    kill -0 "$server" 2> /dev/null || { echo "serve $* failed: see $WORK/$name.log" >&2; exit 1; }
+    sleep 0.1
+  done
   "$BIN" load --config "$WORK/gateway.toml" --count 300 --payloads "$WORK/payloads" > /dev/null 2>&1
   callgrind_control -i on "$server" > /dev/null 2>&1
   "$BIN" load --config "$WORK/gateway.toml" --count "$FILINGS" --payloads "$WORK/payloads" \
-      > "$WORK/$name.load" 2> /dev/null
+      --json > "$WORK/$name.load" 2> /dev/null
   callgrind_control -i off "$server" > /dev/null 2>&1
   kill -TERM "$server"; wait "$server" || true
+  server=
+  # Every filing counted must have filed: the figures are per filing.
+  grep -q '"errors": {}' "$WORK/$name.load" \
+    || { echo "$name: some filings failed, see $WORK/$name.load" >&2; exit 1; }
 }
 
 per_filing() { # callgrind output -> instructions per filing
@@ -55,7 +65,7 @@ echo "instructions per $MODE filing: gateway $(per_filing "$WORK/gateway.out"), 
 echo "the gateway's own parts, inclusive, per filing:"
 callgrind_annotate --inclusive=yes "$WORK/gateway.out" 2>/dev/null \
   | grep -E '(Validator::(accept|validate_xml)|Constraints::(check|check_data_set)|rules::check|Writer::commit_requests|Index::apply|writer::decide|record::seal|FilingService::file::\{\{closure\}\}|LogCursor>::read_heads)( \[|$)' \
-  | awk -v n="$FILINGS" '{ c = $1; gsub(",", "", c); sub(/ \[.*/, ""); sub(/.*\.rs:/, "")
+  | awk -v n="$FILINGS" '{ c = $1; gsub(",", "", c); c += 0; sub(/ \[.*/, ""); sub(/.*\.rs:/, "")
                             if (c > most[$0]) most[$0] = c }
       END { for (f in most) printf "  %8.1fk  %s\n", most[f] / n / 1000, f }' \
   | sort -rn

@@ -70,9 +70,10 @@ const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
 /// records too).
 const READ_YOUR_WRITES_BOUND: Duration = Duration::from_secs(3);
 
-/// The maps the writer builds for one batch and drops after it: keyed with foldhash (seeded at
-/// random per map), a fraction of SipHash's cost on the short keys they hold (LRNs, MRNs,
-/// document numbers, sequences). A batch bounds what one caller can put in any of them.
+/// The maps the writer fills for one batch (built for it, or, the tables' vacancies, cleared
+/// after it): keyed with foldhash, a fraction of SipHash's cost on the short keys they hold
+/// (LRNs, MRNs, document numbers, sequences). Its `RandomState` is seeded at random, and a
+/// batch bounds what callers can put in any of them (the vacancies hold at most 8192).
 type BatchMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A filing at least this large as submitted (protobuf or XML, encoded bytes) is a large one:

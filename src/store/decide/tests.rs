@@ -101,24 +101,27 @@ fn one_lrn_twice_in_a_batch_is_one_record_and_a_conflict_when_it_differs() {
 fn a_master_document_is_taken_within_the_batch() {
     let (memory, rules) = (Memory::default(), rules());
     let mut batch = Batch::new(&memory, &rules, Seq(1));
-    assert!(matches!(
-        batch.register(filing("L1", 1, &["MBL1"])),
-        Decision::New(0)
-    ));
-    assert!(matches!(
-        batch.register(filing("L2", 2, &["MBL1"])),
-        Decision::Now(Ok(Registration::DuplicateDocument { .. }))
-    ));
-    // A master document is each filer's own: another's of the same number is not taken.
+    // A master document is each filer's own: another filer's of the same number, first in the
+    // batch, takes nothing from this filer, and is never named to it.
     let other = NewFiling {
         filer: Eori::parse("FR123456789012").expect("valid EORI"),
-        ..filing("L3", 3, &["MBL1"])
+        ..filing("F1", 1, &["MBL1"])
     };
-    assert!(matches!(batch.register(other), Decision::New(1)));
+    assert!(matches!(batch.register(other), Decision::New(0)));
     assert!(matches!(
-        batch.register(filing("L4", 4, &["MBL2", "MBL1"])),
-        Decision::Now(Ok(Registration::DuplicateDocument { document, .. })) if document == "MBL1"
+        batch.register(filing("L1", 2, &["MBL1"])),
+        Decision::New(1)
     ));
+    let own = batch.records[1].mrn.clone();
+    for (lrn, documents) in [("L2", &["MBL1"][..]), ("L3", &["MBL2", "MBL1"][..])] {
+        match batch.register(filing(lrn, 3, documents)) {
+            Decision::Now(Ok(Registration::DuplicateDocument { document, mrn })) => {
+                assert_eq!(document, "MBL1");
+                assert_eq!(mrn.as_str(), own, "the filer's own filing is named");
+            }
+            other => panic!("{lrn}: expected the document taken, got {other:?}"),
+        }
+    }
 }
 
 /// The state after one filing (LRN "L1") was registered, with its record and MRN.

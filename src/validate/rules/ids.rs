@@ -286,7 +286,7 @@ mod tests {
     }
 
     proptest! {
-        /// Numbers of the right shape (half of them with a correct check digit), near misses
+        /// Numbers of the right shape (at least half with a correct check digit), near misses
         /// (a dash elsewhere, a letter, one digit more or less, twelve digits) and any text: the
         /// same verdicts.
         #[test]
