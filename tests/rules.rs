@@ -16,6 +16,7 @@ fn sample(name: &str) -> Manifest {
     let json = match name {
         "sea" => include_str!("../schemas/examples/sea-f10.json"),
         "air" => include_str!("../schemas/examples/air-f23.json"),
+        "air-pre-loading" => include_str!("../schemas/examples/air-f21.json"),
         "road" => include_str!("../schemas/examples/road-f50.json"),
         "postal" => include_str!("../schemas/examples/postal-f45.json"),
         other => panic!("no sample {other}"),
@@ -559,6 +560,22 @@ fn at(ts: &Option<prost_types::Timestamp>, offset_hours: f64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs((seconds(ts) as f64 + offset_hours * 3600.0) as u64)
 }
 
+/// A sea filing loaded in Norway: short sea, due 2 h before arrival.
+fn short_sea() -> Manifest {
+    let mut m = sample("sea");
+    let itinerary = m.itinerary.as_mut().expect("i");
+    itinerary.place_of_loading.as_mut().expect("loading").locode = "NOOSL".into();
+    m
+}
+
+/// An air filing on a 2 h flight: shorter than the 4 h lead time, so due at departure.
+fn short_haul() -> Manifest {
+    let mut m = sample("air");
+    let itinerary = m.itinerary.as_mut().expect("i");
+    itinerary.estimated_departure = ts(seconds(&itinerary.estimated_arrival) - 2 * 3600);
+    m
+}
+
 #[test]
 fn deadlines_per_mode() {
     let validator = Validator::standard();
@@ -585,10 +602,8 @@ fn deadlines_per_mode() {
     );
     // Sea from a short-sea loading country (Norway): 2 h before arrival, containerised or not,
     // although its departure was weeks before.
-    let mut short_sea = sample("sea");
-    let itinerary = short_sea.itinerary.as_mut().expect("i");
-    itinerary.place_of_loading.as_mut().expect("loading").locode = "NOOSL".into();
-    let arrival = itinerary.estimated_arrival;
+    let short_sea = short_sea();
+    let arrival = short_sea.itinerary.as_ref().expect("i").estimated_arrival;
     assert!(late_findings(validator, &short_sea, at(&arrival, -2.5)).is_empty());
     assert_eq!(
         late_findings(validator, &short_sea, at(&arrival, -1.5)),
@@ -600,10 +615,8 @@ fn deadlines_per_mode() {
     assert!(late_findings(validator, &air, at(arrival, -4.5)).is_empty());
     assert_eq!(late_findings(validator, &air, at(arrival, -3.5)).len(), 1);
     // Air, short haul (2 h flight): due at departure.
-    let mut short = sample("air");
-    let itinerary = short.itinerary.as_mut().expect("i");
-    itinerary.estimated_departure = ts(seconds(&itinerary.estimated_arrival) - 2 * 3600);
-    let departure = itinerary.estimated_departure;
+    let short = short_haul();
+    let departure = short.itinerary.as_ref().expect("i").estimated_departure;
     assert!(late_findings(validator, &short, at(&departure, -0.1)).is_empty());
     assert_eq!(
         late_findings(validator, &short, at(&departure, 0.1)),
@@ -644,10 +657,8 @@ fn a_late_filing_says_which_deadline_it_missed() {
     let departure = sea.itinerary.as_ref().expect("i").estimated_departure;
     assert_eq!(reason(&sea, at(&departure, -23.5)), "24 h before departure");
 
-    let mut short_sea = sample("sea");
-    let itinerary = short_sea.itinerary.as_mut().expect("i");
-    itinerary.place_of_loading.as_mut().expect("loading").locode = "NOOSL".into();
-    let arrival = itinerary.estimated_arrival;
+    let short_sea = short_sea();
+    let arrival = short_sea.itinerary.as_ref().expect("i").estimated_arrival;
     assert_eq!(
         reason(&short_sea, at(&arrival, -1.5)),
         "short sea, 2 h before arrival"
@@ -657,14 +668,21 @@ fn a_late_filing_says_which_deadline_it_missed() {
     let arrival = air.itinerary.as_ref().expect("i").estimated_arrival;
     assert_eq!(reason(&air, at(&arrival, -3.5)), "4 h before arrival");
 
-    let mut short = sample("air");
-    let itinerary = short.itinerary.as_mut().expect("i");
-    itinerary.estimated_departure = ts(seconds(&itinerary.estimated_arrival) - 2 * 3600);
-    let departure = itinerary.estimated_departure;
+    let short = short_haul();
+    let departure = short.itinerary.as_ref().expect("i").estimated_departure;
     assert_eq!(
         reason(&short, at(&departure, 0.1)),
         "at departure (flight shorter than the lead time)"
     );
+
+    // F21 is a pre-loading type: due at departure, whatever the flight's length.
+    let pre_loading = sample("air-pre-loading");
+    let departure = pre_loading
+        .itinerary
+        .as_ref()
+        .expect("i")
+        .estimated_departure;
+    assert_eq!(reason(&pre_loading, at(&departure, 0.1)), "before loading");
 }
 
 #[test]

@@ -127,15 +127,10 @@ pub(super) fn due(cx: &Context<'_>) -> Option<(SystemTime, &'static str, Basis)>
     });
     let rule = match mode {
         TransportMode::Sea if short_sea => {
-            let (at, path, basis) = apply(deadlines.short_sea, departure, arrival)?;
-            let basis = match basis {
-                Basis::Lead { hours, arrival, .. } => Basis::Lead {
-                    hours,
-                    arrival,
-                    short_sea: true,
-                },
-                other => other,
-            };
+            let (at, path, mut basis) = apply(deadlines.short_sea, departure, arrival)?;
+            if let Basis::Lead { short_sea, .. } = &mut basis {
+                *short_sea = true;
+            }
             return Some((at, path, basis));
         }
         TransportMode::Sea if is_bulk(cx.manifest) => deadlines.sea_bulk,
