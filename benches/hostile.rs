@@ -268,14 +268,7 @@ impl LogActivity {
     async fn now(admin: SocketAddr) -> LogActivity {
         let metrics = admin_get(admin, "/metrics").await;
         let value = |series: &str| {
-            metrics
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix(series)?
-                        .strip_prefix(' ')?
-                        .parse::<f64>()
-                        .ok()
-                })
+            common::metric_value(&metrics, series)
                 .unwrap_or_else(|| panic!("{series} in the gateway's metrics"))
         };
         LogActivity {

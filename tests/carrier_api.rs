@@ -658,12 +658,7 @@ async fn the_metrics_endpoint_follows_the_filings() {
     let (site, gateway) = GatewayBuilder::default().start().await;
     let mut carrier = client(&endpoint(&gateway), &site.carrier()).await;
     let value = |metrics: &str, series: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(series)
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-            })
+        common::metric_value(metrics, series)
             .unwrap_or_else(|| panic!("{series} missing from\n{metrics}")) as u64
     };
     let before = common::admin_get(gateway.admin_addr, "/metrics").await;

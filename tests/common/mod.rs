@@ -632,14 +632,20 @@ pub fn new_filing(lrn: &str) -> aci_gateway::store::NewFiling {
     }
 }
 
-/// The value of the Prometheus series whose line starts with `series` (0 if absent).
+/// The value of the Prometheus series `series` (its name and labels, as rendered), if present.
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// The value of a counter series (0 if absent).
 pub fn metric(metrics: &str, series: &str) -> u64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    metric_value(metrics, series).map_or(0, |v| v as u64)
 }
 
 /// A number from the environment variable `var`, or `default` (longer runs on demand).
